@@ -1,0 +1,34 @@
+# The two README commands. Both create or reuse .venv and install only when
+# the dependency list changed (a stamp file keyed on pyproject.toml).
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.spikeport-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+DEMO_DIR ?= out/demo
+
+.PHONY: demo test install bench clean
+
+install: $(STAMP)
+
+$(STAMP):
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check "pip>=23" setuptools wheel
+	# torch==2.13.0 is pinned: pip takes the local CPU build, never a CUDA one
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
+	# lava-nc 0.10.0 declares python<3.11: its deps are pinned in pyproject.toml
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --ignore-requires-python lava-nc==0.10.0
+	rm -f $(VENV)/.spikeport-*
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/spikeport demo --out $(DEMO_DIR)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/train_step.py
+	$(PY) benchmarks/emulator_vs_lava.py
+
+clean:
+	rm -rf out .pytest_cache .hypothesis

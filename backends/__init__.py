@@ -1,0 +1,1 @@
+"""spikeport backends: the fixed/float emulator and the Lava (lava-nc) backend."""

@@ -1,0 +1,58 @@
+"""Make lava-nc 0.10.0 importable on Python 3.11.
+
+Python 3.11 rejects a dataclass field whose default is an instance of an
+unhashable class (an unfrozen dataclass, e.g. ``ByteEncoder`` in
+``lava/magma/compiler/var_model.py``). This shim wraps ``dataclasses._get_field``
+so that exactly such defaults become ``default_factory`` deep copies, which is
+what those Lava fields mean. Every other dataclass is left untouched.
+
+`import_lava()` applies the shim once and is the only way spikeport imports
+Lava; call it before any ``import lava...``.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+
+_PATCHED = False
+
+
+def _is_unhashable_dataclass_instance(value) -> bool:
+    return (dataclasses.is_dataclass(value) and not isinstance(value, type)
+            and type(value).__hash__ is None)
+
+
+def apply_shim() -> None:
+    """Patch ``dataclasses`` once (idempotent)."""
+    global _PATCHED
+    if _PATCHED:
+        return
+    original = dataclasses._get_field
+
+    @functools.wraps(original)
+    def _get_field(cls, a_name, a_type, *args, **kwargs):
+        default = cls.__dict__.get(a_name, dataclasses.MISSING)
+        if _is_unhashable_dataclass_instance(default):
+            setattr(cls, a_name, dataclasses.field(
+                default_factory=functools.partial(copy.deepcopy, default)))
+        return original(cls, a_name, a_type, *args, **kwargs)
+
+    dataclasses._get_field = _get_field
+    _PATCHED = True
+
+
+def import_lava():
+    """Apply the shim and import ``lava``; a missing install is a clear error."""
+    apply_shim()
+    try:
+        import lava  # noqa: F401
+        import lava.magma.core.run_configs  # noqa: F401  (first import that needs the shim)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        from models.errors import SpikeportError
+
+        raise SpikeportError(
+            f"lava-nc is not importable ({exc}); install it with "
+            "`pip install --no-deps --ignore-requires-python lava-nc==0.10.0` (see `make install`)"
+        ) from exc
+    return lava

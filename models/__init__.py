@@ -1,0 +1,1 @@
+"""spikeport reference simulator: neurons, synapses, networks, learning rules, losses."""

@@ -1,0 +1,262 @@
+"""Lava's Loihi integer arithmetic, written once.
+
+Every engine in spikeport (the torch simulator's fixed mode, the quantizer,
+the numpy emulator) executes the fixed-point semantics through these small
+pure functions, so there is exactly one definition of each rule in
+``shared/lava-fixed-point.md``:
+
+* decays round toward zero, current factor ``4095 - du`` (the ``du+1`` offset),
+  voltage factor ``4096 - dv``, both over 4096;
+* synaptic input enters ``u`` as ``a_in << 6`` in int32 (wraps mod 2**32);
+* ``u`` gets a *single* conditional +-2**24 correction into (-2**23, 2**23];
+* ``v`` saturates at +-(2**23 - 1); spikes when ``v > vth << 6``; reset ``v = 0``;
+* weights: truncate, infer sign mode on the whole matrix, clip to 8 bits,
+  drop ``8 - num_weight_bits + mixed`` LSBs; ``weight_exp`` shifts the summed
+  activation (flooring for negative exponents), int32 wrap.
+
+Values are float64 arrays (numpy) or float64 tensors (torch) that hold exact
+integers: every product here stays far below 2**53, so float64 is exact and
+matrix products can use BLAS. For torch tensors the rounding functions pass
+gradients straight through (STE), which is what quantization-aware training
+needs; numpy callers never see a difference.
+
+Time convention (every engine): steps t = 1..T; a synaptic hop adds one step.
+"""
+from __future__ import annotations
+
+import enum
+import math
+import sys
+
+import numpy as np
+
+DECAY_SHIFT = 12
+DECAY_UNITY = 1 << DECAY_SHIFT  # 4096
+ACT_SHIFT = 6  # a_in << 6
+VTH_SHIFT = 6  # vth << 6
+U_MAX = 1 << 23  # u in (-2**23, 2**23]
+V_SAT = (1 << 23) - 1  # v saturates at +-V_SAT
+WEIGHT_BITS = 8
+MAX_DELAY = 63  # Loihi 2: 6-bit synaptic delays
+DU_RANGE = (-1, 4095)  # du = -1 means "no current decay" (lava-dl netx convention)
+DV_RANGE = (0, 4095)
+VTH_RANGE = (0, (1 << 17) - 1)  # 17-bit threshold mantissa
+BIAS_MANT_RANGE = (-(1 << 12), (1 << 12) - 1)  # 13-bit signed mantissa
+BIAS_EXP_RANGE = (0, 7)  # 3-bit exponent
+WEIGHT_EXP_RANGE = (-8, 7)
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+class SignMode(enum.IntEnum):
+    """Lava's ``lava.utils.weightutils.SignMode`` values."""
+
+    NULL = 0
+    MIXED = 1
+    EXCITATORY = 2
+    INHIBITORY = 3
+
+
+# ---------------------------------------------------------------- array helpers
+def _is_torch(x) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _ste(x, rounded):
+    """``rounded`` in the forward pass, identity gradient in the backward pass."""
+    if _is_torch(x) and x.requires_grad:
+        return x + (rounded - x).detach()
+    return rounded
+
+
+def trunc(x):
+    """Round toward zero (exact for float64 integers), straight-through for torch."""
+    return _ste(x, x.trunc() if _is_torch(x) else np.trunc(x))
+
+
+def floor(x):
+    """Round toward -inf, straight-through for torch."""
+    return _ste(x, x.floor() if _is_torch(x) else np.floor(x))
+
+
+def round_half_away(x):
+    """Round to nearest, ties away from zero (the quantizer's rounding)."""
+    return trunc(x + 0.5 * (x.sign() if _is_torch(x) else np.sign(x)))
+
+
+def _where(cond, a, b):
+    if _is_torch(cond):
+        import torch
+
+        return torch.where(cond, a, b)
+    return np.where(cond, a, b)
+
+
+def _clip(x, lo, hi):
+    return x.clamp(lo, hi) if _is_torch(x) else np.clip(x, lo, hi)
+
+
+def wrap_int32(x):
+    """Two's-complement wrap into int32, as a numpy int32 shift or cast does."""
+    wrapped = (x - INT32_MIN) % (1 << 32) + INT32_MIN
+    return x + (wrapped - x).detach() if _is_torch(x) and x.requires_grad else wrapped
+
+
+# ---------------------------------------------------------------- neuron rules
+def current_factor(du):
+    """Integer current-decay numerator: ``4095 - du`` (Lava adds 1 to du)."""
+    return DECAY_UNITY - (du + 1)
+
+
+def voltage_factor(dv):
+    """Integer voltage-decay numerator: ``4096 - dv``."""
+    return DECAY_UNITY - dv
+
+
+def decay(x, factor):
+    """``rtz(x * factor / 4096)``: Lava's decay, rounding toward zero in magnitude."""
+    return trunc(x * factor / DECAY_UNITY)
+
+
+def scaled_input(a_in):
+    """``a_in << 6`` computed in int32, so it wraps exactly as Lava's does."""
+    return wrap_int32(a_in * (1 << ACT_SHIFT))
+
+
+def wrap_u(x):
+    """Lava's single conditional +-2**24 correction of u (not a modulo)."""
+    span = float(1 << 24)
+    return _where(x > U_MAX, x - span, _where(x <= -U_MAX, x + span, x))
+
+
+def saturate_v(x):
+    """Saturate v symmetrically at +-(2**23 - 1)."""
+    return _clip(x, -V_SAT, V_SAT)
+
+
+def effective_bias(bias_mant, bias_exp):
+    """``bias_mant << bias_exp`` (or ``>>`` flooring for a negative exponent).
+
+    The bias enters v on the 2**0 scale: it is *not* shifted by 6.
+    """
+    return floor(bias_mant * 2.0 ** np.asarray(bias_exp, dtype=np.float64))
+
+
+def effective_threshold(vth):
+    """``vth << 6``: the value v must strictly exceed to spike."""
+    return vth * float(1 << VTH_SHIFT)
+
+
+def lif_fixed_subthreshold(u, v, a_in, du, dv, bias):
+    """One fixed-point step before the spike test: returns the new (u, v).
+
+    ``bias`` is the effective bias (see `effective_bias`); v is pre-reset.
+    """
+    u = wrap_u(decay(u, current_factor(du)) + scaled_input(a_in))
+    v = saturate_v(decay(v, voltage_factor(dv)) + u + bias)
+    return u, v
+
+
+def lif_float_subthreshold(u, v, a_in, du, dv, bias):
+    """One ``floating_pt`` step before the spike test (bias_exp ignored, no shifts)."""
+    u = u * (1 - du) + a_in
+    v = v * (1 - dv) + u + bias
+    return u, v
+
+
+def reset_interval_hits(step: int, interval: int, offset: int) -> bool:
+    """LIFReset: whether u, v are zeroed at the start of 1-based ``step``."""
+    return step % interval == offset % interval
+
+
+# --------------------------------------------------------------- synapse rules
+def infer_sign_mode(weights) -> SignMode:
+    """Lava's sign-mode inference over the *whole* matrix (zeros included)."""
+    w = np.trunc(np.asarray(weights, dtype=np.float64))
+    if w.size == 0 or w.min() >= 0:
+        return SignMode.EXCITATORY
+    if w.max() <= 0:
+        return SignMode.INHIBITORY
+    return SignMode.MIXED
+
+
+def weight_clip_range(sign_mode: SignMode) -> tuple[int, int]:
+    """8-bit weight clip range for a sign mode."""
+    if sign_mode == SignMode.MIXED:
+        return -256, 255
+    if sign_mode == SignMode.INHIBITORY:
+        return -255, 0
+    return 0, 255
+
+
+def dropped_lsbs(num_weight_bits: int, sign_mode: SignMode) -> int:
+    """How many LSBs Lava floors away: ``8 - num_weight_bits + (1 if MIXED)``."""
+    return WEIGHT_BITS - num_weight_bits + (1 if sign_mode == SignMode.MIXED else 0)
+
+
+def lava_weights(weights, num_weight_bits: int = 8, sign_mode: SignMode | None = None):
+    """The weights Lava's fixed-point Dense actually uses (done once at step 1).
+
+    Truncates toward zero, infers the sign mode unless given, clips to 8 bits and
+    floors away the dropped LSBs (on the magnitude for INHIBITORY).
+    Works on float64 numpy arrays or torch tensors (straight-through).
+    """
+    w = trunc(weights)
+    mode = SignMode(sign_mode) if sign_mode is not None else infer_sign_mode(
+        w.detach().cpu().numpy() if _is_torch(w) else w)
+    lo, hi = weight_clip_range(mode)
+    w = _clip(w, lo, hi)
+    step = float(1 << dropped_lsbs(num_weight_bits, mode))
+    if mode == SignMode.INHIBITORY:
+        return -floor(-w / step) * step
+    return floor(w / step) * step
+
+
+def shift_by_weight_exp(acc, weight_exp: int):
+    """``acc << weight_exp`` or ``acc >> -weight_exp`` (flooring) in int32."""
+    return wrap_int32(floor(acc * 2.0 ** weight_exp))
+
+
+def exact_matmul_bound(max_abs_weight: float, fan_in: int, max_abs_input: float) -> bool:
+    """True when a float64 dot product of integers is exact (all partial sums < 2**53)."""
+    return max_abs_weight * fan_in * max_abs_input < 2.0 ** 53
+
+
+# ----------------------------------------------- float -> fixed parametrisation
+def du_from_float(du_float: float) -> int:
+    """Integer du for a float current decay: factor (4095-du)/4096 ~ 1-du_float.
+
+    ``du_float = 0`` (no decay) gives ``du = -1``, Lava's "no current decay".
+    """
+    return int(round(du_float * DECAY_UNITY)) - 1
+
+
+def dv_from_float(dv_float: float) -> int:
+    """Integer dv for a float voltage decay: factor (4096-dv)/4096 ~ 1-dv_float."""
+    return int(round(dv_float * DECAY_UNITY))
+
+
+def split_bias(bias_scaled, exp_range=BIAS_EXP_RANGE, mant_range=BIAS_MANT_RANGE):
+    """Write integer-scale biases as ``mant << exp`` with the smallest exponent that fits.
+
+    Returns (mant, exp, error) per element, error = represented - wanted.
+    A value too big even at the largest exponent keeps a ``mant`` outside
+    ``mant_range``: the caller must report it (nothing is clipped here).
+    """
+    b = np.asarray(bias_scaled, dtype=np.float64)
+    top = exp_range[1]
+    mant = np.round(b / 2.0 ** top)
+    exp = np.full(b.shape, top, dtype=np.int64)
+    for e in range(top - 1, exp_range[0] - 1, -1):
+        m = np.round(b / 2.0 ** e)
+        fits = (m >= mant_range[0]) & (m <= mant_range[1])
+        mant = np.where(fits, m, mant)
+        exp = np.where(fits, e, exp)
+    return mant, exp, mant * 2.0 ** exp - b
+
+
+def choose_weight_exp(max_abs_scaled_weight: float, limit: int = 254) -> int:
+    """Smallest weight_exp so that ``max|W| / 2**e`` fits in ``limit``."""
+    if max_abs_scaled_weight <= 0:
+        return 0
+    return max(WEIGHT_EXP_RANGE[0], math.ceil(math.log2(max_abs_scaled_weight / limit)))

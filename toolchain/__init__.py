@@ -1,0 +1,1 @@
+"""spikeport toolchain: IR, lowering, quantization, passes, verify, report, CLI."""
