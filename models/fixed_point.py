@@ -228,12 +228,12 @@ def du_from_float(du_float: float) -> int:
 
     ``du_float = 0`` (no decay) gives ``du = -1``, Lava's "no current decay".
     """
-    return int(round(du_float * DECAY_UNITY)) - 1
+    return int(round_half_away(np.float64(du_float) * DECAY_UNITY)) - 1
 
 
 def dv_from_float(dv_float: float) -> int:
     """Integer dv for a float voltage decay: factor (4096-dv)/4096 ~ 1-dv_float."""
-    return int(round(dv_float * DECAY_UNITY))
+    return int(round_half_away(np.float64(dv_float) * DECAY_UNITY))
 
 
 def split_bias(bias_scaled, exp_range=BIAS_EXP_RANGE, mant_range=BIAS_MANT_RANGE):
@@ -245,10 +245,10 @@ def split_bias(bias_scaled, exp_range=BIAS_EXP_RANGE, mant_range=BIAS_MANT_RANGE
     """
     b = np.asarray(bias_scaled, dtype=np.float64)
     top = exp_range[1]
-    mant = np.round(b / 2.0 ** top)
+    mant = round_half_away(b / 2.0 ** top)
     exp = np.full(b.shape, top, dtype=np.int64)
     for e in range(top - 1, exp_range[0] - 1, -1):
-        m = np.round(b / 2.0 ** e)
+        m = round_half_away(b / 2.0 ** e)
         fits = (m >= mant_range[0]) & (m <= mant_range[1])
         mant = np.where(fits, m, mant)
         exp = np.where(fits, e, exp)
