@@ -1,0 +1,170 @@
+"""The `spikeport` command: train | compile | simulate | verify | export | inspect | demo.
+
+Every user-caused failure is a `SpikeportError`: printed as one line on
+stderr, exit code 2, and no output file left behind (all writes are atomic).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from models.errors import SpikeportError
+
+
+def _cmd_train(args) -> int:
+    from toolchain import checkpoint
+    from toolchain.train import train
+
+    overrides = dict(epochs=args.epochs, seed=args.seed, feedback=args.feedback, threads=args.threads)
+    if args.qat:
+        overrides["mode"] = "fixed"
+    result = train(args.task, config_file=args.config, progress=not args.quiet, finetune=args.finetune,
+                   **overrides)
+    checkpoint.save(args.out, result.model, result.meta)
+    acc = result.meta["accuracy"]
+    print(f"{args.task}: train accuracy {acc['train']:.2%}, test accuracy {acc['test']:.2%} -> {args.out}")
+    return 0
+
+
+def _cmd_compile(args) -> int:
+    from toolchain import onnx_io
+    from toolchain.compiler import compile_checkpoint
+    from toolchain.quantize import format_report
+
+    ir = compile_checkpoint(args.model, args.calibration_samples, args.target)
+    onnx_io.save(ir, args.out)
+    print(ir.meta["quantization_mode"])
+    if "quantization" in ir.meta:
+        print(format_report(list(_reports(ir))))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _reports(ir):
+    from toolchain.quantize import LayerReport
+
+    for r in ir.meta["quantization"].values():
+        yield LayerReport(**r)
+
+
+def _cmd_export(args) -> int:
+    from toolchain import checkpoint, onnx_io
+    from toolchain.lower import lower
+
+    model, meta = checkpoint.load(args.model)
+    ir = lower(model, name=meta.get("task", "network"))
+    ir.meta.update({k: meta[k] for k in ("task", "encoding") if k in meta})
+    if args.format == "onnx":
+        onnx_io.save(ir, args.out)
+    else:
+        from toolchain import nir_io
+
+        nir_io.save(ir, args.out)
+    print(f"wrote {args.out} ({args.format}, {'fixed' if ir.is_fixed else 'float'} parameters)")
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    from toolchain import onnx_io
+    from toolchain.inspect import describe, format_description
+
+    ir = onnx_io.load(args.model)
+    print(json.dumps(describe(ir)) if args.json else format_description(ir))
+    return 0
+
+
+def _cmd_simulate(args) -> int:
+    from toolchain.simulate import cmd_simulate
+
+    return cmd_simulate(args) or 0
+
+
+def _cmd_verify(args) -> int:
+    from toolchain.verify import cmd_verify
+
+    return cmd_verify(args)
+
+
+def _cmd_demo(args) -> int:
+    from toolchain.demo import run_demo
+
+    return run_demo(args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spikeport", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a network (SuperSpike surrogate gradients)")
+    t.add_argument("--task", default="digits", help="digits | mnist | yinyang")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--out", default="model.pt")
+    t.add_argument("--config", help="JSON file overriding the task's training defaults")
+    t.add_argument("--feedback", choices=["symmetric", "random", "uniform"])
+    t.add_argument("--qat", action="store_true", help="train in Lava fixed-point arithmetic")
+    t.add_argument("--finetune", help="start from this checkpoint (with --qat: quantize, then fine-tune)")
+    t.add_argument("--threads", type=int)
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=_cmd_train)
+
+    c = sub.add_parser("compile", help="checkpoint -> fixed-point IR (.onnx)")
+    c.add_argument("model")
+    c.add_argument("--out", default="model.onnx")
+    c.add_argument("--calibration-samples", type=int, default=256)
+    c.add_argument("--target", default="loihi2")
+    c.set_defaults(func=_cmd_compile)
+
+    s = sub.add_parser("simulate", help="run an IR on the emulator, the float engine or Lava")
+    s.add_argument("model")
+    s.add_argument("--backend", default="emulator", choices=["emulator", "float", "lava", "lava-float"])
+    s.add_argument("--input", required=True, help=".npy spikes, (B, T, N) or (T, N)")
+    s.add_argument("--out", required=True, help=".npz with <node>/s, <node>/v, <node>/u")
+    s.add_argument("--record", nargs="*", help="nodes to record (default: all neuron nodes)")
+    s.add_argument("--emit-hw", help="with --backend lava: write a Loihi2HwCfg script instead of running")
+    s.set_defaults(func=_cmd_simulate)
+
+    v = sub.add_parser("verify", help="cross-check float model, emulator and Lava; write a report")
+    v.add_argument("model", help=".pt checkpoint or compiled .onnx")
+    v.add_argument("--task")
+    v.add_argument("--samples", type=int, default=100)
+    v.add_argument("--lava-samples", type=int)
+    v.add_argument("--backends", default="float,emulator,lava")
+    v.add_argument("--report", default="report")
+    v.add_argument("--max-timing-error", type=float, default=None)
+    v.add_argument("--min-match-1", type=float, default=None)
+    v.add_argument("--seed", type=int, default=0)
+    v.set_defaults(func=_cmd_verify)
+
+    e = sub.add_parser("export", help="write the float network as ONNX IR or NIR")
+    e.add_argument("model")
+    e.add_argument("--format", choices=["onnx", "nir"], default="onnx")
+    e.add_argument("--out", required=True)
+    e.set_defaults(func=_cmd_export)
+
+    i = sub.add_parser("inspect", help="show an IR file: graph, parameters, resources")
+    i.add_argument("model")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=_cmd_inspect)
+
+    d = sub.add_parser("demo", help="train on digits, compile, verify against emulator and Lava")
+    d.add_argument("--out", default="out/demo")
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SpikeportError as exc:
+        print(f"spikeport: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("spikeport: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

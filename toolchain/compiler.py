@@ -1,0 +1,45 @@
+"""`spikeport compile`: checkpoint -> validated IR with float and fixed-point parameters.
+
+    checkpoint ──lower──► float IR ──calibrate+quantize──► fixed IR ──validate──► .onnx
+
+A network trained quantization-aware already carries its fixed-point scales;
+lowering then writes the integers it trained with and no calibration runs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from models.network import Network
+from toolchain import checkpoint, datasets, passes
+from toolchain import ir as irm
+from toolchain.lower import lower
+from toolchain.quantize import calibration_stats, quantize
+
+
+def calibration_inputs(meta: dict, samples: int) -> np.ndarray:
+    """Encoded training inputs (B, T, N) for calibration, as the model was trained."""
+    from toolchain.train import encode
+
+    data = datasets.load_task(meta["task"])
+    return encode(data.x_train[:samples], meta["encoding"]).numpy()
+
+
+def compile_network(model: Network, meta: dict, calibration_samples: int = 256,
+                    target: str = "loihi2") -> irm.IR:
+    """Lower, quantize (unless already scaled) and validate ``model``."""
+    ir = lower(model, name=meta.get("task", "network"))
+    ir.meta.update({k: meta[k] for k in ("task", "encoding", "accuracy") if k in meta})
+    if model.has_fixed_scale:
+        ir.meta["quantization_mode"] = "quantization-aware (integers from training)"
+    else:
+        stats = calibration_stats(ir, calibration_inputs(meta, calibration_samples))
+        ir, _ = quantize(ir, stats)
+        ir.meta["quantization_mode"] = f"post-training ({calibration_samples} calibration samples)"
+    passes.validate(ir, target, require_fixed=True)
+    ir.meta["target"] = target
+    return ir
+
+
+def compile_checkpoint(path, calibration_samples: int = 256, target: str = "loihi2") -> irm.IR:
+    model, meta = checkpoint.load(path)
+    return compile_network(model, meta, calibration_samples, target)

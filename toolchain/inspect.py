@@ -1,0 +1,76 @@
+"""`spikeport inspect`: what an IR file holds, for people and for scripts.
+
+``describe`` gives ``{"nodes": [...], "edges": [[src, dst], ...]}`` where each
+node has ``name``, ``op``, ``shape`` and ``fixed``: the fixed-point keyword
+arguments exactly as they are handed to Lava (None for a float IR).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from toolchain import ir as irm
+from toolchain import passes
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _shape(ir: irm.IR, name: str, op) -> list:
+    if isinstance(op, irm.SYNAPSES):
+        return list(op.weight.shape)
+    return [op.size]
+
+
+def describe(ir: irm.IR) -> dict:
+    """JSON-ready description of every node and edge."""
+    nodes = []
+    for name, op in ir.nodes():
+        fixed = None
+        if getattr(op, "fixed", None) is not None:
+            fixed = {k: _jsonable(v) for k, v in op.lava_kwargs().items()}
+        nodes.append(dict(name=name, op=op.kind, shape=_shape(ir, name, op), fixed=fixed, source=op.source))
+    return dict(name=ir.name, fixed=ir.is_fixed, nodes=nodes, edges=[list(e) for e in ir.graph.edges])
+
+
+def _param_summary(op) -> str:
+    if isinstance(op, irm.SYNAPSES):
+        text = f"W {op.weight.shape[0]}x{op.weight.shape[1]} float |W|max={np.abs(op.weight).max(initial=0):.3g}"
+        if op.delays is not None:
+            text += f" delays {op.delays.min()}..{op.delays.max()}"
+        if op.fixed is not None:
+            f = op.fixed
+            text += (f" | int8 [{f.weights.min()}, {f.weights.max()}] exp={f.weight_exp}"
+                     f" bits={f.num_weight_bits} sign={f.sign_mode}")
+        return text
+    if isinstance(op, irm.NEURONS):
+        text = f"du={op.du:.4g} dv={op.dv:.4g} vth={op.vth:.4g}"
+        if op.fixed is not None:
+            f = op.fixed
+            text += f" | du={f.du} dv={f.dv} vth={f.vth} bias_mant [{f.bias_mant.min()}, {f.bias_mant.max()}]"
+        return text
+    return ""
+
+
+def format_description(ir: irm.IR) -> str:
+    """Human-readable graph, parameter summary and resource estimate."""
+    kind = "fixed-point" if ir.is_fixed else "float"
+    lines = [f"IR {ir.name!r} ({kind} parameters; {ir.meta.get('quantization_mode', 'not quantized')})", ""]
+    for name, op in ir.nodes():
+        srcs = ", ".join(ir.inputs(name)) or "-"
+        lines.append(f"  {name:<18} {op.kind:<10} size {op.size:<6} <- {srcs:<28} {_param_summary(op)}")
+    est = passes.core_mapping(ir)
+    lines += ["", f"resources on {est['target']}: {est['neurons']} neurons, {est['synapses']} synapses, "
+                  f"{est['cores']} cores, {est['chips']} chip(s)"]
+    for row in est["populations"]:
+        lines.append(f"  {row['node']:<18} {row['neurons']:>6} neurons {row['synapses']:>9} synapses "
+                     f"-> {row['cores']} core(s)")
+    if "quantization" in ir.meta:
+        from toolchain.quantize import LayerReport, format_report
+
+        lines += ["", "quantization:", format_report([LayerReport(**r) for r in ir.meta["quantization"].values()])]
+    return "\n".join(lines)

@@ -1,0 +1,172 @@
+"""Post-training quantization: float IR -> fixed-point IR (Lava LIF/Dense integers).
+
+For each LIF population one scale ``lam`` maps float state to integer state
+(``v_int ~ 64 * lam * v``; see `models.fixed_params`). Calibration runs the
+float network on sample inputs and records the largest |u| and |v| each
+population reaches; ``lam`` is then the largest scale such that
+
+* that state, times a headroom factor, stays inside 24 bits (no saturation,
+  no wrap),
+* the threshold mantissa fits 17 bits,
+* every incoming synapse's weight exponent stays <= 7.
+
+Each synapse's ``weight_exp`` is the smallest that puts ``lam * max|W|`` on
+the 8-bit grid of its sign mode, so weights use the whole 8-bit range.
+Every clipped, zeroed or moved value is counted in the report; nothing is
+clipped silently, and a synapse whose weights would all vanish is an error.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from models import fixed_point as fx
+from models import fixed_params as fp
+from models.errors import SpikeportError
+from toolchain import ir as irm
+
+HEADROOM = 2.0  # calibrated state * HEADROOM must fit in 24 bits
+STATE_LIMIT = fx.V_SAT
+
+
+@dataclass
+class LayerReport:
+    """What quantization did to one neuron population and its incoming synapses."""
+
+    node: str
+    lam: float
+    limited_by: str
+    du: int
+    dv: int
+    vth: int
+    vth_error: float
+    bias_max_error: float
+    bias_clipped: int
+    max_abs_u: float
+    max_abs_v: float
+    state_use: float  # expected peak |state| / 2**23
+    synapses: list
+
+
+@dataclass
+class SynapseReport:
+    node: str
+    weight_exp: int
+    sign_mode: str
+    range_use: float  # max |W_int| / largest representable
+    clipped: int
+    rounded_to_zero: int
+    nonzero: int
+    max_rel_error: float
+
+
+def calibration_stats(ir: irm.IR, x: np.ndarray) -> dict:
+    """Peak |u| and |v| (pre-reset membrane bound) per neuron node, from the float engine."""
+    from backends.emulator import run
+
+    names = ir.names(*irm.NEURONS)
+    out = run(ir, x, record=names, mode="float")
+    stats = {}
+    for name in names:
+        op = ir.op(name)
+        u = np.abs(out[f"{name}/u"]).max(initial=0.0)
+        v = np.abs(out[f"{name}/v"]).max(initial=0.0)
+        stats[name] = {"u": float(u), "v": float(max(v, op.vth))}
+    return stats
+
+
+def choose_scale(ir: irm.IR, node: str, stat: dict) -> tuple[float, str]:
+    """Largest lam that keeps state, threshold and weight exponents in range."""
+    op = ir.op(node)
+    peak = max(stat["u"], stat["v"], abs(op.vth), 1e-12)
+    candidates = {"state range (24 bits)": STATE_LIMIT / (HEADROOM * float(1 << fx.ACT_SHIFT) * peak),
+                  "threshold (17 bits)": fx.VTH_RANGE[1] / abs(op.vth)}
+    for syn in ir.inputs(node):
+        w = np.abs(ir.op(syn).weight).max(initial=0.0)
+        if w > 0:
+            limit = 254 * 2.0 ** fx.WEIGHT_EXP_RANGE[1]
+            candidates[f"weight_exp <= {fx.WEIGHT_EXP_RANGE[1]} ({syn})"] = limit / w
+    reason = min(candidates, key=candidates.get)
+    return candidates[reason], reason
+
+
+def quantize(ir: irm.IR, stats: dict) -> tuple[irm.IR, list[LayerReport]]:
+    """A copy of ``ir`` with fixed-point records on every synapse and neuron."""
+    out = ir.copy()
+    reports = []
+    for node, op in out.nodes(*irm.NEURONS):
+        if node not in stats:
+            raise SpikeportError(f"{node}: no calibration statistics (was the node reached by the inputs?)")
+        lam, reason = choose_scale(out, node, stats[node])
+        synapses = [_quantize_synapse(out, syn, lam) for syn in out.inputs(node)]
+        reports.append(_quantize_neuron(node, op, lam, reason, stats[node], synapses))
+    out.meta["quantization"] = {r.node: asdict(r) for r in reports}
+    return out, reports
+
+
+def _quantize_synapse(ir: irm.IR, name: str, lam: float) -> SynapseReport:
+    op = ir.op(name)
+    w = op.weight
+    mode = fp.sign_mode_of(w)
+    exp = fp.weight_exp_for(np.abs(w).max(initial=0.0), lam, mode)
+    scale = fp.SynapseScale(exp)
+    w_int, mode = fp.quantize_weights(w, lam, scale, mode)
+    nonzero = int((w != 0).sum())
+    zeroed = int(((w != 0) & (w_int == 0)).sum())
+    if nonzero and zeroed == nonzero:
+        raise SpikeportError(
+            f"{name}: all {nonzero} nonzero weights round to zero (max|W|={np.abs(w).max():.3g}, "
+            f"scale lam={lam:.4g}, weight_exp={exp} >= limit {fx.WEIGHT_EXP_RANGE[0]})")
+    op.fixed = irm.SynapseFixed(weights=w_int.astype(np.int64), weight_exp=exp, num_weight_bits=8,
+                                sign_mode=int(mode))
+    approx = w_int * 2.0 ** exp / lam
+    rel = np.abs(approx - w).max(initial=0.0) / max(np.abs(w).max(initial=0.0), 1e-30)
+    lo, hi = fx.weight_clip_range(mode)
+    return SynapseReport(node=name, weight_exp=exp, sign_mode=mode.name,
+                         range_use=float(np.abs(w_int).max(initial=0) / max(abs(lo), hi)),
+                         clipped=fp.count_clipped(w, lam, scale, mode), rounded_to_zero=zeroed,
+                         nonzero=nonzero, max_rel_error=float(rel))
+
+
+def _quantize_neuron(node, op: irm.LIF, lam, reason, stat, synapses) -> LayerReport:
+    du, dv = fp.decays_to_fixed(op.du, op.dv)
+    vth = fp.threshold_to_fixed(op.vth, lam)
+    mant, exp, err = fp.bias_to_fixed(op.bias, lam)
+    lo, hi = fx.BIAS_MANT_RANGE
+    clipped = int(((mant < lo) | (mant > hi)).sum())
+    if clipped:
+        worst = float(np.abs(op.bias).max())
+        raise SpikeportError(f"{node}: bias={worst:.4g} needs a mantissa outside [{lo}, {hi}] at exponent "
+                             f"{fx.BIAS_EXP_RANGE[1]} (scale lam={lam:.4g}); {clipped} biases affected")
+    zeros = np.zeros(op.n, dtype=np.int64)
+    op.fixed = irm.LIFFixed(du=du, dv=dv, vth=vth, bias_mant=mant.astype(np.int64),
+                            bias_exp=exp.astype(np.int64), u=zeros, v=zeros)
+    peak = float(1 << fx.ACT_SHIFT) * lam * max(stat["u"], stat["v"])
+    return LayerReport(node=node, lam=float(lam), limited_by=reason, du=du, dv=dv, vth=vth,
+                       vth_error=float(vth / lam - op.vth),
+                       bias_max_error=float(np.abs(err).max(initial=0.0) / (64 * lam)),
+                       bias_clipped=clipped, max_abs_u=stat["u"], max_abs_v=stat["v"],
+                       state_use=peak / fx.U_MAX, synapses=synapses)
+
+
+def format_report(reports: list[LayerReport]) -> str:
+    """A human-readable table of the quantization report."""
+    lines = [f"{'node':<18}{'lam':>10} {'du':>5} {'dv':>5} {'vth':>7} {'state use':>10}  limited by"]
+    for r in reports:
+        lines.append(f"{r.node:<18}{r.lam:>10.4g} {r.du:>5} {r.dv:>5} {r.vth:>7} {r.state_use:>9.1%}  {r.limited_by}")
+        for s in r.synapses:
+            s = s if isinstance(s, SynapseReport) else SynapseReport(**s)
+            lines.append(f"  {s.node:<22} exp={s.weight_exp:>3} {s.sign_mode:<11} range use {s.range_use:6.1%}"
+                         f"  clipped {s.clipped}  zeroed {s.rounded_to_zero}/{s.nonzero}"
+                         f"  max rel err {s.max_rel_error:.2%}")
+    return "\n".join(lines)
+
+
+def apply_scales(model, ir: irm.IR) -> None:
+    """Give a `Network` the scales a quantized IR was made with (for its fixed mode)."""
+    q = ir.meta.get("quantization", {})
+    for i, layer in enumerate(model.layers):
+        node = f"layers.{i}"
+        exps = {s["node"]: s["weight_exp"] for s in q[node]["synapses"]}
+        layer.set_fixed_scale(q[node]["lam"], exps.get(f"{node}.dense", 0), exps.get(f"{node}.rec", 0))
