@@ -30,6 +30,7 @@ TASK_DEFAULTS = {
     "mnist": dict(encoding=dict(name="regular", T=20, max_rate=0.5), hidden=[256], du=0.2, dv=0.05,
                   weight_gain=3.0, epochs=5, lr=2e-3, weight_decay=0.01, batch_size=128, loss="count"),
 }
+FINETUNE_DEFAULTS = dict(epochs=10, lr=3e-4)  # a short, gentle run from a trained network
 RUN_DEFAULTS = dict(seed=0, feedback="symmetric", slope=10.0, mode="float", threads=None)
 
 
@@ -88,6 +89,8 @@ def train(task: str = "digits", *, config_file=None, progress: bool = True, fine
     ``mode="fixed"`` trains in Lava's integer arithmetic (quantization-aware):
     the scales come from post-training quantization of the starting network.
     """
+    if finetune:
+        overrides = {**FINETUNE_DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
     cfg = resolve_config(task, config_file, **overrides)
     torch.manual_seed(cfg["seed"])
     if cfg["threads"]:
@@ -102,9 +105,14 @@ def train(task: str = "digits", *, config_file=None, progress: bool = True, fine
     y_train = torch.as_tensor(data.y_train)
     if not finetune:
         model = Network(network_config(cfg, x_train.shape[-1], data.n_classes))
-    if cfg["mode"] == "fixed" and not model.has_fixed_scale:
-        init_fixed_scales(model, dict(task=task, encoding=cfg["encoding"]))
-    history = fit(model, x_train, y_train, cfg, progress=progress)
+    on_epoch = None
+    if cfg["mode"] == "fixed":
+        scale_meta = dict(task=task, encoding=cfg["encoding"])
+        if not model.has_fixed_scale:
+            init_fixed_scales(model, scale_meta)
+        if not finetune:  # from scratch the weights move a lot: let the scales follow them
+            on_epoch = lambda: init_fixed_scales(model, scale_meta)  # noqa: E731
+    history = fit(model, x_train, y_train, cfg, progress=progress, on_epoch=on_epoch)
     meta = dict(task=task, encoding=cfg["encoding"], train_config=cfg, history=history,
                 accuracy=dict(train=evaluate(model, x_train, data.y_train, cfg["mode"]),
                               test=evaluate(model, x_test, data.y_test, cfg["mode"])))
@@ -119,8 +127,13 @@ def init_fixed_scales(model: Network, meta: dict) -> None:
     apply_scales(model, compile_network(model, meta))
 
 
-def fit(model: Network, x: torch.Tensor, y: torch.Tensor, cfg: dict, progress: bool = True) -> list:
-    """Mini-batch AdamW with a one-cycle learning rate; returns per-epoch loss/accuracy."""
+def fit(model: Network, x: torch.Tensor, y: torch.Tensor, cfg: dict, progress: bool = True,
+        on_epoch=None) -> list:
+    """Mini-batch AdamW with a one-cycle learning rate; returns per-epoch loss/accuracy.
+
+    ``on_epoch`` is called before every epoch (quantization-aware training uses
+    it to re-choose the fixed-point scales).
+    """
     loss_fn = LOSSES[cfg["loss"]]
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
@@ -130,6 +143,8 @@ def fit(model: Network, x: torch.Tensor, y: torch.Tensor, cfg: dict, progress: b
     history = []
     bar = tqdm(range(cfg["epochs"]), desc=f"train {cfg['task']}", disable=not progress, unit="epoch")
     for epoch in bar:
+        if on_epoch is not None:
+            on_epoch()
         start, total, correct = time.perf_counter(), 0.0, 0
         for idx in torch.randperm(len(x), generator=gen).split(cfg["batch_size"]):
             trace = model(x[idx], mode=cfg["mode"])[-1]
@@ -138,7 +153,7 @@ def fit(model: Network, x: torch.Tensor, y: torch.Tensor, cfg: dict, progress: b
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
             correct += int((predict(trace.s) == y[idx].numpy()).sum())
         history.append(dict(epoch=epoch + 1, loss=total / len(x), train_acc=correct / len(x),
                             seconds=time.perf_counter() - start))
