@@ -1,0 +1,376 @@
+"""Exact spike times, and their exact gradients, in continuous-time multilayer LIF networks.
+
+Neuron model: the continuous-time current-based LIF whose discretisation is
+Lava's CUBA LIF (the canonical neuron of spikeport). Time ``t`` in ms;
+``u`` in threshold units per ms, ``v`` in threshold units (dimensionless)::
+
+    du/dt = -u / tau_syn   + Σ_j W_ij Σ_f δ(t - t_j^f - d)    (a spike arriving adds W_ij to u)
+    dv/dt = -v / tau_mem   + u
+    spike when v reaches vth (upward crossing), then v <- 0 (u keeps its value)
+
+``d`` is the hop delay of the synapse (ms, see below). Because a spike happens
+exactly when ``v = vth``, "reset to 0" is "subtract vth" and the model is
+linear between spikes: it *is* a spike response model (SRM) with a
+difference-of-exponentials PSP kernel and an exponential reset kernel,
+
+    V_i(t) = Σ_j W_ij Σ_f eps(t - t_j^f - d) - vth Σ_{t_i^f < t} exp(-(t - t_i^f) / tau_mem),
+    eps(s) = c (exp(-s/tau_mem) - exp(-s/tau_syn)),  c = tau_syn tau_mem / (tau_mem - tau_syn),
+
+for ``s > 0`` (``eps`` is v's response to a unit jump of u; ``tau_syn != tau_mem``).
+
+Forward (event-based, exact). Layers are simulated one after the other; a
+layer's presynaptic spikes are all known before it runs. Between two
+arrivals ``v`` is ``A exp(-x/tau_mem) + D exp(-x/tau_syn)``, a function with
+at most one extremum (closed form), so whether ``v`` reaches threshold in an
+interval is decided exactly, and the crossing is found by a bracketed
+Newton/bisection to machine precision. A neuron's spikes are found one at a
+time (round r finds the first crossing after spike r-1, over all intervals
+at once), batched over samples and neurons in numpy.
+
+Gradients (exact, implicit function theorem). Each spike time solves
+``V_i(t_k; W, earlier spikes) = vth``, so
+
+    dt_k/dθ = -(∂V_i/∂θ) / V̇_i(t_k)     for any weight or earlier spike time θ,
+
+where ``∂V/∂θ`` runs through the presynaptic spike times (which depend on
+earlier layers) and the neuron's own earlier spikes (through the reset
+kernel). `implicit_times` rebuilds every spike time as the torch expression
+``t* - (V(t*) - V(t*).detach()) / V̇(t*)``: its value is ``t*`` and its
+autograd gradient is exactly the formula above, chained through all layers
+and all earlier spikes. Spikes that appear or vanish are not seen by any
+gradient (the spike count is piecewise constant).
+
+Time base and deployment. With input spikes on the integer-ms grid, the
+Lava discretisation (1 step = 1 ms, ``du = 1 - exp(-1/tau_syn)``,
+``dv = 1 - exp(-1/tau_mem)``, weights times `ContinuousLIF.step_gain`)
+samples the sub-threshold membrane *exactly* at integer times, and a spike
+at step n means a crossing in ``(n-1, n]`` ms. A deployed hidden neuron that
+crosses at ``t`` is seen downstream as if at ``ceil(t)``: on average half a
+step late. The continuous model makes that explicit with a delay ``d`` on
+every synapse whose source is a spiking layer (``hop_delay``, default
+0.5 ms) and none on the input synapses (inputs sit on the grid). Teacher and
+student share it, so it is part of the model, not a correction.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.errors import SpikeportError
+
+INF = math.inf
+
+
+# --------------------------------------------------------------------- neuron
+@dataclass(frozen=True)
+class ContinuousLIF:
+    """Continuous-time CUBA LIF parameters: time constants in ms, threshold in v units."""
+
+    tau_syn: float = 5.0
+    tau_mem: float = 10.0
+    vth: float = 1.0
+
+    def __post_init__(self):
+        if not (self.tau_syn > 0 and self.tau_mem > 0 and self.vth > 0):
+            raise SpikeportError(f"neuron: tau_syn={self.tau_syn}, tau_mem={self.tau_mem}, vth={self.vth} must be > 0")
+        if abs(self.tau_syn - self.tau_mem) < 1e-9 * self.tau_mem:
+            raise SpikeportError(f"neuron: tau_syn={self.tau_syn} must differ from tau_mem={self.tau_mem}")
+
+    @property
+    def c(self) -> float:
+        """PSP scale ``tau_syn tau_mem / (tau_mem - tau_syn)`` (ms)."""
+        return self.tau_syn * self.tau_mem / (self.tau_mem - self.tau_syn)
+
+    def psp(self, s):
+        """``eps(s)``: v's response to a unit jump of u, ``s > 0`` ms (torch or numpy)."""
+        exp = torch.exp if isinstance(s, torch.Tensor) else np.exp
+        return self.c * (exp(-s / self.tau_mem) - exp(-s / self.tau_syn))
+
+    def psp_slope(self, s):
+        """``eps'(s)`` (1/ms)."""
+        exp = torch.exp if isinstance(s, torch.Tensor) else np.exp
+        return self.c * (exp(-s / self.tau_syn) / self.tau_syn - exp(-s / self.tau_mem) / self.tau_mem)
+
+    # ------------------------------------------------------ discretisation
+    @property
+    def du(self) -> float:
+        """Lava current decay per 1-ms step, ``1 - exp(-1/tau_syn)`` (exact for u)."""
+        return 1.0 - math.exp(-1.0 / self.tau_syn)
+
+    @property
+    def dv(self) -> float:
+        """Lava voltage decay per 1-ms step, ``1 - exp(-1/tau_mem)``."""
+        return 1.0 - math.exp(-1.0 / self.tau_mem)
+
+    @property
+    def step_gain(self) -> float:
+        """Weight factor ``∫_0^1 exp(-(1-r)/tau_mem) exp(-r/tau_syn) dr`` for 1-ms steps.
+
+        Lava adds ``u[n]`` (the current right after the step-(n-1) jump) to v
+        once per step; the continuous v integrates the decaying current over
+        the step. With weights times this factor the two agree exactly at
+        integer times for grid-aligned inputs (between spikes).
+        """
+        a, b = 1.0 / self.tau_mem, 1.0 / self.tau_syn
+        return (math.exp(-b) - math.exp(-a)) / (a - b)
+
+
+# ------------------------------------------------------- event-based forward
+def simulate_layer(arrivals: np.ndarray, weight: np.ndarray, neuron: ContinuousLIF, t_end: float,
+                   max_spikes: int = 100) -> np.ndarray:
+    """Exact spike times (ms) of one layer, (B, n, K) padded with inf.
+
+    arrivals: (B, n_pre, Kp) times (ms) at which presynaptic spikes reach the
+    layer (delay included), inf-padded; weight: (n, n_pre). Spikes are
+    searched in ``(0, t_end]``. More than ``max_spikes`` spikes in one neuron
+    is an error (nothing is truncated silently).
+    """
+    ev_t, ev_w = _sorted_events(np.asarray(arrivals, dtype=np.float64), np.asarray(weight, np.float64), t_end)
+    B, n, E = ev_w.shape
+    sums = _prefix_sums(ev_t, ev_w, neuron)
+    starts = ev_t[:, None, :]  # interval e runs from arrival e to arrival e+1 (the last to t_end)
+    ends = np.concatenate([ev_t[:, 1:], np.full((B, 1), t_end)], axis=1)[:, None, :]
+    t_last, reset_sum = np.zeros((B, n)), np.zeros((B, n))
+    spikes = []
+    active = np.ones((B, n), dtype=bool)
+    for _ in range(max_spikes + 1):
+        t_new = _next_crossing(starts, ends, sums, t_last, reset_sum, active, neuron)
+        found = np.isfinite(t_new)
+        if not found.any():
+            break
+        if len(spikes) == max_spikes:
+            raise SpikeportError(f"exact simulation: a neuron fires more than max_spikes={max_spikes} spikes "
+                                 f"before t_end={t_end} ms (runaway weights?)")
+        spikes.append(t_new)
+        t_last = np.where(found, t_new, t_last)
+        reset_sum = reset_sum + np.where(found, np.exp(np.where(found, t_new, 0.0) / neuron.tau_mem), 0.0)
+        active = found
+    if not spikes:
+        return np.full((B, n, 1), INF)
+    return np.stack(spikes, axis=-1)
+
+
+def _sorted_events(arrivals, weight, t_end):
+    """Arrivals before t_end sorted per sample: times (B, E) and each neuron's weight (B, n, E)."""
+    B, n_pre, Kp = arrivals.shape
+    t = arrivals.reshape(B, n_pre * Kp)
+    pre = np.repeat(np.arange(n_pre), Kp)
+    order = np.argsort(t, axis=1, kind="stable")
+    t = np.take_along_axis(t, order, axis=1)
+    w = weight[:, pre[order]].transpose(1, 0, 2)  # (B, n, E)
+    late = ~(t < t_end)
+    return np.where(late, t_end, t), np.where(late[:, None, :], 0.0, w)
+
+
+def _prefix_sums(ev_t, ev_w, neuron):
+    """Σ_{e'<=e} W exp(t_e'/tau) for tau_syn and tau_mem: u and v at any later time follow in closed form."""
+    limit = max(ev_t.max(initial=0.0) / neuron.tau_syn, ev_t.max(initial=0.0) / neuron.tau_mem)
+    if limit > 600:
+        raise SpikeportError(f"exact simulation: t_end/tau = {limit:.0f} > 600 overflows float64 prefix sums")
+    return (np.cumsum(ev_w * np.exp(ev_t / neuron.tau_syn)[:, None, :], axis=-1),
+            np.cumsum(ev_w * np.exp(ev_t / neuron.tau_mem)[:, None, :], axis=-1))
+
+
+def _next_crossing(starts, ends, sums, t_last, reset_sum, active, neuron):
+    """First threshold crossing after ``t_last`` for every neuron, (B, n); inf where none."""
+    ts, tm, vth, c = neuron.tau_syn, neuron.tau_mem, neuron.vth, neuron.c
+    s = np.maximum(starts, t_last[..., None])  # (B, n, E) interval starts after the last spike
+    width = ends - s
+    usable = active[..., None] & (width >= 0) & (ends > t_last[..., None])
+    u = np.exp(-s / ts) * sums[0]
+    v = c * (np.exp(-s / tm) * sums[1] - u) - vth * np.exp(-s / tm) * reset_sum[..., None]
+    A, D = v + c * u, -c * u  # v(s + x) = A exp(-x/tm) + D exp(-x/ts)
+    lo, hi, crosses = _crossing_bracket(A, D, np.maximum(width, 0.0), neuron)
+    crosses &= usable
+    first = crosses.argmax(axis=-1)[..., None]
+    found = crosses.any(axis=-1)
+    pick = lambda a: np.take_along_axis(a, first, axis=-1)[..., 0][found]  # noqa: E731
+    t_new = np.full(found.shape, INF)
+    t_new[found] = pick(s) + _solve_crossing(pick(A), pick(D), pick(lo), pick(hi), neuron)
+    return t_new
+
+
+def _crossing_bracket(A, D, width, neuron):
+    """For ``f(x) = A e^{-x/tm} + D e^{-x/ts} - vth`` on [0, width]: does f exceed 0, and a bracket
+    [lo, hi] on which f is increasing with f(lo) <= 0 < f(hi) (f has at most one extremum)."""
+    ts, tm, vth = neuron.tau_syn, neuron.tau_mem, neuron.vth
+    f = lambda x: A * np.exp(-x / tm) + D * np.exp(-x / ts) - vth  # noqa: E731
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = -D * tm / (A * ts)  # f'(x*) = 0 at exp(x*(1/ts - 1/tm)) = ratio
+        x_star = np.where(ratio > 0, np.log(np.where(ratio > 0, ratio, 1.0)) / (1 / ts - 1 / tm), -1.0)
+    inside = (x_star > 0) & (x_star < width)
+    is_max = inside & (A * (1 / tm - 1 / ts) < 0)
+    is_min = inside & ~is_max
+    f_end, f_star = f(width), np.where(inside, f(np.where(inside, x_star, 0.0)), -INF)
+    at_start = f(0.0) > 0  # only by rounding, right at an arrival: the crossing is the arrival time
+    crosses = np.where(is_max, f_star > 0, f_end > 0) | at_start
+    lo = np.where(is_min & ~at_start, x_star, 0.0)
+    hi = np.where(at_start, 0.0, np.where(is_max, x_star, width))
+    return lo, hi, crosses
+
+
+def _solve_crossing(A, D, lo, hi, neuron, iters: int = 200):
+    """Root of the increasing ``f`` in [lo, hi] to machine precision: Newton, bisection as safeguard."""
+    ts, tm, vth = neuron.tau_syn, neuron.tau_mem, neuron.vth
+    lo, hi = lo.copy(), hi.copy()
+    x = hi.copy()
+    for _ in range(iters):
+        em, es = np.exp(-x / tm), np.exp(-x / ts)
+        fx = A * em + D * es - vth
+        slope = -A / tm * em - D / ts * es
+        lo, hi = np.where(fx <= 0, x, lo), np.where(fx > 0, x, hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = x - fx / slope
+        ok = (slope > 0) & (newton > lo) & (newton < hi)
+        x_new = np.where(ok, newton, 0.5 * (lo + hi))
+        done = (np.abs(x_new - x) <= 4e-16 * np.maximum(np.abs(x), 1.0)) | (hi - lo <= 4e-16 * np.maximum(hi, 1.0))
+        x = x_new
+        if done.all():
+            break
+    return np.where(np.isfinite(x), x, lo)
+
+
+# ----------------------------------------------------- exact gradients (torch)
+def implicit_times(t_star: torch.Tensor, arrivals: torch.Tensor, weight: torch.Tensor,
+                   neuron: ContinuousLIF, min_slope: float = 0.0) -> torch.Tensor:
+    """Spike times (B, n, K) equal to ``t_star`` whose autograd gradient is the exact one.
+
+    ``t_star``: the event simulation's times (no gradient); ``arrivals`` (B, n_pre, Kp)
+    and ``weight`` (n, n_pre) may require grad. For each spike, in order,
+    ``t_k = t* - (V(t*) - V(t*).detach()) / V̇(t*)``, with V built from the
+    already-rebuilt earlier spikes, so the gradient chains through resets.
+    ``min_slope`` (1/ms) floors V̇ in the backward pass (0 = exact).
+    """
+    t_star = t_star.detach().to(torch.float64)
+    valid = torch.isfinite(t_star)
+    t0 = torch.where(valid, t_star, torch.zeros_like(t_star))
+    v_in, vdot_in = _input_drive(t0, arrivals, weight, neuron)
+    out = []
+    for k in range(t_star.shape[-1]):
+        v, vdot = v_in[..., k], vdot_in[..., k]
+        if out:
+            prev = torch.stack(out, dim=-1)
+            r, rdot = _reset_drive(t0[..., k], prev, neuron)
+            v, vdot = v + r, vdot + rdot
+        vdot = torch.where(valid[..., k], vdot.detach().clamp_min(min_slope) if min_slope > 0 else vdot.detach(),
+                           torch.ones_like(vdot))
+        t_k = t0[..., k] - (v - v.detach()) / vdot
+        out.append(torch.where(valid[..., k], t_k, torch.full_like(t_k, INF)))
+    return torch.stack(out, dim=-1)
+
+
+def _input_drive(t, arrivals, weight, neuron):
+    """Σ_j W_ij Σ_q eps(t - a_jq) and its time derivative at times t (B, n, K)."""
+    B, n_pre, Kp = arrivals.shape
+    a = arrivals.to(torch.float64).reshape(B, 1, 1, n_pre * Kp)
+    w = weight.to(torch.float64).repeat_interleave(Kp, dim=1)[None, :, None, :]  # (1, n, 1, E)
+    lag = t[..., None] - a
+    before = lag > 0  # arrivals strictly before t (inf arrivals never)
+    lag = torch.where(before, lag, torch.ones_like(lag))
+    eps = torch.where(before, neuron.psp(lag), torch.zeros_like(lag))
+    slope = torch.where(before, neuron.psp_slope(lag), torch.zeros_like(lag))
+    return (w * eps).sum(-1), (w * slope).sum(-1)
+
+
+def _reset_drive(t, prev, neuron):
+    """Reset kernel ``-vth Σ exp(-(t - t_f)/tau_mem)`` of earlier own spikes ``prev`` (B, n, k) and its slope."""
+    lag = t[..., None] - prev
+    before = torch.isfinite(prev) & (lag > 0)
+    decay = torch.where(before, torch.exp(-torch.where(before, lag, torch.zeros_like(lag)) / neuron.tau_mem),
+                        torch.zeros_like(lag))
+    return -neuron.vth * decay.sum(-1), neuron.vth / neuron.tau_mem * decay.sum(-1)
+
+
+def membrane(t_grid: torch.Tensor, arrivals: torch.Tensor, weight: torch.Tensor, own: torch.Tensor,
+             neuron: ContinuousLIF) -> torch.Tensor:
+    """V (threshold units) at times ``t_grid`` (G,) for every sample and neuron: (B, n, G).
+
+    ``own`` (B, n, K): the neuron's own spike times (reset kernel); differentiable
+    in arrivals, weight and own times.
+    """
+    B, n = own.shape[:2]
+    t = t_grid.to(torch.float64).expand(B, n, -1)
+    v_in, _ = _input_drive(t, arrivals, weight, neuron)
+    lag = t[..., None] - own.to(torch.float64)[..., None, :]
+    before = lag > 0
+    decay = torch.where(before, torch.exp(-torch.where(before, lag, torch.zeros_like(lag)) / neuron.tau_mem),
+                        torch.zeros_like(lag))
+    return v_in - neuron.vth * decay.sum(-1)
+
+
+# -------------------------------------------------------------------- network
+class ExactNetwork(nn.Module):
+    """Feed-forward layers of continuous-time CUBA LIF neurons with exact spike-time gradients.
+
+    ``sizes = [n_in, n_1, ..., n_out]``; ``weights[l]`` is (n_{l+1}, n_l) in
+    threshold units per ms (a spike adds W to u). Input synapses have no
+    delay; every synapse from a spiking layer has ``hop_delay`` ms (see the
+    module docstring). Spikes are simulated in ``(0, t_end]`` ms.
+    ``config`` rebuilds the architecture: ``ExactNetwork(**config)``.
+    """
+
+    def __init__(self, sizes, *, tau_syn: float = 5.0, tau_mem: float = 10.0, vth: float = 1.0,
+                 hop_delay: float = 0.5, t_end: float = 100.0, max_spikes: int = 100):
+        super().__init__()
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise SpikeportError(f"exact network: sizes={sizes} needs an input size and >= 1 layer, all >= 1")
+        if hop_delay < 0:
+            raise SpikeportError(f"exact network: hop_delay={hop_delay} is outside [0, inf) ms")
+        self.neuron = ContinuousLIF(tau_syn, tau_mem, vth)
+        self.sizes = [int(s) for s in sizes]
+        self.hop_delay, self.t_end, self.max_spikes = float(hop_delay), float(t_end), int(max_spikes)
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.zeros(n_out, n_in, dtype=torch.float64))
+            for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]))
+
+    @property
+    def config(self) -> dict:
+        return dict(sizes=list(self.sizes), **asdict(self.neuron), hop_delay=self.hop_delay,
+                    t_end=self.t_end, max_spikes=self.max_spikes)
+
+    def delay(self, layer: int) -> float:
+        """Delay (ms) of the synapses into ``layer``: 0 from the input, ``hop_delay`` otherwise."""
+        return 0.0 if layer == 0 else self.hop_delay
+
+    def forward(self, x_times: torch.Tensor, min_slope: float = 0.0) -> list[torch.Tensor]:
+        """Spike times (ms) of every layer, each (B, n, K) inf-padded, with exact gradients.
+
+        ``x_times``: input spike times (B, n_in, K_in) (ms, inf-padded).
+        """
+        arrivals = torch.as_tensor(x_times, dtype=torch.float64)
+        out = []
+        for layer, w in enumerate(self.weights):
+            arrivals = arrivals + self.delay(layer)
+            t_star = simulate_layer(arrivals.detach().numpy(), w.detach().numpy(), self.neuron, self.t_end,
+                                    self.max_spikes)
+            t = implicit_times(torch.from_numpy(t_star), arrivals, w, self.neuron, min_slope)
+            out.append(t)
+            arrivals = t
+        return out
+
+    @torch.no_grad()
+    def simulate(self, x_times) -> list[np.ndarray]:
+        """Spike times of every layer without gradients (numpy)."""
+        arrivals = np.asarray(torch.as_tensor(x_times, dtype=torch.float64))
+        out = []
+        for layer, w in enumerate(self.weights):
+            arrivals = arrivals + self.delay(layer)
+            arrivals = simulate_layer(arrivals, w.detach().numpy(), self.neuron, self.t_end, self.max_spikes)
+            out.append(arrivals)
+        return out
+
+    def membranes(self, x_times, t_grid: torch.Tensor, spikes: Optional[list] = None) -> list[torch.Tensor]:
+        """V of every layer on ``t_grid`` (B, n, G), from given or freshly simulated spikes."""
+        spikes = spikes if spikes is not None else self.forward(x_times)
+        arrivals = torch.as_tensor(x_times, dtype=torch.float64)
+        out = []
+        for layer, (w, own) in enumerate(zip(self.weights, spikes)):
+            arrivals = arrivals + self.delay(layer)
+            out.append(membrane(t_grid, arrivals, w, torch.as_tensor(own), self.neuron))
+            arrivals = torch.as_tensor(own)
+        return out
