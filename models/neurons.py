@@ -20,7 +20,12 @@ latency as every synaptic hop.
 The whole time loop runs inside one autograd Function with a hand-written
 backward (SuperSpike surrogate, reset treated as a constant, integer
 rounding straight-through), which keeps the per-step cost to a few fused
-tensor ops instead of an autograd graph of T * dozens of nodes.
+tensor ops instead of an autograd graph of T * dozens of nodes. The float
+forward writes each step straight into the output buffers (6 ops a step, the
+same arithmetic in the same order as above, so results are bit-identical to
+the plain loop); the backward precomputes every term that is not carried
+through time, leaving 2 ops a step (first-order gradients only: the backward
+is not itself differentiable).
 """
 from __future__ import annotations
 
@@ -30,7 +35,6 @@ from typing import Optional
 import torch
 
 from models import fixed_point as fx
-from models.surrogate import fast_sigmoid_grad
 
 
 @dataclass
@@ -51,29 +55,13 @@ class _LIFScan(torch.autograd.Function):
     def forward(ctx, a, alpha, beta, bias, vth, w_rec, u0, v0, fixed, rec_exp, slope):
         B, T, N = a.shape
         s_all, v_all, u_all = torch.empty_like(a), torch.empty_like(a), torch.empty_like(a)
-        u, v = u0.expand(B, N).clone(), v0.expand(B, N).clone()
-        s = torch.zeros_like(u)
         if fixed:
-            cf, vf = alpha * fx.DECAY_UNITY, beta * fx.DECAY_UNITY
-            vth_cmp = fx.effective_threshold(vth)
-        w_rec_t = None if w_rec is None else w_rec.t()
-        for t in range(T):
-            a_t = a[:, t]
-            if w_rec_t is not None:
-                rec = s @ w_rec_t
-                a_t = a_t + (fx.shift_by_weight_exp(rec, rec_exp) if fixed else rec)
-            if fixed:
-                u = fx.wrap_u(fx.decay(u, cf) + fx.scaled_input(a_t))
-                v = fx.saturate_v(fx.decay(v, vf) + u + bias)
-                s = (v > vth_cmp).to(a.dtype)
-            else:
-                u = u * alpha + a_t
-                v = v * beta + u + bias
-                s = (v > vth).to(a.dtype)
-            u_all[:, t], v_all[:, t], s_all[:, t] = u, v, s
-            v = v * (1 - s)
+            _forward_fixed(a, alpha, beta, bias, vth, w_rec, u0, v0, rec_exp, s_all, v_all, u_all)
+        else:
+            _forward_float(a, alpha, beta, bias, vth, w_rec, u0, v0, s_all, v_all, u_all)
         ctx.save_for_backward(alpha, beta, vth, w_rec, u0, v0, s_all, v_all, u_all)
         ctx.fixed, ctx.rec_exp, ctx.slope = fixed, rec_exp, slope
+        ctx.set_materialize_grads(False)  # unused outputs (usually v, u) cost no zero tensors
         return s_all, v_all, u_all
 
     @staticmethod
@@ -83,32 +71,104 @@ class _LIFScan(torch.autograd.Function):
         in_scale = float(1 << fx.ACT_SHIFT) if ctx.fixed else 1.0
         rec_scale = 2.0 ** ctx.rec_exp if ctx.fixed else 1.0
         theta = fx.effective_threshold(vth) if ctx.fixed else vth
-        norm = torch.where(theta.abs() > 0, theta.abs(), torch.ones_like(theta))
-        sg = fast_sigmoid_grad((v_all - theta) / norm, ctx.slope) / norm  # ds/dv
-        g_a, g_v_all = torch.empty_like(s_all), torch.empty_like(s_all)
-        gu = torch.zeros(B, N, dtype=s_all.dtype)
-        gv = torch.zeros_like(gu)
-        g_rec_in = torch.zeros_like(gu)  # dL/da[t+1] from the recurrent path
-        g_spike_total = torch.empty_like(s_all)
+        recurrent = w_rec is not None
+        need_vth = ctx.needs_input_grad[4]
+        sg = _surrogate_grad(v_all, theta, ctx.slope)  # ds/dv, (B, T, N)
+        # pre[t] = g_v[t] + g_s[t] * sg[t]: every adjoint term not carried through time
+        # (plus, when recurrent, the spike's recurrent path, added in the loop)
+        if g_s is None:
+            pre = torch.zeros_like(s_all)
+        elif recurrent or need_vth:
+            pre = sg * g_s
+        else:
+            pre = sg.mul_(g_s)  # sg is not needed again
+        if g_v is not None:
+            pre.add_(g_v)
+        g_spike = None  # dL/ds[t] including the recurrent path, for the threshold's gradient
+        if need_vth:
+            g_spike = torch.zeros_like(s_all) if g_s is None else g_s.expand_as(s_all).clone()
+        keep = (1 - s_all).mul_(beta)  # dv[t+1]/dv[t]: beta, or 0 after a spike (reset = constant)
+        gv_all, gu_all = torch.empty_like(s_all), torch.empty_like(s_all)
+        gv = gu = torch.zeros(B, N, dtype=s_all.dtype)
+        alpha_f = float(alpha)
+        pre_t, keep_t, sg_t = pre.unbind(1), keep.unbind(1), sg.unbind(1)
+        gv_t, gu_t = gv_all.unbind(1), gu_all.unbind(1)
+        rec_gain = in_scale * rec_scale  # powers of two: exact
         for t in range(T - 1, -1, -1):
-            gs = g_s[:, t]
-            if w_rec is not None and t < T - 1:
-                gs = gs + (g_rec_in @ w_rec) * rec_scale
-            g_spike_total[:, t] = gs
-            gv = g_v[:, t] + gs * sg[:, t] + gv * beta * (1 - s_all[:, t])
-            gu = gv + alpha * gu
-            g_rec_in = gu * in_scale
-            g_a[:, t], g_v_all[:, t] = g_rec_in, gv
-        grads = _parameter_grads(ctx, g_a, g_v_all, g_spike_total, sg, s_all, v_all, u_all,
-                                 u0, v0, w_rec, rec_scale, in_scale)
+            if recurrent and t < T - 1:
+                r = (gu @ w_rec).mul_(rec_gain)  # dL/ds[t] through W_rec into a[t+1]
+                pre_t[t].addcmul_(r, sg_t[t])
+                if g_spike is not None:
+                    g_spike[:, t].add_(r)
+            torch.addcmul(pre_t[t], gv, keep_t[t], out=gv_t[t])
+            torch.add(gv_t[t], gu, alpha=alpha_f, out=gu_t[t])
+            gv, gu = gv_t[t], gu_t[t]
+        g_a = gu_all if in_scale == 1.0 else gu_all * in_scale
+        grads = _parameter_grads(ctx, g_a, gu_all, gv_all, g_spike, sg, s_all, v_all, u_all,
+                                 u0, v0, w_rec, rec_scale)
         return (g_a, *grads, None, None, None, None, None, None)
 
 
-def _parameter_grads(ctx, g_a, gv, g_spike, sg, s_all, v_all, u_all, u0, v0, w_rec,
-                     rec_scale, in_scale):
+def _forward_float(a, alpha, beta, bias, vth, w_rec, u0, v0, s_all, v_all, u_all):
+    """Float-mode scan written straight into the output buffers (no per-step allocation
+    except the recurrent product); same operations, in the same order, as the docstring."""
+    B, T, N = a.shape
+    a_t, s_t, v_t, u_t = a.unbind(1), s_all.unbind(1), v_all.unbind(1), u_all.unbind(1)
+    u, v = u0.expand(B, N), v0.expand(B, N)
+    v_post = torch.empty(B, N, dtype=a.dtype)
+    w_rec_t = None if w_rec is None else w_rec.t()
+    add_bias = bool((bias != 0).any())  # adding exact zeros changes nothing
+    for t in range(T):
+        a_in = a_t[t]
+        if w_rec is not None and t:
+            # a[t] + W_rec s[t-1] (s[-1] = 0); contiguous: BLAS rounds strided operands differently
+            a_in = (s_t[t - 1].contiguous() @ w_rec_t).add_(a_in)
+        torch.mul(u, alpha, out=u_t[t])
+        u_t[t].add_(a_in)
+        u = u_t[t]
+        torch.mul(v, beta, out=v_t[t])
+        v_t[t].add_(u)
+        if add_bias:
+            v_t[t].add_(bias)
+        torch.gt(v_t[t], vth, out=s_t[t])
+        torch.addcmul(v_t[t], v_t[t], s_t[t], value=-1, out=v_post)  # v - v*s: exact, s in {0, 1}
+        v = v_post
+
+
+def _forward_fixed(a, alpha, beta, bias, vth, w_rec, u0, v0, rec_exp, s_all, v_all, u_all):
+    """Lava ``fixed_pt``, bit for bit, on exact integers held in float64."""
+    B, T, N = a.shape
+    u, v = u0.expand(B, N).clone(), v0.expand(B, N).clone()
+    s = torch.zeros_like(u)
+    cf, vf = alpha * fx.DECAY_UNITY, beta * fx.DECAY_UNITY
+    vth_cmp = fx.effective_threshold(vth)
+    w_rec_t = None if w_rec is None else w_rec.t()
+    for t in range(T):
+        a_t = a[:, t]
+        if w_rec_t is not None:
+            a_t = a_t + fx.shift_by_weight_exp(s @ w_rec_t, rec_exp)
+        u = fx.wrap_u(fx.decay(u, cf) + fx.scaled_input(a_t))
+        v = fx.saturate_v(fx.decay(v, vf) + u + bias)
+        s = (v > vth_cmp).to(a.dtype)
+        u_all[:, t], v_all[:, t], s_all[:, t] = u, v, s
+        v = v * (1 - s)
+
+
+def _surrogate_grad(v_all, theta, slope):
+    """ds/dv: ``models.surrogate.fast_sigmoid_grad((v - theta) / |theta|, slope) / |theta|``,
+    computed in place in one buffer (the test against the autograd loop pins the two together)."""
+    norm = torch.where(theta.abs() > 0, theta.abs(), torch.ones_like(theta))
+    unit = bool(norm == 1)  # the usual float vth = 1: dividing by 1 changes nothing
+    x = v_all - theta
+    if not unit:
+        x.div_(norm)
+    x.abs_().mul_(slope).add_(1.0).square_().reciprocal_()
+    return x if unit else x.div_(norm)
+
+
+def _parameter_grads(ctx, g_a, gu, gv, g_spike, sg, s_all, v_all, u_all, u0, v0, w_rec, rec_scale):
     """Gradients for (alpha, beta, bias, vth, w_rec) from the per-step adjoints."""
     need = ctx.needs_input_grad
-    gu = g_a / in_scale
     alpha, beta, vth = ctx.saved_tensors[:3]
     g_alpha = g_beta = g_bias = g_vth = g_w = None
     if need[1]:
