@@ -1,0 +1,347 @@
+"""NIR interop (``nir`` 1.0.8): bring networks from snnTorch, Norse, Sinabs and
+Lava-DL, and take them back.
+
+``to_nir``/``from_nir`` convert in memory; ``save``/``load`` write and read
+``.nir`` (HDF5) files. Only float parameters travel: NIR has no fixed-point
+representation, so ``to_nir`` leaves fixed-point records behind.
+
+Node mapping
+------------
+=====================  ==========================================================
+spikeport IR           NIR
+=====================  ==========================================================
+Input                  Input
+Dense, Sparse          Linear (no bias: the bias lives in the neuron)
+DelayDense             Linear if every delay is 0, refused otherwise (NIR has no
+                       per-synapse delay)
+LIF                    CubaLIF
+LIFReset               refused (NIR has no periodic reset)
+Output                 Output
+=====================  ==========================================================
+
+``from_nir`` also reads Affine (see "Affine bias"), LIF and IF. Any other node
+type, nested graphs included, is refused with an error naming the node.
+
+Neuron parameters: the forward-Euler convention
+-----------------------------------------------
+NIR's CubaLIF is continuous time::
+
+    tau_syn dI/dt = -I + w_in S          tau_mem dv/dt = (v_leak - v) + r I
+
+One forward-Euler step of length ``dt`` using the freshly updated current (the
+order of Lava and of snnTorch's ``Synaptic``) gives::
+
+    I <- (1 - dt/tau_syn) I + (dt/tau_syn) w_in S
+    v <- (1 - dt/tau_mem) v + (dt/tau_mem) r I + (dt/tau_mem) v_leak
+
+which is Lava's float LIF ``u <- u(1-du) + a``, ``v <- v(1-dv) + u + bias`` when
+
+    tau_syn = dt/du      w_in = tau_syn/dt      (unit input gain)
+    tau_mem = dt/dv      r    = tau_mem/dt      (unit current-to-voltage gain)
+    v_leak  = bias * tau_mem/dt                 v_threshold = vth, v_reset = 0
+
+This is the convention snnTorch's NIR export uses. ``du = 0`` or ``dv = 0`` (no
+decay) is an infinite time constant: ``tau = np.inf``, and then ``w_in`` or ``r``
+is ``np.inf`` too; an infinite scale over an infinite time constant reads as
+gain 1 (the limit of ``scale = tau/dt``). A bias with ``dv = 0`` would need an
+infinite ``v_leak`` and is refused.
+
+Reading, the gains need not be 1: a per-neuron gain ``g = (w_in dt/tau_syn) *
+(r dt/tau_mem)`` is folded into the rows of every synapse feeding the neuron
+(exact: it only rescales u). NIR's LIF has no current state and maps to du = 1
+(``u = a_in`` each step); IF maps to du = 1, dv = 0 with gain ``r dt``. A
+population must share one du, dv and threshold; v_reset must be 0.
+
+Affine bias: a constant input current. It equals a Lava bias only when the
+neuron it feeds keeps no current (du = 1, i.e. tau_syn = dt, or NIR LIF/IF);
+then it is folded into that neuron's bias, otherwise it is refused.
+
+Time convention
+---------------
+NIR is continuous time and its edges have no delay. Lava, and every spikeport
+engine, add one step per synaptic hop (Linear). So a network imported from
+NIR answers one step later per Linear than an Euler simulation without hop
+delays, and an exported network loses those steps. ``dt`` only scales the time
+constants; spikeport's own time step is always 1.
+
+Round trip
+----------
+NIR node metadata ``spikeport_op``, ``spikeport_source`` and
+``spikeport_num_message_bits`` keep what NIR cannot say (Sparse vs Dense,
+provenance, graded spikes); graph metadata ``spikeport_name``,
+``spikeport_meta`` (JSON) and ``spikeport_order`` (HDF5 sorts nodes by name)
+keep the rest. ``from_nir(to_nir(ir))`` equals ``ir`` up to rounding in
+``dt/(dt/du)`` and ``bias * tau_mem/dt / (tau_mem/dt)``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import nir
+import numpy as np
+
+from models.errors import SpikeportError
+from toolchain import ir as irm
+from toolchain.files import atomic_path
+from toolchain.onnx_io import meta_from_json, meta_to_json
+
+OP_KEY, SOURCE_KEY, BITS_KEY = "spikeport_op", "spikeport_source", "spikeport_num_message_bits"
+NAME_KEY, META_KEY, ORDER_KEY = "spikeport_name", "spikeport_meta", "spikeport_order"
+NEURON_TYPES = (nir.CubaLIF, nir.LIF, nir.IF)
+SUPPORTED = (nir.Input, nir.Linear, nir.Affine, *NEURON_TYPES, nir.Output)
+
+
+# ------------------------------------------------------------------ public API
+def save(ir: irm.IR, path, dt: float = 1.0) -> None:
+    """Write ``ir`` as a ``.nir`` file, atomically."""
+    graph = to_nir(ir, dt)
+    with atomic_path(path) as tmp:
+        nir.write(tmp, graph)
+
+
+def load(path, dt: float = 1.0) -> irm.IR:
+    """Read a ``.nir`` file into a float IR."""
+    if not Path(path).is_file():
+        raise SpikeportError(f"{path}: no such file")
+    try:
+        graph = nir.read(path)
+    except (OSError, KeyError, ValueError, TypeError, AssertionError) as e:
+        message = " ".join(str(e).split()) or type(e).__name__
+        raise SpikeportError(f"{path}: not a readable NIR file ({message})") from None
+    return from_nir(graph, dt)
+
+
+def to_nir(ir: irm.IR, dt: float = 1.0) -> nir.NIRGraph:
+    """The NIR graph of ``ir``'s float parameters (mapping in the module docstring)."""
+    from toolchain import passes
+
+    _check_dt(dt)
+    passes.infer_shapes(ir)
+    nodes = {name: _export_node(name, op, dt) for name, op in ir.nodes()}
+    metadata = {NAME_KEY: ir.name, META_KEY: meta_to_json(ir.meta, ir.name),
+                ORDER_KEY: json.dumps(list(ir.graph.nodes))}
+    return nir.NIRGraph(nodes=nodes, edges=list(ir.graph.edges), metadata=metadata)
+
+
+def from_nir(graph: nir.NIRGraph, dt: float = 1.0) -> irm.IR:
+    """The float IR of a NIR graph (mapping in the module docstring)."""
+    from toolchain import passes
+
+    _check_dt(dt)
+    metadata = graph.metadata or {}
+    ir = irm.IR(str(metadata.get(NAME_KEY, "network")),
+                meta=meta_from_json(metadata[META_KEY], "NIR graph") if META_KEY in metadata else None)
+    for name, node in graph.nodes.items():
+        _check_supported(name, node)
+    successors = _successors(graph)
+    neurons = {name: _neuron(name, node, dt) for name, node in graph.nodes.items()
+               if isinstance(node, NEURON_TYPES)}
+    synapses = {name: _import_synapse(name, node, successors[name], neurons)  # folds Affine biases first
+                for name, node in graph.nodes.items() if isinstance(node, (nir.Linear, nir.Affine))}
+    for name in _node_order(graph):
+        ir.add(name, synapses[name] if name in synapses else _import_node(name, graph.nodes[name], neurons))
+    ir.graph.add_edges_from(graph.edges)
+    try:
+        passes.infer_shapes(ir)
+    except SpikeportError as e:
+        raise SpikeportError(f"NIR graph: {e}") from None
+    return ir
+
+
+# ------------------------------------------------------------------- export
+def _export_node(name: str, op: irm.Op, dt: float) -> nir.NIRNode:
+    metadata = {OP_KEY: op.kind, SOURCE_KEY: op.source}
+    if isinstance(op, irm.Input):
+        return nir.Input(input_type=np.array([op.n]), metadata={**metadata, BITS_KEY: op.num_message_bits})
+    if isinstance(op, irm.SYNAPSES):
+        if op.delays is not None and np.any(op.delays != 0):
+            raise SpikeportError(f"{name}: {op.kind} with synaptic delays up to {op.delays.max()} cannot be "
+                                 f"written to NIR (NIR has no per-synapse delay)")
+        return nir.Linear(weight=op.weight.copy(), metadata={**metadata, BITS_KEY: op.num_message_bits})
+    if isinstance(op, irm.LIFReset):
+        raise SpikeportError(f"{name}: LIFReset (reset_interval={op.reset_interval}) cannot be written to NIR "
+                             f"(NIR has no periodic reset)")
+    if isinstance(op, irm.LIF):
+        return _export_lif(name, op, dt, metadata)
+    if isinstance(op, irm.Output):
+        return nir.Output(output_type=np.array([op.n]), metadata=metadata)
+    raise SpikeportError(f"{name}: op {op.kind} has no NIR equivalent")
+
+
+def _export_lif(name: str, op: irm.LIF, dt: float, metadata: dict) -> nir.CubaLIF:
+    if op.dv == 0 and np.any(op.bias != 0):
+        raise SpikeportError(f"{name}: a bias with dv=0 (no leak) cannot be written to NIR "
+                             f"(CubaLIF's v_leak = bias*tau_mem/dt would be infinite)")
+    tau_syn, tau_mem = _tau(op.du, dt), _tau(op.dv, dt)
+    v_leak = op.bias * (tau_mem / dt) if op.dv != 0 else np.zeros(op.n)
+    full = np.full(op.n, 1.0)
+    return nir.CubaLIF(tau_syn=full * tau_syn, tau_mem=full * tau_mem, r=full * (tau_mem / dt),
+                       v_leak=v_leak, v_threshold=full * op.vth, v_reset=np.zeros(op.n),
+                       w_in=full * (tau_syn / dt), metadata=metadata)
+
+
+def _tau(decay: float, dt: float) -> float:
+    """``dt / decay``; no decay is an infinite time constant."""
+    return np.inf if decay == 0 else dt / decay
+
+
+# ------------------------------------------------------------------- import
+@dataclass
+class _Neuron:
+    """A NIR neuron node read as Lava LIF parameters plus the input gain to fold."""
+
+    n: int
+    du: float
+    dv: float
+    vth: float
+    bias: np.ndarray
+    gain: np.ndarray
+
+
+def _check_supported(name: str, node) -> None:
+    if not isinstance(node, SUPPORTED):
+        raise SpikeportError(f"NIR node {name!r} of type {type(node).__name__} is not supported "
+                             f"(spikeport reads {', '.join(t.__name__ for t in SUPPORTED)})")
+
+
+def _node_order(graph: nir.NIRGraph) -> list[str]:
+    """The stored spikeport node order if it names exactly the graph's nodes, else the graph's."""
+    try:
+        order = json.loads((graph.metadata or {}).get(ORDER_KEY, "[]"))
+    except (TypeError, json.JSONDecodeError):
+        order = []
+    order = [str(name) for name in order] if isinstance(order, list) else []
+    return order if sorted(order) == sorted(graph.nodes) else list(graph.nodes)
+
+
+def _successors(graph: nir.NIRGraph) -> dict[str, list[str]]:
+    successors = {name: [] for name in graph.nodes}
+    for src, dst in graph.edges:
+        if src not in graph.nodes or dst not in graph.nodes:
+            raise SpikeportError(f"NIR graph: edge {src!r} -> {dst!r} names a node the graph does not have")
+        successors[src].append(dst)
+    return successors
+
+
+def _source(name: str, node) -> str:
+    return str((node.metadata or {}).get(SOURCE_KEY, f"nir:{name}"))
+
+
+def _message_bits(node) -> int:
+    return int((node.metadata or {}).get(BITS_KEY, 0))
+
+
+def _import_node(name: str, node, neurons: dict) -> irm.Op:
+    """The IR op of a NIR Input, Output or neuron node."""
+    if isinstance(node, nir.Input):
+        return irm.Input(_size(name, node.input_type["input"]), num_message_bits=_message_bits(node),
+                         source=_source(name, node))
+    if isinstance(node, nir.Output):
+        return irm.Output(_size(name, node.output_type["output"]), source=_source(name, node))
+    p = neurons[name]
+    return irm.LIF(p.n, du=p.du, dv=p.dv, vth=p.vth, bias=p.bias, source=_source(name, node))
+
+
+def _import_synapse(name: str, node, successors: list[str], neurons: dict) -> irm.Op:
+    """The IR synapse of a NIR Linear/Affine (Dense unless its metadata names another kind)."""
+    kind = irm.OP_TYPES.get(str((node.metadata or {}).get(OP_KEY)))
+    weight = _folded_weight(name, node, successors, neurons)
+    return (kind if kind in irm.SYNAPSES else irm.Dense)(weight, num_message_bits=_message_bits(node),
+                                                        source=_source(name, node))
+
+
+def _size(name: str, shape) -> int:
+    shape = np.atleast_1d(np.asarray(shape))
+    if shape.size != 1:
+        raise SpikeportError(f"NIR node {name!r}: shape {tuple(shape)} is not one-dimensional")
+    return int(shape[0])
+
+
+def _folded_weight(name: str, node, successors: list[str], neurons: dict) -> np.ndarray:
+    """The Linear/Affine weight times its target neurons' input gain; Affine bias into their bias."""
+    weight = np.asarray(node.weight, dtype=np.float64)
+    if weight.ndim != 2:
+        raise SpikeportError(f"NIR {type(node).__name__} {name!r}: weight has shape {weight.shape}, expected 2-D")
+    targets = [neurons[dst] for dst in successors if dst in neurons]
+    gains = [t.gain for t in targets if t.gain.shape == (weight.shape[0],)]
+    if any(not np.array_equal(g, gains[0]) for g in gains):
+        raise SpikeportError(f"NIR {type(node).__name__} {name!r} feeds neurons with different input gains "
+                             f"({', '.join(successors)}); spikeport folds the gain into the weights")
+    gain = gains[0] if gains else np.ones(weight.shape[0])
+    if isinstance(node, nir.Affine) and np.any(node.bias != 0):
+        _fold_bias(name, np.asarray(node.bias, dtype=np.float64), successors, neurons)
+    return gain[:, None] * weight
+
+
+def _fold_bias(name: str, bias: np.ndarray, successors: list[str], neurons: dict) -> None:
+    """Add an Affine's bias, times the input gain, to the bias of each neuron it feeds (du = 1 only)."""
+    for dst in successors:
+        target = neurons.get(dst)
+        if target is None or target.du != 1.0:
+            why = f"du={target.du:g}: its current decays" if target else "not a neuron"
+            raise SpikeportError(f"NIR Affine {name!r}: its bias is a constant input current into {dst!r} "
+                                 f"({why}), which a Lava LIF bias cannot express; use du=1 (tau_syn=dt) or Linear")
+        if bias.shape != (target.n,):
+            raise SpikeportError(f"NIR Affine {name!r}: bias has shape {bias.shape}, "
+                                 f"{dst!r} has {target.n} neurons")
+        target.bias = target.bias + target.gain * bias
+
+
+def _neuron(name: str, node, dt: float) -> _Neuron:
+    """Lava LIF parameters of a NIR CubaLIF, LIF or IF (convention in the module docstring)."""
+    here = f"NIR {type(node).__name__} {name!r}"
+    n = _size(name, node.input_type["input"])
+    p = {key: _param(here, key, getattr(node, key), n) for key in vars(node)
+         if key not in ("input_type", "output_type", "metadata")}
+    if np.any(p["v_reset"] != 0):
+        raise SpikeportError(f"{here}: v_reset={_values(p['v_reset'])} is not supported (Lava resets v to 0)")
+    ones = np.ones(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if isinstance(node, nir.CubaLIF):
+            du, dv, unit = dt / p["tau_syn"], dt / p["tau_mem"], p["tau_mem"] / dt
+            gain = _gain(p["w_in"], p["tau_syn"] / dt) * _gain(p["r"], unit)
+        elif isinstance(node, nir.LIF):
+            du, dv, unit = ones, dt / p["tau"], p["tau"] / dt
+            gain = _gain(p["r"], unit)
+        else:
+            du, dv, unit, gain = ones, 0 * ones, np.inf * ones, p["r"] * dt
+        bias = p.get("v_leak", 0 * ones) / unit
+    for key, values in dict(du=du, dv=dv, gain=gain, bias=bias, v_threshold=p["v_threshold"]).items():
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise SpikeportError(f"{here}: parameters give {key}={values[bad[0]]} for neuron {bad[0]}; "
+                                 f"spikeport needs finite values")
+    return _Neuron(n, du=_uniform(here, "du", du), dv=_uniform(here, "dv", dv),
+                   vth=_uniform(here, "v_threshold", p["v_threshold"]), bias=bias, gain=gain)
+
+
+def _param(here: str, key: str, value, n: int) -> np.ndarray:
+    try:
+        return np.broadcast_to(np.asarray(value, dtype=np.float64), (n,)).copy()
+    except ValueError:
+        raise SpikeportError(f"{here}: {key} has shape {np.shape(value)}, expected ({n},)") from None
+
+
+def _gain(scale: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """``scale / unit``, reading inf/inf as 1 (the limit of the unit-gain convention)."""
+    return np.where(np.isinf(scale) & np.isinf(unit), 1.0, scale / unit)
+
+
+def _uniform(here: str, key: str, values: np.ndarray) -> float:
+    if values.size and np.any(values != values[0]):
+        raise SpikeportError(f"{here}: {key} differs across neurons ({_values(values)}); "
+                             f"a spikeport LIF population has one {key}")
+    return float(values[0]) if values.size else 0.0
+
+
+def _values(values: np.ndarray) -> str:
+    """``lo..hi`` of a finite array for a message, or its one value."""
+    lo, hi = values.min(), values.max()
+    return f"{lo:g}" if lo == hi else f"{lo:g}..{hi:g}"
+
+
+def _check_dt(dt: float) -> None:
+    if not (np.isfinite(dt) and dt > 0):
+        raise SpikeportError(f"dt={dt} must be a positive finite time step")
