@@ -92,6 +92,7 @@ class _LIFScan(torch.autograd.Function):
         gv = gu = torch.zeros(B, N, dtype=s_all.dtype)
         alpha_f = float(alpha)
         pre_t, keep_t, sg_t = pre.unbind(1), keep.unbind(1), sg.unbind(1)
+        g_u_t = None if g_u is None else g_u.unbind(1)  # a loss on u itself
         gv_t, gu_t = gv_all.unbind(1), gu_all.unbind(1)
         rec_gain = in_scale * rec_scale  # powers of two: exact
         for t in range(T - 1, -1, -1):
@@ -102,6 +103,8 @@ class _LIFScan(torch.autograd.Function):
                     g_spike[:, t].add_(r)
             torch.addcmul(pre_t[t], gv, keep_t[t], out=gv_t[t])
             torch.add(gv_t[t], gu, alpha=alpha_f, out=gu_t[t])
+            if g_u_t is not None:
+                gu_t[t].add_(g_u_t[t])
             gv, gu = gv_t[t], gu_t[t]
         g_a = gu_all if in_scale == 1.0 else gu_all * in_scale
         grads = _parameter_grads(ctx, g_a, gu_all, gv_all, g_spike, sg, s_all, v_all, u_all,

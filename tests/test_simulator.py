@@ -18,7 +18,7 @@ def _reference_scan(a, alpha, beta, bias, vth, w_rec, slope=10.0):
     B, T, N = a.shape
     u = torch.zeros(B, N, dtype=D)
     v, s = torch.zeros_like(u), torch.zeros_like(u)
-    S, V = [], []
+    S, V, U = [], [], []
     for t in range(T):
         at = a[:, t] + (s @ w_rec.t() if w_rec is not None else 0)
         u = u * alpha + at
@@ -26,8 +26,9 @@ def _reference_scan(a, alpha, beta, bias, vth, w_rec, slope=10.0):
         s = spike((v - vth) / vth.detach(), slope)
         S.append(s)
         V.append(v)
+        U.append(u)
         v = v * (1 - s.detach())
-    return torch.stack(S, 1), torch.stack(V, 1)
+    return torch.stack(S, 1), torch.stack(V, 1), torch.stack(U, 1)
 
 
 @pytest.mark.parametrize("recurrent", [False, True])
@@ -41,13 +42,13 @@ def test_scan_forward_and_backward_equal_plain_autograd_loop(recurrent):
     vth = torch.tensor(1.0, dtype=D, requires_grad=True)
     w = (torch.randn(N, N, generator=g, dtype=D) * 0.3).requires_grad_() if recurrent else None
     trace = lif_scan(a, alpha=alpha, beta=beta, bias=bias, vth=vth, w_rec=w)
-    S, V = _reference_scan(a, alpha, beta, bias, vth, w)
+    S, V, U = _reference_scan(a, alpha, beta, bias, vth, w)
     assert torch.equal(trace.s, S) and torch.allclose(trace.v, V)
     assert trace.s.sum() > 0
-    gs, gv = torch.randn(B, T, N, generator=g, dtype=D), torch.randn(B, T, N, generator=g, dtype=D)
+    gs, gv, gu = (torch.randn(B, T, N, generator=g, dtype=D) for _ in range(3))
     inputs = [a, alpha, beta, bias, vth] + ([w] if recurrent else [])
-    got = torch.autograd.grad((trace.s * gs).sum() + (trace.v * gv).sum(), inputs)
-    want = torch.autograd.grad((S * gs).sum() + (V * gv).sum(), inputs)
+    got = torch.autograd.grad((trace.s * gs).sum() + (trace.v * gv).sum() + (trace.u * gu).sum(), inputs)
+    want = torch.autograd.grad((S * gs).sum() + (V * gv).sum() + (U * gu).sum(), inputs)
     for x, y in zip(got, want):
         torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-10)
 
