@@ -31,7 +31,8 @@ TASK_DEFAULTS = {
                   weight_gain=3.0, epochs=5, lr=2e-3, weight_decay=0.01, batch_size=128, loss="count"),
 }
 FINETUNE_DEFAULTS = dict(epochs=10, lr=3e-4)  # a short, gentle run from a trained network
-RUN_DEFAULTS = dict(seed=0, feedback="symmetric", slope=10.0, mode="float", threads=None)
+RUN_DEFAULTS = dict(seed=0, feedback="symmetric", slope=10.0, mode="float", threads=None,
+                    max_delay=0, recurrent=False)
 
 
 @dataclass
@@ -52,6 +53,10 @@ def resolve_config(task: str, config_file: str | None = None, **overrides) -> di
         except (OSError, json.JSONDecodeError) as exc:
             raise SpikeportError(f"{config_file}: unreadable config ({exc})") from None
     cfg.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(cfg) - set(RUN_DEFAULTS) - set(TASK_DEFAULTS[task]) - {"task"})
+    if unknown:
+        raise SpikeportError(f"config: unknown key {unknown[0]!r}; known keys: "
+                             f"{', '.join(sorted(set(RUN_DEFAULTS) | set(TASK_DEFAULTS[task])))}")
     if cfg["loss"] not in LOSSES:
         raise SpikeportError(f"config: loss={cfg['loss']!r} is not one of {', '.join(LOSSES)}")
     return cfg
@@ -59,7 +64,8 @@ def resolve_config(task: str, config_file: str | None = None, **overrides) -> di
 
 def network_config(cfg: dict, n_in: int, n_classes: int) -> dict:
     """The `Network` config a training config describes."""
-    layer = dict(du=cfg["du"], dv=cfg["dv"], weight_gain=cfg["weight_gain"])
+    layer = dict(du=cfg["du"], dv=cfg["dv"], weight_gain=cfg["weight_gain"], max_delay=cfg["max_delay"],
+                 recurrent=cfg["recurrent"])
     sizes = list(cfg["hidden"]) + [n_classes]
     return dict(n_in=n_in, layers=[dict(layer, n=int(n)) for n in sizes], feedback=cfg["feedback"],
                 slope=cfg["slope"], seed=cfg["seed"])
