@@ -70,8 +70,16 @@ def _ste(x, rounded):
 
 
 def trunc(x):
-    """Round toward zero (exact for float64 integers), straight-through for torch."""
-    return _ste(x, x.trunc() if _is_torch(x) else np.trunc(x))
+    """Round toward zero (exact for float64 integers), straight-through for torch.
+
+    torch: ``copysign(floor(|x|), x)``, because ``torch.trunc`` on float64 is
+    slow and degrades badly under multi-threading on this CPU build.
+    """
+    if _is_torch(x):
+        import torch
+
+        return _ste(x, torch.copysign(x.detach().abs().floor_(), x.detach()))
+    return np.trunc(x)
 
 
 def floor(x):
@@ -98,6 +106,8 @@ def _clip(x, lo, hi):
 
 def wrap_int32(x):
     """Two's-complement wrap into int32, as a numpy int32 shift or cast does."""
+    if _fits(x, INT32_MIN, INT32_MAX):  # the usual case: nothing to wrap
+        return x
     wrapped = (x - INT32_MIN) % (1 << 32) + INT32_MIN
     return x + (wrapped - x).detach() if _is_torch(x) and x.requires_grad else wrapped
 
@@ -114,8 +124,13 @@ def voltage_factor(dv):
 
 
 def decay(x, factor):
-    """``rtz(x * factor / 4096)``: Lava's decay, rounding toward zero in magnitude."""
-    return trunc(x * factor / DECAY_UNITY)
+    """``rtz(x * factor / 4096)``: Lava's decay, rounding toward zero in magnitude.
+
+    Computed as one product with ``factor / 4096``: both factors and the result
+    are exactly representable in float64 (|x| < 2**30, factor < 2**13), so the
+    product is exact and equals ``x * factor / 4096``.
+    """
+    return trunc(x * (factor / DECAY_UNITY))
 
 
 def scaled_input(a_in):
@@ -123,8 +138,19 @@ def scaled_input(a_in):
     return wrap_int32(a_in * (1 << ACT_SHIFT))
 
 
+def _fits(x, lo, hi) -> bool:
+    """Whether every element of ``x`` lies in [lo, hi] (one cheap reduction)."""
+    if _is_torch(x):
+        x = x.detach()
+        return x.numel() == 0 or (lo <= float(x.min()) and float(x.max()) <= hi)
+    x = np.asarray(x)
+    return x.size == 0 or (lo <= x.min() and x.max() <= hi)
+
+
 def wrap_u(x):
     """Lava's single conditional +-2**24 correction of u (not a modulo)."""
+    if _fits(x, -U_MAX + 1, U_MAX):
+        return x
     span = float(1 << 24)
     return _where(x > U_MAX, x - span, _where(x <= -U_MAX, x + span, x))
 

@@ -139,22 +139,29 @@ def _forward_float(a, alpha, beta, bias, vth, w_rec, u0, v0, s_all, v_all, u_all
 
 
 def _forward_fixed(a, alpha, beta, bias, vth, w_rec, u0, v0, rec_exp, s_all, v_all, u_all):
-    """Lava ``fixed_pt``, bit for bit, on exact integers held in float64."""
+    """Lava ``fixed_pt``, bit for bit, on exact integers held in float64.
+
+    ``a << 6`` (int32) is taken over all steps at once unless a recurrent
+    input must first be added (wrapping the sum or its parts is the same
+    modulo 2**32).
+    """
     B, T, N = a.shape
     u, v = u0.expand(B, N).clone(), v0.expand(B, N).clone()
-    s = torch.zeros_like(u)
     cf, vf = alpha * fx.DECAY_UNITY, beta * fx.DECAY_UNITY
     vth_cmp = fx.effective_threshold(vth)
     w_rec_t = None if w_rec is None else w_rec.t()
+    scaled = fx.scaled_input(a) if w_rec_t is None else None
     for t in range(T):
-        a_t = a[:, t]
-        if w_rec_t is not None:
-            a_t = a_t + fx.shift_by_weight_exp(s @ w_rec_t, rec_exp)
-        u = fx.wrap_u(fx.decay(u, cf) + fx.scaled_input(a_t))
+        if w_rec_t is None:
+            a_t = scaled[:, t]
+        else:
+            rec = fx.shift_by_weight_exp(s_all[:, t - 1] @ w_rec_t, rec_exp) if t else 0.0
+            a_t = fx.scaled_input(a[:, t] + rec)
+        u = fx.wrap_u(fx.decay(u, cf) + a_t)
         v = fx.saturate_v(fx.decay(v, vf) + u + bias)
-        s = (v > vth_cmp).to(a.dtype)
-        u_all[:, t], v_all[:, t], s_all[:, t] = u, v, s
-        v = v * (1 - s)
+        torch.gt(v, vth_cmp, out=s_all[:, t])
+        u_all[:, t], v_all[:, t] = u, v
+        v = v * (1 - s_all[:, t])
 
 
 def _surrogate_grad(v_all, theta, slope):

@@ -72,9 +72,9 @@ def network_config(cfg: dict, n_in: int, n_classes: int) -> dict:
 
 
 def encode(x: np.ndarray, encoding: dict) -> torch.Tensor:
-    """Encode features in [0, 1] (B, N) as spikes (B, T, N) float32."""
-    spikes = encoders.encode(x, **encoding)
-    return torch.as_tensor(np.asarray(spikes), dtype=torch.float32)
+    """Encode features in [0, 1] (B, N) as spikes (B, T, N), kept as the encoder's
+    compact dtype (bool for binary spikes; MNIST stays < 1 GB)."""
+    return torch.as_tensor(np.asarray(encoders.encode(x, **encoding)))
 
 
 def evaluate(model: Network, x: torch.Tensor, y: np.ndarray, mode: str = "float",
