@@ -130,6 +130,10 @@ def decay(x, factor):
     are exactly representable in float64 (|x| < 2**30, factor < 2**13), so the
     product is exact and equals ``x * factor / 4096``.
     """
+    if _is_torch(x) and not x.requires_grad:  # one fused kernel for the hot loop
+        import torch
+
+        return torch.div(x * factor, DECAY_UNITY, rounding_mode="trunc")
     return trunc(x * (factor / DECAY_UNITY))
 
 
@@ -139,12 +143,14 @@ def scaled_input(a_in):
 
 
 def _fits(x, lo, hi) -> bool:
-    """Whether every element of ``x`` lies in [lo, hi] (one cheap reduction)."""
+    """Whether every element of ``x`` lies in [lo, hi] (checked as ``max|x| <= min(-lo, hi)``:
+    one reduction; a False only means the exact wrap must be computed)."""
+    bound = min(-lo, hi)
     if _is_torch(x):
         x = x.detach()
-        return x.numel() == 0 or (lo <= float(x.min()) and float(x.max()) <= hi)
+        return x.numel() == 0 or float(x.abs().max()) <= bound
     x = np.asarray(x)
-    return x.size == 0 or (lo <= x.min() and x.max() <= hi)
+    return x.size == 0 or float(np.abs(x).max()) <= bound
 
 
 def wrap_u(x):
@@ -177,9 +183,12 @@ def lif_fixed_subthreshold(u, v, a_in, du, dv, bias):
     """One fixed-point step before the spike test: returns the new (u, v).
 
     ``bias`` is the effective bias (see `effective_bias`); v is pre-reset.
+    Both sums are int32 in Lava and wrap before the 24-bit correction of u
+    and the saturation of v; this matters once |u| exceeds 2**24 (inputs
+    whose ``a_in << 6`` reaches 2**31).
     """
-    u = wrap_u(decay(u, current_factor(du)) + scaled_input(a_in))
-    v = saturate_v(decay(v, voltage_factor(dv)) + u + bias)
+    u = wrap_u(wrap_int32(decay(u, current_factor(du)) + scaled_input(a_in)))
+    v = saturate_v(wrap_int32(decay(v, voltage_factor(dv)) + u + bias))
     return u, v
 
 

@@ -159,9 +159,9 @@ def _forward_fixed(a, alpha, beta, bias, vth, w_rec, u0, v0, rec_exp, s_all, v_a
             a_t = fx.scaled_input(a[:, t] + rec)
         u = fx.wrap_u(fx.decay(u, cf) + a_t)
         v = fx.saturate_v(fx.decay(v, vf) + u + bias)
-        torch.gt(v, vth_cmp, out=s_all[:, t])
-        u_all[:, t], v_all[:, t] = u, v
-        v = v * (1 - s_all[:, t])
+        spiking = v > vth_cmp
+        s_all[:, t], u_all[:, t], v_all[:, t] = spiking, u, v
+        v = v.masked_fill(spiking, 0.0)
 
 
 def _surrogate_grad(v_all, theta, slope):

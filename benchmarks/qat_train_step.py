@@ -1,0 +1,65 @@
+"""Quantization-aware training cost: fixed-point mode vs float mode, same network, same run.
+
+Workload: the default digits network (64-128-10 LIF, T=20 steps, batch 64,
+regular-rate encoded digits), one training step = forward + spike-count
+cross-entropy + backward. Float mode runs float32 Lava ``floating_pt``
+equations; fixed mode runs Lava ``fixed_pt`` integer arithmetic bit for bit
+(float64 exact integers, straight-through rounding). Prints the median time
+per step of each and the ratio (target: fixed <= 3x float).
+
+    .venv/bin/python benchmarks/qat_train_step.py [--reps 30] [--threads 1]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from models.losses import spike_count_ce
+from models.network import Network
+from toolchain import datasets
+from toolchain.train import TASK_DEFAULTS, encode, network_config, resolve_config
+
+
+def step_times(model, x, y, mode, reps, warmup=3):
+    times = []
+    for i in range(warmup + reps):
+        start = time.perf_counter()
+        loss = spike_count_ce(model(x, mode=mode)[-1].s, y)
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = resolve_config("digits")
+    data = datasets.load_digits()
+    x = encode(data.x_train[:64], cfg["encoding"])
+    y = torch.as_tensor(data.y_train[:64])
+    model = Network(network_config(cfg, x.shape[-1], data.n_classes))
+    for layer in model.layers:  # a typical post-training scale; any valid scale costs the same
+        layer.set_fixed_scale(500.0, 0, 0)
+    results = {}
+    for _ in range(2):  # interleave the modes so machine load hits both alike
+        for mode in ("float", "fixed"):
+            results.setdefault(mode, []).extend(step_times(model, x, y, mode, args.reps // 2))
+    med = {m: statistics.median(t) * 1e3 for m, t in results.items()}
+    print(f"torch {torch.__version__}, {args.threads} thread(s); digits 64-128-10, "
+          f"T={TASK_DEFAULTS['digits']['encoding']['T']}, batch 64, fwd+bwd")
+    for mode in ("float", "fixed"):
+        print(f"  {mode:<6} median {med[mode]:7.2f} ms/step  (min {min(results[mode]) * 1e3:.2f})")
+    ratio = med["fixed"] / med["float"]
+    print(f"fixed-point (QAT) mode costs {ratio:.2f}x float mode (target <= 3x: {'meets' if ratio <= 3 else 'misses'})")
+
+
+if __name__ == "__main__":
+    main()
