@@ -1,0 +1,459 @@
+"""The Lava backend (backends/lava): IR -> real lava-nc processes, run in stoppable children.
+
+Every expected value here is derived by hand from lava-fixed-point.md
+(Lava's integer semantics), not from another engine: u enters as
+``a_in << 6``, decays round toward zero with factor (4095-du)/4096, v is
+recorded after reset, an input sent at step t reaches a LIF behind one
+synapse at step t+1 (t+1+d behind a delay d). Steps are numbered 1..T; row
+t-1 of every array is step t.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+from backends.lava import check_lava_params, run_lava, write_hardware_script
+from backends.lava import runner
+from models import fixed_point as fx
+from models.errors import SpikeportError
+from toolchain import ir as irm
+
+EXC, MIXED, INH = int(fx.SignMode.EXCITATORY), int(fx.SignMode.MIXED), int(fx.SignMode.INHIBITORY)
+BIG_VTH = 100_000  # vth << 6 = 6.4e6: never reached in these tests
+
+
+# -------------------------------------------------------------------- helpers
+def dense(weights, sign_mode=None, weight_exp=0, num_message_bits=0, delays=None):
+    """A fixed Dense (or DelayDense when ``delays`` is given) with integer weights."""
+    w = np.atleast_2d(np.asarray(weights, dtype=np.int64))
+    mode = int(fx.infer_sign_mode(w)) if sign_mode is None else sign_mode
+    fixed = irm.SynapseFixed(w, weight_exp=weight_exp, num_weight_bits=8, sign_mode=mode)
+    if delays is not None:
+        return irm.DelayDense(w.astype(float), num_message_bits=num_message_bits, fixed=fixed,
+                              delay=np.asarray(delays, dtype=np.int64).reshape(w.shape))
+    return irm.Dense(w.astype(float), num_message_bits=num_message_bits, fixed=fixed)
+
+
+def lif(n, du=4095, dv=0, vth=BIG_VTH, bias=0, bias_exp=0, reset=None):
+    """A fixed LIF population (LIFReset when ``reset=(interval, offset)``)."""
+    fixed = irm.LIFFixed(du=du, dv=dv, vth=vth, bias_mant=np.full(n, bias), bias_exp=np.full(n, bias_exp),
+                         u=np.zeros(n), v=np.zeros(n))
+    if reset is not None:
+        return irm.LIFReset(n, du=0.0, dv=0.0, vth=1.0, fixed=fixed, reset_interval=reset[0], reset_offset=reset[1])
+    return irm.LIF(n, du=0.0, dv=0.0, vth=1.0, fixed=fixed)
+
+
+def impulses(T, n, *steps):
+    """(T, n) input with a spike on every channel at the given 1-based steps."""
+    x = np.zeros((T, n), dtype=np.int64)
+    for t in steps:
+        x[t - 1] = 1
+    return x
+
+
+def chain_ir():
+    """Input -> Dense(200) -> l1 -> Dense(200) -> l2 -> out (du=4095: u is this step's input only)."""
+    ir = irm.IR("chain")
+    ir.add("in", irm.Input(1))
+    ir.add("d1", dense([[200]]), ["in"])
+    ir.add("l1", lif(1, vth=10), ["d1"])
+    ir.add("d2", dense([[200]]), ["l1"])
+    ir.add("l2", lif(1, vth=10), ["d2"])
+    ir.add("out", irm.Output(1), ["l2"])
+    return ir
+
+
+def zoo_ir():
+    """A random network with every feature: two synapses into one LIF, recurrence,
+    delays, LIFReset, mixed/excitatory/inhibitory weights."""
+    rng = np.random.RandomState(7)
+    ir = irm.IR("zoo")
+    ir.add("in", irm.Input(6))
+    ir.add("d1", dense(rng.randint(-60, 120, (5, 6))), ["in"])
+    ir.add("l1", lif(5, du=900, dv=300, vth=60, bias=rng.randint(-20, 40, 5)[0]), ["d1"])
+    ir.add("rec", dense(rng.randint(-80, 0, (5, 5)), sign_mode=INH), ["l1"])
+    ir.connect("rec", "l1")
+    ir.add("dd", dense(rng.randint(0, 150, (4, 5)), sign_mode=EXC, delays=rng.randint(0, 4, (4, 5))), ["l1"])
+    ir.add("skip", dense(rng.randint(-100, 100, (4, 6)), weight_exp=-1), ["in"])
+    ir.add("l2", lif(4, du=500, dv=200, vth=40, reset=(7, 3)), ["dd", "skip"])
+    ir.add("out", irm.Output(4), ["l2"])
+    return ir
+
+
+def zoo_inputs():
+    return (np.random.RandomState(3).rand(4, 24, 6) < 0.35).astype(np.int64)
+
+
+def lava_processes(marker: str) -> list:
+    """Live processes whose environment carries ``marker`` (so: started by this test)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def children_of_this_process() -> list:
+    kids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != b"Z":
+            kids.append(int(pid))
+    return kids
+
+
+def run_isolated(cmd: list, timeout: float = 120, stdout: bool = False) -> tuple:
+    """Run ``cmd`` in a fresh interpreter and session; kill its process group afterwards.
+
+    Returns (returncode, stderr), or (returncode, stdout, stderr) with ``stdout=True``.
+    """
+    env = dict(os.environ, PYTHONPATH=str(runner.REPO_ROOT))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    return (proc.returncode, out, err) if stdout else (proc.returncode, err)
+
+
+def assert_no_survivors(marker: str) -> None:
+    deadline = time.monotonic() + 3
+    while (lava_processes(marker) or children_of_this_process()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lava_processes(marker) == [], "Lava processes survived"
+    assert children_of_this_process() == [], "child processes of the test survived"
+
+
+# ----------------------------------------------------- hand-derived semantics
+@pytest.mark.lava
+def test_chain_input_sent_at_step_t_reaches_layer1_at_t_plus_1_and_layer2_at_t_plus_2():
+    x = impulses(7, 1, 1, 4)  # (T, N): the result is still (B=1, T, n)
+    out = run_lava(chain_ir(), x, record=["l1", "out"])
+    assert sorted(out) == ["l1/s", "l1/u", "l1/v", "out/s", "out/u", "out/v"]
+    assert out["l1/u"].shape == (1, 7, 1) and out["l1/s"].dtype == np.int8 and out["l1/v"].dtype == np.int64
+    # 200 << 6 = 12800 > vth << 6 = 640: a spike in the step the input arrives, then v = 0 (post-reset)
+    np.testing.assert_array_equal(out["l1/u"][0, :, 0], [0, 12800, 0, 0, 12800, 0, 0])
+    np.testing.assert_array_equal(out["l1/s"][0, :, 0], [0, 1, 0, 0, 1, 0, 0])
+    np.testing.assert_array_equal(out["out/u"][0, :, 0], [0, 0, 12800, 0, 0, 12800, 0])
+    np.testing.assert_array_equal(out["out/s"][0, :, 0], [0, 0, 1, 0, 0, 1, 0])
+    assert not out["l1/v"].any() and not out["out/v"].any()
+
+
+@pytest.mark.lava
+def test_current_decay_rounds_toward_zero_and_du_minus_1_holds_the_current():
+    ir = irm.IR("decay")
+    ir.add("in", irm.Input(1))
+    ir.add("in2", irm.Input(1))  # a second Input: x's columns are split in node order
+    ir.add("da", dense([[100], [-100]]), ["in"])
+    ir.add("a", lif(2, du=0), ["da"])  # factor 4095/4096
+    ir.add("db", dense([[100]]), ["in"])
+    w2 = np.array([[50]])
+    ir.add("sb", irm.Sparse(w2.astype(float), fixed=irm.SynapseFixed(w2, sign_mode=EXC)), ["in2"])
+    ir.add("b", lif(1, du=-1), ["db", "sb"])  # factor 4096/4096
+    x = np.hstack([impulses(5, 1, 1), impulses(5, 1, 3)])
+    out = run_lava(ir, x, record=["a/u", "b/u", "b/v"])
+    assert sorted(out) == ["a/u", "b/u", "b/v"]
+    np.testing.assert_array_equal(out["a/u"][0, :, 0], [0, 6400, 6398, 6396, 6394])
+    np.testing.assert_array_equal(out["a/u"][0, :, 1], [0, -6400, -6398, -6396, -6394])  # not -6399
+    np.testing.assert_array_equal(out["b/u"][0, :, 0], [0, 6400, 6400, 9600, 9600])  # + 50 << 6 from in2
+    np.testing.assert_array_equal(out["b/v"][0, :, 0], [0, 6400, 12800, 22400, 32000])  # dv = 0: no leak
+
+
+@pytest.mark.lava
+def test_delay_d_reaches_the_neuron_at_step_t_plus_1_plus_d_in_tiled_and_single_runs():
+    ir = irm.IR("delays")
+    ir.add("in", irm.Input(1))
+    ir.add("dd", dense([[100]] * 4, delays=[0, 1, 2, 3]), ["in"])
+    ir.add("l", lif(4), ["dd"])
+    x = np.stack([impulses(7, 1, 1), impulses(7, 1, 2)])  # sample 2 one step later
+    want = np.zeros((2, 7, 4), dtype=np.int64)
+    for d in range(4):
+        want[0, 1 + d, d] = want[1, 2 + d, d] = 6400
+    tiled = run_lava(ir, x, record=["l/u"])  # DelaySparse, block-diagonal
+    single = run_lava(ir, x[1], record=["l/u"])  # DelayDense
+    np.testing.assert_array_equal(tiled["l/u"], want)
+    np.testing.assert_array_equal(single["l/u"][0], want[1])
+
+
+@pytest.mark.lava
+def test_recurrent_self_excitation_fires_every_step_after_the_first_spike():
+    ir = irm.IR("recurrent")
+    ir.add("in", irm.Input(1))
+    ir.add("d", dense([[0]], sign_mode=EXC), ["in"])
+    ir.add("l", lif(1, du=4095, dv=0, vth=1, bias=30), ["d"])
+    ir.add("rec", dense([[20]]), ["l"])
+    ir.connect("rec", "l")
+    out = run_lava(ir, np.zeros((6, 1)), record=["l"])
+    # bias alone: v = 30, 60, 90 > 64 (spike at 3); then 20 << 6 = 1280 arrives every next step
+    np.testing.assert_array_equal(out["l/s"][0, :, 0], [0, 0, 1, 1, 1, 1])
+    np.testing.assert_array_equal(out["l/v"][0, :, 0], [30, 60, 0, 0, 0, 0])
+    np.testing.assert_array_equal(out["l/u"][0, :, 0], [0, 0, 0, 1280, 1280, 1280])
+
+
+@pytest.mark.lava
+def test_graded_input_multiplies_the_weight_and_negative_weight_exp_floors_the_sum():
+    ir = irm.IR("graded")
+    ir.add("in", irm.Input(1, num_message_bits=16))
+    ir.add("d", dense([[3]], weight_exp=-1, num_message_bits=16), ["in"])
+    ir.add("l", lif(1), ["d"])
+    x = np.array([[5], [-3], [0], [2], [0]])
+    out = run_lava(ir, x, record=["l/u"])
+    # 3*5 = 15 >> 1 = 7; 3*(-3) = -9 >> 1 = -5 (floor); 3*2 = 6 >> 1 = 3; each << 6
+    np.testing.assert_array_equal(out["l/u"][0, :, 0], [0, 7 * 64, -5 * 64, 0, 3 * 64])
+
+
+@pytest.mark.lava
+def test_lif_reset_zeroes_u_and_v_when_step_mod_interval_equals_offset():
+    ir = irm.IR("reset")
+    ir.add("in", irm.Input(1))
+    ir.add("d", dense([[100]]), ["in"])
+    ir.add("l", lif(1, du=-1, dv=0, reset=(5, 2)), ["d"])
+    out = run_lava(ir, impulses(8, 1, 1), record=["l"])
+    # step 2: reset, then the arriving input is still integrated; step 7: reset, nothing arrives
+    np.testing.assert_array_equal(out["l/u"][0, :, 0], [0, 6400, 6400, 6400, 6400, 6400, 0, 0])
+    np.testing.assert_array_equal(out["l/v"][0, :, 0], [0, 6400, 12800, 19200, 25600, 32000, 0, 0])
+
+
+@pytest.mark.lava
+def test_sign_modes_apply_per_synapse_and_synapses_into_one_population_are_summed():
+    ir = irm.IR("signs")
+    ir.add("in", irm.Input(2))
+    ir.add("exc", dense([[7, 0], [0, 3]], sign_mode=EXC), ["in"])  # kept as is
+    ir.add("mix", dense([[7, -5], [1, 0]], sign_mode=MIXED), ["in"])  # LSB dropped: [[6, -6], [0, 0]]
+    ir.add("inh", dense([[-5, 0], [0, -2]], sign_mode=INH), ["in"])  # kept as is
+    ir.add("l", lif(2), ["exc", "mix", "inh"])
+    x = np.stack([impulses(3, 2, 1), np.array([[0, 1], [0, 0], [0, 0]])])
+    out = run_lava(ir, x, record=["l/u"])  # tiled: block-diagonal Sparse, explicit sign modes
+    # sample 1, both channels: 7 + 6 - 6 - 5 = 2 and 3 + 0 - 2 = 1; sample 2, channel 1 only: -6 and 3 - 2 = 1
+    np.testing.assert_array_equal(out["l/u"][:, 1], [[2 * 64, 1 * 64], [-6 * 64, 1 * 64]])
+    assert not out["l/u"][:, 2].any()
+
+
+@pytest.mark.lava
+def test_float_mode_follows_lava_floating_pt_equations():
+    ir = irm.IR("float")
+    ir.add("in", irm.Input(1))
+    ir.add("d", irm.Dense([[0.5]]), ["in"])
+    ir.add("l", irm.LIF(1, du=0.25, dv=0.5, vth=0.6, bias=[0.1]), ["d"])
+    x = impulses(8, 1, 1, 2)
+    out = run_lava(ir, x, mode="float")
+    u = v = 0.0
+    want = {"s": [], "v": [], "u": []}
+    for t in range(8):
+        a = 0.5 * x[t - 1, 0] if t > 0 else 0.0  # one-step synaptic delay
+        u = u * (1 - 0.25) + a
+        v = v * (1 - 0.5) + u + 0.1
+        s = v > 0.6
+        v = 0.0 if s else v
+        for key, val in zip("svu", (s, v, u)):
+            want[key].append(val)
+    assert out["l/v"].dtype == np.float64
+    np.testing.assert_array_equal(out["l/s"][0, :, 0], want["s"])
+    assert any(want["s"])
+    np.testing.assert_allclose(out["l/v"][0, :, 0], want["v"], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out["l/u"][0, :, 0], want["u"], rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------ batching and other engines
+@pytest.fixture(scope="module")
+def zoo_runs():
+    ir, x = zoo_ir(), zoo_inputs()
+    tiled = run_lava(ir, x)
+    per_sample = run_lava(ir, x, batching="per-sample", workers=2)
+    return ir, x, tiled, per_sample
+
+
+@pytest.mark.lava
+def test_tile_batching_equals_one_network_per_sample_exactly(zoo_runs):
+    _, x, tiled, per_sample = zoo_runs
+    assert sorted(tiled) == sorted(per_sample) == sorted(f"{n}/{k}" for n in ("l1", "l2") for k in "svu")
+    for key in tiled:
+        assert tiled[key].shape[:2] == x.shape[:2]
+        np.testing.assert_array_equal(tiled[key], per_sample[key], err_msg=key)
+    assert tiled["l1/s"].sum() > 0 and tiled["l2/s"].sum() > 0, "the scenario must spike"
+
+
+@pytest.mark.lava
+def test_lava_equals_the_emulator_for_s_v_u(zoo_runs):
+    emulator = pytest.importorskip("backends.emulator")
+    ir, x, tiled, _ = zoo_runs
+    emulated = emulator.run(ir, x, mode="fixed")
+    for key in tiled:
+        np.testing.assert_array_equal(tiled[key], emulated[key], err_msg=key)
+
+
+SAVED_VS_GET_DATA = """
+import pickle, sys
+import numpy as np
+from backends.lava.compat import import_lava
+import_lava()
+from backends.lava.builder import SAVE_TO, build_network, saving_monitor_model
+from backends.lava.runner import batched_inputs, tile_inputs
+from lava.magma.core.run_conditions import RunSteps
+from lava.magma.core.run_configs import Loihi2SimCfg
+from lava.proc.monitor.process import Monitor
+
+ir, x = pickle.load(open(sys.argv[1], "rb"))
+net = build_network(ir, tile_inputs(batched_inputs(ir, x, "fixed")), tiles=len(x),
+                    record=[("l1", "s"), ("l1", "v"), ("l2", "u")])
+saved = {}
+for node, monitors in net.monitors.items():
+    for var, monitor in monitors.items():
+        saved[node, var] = monitor, f"{sys.argv[2]}/{node}-{var}.npy"
+        monitor.proc_params[SAVE_TO] = saved[node, var][1]
+cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={Monitor: saving_monitor_model()})
+net.anchor.run(condition=RunSteps(num_steps=net.num_steps), run_cfg=cfg)
+same = [np.array_equal(m.get_data()[node]["s_out" if var == "s" else var], np.load(path))
+        for (node, var), (m, path) in saved.items()]
+net.anchor.stop()
+sys.exit(0 if all(same) else 3)
+"""
+
+
+@pytest.mark.lava
+def test_monitor_recording_saved_to_file_equals_lava_get_data(tmp_path):
+    import pickle
+
+    with open(tmp_path / "job.pkl", "wb") as f:
+        pickle.dump((zoo_ir(), zoo_inputs()[:2, :8]), f)
+    code, err = run_isolated([sys.executable, "-c", SAVED_VS_GET_DATA, str(tmp_path / "job.pkl"), str(tmp_path)])
+    assert code == 0, err
+
+
+# ------------------------------------------------------------ refused inputs
+def _no_children(monkeypatch):
+    def refuse(*_, **__):
+        raise AssertionError("a Lava child was started")
+
+    monkeypatch.setattr(runner, "_Child", refuse)
+
+
+@pytest.mark.parametrize("node, param, change, value", [
+    ("l1", "vth", lambda ir: setattr(ir.op("l1").fixed, "vth", 2.5), "2.5"),
+    ("l2", "du", lambda ir: setattr(ir.op("l2").fixed, "du", 5000), "5000"),
+    ("l1", "bias_mant", lambda ir: ir.op("l1").fixed.bias_mant.__setitem__(0, 40000), "40000"),
+    ("dd", "delay", lambda ir: ir.op("dd").delay.__setitem__((0, 0), 64), "64"),
+])
+def test_bad_parameters_are_refused_before_lava_starts_naming_node_param_and_value(monkeypatch, node, param,
+                                                                                   change, value):
+    _no_children(monkeypatch)
+    ir = zoo_ir()
+    change(ir)
+    with pytest.raises(SpikeportError) as err:
+        run_lava(ir, zoo_inputs())
+    message = str(err.value)
+    assert message.startswith(f"{node}: {param}={value}") and "\n" not in message
+
+
+def test_du_minus_1_is_accepted_as_no_current_decay():
+    ir = zoo_ir()
+    ir.op("l1").fixed.du = -1
+    check_lava_params(ir)
+
+
+def test_float_ir_is_refused_in_fixed_mode(monkeypatch):
+    _no_children(monkeypatch)
+    ir = zoo_ir()
+    ir.op("d1").fixed = None
+    with pytest.raises(SpikeportError, match="d1: IR is float; compile/quantize first"):
+        run_lava(ir, zoo_inputs())
+
+
+@pytest.mark.parametrize("x, match", [
+    (np.zeros((2, 5, 3)), r"input: shape \(2, 5, 3\)"),
+    (np.full((5, 6), 0.5), None),  # binary input: 0.5 is a spike, accepted
+])
+def test_input_shape_is_checked_and_binary_input_accepts_any_nonzero(x, match):
+    if match:
+        with pytest.raises(SpikeportError, match=match):
+            runner.batched_inputs(zoo_ir(), x, "fixed")
+    else:
+        assert runner.batched_inputs(zoo_ir(), x, "fixed")["in"].max() == 1
+
+
+# --------------------------------------------------------- process hygiene
+@pytest.mark.lava
+def test_no_lava_process_survives_a_run_or_a_forced_timeout(monkeypatch):
+    marker = f"SPIKEPORT_TEST_MARK={uuid.uuid4().hex}"
+    monkeypatch.setenv(*marker.split("="))
+    run_lava(chain_ir(), impulses(3, 1, 1), record=["out/s"])
+    assert_no_survivors(marker)
+    # a non-integer vth makes Lava's LIF process raise and the run hang silently
+    ir = chain_ir()
+    ir.op("l1").fixed.vth = 2.5
+    monkeypatch.setattr(runner, "check_lava_params", lambda *a, **k: None)
+    started = time.monotonic()
+    with pytest.raises(SpikeportError, match=r"lava: no result within 4 s"):
+        run_lava(ir, impulses(3, 1, 1), timeout=4)
+    assert time.monotonic() - started < 10
+    assert_no_survivors(marker)
+
+
+# ------------------------------------------------------------ path to hardware
+PROCESS_GRAPH = """
+import json, pickle, sys
+from backends.lava import build_process_graph
+
+(single_ir, single_x), (tiled_ir, tiled_x) = pickle.load(open(sys.argv[1], "rb"))
+single = build_process_graph(single_ir, single_x, record=["out/s"])
+tiled = build_process_graph(tiled_ir, tiled_x)
+print(json.dumps(dict(
+    single={n: type(p).__name__ for n, p in single.processes.items()},
+    tiled={n: type(p).__name__ for n, p in tiled.processes.items()},
+    l1_shape=list(tiled.processes["l1"].v.shape), steps=single.num_steps,
+    monitors={n: sorted(m) for n, m in single.monitors.items()},
+    runtime=any(p.runtime is not None for p in tiled.processes.values()))))
+"""
+
+
+@pytest.mark.lava
+def test_process_graph_is_built_without_running_dense_alone_sparse_when_tiled(tmp_path):
+    import json
+    import pickle
+
+    with open(tmp_path / "job.pkl", "wb") as f:
+        pickle.dump([(chain_ir(), impulses(4, 1, 1)), (zoo_ir(), zoo_inputs())], f)
+    code, out, err = run_isolated([sys.executable, "-c", PROCESS_GRAPH, str(tmp_path / "job.pkl")], stdout=True)
+    assert code == 0, err
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got["single"] == {"in": "RingBuffer", "d1": "Dense", "l1": "LIF", "d2": "Dense", "l2": "LIF"}
+    assert got["tiled"] == {"in": "RingBuffer", "d1": "Sparse", "l1": "LIF", "rec": "Sparse", "dd": "DelaySparse",
+                            "skip": "Sparse", "l2": "LIFReset"}
+    assert got["l1_shape"] == [4 * 5]  # 4 samples side by side
+    assert got["steps"] == 4 and got["monitors"] == {"l2": ["s"]}
+    assert got["runtime"] is False  # built, not compiled or started
+
+
+@pytest.mark.lava
+def test_emitted_hardware_script_rebuilds_the_graph_from_the_ir_file_and_runs_it(tmp_path):
+    from toolchain.onnx_io import save
+
+    save(chain_ir(), tmp_path / "chain.onnx")
+    script = write_hardware_script(tmp_path / "chain.onnx", tmp_path / "run_on_loihi2.py", "chain")
+    np.save(tmp_path / "x.npy", impulses(5, 1, 2))
+    cmd = [sys.executable, str(script), "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "y.npz")]
+    hw_code, hw_err = run_isolated(cmd)
+    assert hw_code != 0 and "lava-loihi extension is not installed" in hw_err
+    sim_code, sim_err = run_isolated([*cmd, "--sim"])
+    assert sim_code == 0, sim_err
+    y = np.load(tmp_path / "y.npz")
+    np.testing.assert_array_equal(y["l2/s"][0, :, 0], [0, 0, 0, 1, 0])
+    np.testing.assert_array_equal(y["l1/u"][0, :, 0], [0, 0, 12800, 0, 0])
