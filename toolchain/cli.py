@@ -132,8 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--lava-samples", type=int)
     v.add_argument("--backends", default="float,emulator,lava")
     v.add_argument("--report", default="report")
-    v.add_argument("--max-timing-error", type=float, default=None)
-    v.add_argument("--min-match-1", type=float, default=None)
+    v.add_argument("--max-timing-error", type=float, default=None,
+                   help="fail if the output layer's mean |first-spike error| (steps, float vs fixed) exceeds this")
+    v.add_argument("--min-match-1", type=float, default=None,
+                   help="fail if fewer float output spikes are matched within +-1 step (fraction; default 0.9)")
+    v.add_argument("--max-accuracy-drop", type=float, default=None,
+                   help="fail if float minus fixed test accuracy exceeds this (fraction; default 0.05)")
+    v.add_argument("--ir", help="a compiled .onnx to verify against the .pt checkpoint (default: compile in memory)")
+    v.add_argument("--no-report", action="store_true", help="print the summary only, write no report folder")
     v.add_argument("--seed", type=int, default=0)
     v.set_defaults(func=_cmd_verify)
 

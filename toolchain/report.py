@@ -1,0 +1,324 @@
+"""The verify report: one folder, written atomically.
+
+    report/
+      report.json        every number of the `VerifyResult`, versions, seeds, quantization
+      report.html        self-contained (PNGs embedded as base64); opens offline
+      raster_<k>.png     float vs fixed vs Lava spike rasters of sample k, one row per layer
+      timing_hist.png    first-spike-time error histogram (float vs fixed) per node
+      quantization.png   the per-layer quantization table
+
+Rasters plot step t = 1..T on the x axis (Lava's numbering) and neuron index
+on the y axis. A spike that the other side of the comparison does not have
+at the same step (fixed vs float; float vs the fixed engine) is drawn in red.
+
+The folder is built under a temporary name beside the target and renamed
+into place, so a report is either complete or absent. An existing folder is
+only replaced if it is a previous report (it holds ``report.json``) or empty.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from models.errors import SpikeportError
+from toolchain import timing
+
+PACKAGES = ("spikeport", "torch", "numpy", "lava-nc", "matplotlib", "onnx")
+MAX_RASTERS = 4
+COLORS = dict(same="black", differs="tab:red")
+
+
+# ------------------------------------------------------------------ writing
+def write_report(result, folder) -> Path:
+    """Write the report of a `toolchain.verify.VerifyResult` into ``folder`` (atomically)."""
+    folder = Path(folder)
+    _check_replaceable(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        os.chmod(tmp, 0o755)
+        _write_contents(result, tmp)
+        _move_into_place(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def _check_replaceable(folder: Path) -> None:
+    if folder.is_file() or (folder.is_dir() and any(folder.iterdir()) and not (folder / "report.json").is_file()):
+        raise SpikeportError(f"{folder}: exists and is not a spikeport report folder; choose another --report")
+
+
+def _move_into_place(tmp: Path, folder: Path) -> None:
+    old = None
+    if folder.exists():
+        old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
+        os.rename(folder, old)
+    os.rename(tmp, folder)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_contents(result, folder: Path) -> None:
+    data = report_data(result)
+    (folder / "report.json").write_text(json.dumps(data, indent=1, allow_nan=False))
+    images = {}
+    if result.timing_pair:
+        images["timing_hist.png"] = (f"first-spike-time error, {result.timing_pair}", timing_figure(result))
+    for k in chosen_samples(result):
+        images[f"raster_{k}.png"] = (_sample_caption(result, k), raster_figure(result, k))
+    if result.quantization:
+        images["quantization.png"] = ("quantization table", quantization_figure(result.quantization))
+    for name, (_, fig) in images.items():
+        fig.savefig(folder / name, dpi=90)
+    (folder / "report.html").write_text(render_html(result, data, {n: (t, folder / n) for n, (t, _) in images.items()}))
+
+
+def report_data(result) -> dict:
+    """What report.json holds: the result's numbers plus versions and platform."""
+    return dict(result.to_dict(), format="spikeport-verify-report", versions=versions(),
+                platform=dict(python=platform.python_version(), machine=platform.machine(),
+                              system=platform.system()))
+
+
+def versions() -> dict:
+    """Installed versions of spikeport and the packages its numbers depend on."""
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+# ------------------------------------------------------------------ samples
+def chosen_samples(result) -> list:
+    """Samples worth a raster, at most `MAX_RASTERS`: the first divergence's sample, sample 0,
+    the first sample where float and fixed predict differently, and the one whose spikes
+    differ most (van Rossum, summed over nodes). Lava-run samples are preferred."""
+    candidates = [c.first_divergence.sample for c in result.exact if c.first_divergence]
+    candidates.append(0)
+    ref, test = _timing_engines(result)
+    if ref and test:
+        pool = result.lava_samples or result.samples
+        pf, pt = result.predictions(ref)[:pool], result.predictions(test)[:pool]
+        disagree = np.flatnonzero(pf != pt)
+        candidates += [int(disagree[0])] if disagree.size else []
+        distance = sum(timing.van_rossum(result.outputs[ref][f"{n}/s"][:pool],
+                                         result.outputs[test][f"{n}/s"][:pool]).sum(axis=1) for n in result.nodes)
+        candidates.append(int(np.argmax(distance)))
+    return list(dict.fromkeys(candidates))[:MAX_RASTERS]
+
+
+def _sample_caption(result, k: int) -> str:
+    preds = ", ".join(f"{e} {int(result.predictions(e)[k])}" for e in result.outputs
+                      if k < result.engines[e]["samples"])
+    return f"sample {k}: label {int(result.labels[k])}; predicted: {preds}"
+
+
+def _timing_engines(result) -> tuple:
+    if not result.timing_pair:
+        return None, None
+    return tuple(result.timing_pair.split(" vs "))
+
+
+# ------------------------------------------------------------------ figures
+def raster_figure(result, sample: int) -> Figure:
+    """Rows: neuron nodes; columns: float, the fixed engine timing compares, Lava (if run).
+
+    Red marks a spike the compared engine lacks at that step (float column: vs fixed; others: vs float).
+    """
+    ref, fixed = _timing_engines(result)
+    engines = list(dict.fromkeys(e for e in (ref, fixed, "lava") if e in result.outputs)) or list(result.outputs)[:1]
+    fig, axes = _grid(len(result.nodes), len(engines), panel=(3.8, 2.1), top=0.45)
+    for row, node in enumerate(result.nodes):
+        for col, engine in enumerate(engines):
+            _raster(axes[row, col], result.outputs, engine, fixed if engine == ref else ref, node, sample)
+    fig.suptitle(f"sample {sample} (label {int(result.labels[sample])}); red: spike not in the compared engine",
+                 fontsize=9)
+    return fig
+
+
+def _grid(rows: int, cols: int, panel: tuple, top: float) -> tuple:
+    """A figure of rows x cols panels, each ``panel`` (w, h) inches including its labels,
+    with ``top`` inches for the title. Fixed margins: no layout engine (cheap to draw)."""
+    w, h = panel[0] * cols, panel[1] * rows + top
+    fig = Figure(figsize=(w, h))
+    axes = fig.subplots(rows, cols, squeeze=False, gridspec_kw=dict(
+        left=0.6 / w, right=1 - 0.15 / w, bottom=0.5 / h, top=1 - top / h, wspace=0.3, hspace=0.55))
+    return fig, axes
+
+
+def _raster(ax, outputs: dict, engine: str, other, node: str, sample: int) -> None:
+    s = outputs[engine][f"{node}/s"]
+    ax.set_title(f"{engine}: {node}", fontsize=9)
+    ax.set_xlabel("step", fontsize=8)
+    ax.set_ylabel("neuron", fontsize=8)
+    ax.tick_params(labelsize=7)
+    T, n = s.shape[1], s.shape[2]
+    ax.set_xlim(0.5, T + 0.5)
+    ax.set_ylim(-0.5, n - 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if sample >= s.shape[0]:
+        ax.text(0.5, 0.5, f"not run on {engine}\n(sample {sample})", ha="center", va="center",
+                transform=ax.transAxes, fontsize=8, color="gray")
+        return
+    spikes = s[sample] != 0
+    ref = outputs[other][f"{node}/s"] if other in outputs else None
+    same = spikes & (ref[sample] != 0) if ref is not None and sample < ref.shape[0] else spikes
+    for mask, color in ((same, COLORS["same"]), (spikes & ~same, COLORS["differs"])):
+        t, i = np.nonzero(mask)
+        ax.scatter(t + 1, i, s=8 if n > 40 else 16, marker="|", color=color,
+                   linewidths=1.0 if color == COLORS["same"] else 2.0)
+
+
+def timing_figure(result) -> Figure:
+    """Histogram of first-spike-time errors (steps, fixed minus float), one panel per node."""
+    per_node = result.timing[result.timing_pair]
+    fig, axes = _grid(1, len(per_node), panel=(4.2, 3.0), top=0.8)
+    axes = axes[0]
+    for ax, (node, m) in zip(axes, per_node.items()):
+        hist, first = m["first_spike"]["histogram"], m["first_spike"]
+        errors = np.array(sorted(hist), dtype=int)
+        bars = ax.bar(errors, [hist[e] for e in errors], width=0.8, color="tab:blue")
+        ax.bar_label(bars, fontsize=7)
+        ax.set_xlabel("first-spike error (steps, fixed - float)", fontsize=8)
+        ax.set_ylabel("neuron trains", fontsize=8)
+        lim = max(3, int(np.abs(errors).max(initial=0)) + 1)
+        ax.set_xlim(-lim, lim)
+        ax.tick_params(labelsize=7)
+        mt = m["matched"]
+        ax.set_title(f"{node}: matched {mt[0]['ref']:.0%} / {mt[1]['ref']:.0%} / {mt[2]['ref']:.0%} (0/+-1/+-2)\n"
+                     f"only float {first['only_ref']}, only fixed {first['only_test']}", fontsize=8)
+    fig.suptitle(result.timing_pair, fontsize=9)
+    return fig
+
+
+def quantization_rows(quantization: dict) -> tuple[list, list]:
+    """(header, rows) of the quantization table: one row per population and per synapse."""
+    header = ["node", "lam", "du", "dv", "vth", "state use", "weight_exp", "sign mode", "range use",
+              "clipped", "zeroed", "max rel err", "limited by"]
+    rows = []
+    for node, r in quantization.items():
+        rows.append([node, f"{r['lam']:.4g}", r["du"], r["dv"], r["vth"], f"{r['state_use']:.1%}",
+                     "", "", "", r["bias_clipped"], "", "", r["limited_by"]])
+        for s in r["synapses"]:
+            rows.append([f"↳ {s['node']}", "", "", "", "", "", s["weight_exp"], s["sign_mode"],
+                         f"{s['range_use']:.1%}", s["clipped"], f"{s['rounded_to_zero']}/{s['nonzero']}",
+                         f"{s['max_rel_error']:.2%}", ""])
+    return header, rows
+
+
+def quantization_figure(quantization: dict) -> Figure:
+    header, rows = quantization_rows(quantization)
+    fig = Figure(figsize=(10, 0.28 * (len(rows) + 1) + 0.2))
+    ax = fig.add_axes((0.01, 0.01, 0.98, 0.98))
+    ax.axis("off")
+    table = ax.table(cellText=[[str(c) for c in r] for r in rows], colLabels=header, loc="center",
+                     cellLoc="left")
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    table.auto_set_column_width(list(range(len(header))))
+    table.scale(1, 1.4)
+    return fig
+
+
+# --------------------------------------------------------------------- html
+CSS = """body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
+th{background:#f0f0f0}td.num{text-align:right}.pass{color:#1a7f37;font-weight:bold}
+.fail{color:#cf222e;font-weight:bold}img{max-width:100%;border:1px solid #ddd;margin:.3em 0}
+code{background:#f6f8fa;padding:1px 4px}"""
+
+
+def render_html(result, data: dict, images: dict) -> str:
+    """The self-contained HTML page; ``images``: file name -> (caption, path of the PNG)."""
+    verdict = "PASS" if result.passed else "FAIL"
+    parts = [f"<h1>spikeport verify: <span class='{verdict.lower()}'>{verdict}</span></h1>",
+             f"<p><code>{_e(result.source)}</code>, task <b>{_e(result.task)}</b>, {result.samples} held-out "
+             f"test samples (Lava: {result.lava_samples or 'not run'}); float reference: {_e(result.float_engine)}; "
+             f"{_e(result.compile_mode)}. Steps are numbered 1..T.</p>",
+             "<h2>Criteria</h2>", _table(["", "criterion", "detail"],
+                                         [[_verdict(c.passed), _e(c.name), _e(c.detail)] for c in result.criteria]),
+             "<h2>Engines</h2>", _engine_table(result)]
+    if result.exact:
+        parts += ["<h2>Bit-exact agreement (s, v, u of every node, step, neuron)</h2>", _exact_table(result)]
+    for pair, per_node in result.timing.items():
+        parts += [f"<h2>Spike timing: {_e(pair)}</h2>", _timing_html(per_node)]
+    if result.quantization:
+        header, rows = quantization_rows(result.quantization)
+        parts += ["<h2>Quantization</h2>", _table(header, [[_e(str(c)) for c in r] for r in rows])]
+    parts += ["<h2>Figures</h2>"] + [f"<h3>{_e(caption)}</h3>{_img(path)}" for caption, path in images.values()]
+    parts += ["<h2>Versions and seeds</h2>",
+              _table(["", ""], [[_e(k), _e(str(v))] for k, v in {**data["versions"], **data["platform"],
+                                                                  **{f"seed ({k})": v for k, v in
+                                                                     result.seeds.items()}}.items()])]
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>spikeport verify report</title>"
+            f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
+
+
+def _e(text) -> str:
+    return html.escape(str(text))
+
+
+def _verdict(passed: bool) -> str:
+    return f"<span class='{'pass' if passed else 'fail'}'>{'PASS' if passed else 'FAIL'}</span>"
+
+
+def _table(header: list, rows: list) -> str:
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _img(path: Path) -> str:
+    return f"<img alt='{_e(path.name)}' src='data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}'>"
+
+
+def _engine_table(result) -> str:
+    rows = []
+    for name, e in result.engines.items():
+        agree = result.agreement.get(f"float vs {name}")
+        rows.append([_e(name), e["samples"], f"{e['accuracy']:.1%}", "-" if agree is None else f"{agree:.1%}",
+                     f"{e['seconds']:.2f}"])
+    return _table(["engine", "samples", "accuracy", "same prediction as float", "seconds"], rows)
+
+
+def _exact_table(result) -> str:
+    rows = []
+    for c in result.exact:
+        by_node = ", ".join(f"{n}: {k}" for n, k in c.identical_by_node.items())
+        rows.append([_verdict(c.identical), _e(c.label), f"{c.identical_samples}/{c.samples}", _e(by_node),
+                     _e(c.first_divergence.describe() if c.first_divergence else "none")])
+    return _table(["", "engines", "identical samples", "identical by node", "first divergence"], rows)
+
+
+def _timing_html(per_node: dict) -> str:
+    rows = []
+    for node, m in per_node.items():
+        f, mt, vr = m["first_spike"], m["matched"], m["van_rossum"]
+        rows.append([_e(node), m["ref_spikes"], m["test_spikes"], m["abs_count_diff"],
+                     f"{m['same_count_fraction']:.1%}", *(f"{mt[k]['ref']:.1%}" for k in (0, 1, 2)),
+                     f"{f['mean_abs']:.2f} / {f['max_abs']}", f"{f['exact_fraction']:.1%}",
+                     f"{f['only_ref']} / {f['only_test']}", f"{vr['mean']:.3f}"])
+    return _table(["node", "ref spikes", "test spikes", "sum |count diff|", "same count", "matched 0",
+                   "matched +-1", "matched +-2", "first-spike |err| mean / max (steps)", "first spike exact",
+                   "first spike only ref / only test", f"van Rossum mean (tau {_tau(per_node)} steps)"], rows)
+
+
+def _tau(per_node: dict) -> str:
+    return f"{next(iter(per_node.values()))['van_rossum']['tau']:g}" if per_node else "-"
