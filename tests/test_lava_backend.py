@@ -407,6 +407,22 @@ def test_no_lava_process_survives_a_run_or_a_forced_timeout(monkeypatch):
     assert_no_survivors(marker)
 
 
+@pytest.mark.lava
+def test_keyboard_interrupt_kills_every_lava_process(monkeypatch):
+    import threading
+
+    marker = f"SPIKEPORT_TEST_MARK={uuid.uuid4().hex}"
+    monkeypatch.setenv(*marker.split("="))
+    interrupt = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
+    interrupt.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_lava(chain_ir(), impulses(100_000, 1, 1), record=["out/s"])  # minutes of work
+    finally:
+        interrupt.cancel()
+    assert_no_survivors(marker)
+
+
 # ------------------------------------------------------------ path to hardware
 PROCESS_GRAPH = """
 import json, pickle, sys

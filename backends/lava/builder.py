@@ -20,7 +20,8 @@ block-diagonal matrix ``diag(W, ..., W)`` handed to Lava with the *same
 explicit* ``sign_mode``/``num_weight_bits``/``weight_exp``, so Lava quantises
 each block exactly as it would quantise ``W`` alone (Lava's Sparse is
 bit-identical to Dense). Scalars shared by a population (du, dv, vth) stay
-scalars. One compile and T steps then run the whole batch.
+scalars. One compile and T steps then run the whole batch. (In float mode
+Lava's Sparse sums in another order than Dense: equal up to float rounding.)
 
 Time convention (Lava's): steps t = 1..T; the RingBuffer sends column t-1 of
 its data at step t; every synaptic hop adds one step (a delay d adds 1+d).

@@ -63,7 +63,10 @@ def run_lava(ir: irm.IR, x, record: Optional[list] = None, *, mode: str = "fixed
     mode: "fixed" (Loihi2SimCfg ``fixed_pt``) or "float" (``floating_pt``).
     batching: "tile" runs the B samples side by side in one Lava network
     (one compile, T steps); "per-sample" builds one network per sample with
-    the IR's own Dense processes (slow; for fidelity checks).
+    the IR's own Dense processes (slow; for fidelity checks). Fixed mode:
+    both give identical integers. Float mode: Lava's float Sparse sums in
+    another order than its Dense, so tiled v/u may differ in the last bits
+    (~1e-14 relative).
     timeout: seconds for the whole call (None: a generous estimate from the
     network size, see `default_timeout`).
     workers: child processes the batch is split over (run concurrently).
