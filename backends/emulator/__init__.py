@@ -1,0 +1,11 @@
+"""The emulator backend: Lava's LIF networks on numpy, batched, bit-exact.
+
+``run(ir, x, record=None, *, mode="fixed")`` executes an IR for a batch of
+inputs and returns ``{"<node>/s|v|u": (B, T, n)}``. ``mode="fixed"`` is Lava
+``fixed_pt`` bit for bit, ``mode="float"`` is Lava ``floating_pt`` (float64).
+See `backends.emulator.engine` for the time convention and how it runs, and
+`backends.emulator.arith` for the two arithmetic variants.
+"""
+from backends.emulator.engine import run
+
+__all__ = ["run"]

@@ -1,0 +1,260 @@
+"""The emulator's scheduler: one engine for Lava ``fixed_pt`` and ``floating_pt``.
+
+Time convention (Lava's, every spikeport engine's): steps t = 1..T. Input
+column ``x[:, t-1]`` is sent at step t; a synapse delivers at step ``t + 1 + d``
+what its source sent at step t (d = 0 except DelayDense), so the synaptic
+input of step 1 is 0 while bias and initial u, v act from step 1. Several
+synapses into one population are summed. Recorded v is post-reset (what a
+Lava Monitor reports).
+
+How it runs: time is cut into blocks of k steps, as many as fit a small
+working-memory budget (``BLOCK_BYTES``: temporaries stay in cache and are
+reused, which matters more than the number of numpy calls). The graph's
+strongly connected components are visited in topological order once per block:
+
+* an acyclic synapse turns its source's block, shifted in time by 1 + d,
+  into outputs with one matrix product per delay (exact: float32 while
+  every partial sum < 2**24, float64 while ``fx.exact_matmul_bound`` holds,
+  int64 otherwise); an all-silent stretch costs nothing;
+* an acyclic neuron population runs its recurrence over the block on
+  ``(B, n)`` arrays;
+* a recurrent component (a cycle through synapses) is stepped as a whole,
+  one step at a time, every member in lockstep.
+
+Only recorded arrays are kept for the whole run, so memory is bounded by the
+block budget plus the recordings.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Optional, Sequence
+
+import networkx as nx
+import numpy as np
+
+from backends.emulator import arith as ar
+from backends.emulator.nodes import Neuron, Source, Synapse
+from models.errors import SpikeportError
+from toolchain import ir as irm
+from toolchain import passes
+
+BLOCK_BYTES = 4 << 20  # working memory per block of steps: small blocks reuse cached memory
+LONG_RUN = 50_000_000  # neuron-steps (B * T * neurons) from which a progress bar is shown
+FIELDS = ("s", "v", "u")
+
+
+def run(ir: irm.IR, x, record: Optional[Sequence[str]] = None, *, mode: str = "fixed",
+        progress: Optional[bool] = None) -> dict:
+    """Run ``ir`` on inputs ``x`` and return the recorded traces.
+
+    ``x``: ``(B, T, N)`` or ``(T, N)``, N = the Input nodes' channels (in node
+    order). A binary Input (``num_message_bits == 0``) sends one spike for
+    any nonzero value, as Lava counts it: 5, -1, 0.5 and 2 each count once.
+    A graded Input sends its values, which multiply the weights of graded
+    synapses (a binary synapse counts any nonzero value as one spike); in
+    fixed mode they must be integers within int32 (Lava's RingBuffer).
+
+    ``mode``: ``"fixed"`` follows Lava ``fixed_pt`` bit for bit (needs a
+    quantized IR); ``"float"`` follows Lava ``floating_pt`` on the float
+    parameters (initial u, v = 0).
+
+    ``record``: neuron (LIF/LIFReset) or Output node names (an Output stands
+    for its population, under its own name), or ``"<node>/s"`` etc. for one
+    array only; None records every neuron node.
+
+    Returns ``{"<node>/s": int8, "<node>/v", "<node>/u": int64 (fixed) or
+    float64 (float)}``, each ``(B, T, n)``.
+
+    ``progress``: show a tqdm bar (default: only for long runs on a terminal).
+    """
+    arithmetic = _arithmetic(ir, mode)
+    passes.infer_shapes(ir)
+    x = _check_input(ir, x)
+    batch, steps = x.shape[:2]
+    targets = _record_targets(ir, record)
+    by_node = {}
+    for node, field in dict.fromkeys(targets.values()):
+        dtype = np.int8 if field == "s" else arithmetic.state_dtype
+        by_node.setdefault(node, {})[field] = np.empty((batch, steps, ir.op(node).n), dtype)
+    block = _block_steps(ir, batch, steps)
+    nodes = _build(ir, arithmetic, x, batch, block, by_node)
+    components = _components(ir)
+    with _progress_bar(progress, ir, batch, steps, mode) as bar:
+        for t0 in range(1, steps + 1, block):
+            k = min(block, steps + 1 - t0)
+            for members in components:
+                _run_component(ir, members, nodes, t0, k)
+            bar.update(k)
+    filled = set()  # an array recorded under two names (a node and its Output) is handed out twice
+    out = {}
+    for key, (node, field) in targets.items():
+        array = by_node[node][field]
+        out[key] = array.copy() if (node, field) in filled else array
+        filled.add((node, field))
+    return out
+
+
+# ------------------------------------------------------------------ validation
+def _arithmetic(ir: irm.IR, mode: str):
+    if mode not in ar.ARITHMETIC:
+        raise SpikeportError(f"emulator: mode={mode!r} is not one of {', '.join(map(repr, ar.ARITHMETIC))}")
+    if mode == "fixed":
+        for name, op in ir.nodes(*irm.SYNAPSES, *irm.NEURONS):
+            if op.fixed is None:
+                raise SpikeportError(f"{name}: no fixed-point parameters; mode='fixed' needs a quantized IR "
+                                     "(spikeport compile), or use mode='float'")
+    return ar.ARITHMETIC[mode]
+
+
+def _check_input(ir: irm.IR, x) -> np.ndarray:
+    """``x`` as a numeric ``(B, T, N)`` array whose N matches the Input nodes."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise SpikeportError(f"input: dtype {x.dtype} is not numeric (bool, int or float spikes)")
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3:
+        raise SpikeportError(f"input: shape {x.shape} has {x.ndim} dimensions; expected (B, T, N) or (T, N)")
+    inputs = [(name, op.n) for name, op in ir.nodes(irm.Input)]
+    expected = sum(n for _, n in inputs)
+    if x.shape[2] != expected:
+        nodes = " + ".join(f"{name!r} ({n})" for name, n in inputs) or "no Input node"
+        raise SpikeportError(f"input: Input node {nodes} expects N={expected} channels, got N={x.shape[2]} "
+                             f"(input shape {x.shape})")
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        raise SpikeportError(f"input: {int(np.sum(~np.isfinite(x)))} values are NaN or infinite")
+    return x
+
+
+def _record_targets(ir: irm.IR, record) -> dict:
+    """Output key -> (neuron node, field)."""
+    if record is None:
+        return {f"{n}/{f}": (n, f) for n in ir.names(*irm.NEURONS) for f in FIELDS}
+    targets = {}
+    for entry in [record] if isinstance(record, str) else record:
+        name, sep, field = str(entry).rpartition("/")
+        if not sep or field not in FIELDS or name not in ir.graph:
+            name, fields = str(entry), FIELDS
+        else:
+            fields = (field,)
+        node = _recorded_population(ir, name)
+        targets.update({f"{name}/{f}": (node, f) for f in fields})
+    return targets
+
+
+def _recorded_population(ir: irm.IR, name: str) -> str:
+    if name not in ir.graph:
+        known = ", ".join(ir.names(*irm.NEURONS, irm.Output))
+        raise SpikeportError(f"record: no node named {name!r}; neuron and output nodes: {known}")
+    op = ir.op(name)
+    if isinstance(op, irm.Output):
+        return ir.inputs(name)[0]
+    if not isinstance(op, irm.NEURONS):
+        raise SpikeportError(f"record: {name!r} is a {op.kind}; only neuron (LIF, LIFReset) and Output "
+                             "nodes have s, v, u")
+    return name
+
+
+# ---------------------------------------------------------------- construction
+def _build(ir: irm.IR, arithmetic, x: np.ndarray, batch: int, block: int, record: dict) -> dict:
+    """Runtime objects by node name (Output nodes have none)."""
+    nodes, lo = {}, 0
+    for name, op in ir.nodes(irm.Input):  # x's channels, split in node order
+        nodes[name] = Source(name, op, x, lo, arithmetic.integer_inputs)
+        lo += op.n
+    for name, op in ir.nodes(*irm.NEURONS):
+        nodes[name] = Neuron(op, arithmetic, batch, block, record.get(name, {}))
+    for name, op in ir.nodes(*irm.SYNAPSES):
+        src = nodes[ir.inputs(name)[0]]
+        nodes[name] = Synapse(name, op, arithmetic, src.max_abs if isinstance(src, Source) else 1.0, batch)
+    return nodes
+
+
+def _block_steps(ir: irm.IR, batch: int, steps: int) -> int:
+    """Steps per block: as many as keep the block's working arrays within BLOCK_BYTES."""
+    return int(max(1, min(steps, BLOCK_BYTES // max(1, step_bytes(ir, batch)))))
+
+
+def step_bytes(ir: irm.IR, batch: int) -> int:
+    """Working memory one step of a block needs (an estimate: inputs, products, state)."""
+    per_sample = 0
+    for _, op in ir.nodes():
+        if isinstance(op, irm.Input):
+            per_sample += 10 * op.n  # float64 values, bool spikes
+        elif isinstance(op, irm.SYNAPSES):
+            groups = 1 if op.delays is None else len(np.unique(op.delays))
+            per_sample += 12 * op.n_in + 16 * op.size * groups  # history, float32 copy; products, outputs
+        elif isinstance(op, irm.NEURONS):
+            per_sample += 9 * op.n  # synaptic input (float64), spikes (bool)
+    return batch * per_sample
+
+
+def _components(ir: irm.IR) -> list[list[str]]:
+    """Strongly connected components in topological order (members in IR order)."""
+    cond = nx.condensation(ir.graph)
+    order = {name: i for i, name in enumerate(ir.graph.nodes)}
+    return [sorted(cond.nodes[c]["members"], key=order.get) for c in nx.topological_sort(cond)]
+
+
+# -------------------------------------------------------------------- running
+def _run_component(ir: irm.IR, members: list[str], nodes: dict, t0: int, k: int) -> None:
+    if len(members) > 1:
+        _run_recurrent(ir, members, nodes, t0, k)
+        return
+    name = members[0]
+    node = nodes.get(name)
+    if isinstance(node, Source):
+        node.load(t0, k)
+    elif isinstance(node, Synapse):
+        node.extend(_source_block(ir, nodes, name, k))
+    elif isinstance(node, Neuron):
+        node.run(_sum([nodes[s].emit(t0, k) for s in ir.inputs(name)]), t0, k)
+
+
+def _run_recurrent(ir: irm.IR, members: list[str], nodes: dict, t0: int, k: int) -> None:
+    """A cycle through synapses: the members advance together, one step at a time.
+
+    Synapses from outside the cycle deliver the whole block first.
+    """
+    inside = set(members)
+    neurons = [m for m in members if isinstance(nodes[m], Neuron)]
+    synapses = [m for m in members if isinstance(nodes[m], Synapse)]
+    external = {n: _sum([nodes[s].emit(t0, k) for s in ir.inputs(n) if s not in inside]) for n in neurons}
+    for i in range(k):
+        for n in neurons:
+            rows = [nodes[s].emit(t0 + i, 1) for s in ir.inputs(n) if s in inside]
+            rows = [r[0] for r in rows if r is not None]
+            if external[n] is not None:
+                rows.append(external[n][i])
+            nodes[n].step(i, t0 + i, _sum(rows, empty=0.0))
+        for s in synapses:
+            nodes[s].extend(_source_block(ir, nodes, s, i + 1)[i:])
+    for n in neurons:
+        nodes[n].end_block(t0, k)
+
+
+def _source_block(ir: irm.IR, nodes: dict, synapse: str, k: int) -> np.ndarray:
+    """What the synapse's source sent in the block's first k steps: spikes, or graded values."""
+    src = nodes[ir.inputs(synapse)[0]]
+    if isinstance(src, Source):
+        return (src.values if nodes[synapse].graded else src.spikes)[:k]
+    return src.S[:k]
+
+
+def _sum(arrays: list, empty=None):
+    """Sum of the arrays that are not None (Lava sums projections into one port); ``empty`` if none."""
+    arrays = [a for a in arrays if a is not None]
+    if not arrays:
+        return empty
+    total = arrays[0]
+    for a in arrays[1:]:
+        total = total + a
+    return total
+
+
+def _progress_bar(progress: Optional[bool], ir: irm.IR, batch: int, steps: int, mode: str):
+    from tqdm import tqdm
+
+    work = batch * steps * sum(op.n for _, op in ir.nodes(*irm.NEURONS))
+    show = progress if progress is not None else (sys.stderr.isatty() and work >= LONG_RUN)
+    return tqdm(total=steps, unit="step", desc=f"emulator ({mode})", disable=not show, leave=False)

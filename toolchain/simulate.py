@@ -1,0 +1,96 @@
+"""`spikeport simulate`: run an IR on one backend and save what it recorded.
+
+Backends (one name per engine and arithmetic):
+
+============  =========================================  ==================
+name          engine                                     arithmetic
+============  =========================================  ==================
+emulator      `backends.emulator.run`                    Lava ``fixed_pt``
+float         `backends.emulator.run`                    Lava ``floating_pt``
+lava          `backends.lava.runner.run_lava` (lava-nc)  ``fixed_pt``
+lava-float    `backends.lava.runner.run_lava` (lava-nc)  ``floating_pt``
+============  =========================================  ==================
+
+Files: the input is a ``.npy`` array ``(B, T, N)`` or ``(T, N)`` (bool/int
+for binary spikes, int for graded values; axis 1 is time, index t-1 is step
+t). The output is a ``.npz`` with ``<node>/s``, ``<node>/v`` (post-reset) and
+``<node>/u``, each ``(B, T, n)``, written atomically (a failure leaves no file).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from models.errors import SpikeportError
+from toolchain import ir as irm
+from toolchain.files import save_npz
+
+BACKENDS = {"emulator": ("emulator", "fixed"), "float": ("emulator", "float"),
+            "lava": ("lava", "fixed"), "lava-float": ("lava", "float")}
+
+
+def simulate(ir: irm.IR, x, backend: str = "emulator", record: Optional[Sequence[str]] = None) -> dict:
+    """Run ``ir`` on ``x`` with ``backend``: ``{"<node>/s|v|u": (B, T, n)}``.
+
+    ``record``: neuron or Output node names (None: every neuron node).
+    """
+    if backend not in BACKENDS:
+        raise SpikeportError(f"simulate: backend={backend!r} is not one of {', '.join(BACKENDS)}")
+    engine, mode = BACKENDS[backend]
+    if engine == "emulator":
+        from backends.emulator import run
+
+        return run(ir, x, record, mode=mode)
+    from backends.lava.runner import run_lava
+
+    return run_lava(ir, x, record, mode=mode)
+
+
+def load_input(path) -> np.ndarray:
+    """A ``.npy`` input file as an array ``(B, T, N)`` or ``(T, N)`` of numbers."""
+    path = Path(path)
+    if path.suffix != ".npy":
+        raise SpikeportError(f"{path}: input must be a .npy file (numpy.save), not {path.suffix or 'no suffix'!r}")
+    if not path.is_file():
+        raise SpikeportError(f"{path}: no such input file")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise SpikeportError(f"{path}: not a readable .npy file ({' '.join(str(exc).split())})") from None
+    if x.dtype.kind not in "biuf":
+        raise SpikeportError(f"{path}: dtype {x.dtype} is not numeric (bool, int or float spikes)")
+    if x.ndim not in (2, 3):
+        raise SpikeportError(f"{path}: shape {x.shape} has {x.ndim} dimensions; expected (B, T, N) or (T, N)")
+    return x
+
+
+def cmd_simulate(args) -> int:
+    """The CLI command: ``args.model, args.backend, args.input, args.out, args.record``.
+
+    With ``--emit-hw SCRIPT`` (``--backend lava`` only) it writes the Loihi 2
+    hardware script for the model instead of running anything.
+    """
+    emit_hw = getattr(args, "emit_hw", None)
+    if emit_hw:
+        return _emit_hardware_script(args.model, emit_hw, args.backend)
+    from toolchain.onnx_io import load
+
+    ir = load(args.model)
+    x = load_input(args.input)
+    out = simulate(ir, x, args.backend, args.record or None)
+    save_npz(args.out, out)
+    shape = next(iter(out.values())).shape if out else x.shape
+    print(f"wrote {args.out}: {len(out)} arrays from backend {args.backend} (B={shape[0]}, T={shape[1]})")
+    return 0
+
+
+def _emit_hardware_script(model, script, backend: str) -> int:
+    if backend != "lava":
+        raise SpikeportError(f"simulate: --emit-hw needs --backend lava, got --backend {backend}")
+    from backends.lava.hardware import write_hardware_script
+
+    path = write_hardware_script(model, script)
+    print(f"wrote {path}: runs {model} with Loihi2HwCfg (needs Intel's lava-loihi extension)")
+    return 0
