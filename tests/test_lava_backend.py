@@ -86,7 +86,7 @@ def zoo_ir():
 
 
 def zoo_inputs():
-    return (np.random.RandomState(3).rand(4, 24, 6) < 0.35).astype(np.int64)
+    return (np.random.RandomState(3).rand(3, 24, 6) < 0.35).astype(np.int64)
 
 
 def lava_processes(marker: str) -> list:
@@ -391,9 +391,12 @@ def test_input_shape_is_checked_and_binary_input_accepts_any_nonzero(x, match):
 
 # --------------------------------------------------------- process hygiene
 @pytest.mark.lava
-def test_no_lava_process_survives_a_run_or_a_forced_timeout(monkeypatch):
+def test_no_lava_process_or_file_survives_a_run_or_a_forced_timeout(monkeypatch, tmp_path):
+    import tempfile
+
     marker = f"SPIKEPORT_TEST_MARK={uuid.uuid4().hex}"
     monkeypatch.setenv(*marker.split("="))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # job folders (and Monitor files) go here
     run_lava(chain_ir(), impulses(3, 1, 1), record=["out/s"])
     assert_no_survivors(marker)
     # a non-integer vth makes Lava's LIF process raise and the run hang silently
@@ -404,6 +407,23 @@ def test_no_lava_process_survives_a_run_or_a_forced_timeout(monkeypatch):
     with pytest.raises(SpikeportError, match=r"lava: no result within 4 s"):
         run_lava(ir, impulses(3, 1, 1), timeout=4)
     assert time.monotonic() - started < 10
+    assert_no_survivors(marker)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.lava
+def test_an_exception_inside_lava_becomes_a_one_line_error_and_leaves_nothing_behind(monkeypatch):
+    marker = f"SPIKEPORT_TEST_MARK={uuid.uuid4().hex}"
+    monkeypatch.setenv(*marker.split("="))
+    monkeypatch.setattr(runner, "check_lava_params", lambda *a, **k: None)  # let Lava see the bad delay
+    ir = irm.IR("bad-delay")
+    ir.add("in", irm.Input(1))
+    ir.add("dd", dense([[100]], delays=[[-1]]), ["in"])
+    ir.add("l", lif(1), ["dd"])
+    with pytest.raises(SpikeportError) as err:
+        run_lava(ir, impulses(3, 1, 1), timeout=60)
+    assert str(err.value).startswith("lava: ValueError: DelayDense Process 'delays' expects only positive")
+    assert "\n" not in str(err.value)
     assert_no_survivors(marker)
 
 
@@ -453,7 +473,7 @@ def test_process_graph_is_built_without_running_dense_alone_sparse_when_tiled(tm
     assert got["single"] == {"in": "RingBuffer", "d1": "Dense", "l1": "LIF", "d2": "Dense", "l2": "LIF"}
     assert got["tiled"] == {"in": "RingBuffer", "d1": "Sparse", "l1": "LIF", "rec": "Sparse", "dd": "DelaySparse",
                             "skip": "Sparse", "l2": "LIFReset"}
-    assert got["l1_shape"] == [4 * 5]  # 4 samples side by side
+    assert got["l1_shape"] == [3 * 5]  # 3 samples side by side
     assert got["steps"] == 4 and got["monitors"] == {"l2": ["s"]}
     assert got["runtime"] is False  # built, not compiled or started
 

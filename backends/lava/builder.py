@@ -50,6 +50,7 @@ import scipy.sparse as sp
 from models import fixed_point as fx
 from models.errors import SpikeportError, out_of_range
 from toolchain import ir as irm
+from toolchain import passes
 
 MODES = {"fixed": "fixed_pt", "float": "floating_pt"}
 STATE_VARS = ("s", "v", "u")  # recorded per neuron node: spikes, voltage (post-reset), current
@@ -136,13 +137,15 @@ BIAS_LIMIT = 1 << 30  # v = vd + u + bias is summed in int32 before saturation
 def check_lava_params(ir: irm.IR, mode: str = "fixed") -> None:
     """Refuse parameters Lava would silently misread (hang on, wrap, or shift undefined).
 
-    Checks exactly the kwargs `build_network` hands to Lava. These are Lava's
+    Checks the graph (`check_structure`), then exactly the kwargs
+    `build_network` hands to Lava. These are Lava's
     storage and arithmetic limits (int16 ``bias_mant``, int32 weights and
     state, integer ``du/dv/vth``, delays 0..63); the narrower Loihi 2 hardware
     limits are `toolchain.passes.validate`'s job. Raises `SpikeportError`
     naming node, parameter, value and limit.
     """
     require_mode(mode)
+    check_structure(ir)
     for name, op in ir.nodes(*irm.SYNAPSES):
         _check_synapse(name, synapse_kwargs(name, op, mode), mode)
     for name, op in ir.nodes(*irm.NEURONS):
@@ -288,31 +291,45 @@ OP_TABLE: dict[type, Optional[Callable]] = {
 
 
 # ----------------------------------------------------------------- the graph
-def _check_structure(ir: irm.IR) -> None:
+def check_structure(ir: irm.IR) -> None:
+    """Ops with a Lava mapping, consistent shapes (`toolchain.passes.infer_shapes`),
+    edges Lava can wire, one connected graph."""
     for name, op in ir.nodes():
         if type(op) not in OP_TABLE:
             raise SpikeportError(f"{name}: op {op.kind} has no Lava mapping (known: "
                                  f"{', '.join(t.__name__ for t in OP_TABLE)})")
+    passes.infer_shapes(ir)
+    for src, dst in ir.graph.edges:
+        _edge_ports(ir, src, dst)
     if not ir.names(irm.Input):
         raise SpikeportError(f"{ir.name}: the graph has no Input node")
-    if ir.graph.number_of_nodes() and nx.number_weakly_connected_components(ir.graph) > 1:
+    if nx.number_weakly_connected_components(ir.graph) > 1:
         raise SpikeportError(f"{ir.name}: the graph has several unconnected parts; "
                              "Lava runs one connected process graph")
 
 
+def _edge_ports(ir: irm.IR, src: str, dst: str) -> Optional[tuple]:
+    """(source port, destination port) names for an edge; None for an edge into an Output.
+
+    Spikes: Input/LIF ``s_out`` -> synapse ``s_in``. Activation: synapse
+    ``a_out`` -> LIF ``a_in`` (Lava sums several).
+    """
+    s_op, d_op = ir.op(src), ir.op(dst)
+    if isinstance(d_op, irm.Output):
+        return None
+    if isinstance(s_op, (irm.Input, *irm.NEURONS)) and isinstance(d_op, irm.SYNAPSES):
+        return "s_out", "s_in"
+    if isinstance(s_op, irm.SYNAPSES) and isinstance(d_op, irm.NEURONS):
+        return "a_out", "a_in"
+    raise SpikeportError(f"{dst}: edge from {src!r} ({s_op.kind}) to {d_op.kind} "
+                         "is not supported by the Lava backend")
+
+
 def _connect(ir: irm.IR, procs: dict) -> None:
-    """Spikes: Input/LIF s_out -> synapse s_in. Activation: synapse a_out -> LIF a_in (summed)."""
     for src, dst in ir.graph.edges:
-        s_op, d_op = ir.op(src), ir.op(dst)
-        if isinstance(d_op, irm.Output):
-            continue
-        if isinstance(s_op, (irm.Input, *irm.NEURONS)) and isinstance(d_op, irm.SYNAPSES):
-            procs[src].s_out.connect(procs[dst].s_in)
-        elif isinstance(s_op, irm.SYNAPSES) and isinstance(d_op, irm.NEURONS):
-            procs[src].a_out.connect(procs[dst].a_in)
-        else:
-            raise SpikeportError(f"{dst}: edge from {src!r} ({s_op.kind}) to {d_op.kind} "
-                                 "is not supported by the Lava backend")
+        ports = _edge_ports(ir, src, dst)
+        if ports is not None:
+            getattr(procs[src], ports[0]).connect(getattr(procs[dst], ports[1]))
 
 
 def _monitor(proc, target: str, num_steps: int):
@@ -338,7 +355,7 @@ def build_network(ir: irm.IR, data: dict, *, mode: str = "fixed", tiles: int = 1
 
     import_lava()
     require_mode(mode)
-    _check_structure(ir)
+    check_structure(ir)
     steps = {np.shape(d)[-1] for d in data.values()}
     if len(steps) != 1 or set(data) != set(ir.names(irm.Input)):
         raise SpikeportError(f"{ir.name}: need data for exactly the Input nodes "
@@ -357,14 +374,15 @@ def build_network(ir: irm.IR, data: dict, *, mode: str = "fixed", tiles: int = 1
     return LavaNetwork(procs, monitors, tiles=ctx.tiles, num_steps=num_steps, mode=mode)
 
 
-def run_network(net: LavaNetwork, run_cfg=None) -> dict:
+def run_network(net: LavaNetwork, run_cfg=None, scratch: Optional[str] = None) -> dict:
     """Run ``net`` for its T steps and return ``{node: {"s"|"v"|"u": (tiles, T, n)}}``.
 
     ``run_cfg`` defaults to ``Loihi2SimCfg(select_tag=...)`` for the network's
     mode. Monitors run as `saving_monitor_model` (see there), so their data
-    come back as files, not through Lava's element-by-element ``get_data()``.
-    Values are the Monitors' float64; the caller casts them. The Lava runtime
-    is always stopped, also on error.
+    come back as files (in a temporary folder inside ``scratch``, default the
+    system's), not through Lava's element-by-element ``get_data()``. Values
+    are the Monitors' float64; the caller casts them. The Lava runtime is
+    always stopped, also on error.
     """
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -372,7 +390,7 @@ def run_network(net: LavaNetwork, run_cfg=None) -> dict:
 
     cfg = run_cfg if run_cfg is not None else Loihi2SimCfg(select_tag=net.select_tag)
     cfg.exception_proc_model_map = {**cfg.exception_proc_model_map, Monitor: saving_monitor_model()}
-    with tempfile.TemporaryDirectory(prefix="spikeport-monitors-") as folder:
+    with tempfile.TemporaryDirectory(prefix="spikeport-monitors-", dir=scratch) as folder:
         files = {}
         for node, monitors in net.monitors.items():
             for var, monitor in monitors.items():

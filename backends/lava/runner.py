@@ -195,12 +195,16 @@ class Job:
     batching: str
 
 
-def execute(job: Job) -> dict:
-    """Run a job in this process: ``{node: {"s"|"v"|"u": (B, T, n) float64}}``."""
+def execute(job: Job, scratch: str) -> dict:
+    """Run a job in this process: ``{node: {"s"|"v"|"u": (B, T, n) float64}}``.
+
+    Monitor files go to ``scratch`` (the job folder, removed by the parent).
+    """
     batch = next(iter(job.inputs.values())).shape[0]
     if job.batching == "tile":
-        return _run_tiled(job, job.inputs, batch)
-    return _concat([_run_tiled(job, {k: v[b:b + 1] for k, v in job.inputs.items()}, 1) for b in range(batch)])
+        return _run_tiled(job, job.inputs, batch, scratch)
+    return _concat([_run_tiled(job, {k: v[b:b + 1] for k, v in job.inputs.items()}, 1, scratch)
+                    for b in range(batch)])
 
 
 def tile_inputs(inputs: dict) -> dict:
@@ -208,9 +212,9 @@ def tile_inputs(inputs: dict) -> dict:
     return {k: v.transpose(0, 2, 1).reshape(-1, v.shape[1]) for k, v in inputs.items()}
 
 
-def _run_tiled(job: Job, inputs: dict, tiles: int) -> dict:
+def _run_tiled(job: Job, inputs: dict, tiles: int, scratch: str) -> dict:
     net = build_network(job.ir, tile_inputs(inputs), mode=job.mode, tiles=tiles, record=job.probes)
-    return run_network(net)
+    return run_network(net, scratch=scratch)
 
 
 def child_main(job_dir: str) -> None:
@@ -223,7 +227,7 @@ def child_main(job_dir: str) -> None:
     code = 0
     try:
         with open(path / "job.pkl", "rb") as f:
-            result = execute(pickle.load(f))
+            result = execute(pickle.load(f), str(path))
         with open(path / "result.tmp", "wb") as f:
             pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(path / "result.tmp", path / "result.pkl")
