@@ -164,13 +164,15 @@ class VerifyResult:
 
 
 # ------------------------------------------------------------------ loading
-def load_subject(target, ir=None, meta: Optional[dict] = None, calibration_samples: int = 256) -> Subject:
+def load_subject(target, ir=None, meta: Optional[dict] = None, calibration_samples: int = 256,
+                 task: Optional[str] = None) -> Subject:
     """Resolve what to verify.
 
     ``target``: a ``.pt`` checkpoint or compiled ``.onnx`` path, an `IR`, or a
     `Network` (then ``meta`` gives its ``task`` and ``encoding``). ``ir``: a
     compiled IR (path or `IR`) to verify against the checkpoint; without it a
-    checkpoint is compiled in memory (`toolchain.compiler.compile_network`).
+    checkpoint is compiled in memory (`toolchain.compiler.compile_network`,
+    calibrated on ``task``'s training data, default the recorded task).
     """
     model, source = None, _describe_target(target)
     if isinstance(target, irm.IR):
@@ -191,11 +193,11 @@ def load_subject(target, ir=None, meta: Optional[dict] = None, calibration_sampl
             raise SpikeportError(f"{path}: expected a .pt checkpoint or a compiled .onnx file")
     if ir is not None:
         subject_ir = ir if isinstance(ir, irm.IR) else _load_ir(_existing(ir))
-        source += f" with IR {_describe_target(ir)}"
+        source += f" with {_describe_target(ir)}" if isinstance(ir, irm.IR) else f" with IR {ir}"
     if subject_ir is None:
         from toolchain.compiler import compile_network
 
-        subject_ir = compile_network(model, _with_task(meta, None), calibration_samples)
+        subject_ir = compile_network(model, _with_task(meta, task), calibration_samples)
     if not subject_ir.is_fixed:
         raise SpikeportError(f"{source}: the IR holds float parameters only; compile it first (spikeport compile)")
     if model is not None:
@@ -205,7 +207,7 @@ def load_subject(target, ir=None, meta: Optional[dict] = None, calibration_sampl
 
 def _describe_target(target) -> str:
     if isinstance(target, irm.IR):
-        return f"IR {target.name!r}"
+        return f"in-memory IR {target.name!r}"
     if isinstance(target, Network):
         return "torch Network"
     return str(target)
@@ -259,8 +261,6 @@ def held_out_inputs(task: str, encoding: dict, samples: int, seed: int) -> tuple
     from toolchain import datasets, encoders
     from toolchain.train import encode
 
-    if samples < 1:
-        raise SpikeportError(f"verify: samples={samples} is outside [1, inf)")
     data = datasets.load_task(task)
     encoder = encoders.ENCODERS.get(encoding.get("name"))
     if encoder is not None and "seed" in inspect.signature(encoder).parameters:
@@ -313,12 +313,20 @@ def run_engine(name: str, subject: Subject, x: np.ndarray) -> dict:
     raise SpikeportError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
 
 
+def _check_request(samples: int, backends) -> None:
+    """Refuse a bad sample count or engine name before anything slow runs."""
+    if samples < 1:
+        raise SpikeportError(f"verify: samples={samples} is outside [1, inf)")
+    for name in backends:
+        if name.strip() and name.strip() not in ENGINES:
+            raise SpikeportError(f"unknown engine {name.strip()!r}; choose from {', '.join(ENGINES)}")
+
+
 def _engine_plan(backends, subject: Subject, samples: int, lava_samples: Optional[int]) -> dict:
     """Engine -> number of samples it runs on (torch-fixed whenever a model is available)."""
     names = [b.strip() for b in backends if b.strip()]
-    for name in names:
-        if name not in ENGINES:
-            raise SpikeportError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
+    if subject.model is None and "torch-fixed" in names:
+        raise SpikeportError(f"{subject.source}: engine 'torch-fixed' needs a .pt checkpoint, not only an IR")
     if subject.model is not None and "torch-fixed" not in names:
         names.append("torch-fixed")
     n_lava = min(samples, DEFAULT_LAVA_SAMPLES) if lava_samples is None else min(lava_samples, samples)
@@ -428,7 +436,8 @@ def verify(model_path_or_ir, task: Optional[str] = None, samples: int = 100, lav
     (default ``min(samples, 20)``).
     """
     tol = tolerances or Tolerances()
-    subject = load_subject(model_path_or_ir, ir=ir, meta=meta, calibration_samples=calibration_samples)
+    _check_request(samples, backends)
+    subject = load_subject(model_path_or_ir, ir=ir, meta=meta, calibration_samples=calibration_samples, task=task)
     meta = _with_task(subject.meta, task)
     x, y = held_out_inputs(meta["task"], meta["encoding"], samples, seed)
     _check_input_size(subject.ir, x)
