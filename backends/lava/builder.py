@@ -378,9 +378,10 @@ def run_network(net: LavaNetwork, run_cfg=None, scratch: Optional[str] = None) -
     """Run ``net`` for its T steps and return ``{node: {"s"|"v"|"u": (tiles, T, n)}}``.
 
     ``run_cfg`` defaults to ``Loihi2SimCfg(select_tag=...)`` for the network's
-    mode. Monitors run as `saving_monitor_model` (see there), so their data
-    come back as files (in a temporary folder inside ``scratch``, default the
-    system's), not through Lava's element-by-element ``get_data()``. Values
+    mode; either way its ``exception_proc_model_map`` gets Monitor ->
+    `saving_monitor_model` (see there), so the recordings come back as files
+    (in a temporary folder inside ``scratch``, default the system's), not
+    through Lava's element-by-element ``get_data()``. Values
     are the Monitors' float64; the caller casts them. The Lava runtime is
     always stopped, also on error.
     """

@@ -18,6 +18,11 @@ script calls it before using ``Loihi2HwCfg``. On the chip, Lava's Python
 ``Monitor`` may have to be replaced by lava-loihi's state probes; that part
 could not be tried here.
 
+Both functions run Lava in the calling process (no child, no timeout). Lava's
+import calls ``multiprocessing.set_start_method("fork")``, which fails in a
+process where something (e.g. a tqdm bar) already fixed the start method;
+`run_lava` is immune (fresh children), a fresh script is too.
+
 Time convention as in `backends.lava.runner`: x[:, t-1] is sent at step t.
 """
 from __future__ import annotations
