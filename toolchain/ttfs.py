@@ -462,3 +462,256 @@ def continuous_times(model: TTFSNetwork, x, batch_size: int = 500) -> list:
         ts = [torch.log(z).double().numpy() for z in zs]
         outs = [[t] for t in ts] if outs is None else [o + [t] for o, t in zip(outs, ts)]
     return [np.concatenate(o) for o in outs]
+
+
+# ------------------------------------------------------------------ analysis
+def timing_errors(first: np.ndarray, t_cont: np.ndarray, dt: float) -> dict:
+    """Deployed first-spike index minus continuous time / dt (steps), for neurons that spike
+    in both, plus how many spike in only one of the two."""
+    both = np.isfinite(first) & np.isfinite(t_cont)
+    err = first[both] - t_cont[both] / dt
+    return summarize(err) | dict(only_deployed=int((np.isfinite(first) & ~np.isfinite(t_cont)).sum()),
+                                 only_continuous=int((~np.isfinite(first) & np.isfinite(t_cont)).sum()),
+                                 both=int(both.sum()))
+
+
+def summarize(err: np.ndarray) -> dict:
+    if err.size == 0:
+        return dict(n=0)
+    q = np.percentile(err, [1, 5, 50, 95, 99])
+    return dict(n=int(err.size), mean=float(err.mean()), std=float(err.std()), mean_abs=float(np.abs(err).mean()),
+                p1=float(q[0]), p5=float(q[1]), median=float(q[2]), p95=float(q[3]), p99=float(q[4]),
+                max_abs=float(np.abs(err).max()), within_1_step=float((np.abs(err) <= 1.0).mean()))
+
+
+def hidden_spikes_before_decision(hidden_first: np.ndarray, out_first: np.ndarray) -> np.ndarray:
+    """Per sample: hidden neurons that spike strictly before the first output spike
+    (the ones that can have influenced it). Works for step indices and for continuous times."""
+    decision = out_first.min(1, initial=np.inf)
+    return (hidden_first < decision[:, None]).sum(1)
+
+
+def analyse_engine(res: dict, cont: list, y: np.ndarray, dt: float, neurons: list) -> dict:
+    """Accuracy, timing errors per layer and sparsity of one deployed run against the continuous model."""
+    out_node = neurons[-1]
+    report = dict(accuracy=float((res["pred"] == y).mean()), samples=int(len(y)),
+                  no_output_spike=int((~res["any_output"]).sum()),
+                  same_prediction_as_continuous=float((res["pred"] == np.argmin(cont[-1], 1)).mean()))
+    report["timing_steps"] = {n: timing_errors(res["first"][n], c, dt) for n, c in zip(neurons, cont)}
+    fin = np.isfinite(res["t_out_interp"]) & np.isfinite(cont[-1])
+    report["timing_steps"][out_node + " (interpolated)"] = summarize(res["t_out_interp"][fin] - cont[-1][fin] / dt)
+    winner_disc = res["first"][out_node].min(1)
+    winner_cont = cont[-1].min(1)
+    ok = np.isfinite(winner_disc) & np.isfinite(winner_cont)
+    report["timing_steps"]["decision (first output spike)"] = summarize(winner_disc[ok] - winner_cont[ok] / dt)
+    report["spikes_per_neuron_max"] = {n: int(c.max(initial=0)) for n, c in res["spike_counts"].items()}
+    report["hidden_spikes_total_mean"] = float(res["spike_counts"][neurons[0]].sum(1).mean())
+    report["hidden_spikes_before_decision_mean"] = float(
+        hidden_spikes_before_decision(res["first"][neurons[0]], res["first"][out_node]).mean())
+    report["decision_step_mean"] = float(winner_disc[np.isfinite(winner_disc)].mean())
+    return report
+
+
+def deploy_ttfs(model, dt: float = 0.0625, *, refire: str = "inhibit", stats: str = "bound",
+                t_end: float | None = None, n_test: int | None = None, engines=("emulator",),
+                lava_samples: int = 200, lava_chunk: int = 25, modes=("float", "fixed"), out_dir=None,
+                data=None, batch_size: int = 250, progress: bool = True, log=print) -> dict:
+    """Discretise, quantize and run a trained TTFS network; compare with continuous time.
+
+    ``model``: a `TTFSNetwork` or a checkpoint path. Runs the float and the fixed IR on
+    the emulator over ``n_test`` test samples (all by default); with ``"lava"`` in
+    ``engines`` also runs the fixed IR on Lava for the first ``lava_samples`` and
+    counts the samples whose s, v, u (every population, every step) equal the
+    emulator's. Writes ``ttfs_float.onnx``, ``ttfs_fixed.onnx`` and ``deploy.json``
+    to ``out_dir`` if given. Returns the report dict.
+    """
+    from toolchain import ir as irm
+
+    meta = {}
+    if not isinstance(model, TTFSNetwork):
+        model, meta = load_checkpoint(model)
+    model = model.double().eval()
+    task = meta.get("task", "mnist")
+    data = data if data is not None else datasets.load_task(task)
+    x, y = data.x_test.astype(np.float64), data.y_test
+    if n_test:
+        x, y = x[:n_test], y[:n_test]
+    say = log or (lambda *_: None)
+    t0 = time.time()
+    cont = continuous_times(model, x)
+    cont_pred = np.argmin(cont[-1], 1)
+    t_first_out = cont[-1].min(1)
+    ir = lower_ttfs(model, dt, refire=refire, t_end=t_end)
+    m = ir.meta["ttfs"]
+    # the continuous model fed the grid-rounded input times isolates the input rounding
+    x_grid = 1.0 - np.floor(m["t_max_in"] * (1.0 - x) / dt + 0.5) * dt / m["t_max_in"]
+    cont_grid = continuous_times(model, np.clip(x_grid, 0.0, 1.0))
+    neurons = ir.names(*irm.NEURONS)
+    report = dict(task=task, dt=dt, clock=m, refire=refire, stats=stats, samples=int(len(y)),
+                  continuous=dict(accuracy=float((cont_pred == y).mean()),
+                                  accuracy_grid_inputs=float((np.argmin(cont_grid[-1], 1) == y).mean()),
+                                  no_output_spike=int(np.isinf(t_first_out).sum()),
+                                  output_after_t_end=int((t_first_out > m["t_end"]).sum()),
+                                  decision_time_mean=float(t_first_out[np.isfinite(t_first_out)].mean()),
+                                  decision_time_p99=float(np.percentile(t_first_out[np.isfinite(t_first_out)], 99)),
+                                  hidden_spikes_before_decision_mean=float(
+                                      hidden_spikes_before_decision(cont[0], cont[-1]).mean()),
+                                  hidden_spikes_total_mean=float(np.isfinite(cont[0]).sum(1).mean())),
+                  engines={})
+    say(f"continuous: accuracy {report['continuous']['accuracy']:.4f} (grid inputs "
+        f"{report['continuous']['accuracy_grid_inputs']:.4f}); dt={dt} tau_syn, {m['steps']} steps, "
+        f"du={m['du']:.6f} (du_int {m['du_int']}), tau_eff={m['tau_eff']:.5f}")
+    irq, qreports = quantize_ttfs(ir, x[:256], stats=stats)
+    from toolchain.quantize import format_report
+    report["quantization"] = format_report(qreports)
+    say(report["quantization"])
+    if out_dir is not None:
+        from toolchain import onnx_io
+
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        onnx_io.save(ir, Path(out_dir) / "ttfs_float.onnx")
+        onnx_io.save(irq, Path(out_dir) / "ttfs_fixed.onnx")
+    results = {}
+    for mode in modes:
+        t = time.time()
+        res = run_deployed(irq if mode == "fixed" else ir, x, mode=mode, batch_size=batch_size, progress=progress)
+        results[mode] = res
+        rep = analyse_engine(res, cont, y, dt, neurons)
+        rep["wall_s"] = time.time() - t
+        report["engines"][f"emulator/{mode}"] = rep
+        say(f"emulator {mode}: accuracy {rep['accuracy']:.4f} (same prediction as continuous "
+            f"{rep['same_prediction_as_continuous']:.4f}), no output spike {rep['no_output_spike']}, "
+            f"hidden spikes before decision {rep['hidden_spikes_before_decision_mean']:.1f} [{rep['wall_s']:.0f} s]")
+    if "lava" in engines:
+        report["lava"] = lava_identity(irq, x[:lava_samples], chunk=lava_chunk, log=say)
+    report["wall_s"] = time.time() - t0
+    if out_dir is not None:
+        import json
+
+        with atomic_path(Path(out_dir) / "deploy.json") as tmp:
+            tmp.write_text(json.dumps(report, indent=1, default=float))
+    return report
+
+
+def lava_identity(irq, x, *, chunk: int = 25, log=print) -> dict:
+    """Run the fixed IR on Lava and on the emulator (every population's s, v, u) and count
+    identical samples and arrays."""
+    from backends.emulator import run
+    from backends.lava.runner import run_lava
+
+    same_samples = total = arrays_same = arrays_total = mismatched_values = 0
+    lava_pred, t0 = [], time.time()
+    for i in range(0, len(x), chunk):
+        xin = encode_input(x[i:i + chunk], irq.meta)
+        emu = run(irq, xin, mode="fixed")
+        lava = run_lava(irq, xin, mode="fixed")
+        per_sample = np.ones(len(xin), dtype=bool)
+        for key in emu:
+            a, b = np.asarray(emu[key]), np.asarray(lava[key])
+            eq = (a == b).reshape(len(xin), -1).all(1)
+            per_sample &= eq
+            arrays_same += int(eq.sum())
+            arrays_total += len(eq)
+            mismatched_values += int((a != b).sum())
+        same_samples += int(per_sample.sum())
+        total += len(xin)
+        out_node = [k for k in emu if k.endswith("/s")][-1].split("/")[0]
+        vth = vth_effective(irq, out_node, "fixed")
+        lava_pred.append(output_readout(lava[f"{out_node}/s"], lava[f"{out_node}/v"], lava[f"{out_node}/u"], vth)[0])
+        if log:
+            log(f"  lava: {total}/{len(x)} samples, identical so far {same_samples} [{time.time() - t0:.0f} s]")
+    return dict(samples=total, identical_samples=same_samples, identical_arrays=arrays_same,
+                arrays=arrays_total, mismatched_values=mismatched_values,
+                predictions=np.concatenate(lava_pred).tolist(), wall_s=time.time() - t0)
+
+
+def format_deploy_report(rep: dict) -> str:
+    """A short human-readable summary of `deploy_ttfs`'s report."""
+    c = rep["continuous"]
+    lines = [f"TTFS deployment: dt = {rep['dt']} tau_syn ({rep['clock']['steps']} steps), refire={rep['refire']}, "
+             f"stats={rep['stats']}, {rep['samples']} test samples",
+             f"  continuous time: accuracy {c['accuracy']:.4f}, with grid-rounded inputs {c['accuracy_grid_inputs']:.4f}, "
+             f"decision at t = {c['decision_time_mean']:.3f} tau (p99 {c['decision_time_p99']:.3f}), "
+             f"hidden spikes before decision {c['hidden_spikes_before_decision_mean']:.1f} "
+             f"(of {c['hidden_spikes_total_mean']:.1f} that ever spike)"]
+    for name, e in rep["engines"].items():
+        lines.append(f"  {name}: accuracy {e['accuracy']:.4f} ({e['accuracy'] - c['accuracy']:+.4f}), same prediction as "
+                     f"continuous {e['same_prediction_as_continuous']:.4f}, no output spike {e['no_output_spike']}, "
+                     f"hidden spikes before decision {e['hidden_spikes_before_decision_mean']:.1f}, "
+                     f"max spikes/neuron {e['spikes_per_neuron_max']}")
+        for layer, t in e["timing_steps"].items():
+            if t.get("n"):
+                extra = (f", spike only deployed/only continuous {t['only_deployed']}/{t['only_continuous']}"
+                         if "only_deployed" in t else "")
+                lines.append(f"    {layer:<32} error (steps) mean {t['mean']:+.3f} std {t['std']:.3f} "
+                             f"p1/50/99 {t['p1']:+.2f}/{t['median']:+.2f}/{t['p99']:+.2f} "
+                             f"|err|<=1: {t['within_1_step']:.3f}{extra}")
+    if "lava" in rep:
+        lv = rep["lava"]
+        lines.append(f"  lava fixed vs emulator fixed: {lv['identical_samples']}/{lv['samples']} samples identical "
+                     f"(s, v, u of every population at every step); {lv['identical_arrays']}/{lv['arrays']} arrays, "
+                     f"{lv['mismatched_values']} differing values [{lv['wall_s']:.0f} s]")
+    return "\n".join(lines)
+
+
+def dt_sweep(model, dts=(0.5, 0.25, 0.125, 0.0625, 0.03125), *, n_test: int | None = 2000, data=None,
+             refire: str = "inhibit", modes=("float", "fixed"), progress: bool = False, log=print) -> list:
+    """Accuracy and first-spike-time error against the step ``dt`` (emulator only).
+
+    One row per (dt, mode): accuracy, its change from continuous time, the hidden and
+    decision timing errors in steps and in units of tau_syn, and the step count.
+    """
+    rows = []
+    for dt in dts:
+        rep = deploy_ttfs(model, dt, refire=refire, n_test=n_test, data=data, modes=modes,
+                          progress=progress, log=None)
+        c = rep["continuous"]
+        for name, e in rep["engines"].items():
+            hid = e["timing_steps"]["layers.0"]
+            dec = e["timing_steps"]["decision (first output spike)"]
+            row = dict(dt=dt, engine=name, steps=rep["clock"]["steps"], accuracy=e["accuracy"],
+                       continuous=c["accuracy"], delta_pp=100 * (e["accuracy"] - c["accuracy"]),
+                       hidden_err_mean_steps=hid["mean"], hidden_err_std_steps=hid["std"],
+                       hidden_err_mean_abs_tau=hid["mean_abs"] * dt, decision_err_mean_steps=dec["mean"],
+                       decision_err_mean_abs_tau=dec["mean_abs"] * dt,
+                       hidden_spikes_before_decision=e["hidden_spikes_before_decision_mean"])
+            rows.append(row)
+            if log:
+                log(format_sweep_row(row))
+    return rows
+
+
+def format_sweep_row(r: dict) -> str:
+    return (f"dt={r['dt']:<8g} {r['engine']:<15} steps {r['steps']:>4}  acc {r['accuracy']:.4f} ({r['delta_pp']:+.2f} pp)  "
+            f"hidden err {r['hidden_err_mean_steps']:+.3f}±{r['hidden_err_std_steps']:.3f} steps "
+            f"(|err| {r['hidden_err_mean_abs_tau']:.4f} tau)  decision err {r['decision_err_mean_steps']:+.3f} steps "
+            f"(|err| {r['decision_err_mean_abs_tau']:.4f} tau)  hidden spikes before decision "
+            f"{r['hidden_spikes_before_decision']:.1f}")
+
+
+def plot_sweep(rows: list, path) -> None:
+    """Accuracy and mean |timing error| (units of tau_syn) against dt, one line per engine mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for engine in dict.fromkeys(r["engine"] for r in rows):
+        rs = [r for r in rows if r["engine"] == engine]
+        dts = [r["dt"] for r in rs]
+        a.plot(dts, [100 * r["accuracy"] for r in rs], "o-", label=engine)
+        b.plot(dts, [r["hidden_err_mean_abs_tau"] for r in rs], "o-", label=f"hidden, {engine}")
+        b.plot(dts, [r["decision_err_mean_abs_tau"] for r in rs], "s--", label=f"decision, {engine}")
+    a.axhline(100 * rows[0]["continuous"], color="k", lw=0.8, label="continuous")
+    for ax in (a, b):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("dt (units of tau_syn)")
+    a.set_ylabel("test accuracy (%)")
+    b.set_ylabel("mean |first-spike error| (tau_syn)")
+    a.legend(fontsize=7)
+    b.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
