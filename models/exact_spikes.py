@@ -74,10 +74,13 @@ class ContinuousLIF:
     tau_syn: float = 5.0
     tau_mem: float = 10.0
     vth: float = 1.0
+    refractory: float = 0.0
 
     def __post_init__(self):
         if not (self.tau_syn > 0 and self.tau_mem > 0 and self.vth > 0):
             raise SpikeportError(f"neuron: tau_syn={self.tau_syn}, tau_mem={self.tau_mem}, vth={self.vth} must be > 0")
+        if self.refractory < 0:
+            raise SpikeportError(f"neuron: refractory={self.refractory} is outside [0, inf) ms")
         if abs(self.tau_syn - self.tau_mem) < 1e-9 * self.tau_mem:
             raise SpikeportError(f"neuron: tau_syn={self.tau_syn} must differ from tau_mem={self.tau_mem}")
 
@@ -135,11 +138,12 @@ def simulate_layer(arrivals: np.ndarray, weight: np.ndarray, neuron: ContinuousL
     sums = _prefix_sums(ev_t, ev_w, neuron)
     starts = ev_t[:, None, :]  # interval e runs from arrival e to arrival e+1 (the last to t_end)
     ends = np.concatenate([ev_t[:, 1:], np.full((B, 1), t_end)], axis=1)[:, None, :]
-    t_last, reset_sum = np.zeros((B, n)), np.zeros((B, n))
+    t_free = np.zeros((B, n))  # the search for the next crossing starts here (end of the last hold)
+    reset = np.zeros((B, n))  # Σ_f c_f exp((t_f + r)/tau_mem): the resets add exp(-t/tau_mem) * reset to v
     spikes = []
     active = np.ones((B, n), dtype=bool)
     for _ in range(max_spikes + 1):
-        t_new = _next_crossing(starts, ends, sums, t_last, reset_sum, active, neuron)
+        t_new = _next_crossing(starts, ends, sums, t_free, reset, active, neuron)
         found = np.isfinite(t_new)
         if not found.any():
             break
@@ -147,12 +151,31 @@ def simulate_layer(arrivals: np.ndarray, weight: np.ndarray, neuron: ContinuousL
             raise SpikeportError(f"exact simulation: a neuron fires more than max_spikes={max_spikes} spikes "
                                  f"before t_end={t_end} ms (runaway weights?)")
         spikes.append(t_new)
-        t_last = np.where(found, t_new, t_last)
-        reset_sum = reset_sum + np.where(found, np.exp(np.where(found, t_new, 0.0) / neuron.tau_mem), 0.0)
+        t_free = np.where(found, t_new + neuron.refractory, t_free)
+        reset = reset + np.where(found, _reset_coefficient(t_free, ev_t, sums, reset, neuron)
+                                 * np.exp(np.where(found, t_free, 0.0) / neuron.tau_mem), 0.0)
         active = found
     if not spikes:
         return np.full((B, n, 1), INF)
     return np.stack(spikes, axis=-1)
+
+
+def _reset_coefficient(t_free, ev_t, sums, reset, neuron):
+    """``c_f``: the jump that sets v to 0 at the end of the hold, ``-v_free(t_f + r)`` (-vth if r = 0)."""
+    if neuron.refractory == 0:
+        return np.full(t_free.shape, -neuron.vth)
+    _, v_in = _drive_at(t_free, ev_t, sums, neuron)
+    return -(v_in + np.exp(-t_free / neuron.tau_mem) * reset)
+
+
+def _drive_at(t, ev_t, sums, neuron):
+    """u and the input part of v at times t (B, n), from the prefix sums (arrivals at or before t)."""
+    idx = (ev_t[:, None, :] <= t[..., None]).sum(-1) - 1
+    has = idx >= 0
+    take = lambda a: np.take_along_axis(a, np.maximum(idx, 0)[..., None], axis=-1)[..., 0]  # noqa: E731
+    u = np.where(has, np.exp(-t / neuron.tau_syn) * take(sums[0]), 0.0)
+    v = np.where(has, neuron.c * np.exp(-t / neuron.tau_mem) * take(sums[1]) - neuron.c * u, 0.0)
+    return u, v
 
 
 def _sorted_events(arrivals, weight, t_end):
@@ -176,14 +199,14 @@ def _prefix_sums(ev_t, ev_w, neuron):
             np.cumsum(ev_w * np.exp(ev_t / neuron.tau_mem)[:, None, :], axis=-1))
 
 
-def _next_crossing(starts, ends, sums, t_last, reset_sum, active, neuron):
-    """First threshold crossing after ``t_last`` for every neuron, (B, n); inf where none."""
-    ts, tm, vth, c = neuron.tau_syn, neuron.tau_mem, neuron.vth, neuron.c
-    s = np.maximum(starts, t_last[..., None])  # (B, n, E) interval starts after the last spike
+def _next_crossing(starts, ends, sums, t_free, reset, active, neuron):
+    """First threshold crossing after ``t_free`` for every neuron, (B, n); inf where none."""
+    ts, tm, c = neuron.tau_syn, neuron.tau_mem, neuron.c
+    s = np.maximum(starts, t_free[..., None])  # (B, n, E) interval starts after the last hold
     width = ends - s
-    usable = active[..., None] & (width >= 0) & (ends > t_last[..., None])
+    usable = active[..., None] & (width >= 0) & (ends > t_free[..., None])
     u = np.exp(-s / ts) * sums[0]
-    v = c * (np.exp(-s / tm) * sums[1] - u) - vth * np.exp(-s / tm) * reset_sum[..., None]
+    v = c * (np.exp(-s / tm) * sums[1] - u) + np.exp(-s / tm) * reset[..., None]
     A, D = v + c * u, -c * u  # v(s + x) = A exp(-x/tm) + D exp(-x/ts)
     lo, hi, crosses = _crossing_bracket(A, D, np.maximum(width, 0.0), neuron)
     crosses &= usable
@@ -214,25 +237,41 @@ def _crossing_bracket(A, D, width, neuron):
     return lo, hi, crosses
 
 
-def _solve_crossing(A, D, lo, hi, neuron, iters: int = 200):
-    """Root of the increasing ``f`` in [lo, hi] to machine precision: Newton, bisection as safeguard."""
+def _solve_crossing(A, D, lo, hi, neuron, iters: int = 100):
+    """Root of the increasing ``f`` in [lo, hi] to machine precision.
+
+    Newton from the current point; if that step leaves the bracket, Newton from
+    the bracket's other end (one side always converges monotonically, as f has
+    at most one inflection point); bisection if both leave it.
+    """
     ts, tm, vth = neuron.tau_syn, neuron.tau_mem, neuron.vth
+
+    def f_and_slope(x):
+        em, es = np.exp(-x / tm), np.exp(-x / ts)
+        return A * em + D * es - vth, -A / tm * em - D / ts * es
+
+    noise = 8 * np.finfo(np.float64).eps * (np.abs(A) + np.abs(D) + vth)  # rounding floor of f
+
+    def newton(x, fx, slope, lo, hi):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = x - fx / slope
+        return step, (slope > 0) & (step >= lo) & (step <= hi)
+
     lo, hi = lo.copy(), hi.copy()
     x = hi.copy()
     for _ in range(iters):
-        em, es = np.exp(-x / tm), np.exp(-x / ts)
-        fx = A * em + D * es - vth
-        slope = -A / tm * em - D / ts * es
+        fx, slope = f_and_slope(x)
         lo, hi = np.where(fx <= 0, x, lo), np.where(fx > 0, x, hi)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            newton = x - fx / slope
-        ok = (slope > 0) & (newton > lo) & (newton < hi)
-        x_new = np.where(ok, newton, 0.5 * (lo + hi))
-        done = (np.abs(x_new - x) <= 4e-16 * np.maximum(np.abs(x), 1.0)) | (hi - lo <= 4e-16 * np.maximum(hi, 1.0))
-        x = x_new
+        x1, ok1 = newton(x, fx, slope, lo, hi)
+        other = np.where(fx > 0, lo, hi)
+        x2, ok2 = newton(other, *f_and_slope(other), lo, hi)
+        x_new = np.where(ok1, x1, np.where(ok2, x2, 0.5 * (lo + hi)))
+        settled = np.abs(fx) <= noise  # x is a root as far as f can tell
+        done = settled | (hi - lo <= 4 * np.finfo(np.float64).eps * np.maximum(hi, 1.0))
+        x = np.where(settled, x, x_new)
         if done.all():
             break
-    return np.where(np.isfinite(x), x, lo)
+    return x
 
 
 # ----------------------------------------------------- exact gradients (torch)
@@ -243,25 +282,50 @@ def implicit_times(t_star: torch.Tensor, arrivals: torch.Tensor, weight: torch.T
     ``t_star``: the event simulation's times (no gradient); ``arrivals`` (B, n_pre, Kp)
     and ``weight`` (n, n_pre) may require grad. For each spike, in order,
     ``t_k = t* - (V(t*) - V(t*).detach()) / V̇(t*)``, with V built from the
-    already-rebuilt earlier spikes, so the gradient chains through resets.
-    ``min_slope`` (1/ms) floors V̇ in the backward pass (0 = exact).
+    already-rebuilt earlier spikes and their reset jumps, so the gradient
+    chains through resets. ``min_slope`` (1/ms) floors V̇ in the backward pass
+    (0 = exact).
     """
     t_star = t_star.detach().to(torch.float64)
     valid = torch.isfinite(t_star)
     t0 = torch.where(valid, t_star, torch.zeros_like(t_star))
     v_in, vdot_in = _input_drive(t0, arrivals, weight, neuron)
-    out = []
+    times, coefs = [], []
     for k in range(t_star.shape[-1]):
         v, vdot = v_in[..., k], vdot_in[..., k]
-        if out:
-            prev = torch.stack(out, dim=-1)
-            r, rdot = _reset_drive(t0[..., k], prev, neuron)
+        if times:
+            r, rdot = _reset_drive(t0[..., k], torch.stack(times, -1), torch.stack(coefs, -1), neuron)
             v, vdot = v + r, vdot + rdot
-        vdot = torch.where(valid[..., k], vdot.detach().clamp_min(min_slope) if min_slope > 0 else vdot.detach(),
-                           torch.ones_like(vdot))
-        t_k = t0[..., k] - (v - v.detach()) / vdot
-        out.append(torch.where(valid[..., k], t_k, torch.full_like(t_k, INF)))
-    return torch.stack(out, dim=-1)
+        vdot = vdot.detach().clamp_min(min_slope) if min_slope > 0 else vdot.detach()
+        vdot = torch.where(valid[..., k], vdot, torch.ones_like(vdot))
+        t_k = torch.where(valid[..., k], t0[..., k] - (v - v.detach()) / vdot, torch.full_like(vdot, INF))
+        coefs.append(_reset_jump(t_k, times, coefs, arrivals, weight, neuron))
+        times.append(t_k)
+    return torch.stack(times, dim=-1)
+
+
+def _reset_jump(t_k, times, coefs, arrivals, weight, neuron):
+    """``c_k``: the jump of v at ``t_k + refractory`` that sets it to 0 after the hold,
+    ``-v_free(t_k + r)`` (exactly ``-vth`` when r = 0); 0 for absent spikes."""
+    valid = torch.isfinite(t_k)
+    if neuron.refractory == 0:
+        return torch.where(valid, torch.full_like(t_k, -neuron.vth), torch.zeros_like(t_k))
+    t_h = torch.where(valid, t_k + neuron.refractory, torch.zeros_like(t_k))
+    v_free = _input_drive(t_h[..., None], arrivals, weight, neuron)[0][..., 0]
+    if times:
+        v_free = v_free + _reset_drive(t_h, torch.stack(times, -1), torch.stack(coefs, -1), neuron)[0]
+    return torch.where(valid, -v_free, torch.zeros_like(v_free))
+
+
+def reset_jumps(own: torch.Tensor, arrivals: torch.Tensor, weight: torch.Tensor,
+                neuron: ContinuousLIF) -> torch.Tensor:
+    """Reset jumps ``c_f`` (B, n, K) of given own spike times (differentiable in all inputs)."""
+    times, coefs = [], []
+    for k in range(own.shape[-1]):
+        t_k = own[..., k].to(torch.float64)
+        coefs.append(_reset_jump(t_k, times, coefs, arrivals, weight, neuron))
+        times.append(t_k)
+    return torch.stack(coefs, dim=-1)
 
 
 def _input_drive(t, arrivals, weight, neuron):
@@ -277,30 +341,41 @@ def _input_drive(t, arrivals, weight, neuron):
     return (w * eps).sum(-1), (w * slope).sum(-1)
 
 
-def _reset_drive(t, prev, neuron):
-    """Reset kernel ``-vth Σ exp(-(t - t_f)/tau_mem)`` of earlier own spikes ``prev`` (B, n, k) and its slope."""
-    lag = t[..., None] - prev
-    before = torch.isfinite(prev) & (lag > 0)
-    decay = torch.where(before, torch.exp(-torch.where(before, lag, torch.zeros_like(lag)) / neuron.tau_mem),
+def _reset_drive(t, prev, coef, neuron):
+    """``Σ_f c_f exp(-(t - t_f - r)/tau_mem)`` over earlier spikes whose hold has ended, and its
+    time derivative; t (B, n), prev and coef (B, n, k)."""
+    lag = t[..., None] - prev - neuron.refractory
+    on = torch.isfinite(prev) & (lag >= 0)
+    decay = torch.where(on, torch.exp(-torch.where(on, lag, torch.zeros_like(lag)) / neuron.tau_mem),
                         torch.zeros_like(lag))
-    return -neuron.vth * decay.sum(-1), neuron.vth / neuron.tau_mem * decay.sum(-1)
+    jump = (coef * decay).sum(-1)
+    return jump, -jump / neuron.tau_mem
 
 
 def membrane(t_grid: torch.Tensor, arrivals: torch.Tensor, weight: torch.Tensor, own: torch.Tensor,
              neuron: ContinuousLIF) -> torch.Tensor:
-    """V (threshold units) at times ``t_grid`` (G,) for every sample and neuron: (B, n, G).
+    """V (threshold units) at times ``t_grid`` for every sample and neuron: (B, n, G).
 
-    ``own`` (B, n, K): the neuron's own spike times (reset kernel); differentiable
-    in arrivals, weight and own times.
+    ``t_grid``: (G,) shared times, or (B, n, G) per train (inf entries give V = 0
+    and no gradient). ``own`` (B, n, K): the neuron's own spike times (resets;
+    V is 0 during each refractory hold). Differentiable in arrivals, weight and
+    own times (not in t_grid).
     """
     B, n = own.shape[:2]
-    t = t_grid.to(torch.float64).expand(B, n, -1)
+    own = own.to(torch.float64)
+    t = t_grid.detach().to(torch.float64).expand(B, n, -1)
+    t = torch.where(torch.isfinite(t), t, torch.full_like(t, -1.0))  # before every spike: V = 0
     v_in, _ = _input_drive(t, arrivals, weight, neuron)
-    lag = t[..., None] - own.to(torch.float64)[..., None, :]
-    before = lag > 0
-    decay = torch.where(before, torch.exp(-torch.where(before, lag, torch.zeros_like(lag)) / neuron.tau_mem),
+    coefs = reset_jumps(own, arrivals, weight, neuron)
+    lag = t[..., :, None] - own[..., None, :] - neuron.refractory  # (B, n, G, K)
+    on = torch.isfinite(own)[..., None, :] & (lag >= 0)
+    decay = torch.where(on, torch.exp(-torch.where(on, lag, torch.zeros_like(lag)) / neuron.tau_mem),
                         torch.zeros_like(lag))
-    return v_in - neuron.vth * decay.sum(-1)
+    v = v_in + (coefs[..., None, :] * decay).sum(-1)
+    held = ((lag < 0) & (lag >= -neuron.refractory) & torch.isfinite(own)[..., None, :]).any(-1)
+    if neuron.refractory > 0:
+        v = torch.where(held, torch.zeros_like(v), v)
+    return v
 
 
 # -------------------------------------------------------------------- network
@@ -315,13 +390,13 @@ class ExactNetwork(nn.Module):
     """
 
     def __init__(self, sizes, *, tau_syn: float = 5.0, tau_mem: float = 10.0, vth: float = 1.0,
-                 hop_delay: float = 0.5, t_end: float = 100.0, max_spikes: int = 100):
+                 refractory: float = 0.5, hop_delay: float = 0.5, t_end: float = 100.0, max_spikes: int = 100):
         super().__init__()
         if len(sizes) < 2 or min(sizes) < 1:
             raise SpikeportError(f"exact network: sizes={sizes} needs an input size and >= 1 layer, all >= 1")
         if hop_delay < 0:
             raise SpikeportError(f"exact network: hop_delay={hop_delay} is outside [0, inf) ms")
-        self.neuron = ContinuousLIF(tau_syn, tau_mem, vth)
+        self.neuron = ContinuousLIF(tau_syn, tau_mem, vth, refractory)
         self.sizes = [int(s) for s in sizes]
         self.hop_delay, self.t_end, self.max_spikes = float(hop_delay), float(t_end), int(max_spikes)
         self.weights = nn.ParameterList(

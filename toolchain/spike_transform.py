@@ -1,0 +1,353 @@
+"""Spike-train-to-spike-train learning (Banerjee 2016): a teacher-student task, two learning
+rules, and deployment of the result to the discrete engines.
+
+Time unit: 1 ms = 1 step of the deployed engines. Window ``(0, T]`` ms with
+``T = 100``; step ``n`` covers ``(n-1, n]`` ms, so a spike at ``t`` ms lands in
+step ``ceil(t)``; input spikes sit on the integer grid (step k = k ms).
+
+Task (`make_task`). A *teacher* network (`models.exact_spikes.ExactNetwork`,
+``n_in -> hidden -> n_out`` continuous-time CUBA LIF) with random weights
+turns Poisson-like input spike trains (Bernoulli per 1-ms step) into output
+spike trains; those are the desired trains. Each neuron's random weights
+get a per-neuron offset calibrated so that it fires about ``rate`` spikes
+per window on the patterns (so no neuron is silent or runaway). A *student*
+of the same shape, initialised the same way from another seed, must learn
+the transformation on ``patterns`` input patterns (and is also scored on
+``test_patterns`` held-out ones).
+
+Learning rules (`train_spike_transform`):
+
+* ``exact``: the student itself in continuous time, event-based forward,
+  exact spike-time gradients (implicit function theorem) of Banerjee's error
+  functional (`models.spike_train.error_functional`), Adam.
+* ``surrogate``: the same student initialisation discretised to Lava's CUBA
+  LIF (`models.network.Network`, 1 step = 1 ms, the discretisation
+  `deployed_network` uses), trained with SuperSpike surrogate gradients on
+  the van Rossum distance to the target raster, Adam.
+
+Convergence (`match_trains`): on every training pattern, every output neuron
+emits as many spikes as desired and each is within ``tol`` = 1 ms (exact:
+continuous times vs the teacher's times; surrogate: step vs the target's
+step ``ceil(t̂)``) of its partner in time order.
+
+Deployment (`deploy`): the continuous student -> Lava CUBA LIF (`du = 1 -
+exp(-1/tau_syn)`, `dv = 1 - exp(-1/tau_mem)`, weights times the step gain;
+the hidden hop's half-step is modelled in continuous time, see
+`models.exact_spikes`) -> IR -> post-training quantization -> emulator and
+Lava; output spikes are scored in steps against ``ceil(t̂)``.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+
+from models.errors import SpikeportError
+from models.exact_spikes import ExactNetwork, membrane, simulate_layer
+from models.spike_train import (difference_of_exponentials, error_functional, exponential_kernel,
+                                raster_to_times, times_to_raster)
+
+TASK_DEFAULTS = dict(n_in=24, hidden=16, n_out=2, T=100, patterns=4, test_patterns=4, input_rate=0.04,
+                     tau_syn=5.0, tau_mem=10.0, refractory=0.5, hop_delay=0.5, hidden_rate=6.0, output_rate=4.0,
+                     weight_spread=(0.04, 0.12), min_target_gap=2.0)
+METHOD_DEFAULTS = {
+    "exact": dict(iterations=600, lr=1e-3, kernel=("dexp", 10.0, 2.5), min_slope=0.02, clip=10.0,
+                  count_weight=1.0, stop_error=1e-4),
+    "surrogate": dict(iterations=600, lr=1e-3, tau=5.0, slope=2.0, clip=10.0, stop_error=1e-4),
+}
+TOLERANCE_MS = 1.0
+
+
+# ------------------------------------------------------------------- task
+@dataclass
+class SpikeTransformTask:
+    """Inputs and desired outputs; times in ms (P, n, K) inf-padded, rasters (P, T, n)."""
+
+    x_times: torch.Tensor
+    target_times: torch.Tensor
+    x_test_times: torch.Tensor
+    target_test_times: torch.Tensor
+    teacher: ExactNetwork
+    config: dict
+
+    @property
+    def T(self) -> int:
+        return int(self.config["T"])
+
+    def raster(self, times) -> torch.Tensor:
+        """(P, T, n) float32 raster of spike times (a spike at t in step ceil(t))."""
+        return torch.from_numpy(times_to_raster(times, self.T).astype(np.float32))
+
+
+def task_config(**overrides) -> dict:
+    cfg = copy.deepcopy(TASK_DEFAULTS)
+    unknown = set(overrides) - set(cfg)
+    if unknown:
+        raise SpikeportError(f"spike-transform task: unknown option(s) {sorted(unknown)}; known: {sorted(cfg)}")
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    return cfg
+
+
+def make_task(seed: int = 0, **overrides) -> SpikeTransformTask:
+    """Teacher, input patterns and desired output trains for one seed (deterministic)."""
+    cfg = task_config(**overrides)
+    rng = np.random.RandomState(seed)
+    n_total = cfg["patterns"] + cfg["test_patterns"]
+    for _ in range(100):  # redraw until every desired train is deployable (gaps >= min_target_gap)
+        x = raster_to_times((rng.rand(n_total, cfg["T"], cfg["n_in"]) < cfg["input_rate"]).astype(np.float32))
+        teacher = new_network(cfg)
+        calibrate_init(teacher, x[:cfg["patterns"]], rng, cfg)
+        target = torch.from_numpy(teacher.simulate(x)[-1])
+        if _min_gap(target) >= cfg["min_target_gap"] and bool((torch.isfinite(target).sum(-1) > 0).all()):
+            P = cfg["patterns"]
+            return SpikeTransformTask(x[:P], target[:P], x[P:], target[P:], teacher, dict(cfg, seed=seed))
+    raise SpikeportError(f"spike-transform task: no teacher with target gaps >= {cfg['min_target_gap']} ms "
+                         f"after 100 draws (seed {seed})")
+
+
+def _min_gap(times: torch.Tensor) -> float:
+    gaps = times[..., 1:] - times[..., :-1]
+    gaps = gaps[torch.isfinite(gaps)]
+    return float(gaps.min()) if gaps.numel() else float("inf")
+
+
+def new_network(cfg: dict) -> ExactNetwork:
+    """An ``n_in -> hidden -> n_out`` continuous-time network (zero weights) for a task config."""
+    return ExactNetwork([cfg["n_in"], cfg["hidden"], cfg["n_out"]], tau_syn=cfg["tau_syn"],
+                        tau_mem=cfg["tau_mem"], refractory=cfg["refractory"], hop_delay=cfg["hop_delay"],
+                        t_end=float(cfg["T"]))
+
+
+def calibrate_init(net: ExactNetwork, x_times: torch.Tensor, rng: np.random.RandomState, cfg: dict) -> None:
+    """Random weights: N(0, spread²) per synapse plus a per-neuron offset found by bisection so that
+    each neuron fires ``hidden_rate`` / ``output_rate`` spikes per pattern on average (layer by layer)."""
+    rates = [cfg["hidden_rate"], cfg["output_rate"]]
+    arrivals = np.asarray(x_times, dtype=np.float64)
+    for layer, w in enumerate(net.weights):
+        z = rng.randn(*w.shape) * cfg["weight_spread"][layer] * 50.0 / (cfg["tau_syn"] * cfg["tau_mem"])
+        offset = _bisect_offsets(net, layer, arrivals + net.delay(layer), z, rates[layer])
+        with torch.no_grad():
+            w.copy_(torch.from_numpy(z + offset[:, None]))
+        arrivals = _simulate(net, layer, arrivals + net.delay(layer), w.detach().numpy())
+
+
+def _simulate(net, layer, arrivals, weight, max_spikes=None):
+    return simulate_layer(arrivals, weight, net.neuron, net.t_end, max_spikes or net.max_spikes)
+
+
+def _bisect_offsets(net, layer, arrivals, z, rate, iters: int = 20):
+    """Per-neuron weight offset (bisection, all neurons at once) giving ``rate`` mean spikes per pattern."""
+    span = 5.0 / (net.neuron.tau_syn * net.neuron.tau_mem)  # mean drive per unit weight ∝ tau_syn tau_mem
+    lo, hi = np.full(z.shape[0], -span), np.full(z.shape[0], span)
+    cap = int(4 * rate + 10)  # a probe far above the rate fails fast instead of simulating a runaway
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        try:
+            counts = np.isfinite(_simulate(net, layer, arrivals, z + mid[:, None], cap)).sum(-1).mean(0)
+        except SpikeportError:  # runaway: far too strong somewhere; shrink the top of every range
+            hi = mid
+            continue
+        lo, hi = np.where(counts < rate, mid, lo), np.where(counts < rate, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+def student_network(task: SpikeTransformTask, seed: int) -> ExactNetwork:
+    """A student of the teacher's shape, initialised the same way from another seed."""
+    net = new_network(task.config)
+    calibrate_init(net, task.x_times, np.random.RandomState(10_000 + seed), task.config)
+    return net
+
+
+# ------------------------------------------------------------ convergence
+def match_trains(out_times, target_times, tol: float = TOLERANCE_MS) -> dict:
+    """Compare emitted and desired trains (P, n, K) (ms, or steps): counts and time-ordered pairing.
+
+    Returns ``converged`` (every train has the desired count and every paired spike is within
+    ``tol``), ``count_ok`` (fraction of trains with the right count), ``max_abs`` and
+    ``mean_abs`` (over pairs of trains with the right count; ms).
+    """
+    out, tgt = _np(out_times), _np(target_times)
+    K = max(out.shape[-1], tgt.shape[-1])
+    out, tgt = _pad(out, K), _pad(tgt, K)
+    same = np.isfinite(out).sum(-1) == np.isfinite(tgt).sum(-1)
+    pair = same[..., None] & np.isfinite(tgt)
+    err = np.abs(out[pair] - tgt[pair])
+    max_abs = float(err.max(initial=0.0))
+    return dict(converged=bool(same.all() and max_abs <= tol), count_ok=float(same.mean()),
+                max_abs=max_abs, mean_abs=float(err.mean()) if err.size else 0.0)
+
+
+def _np(t) -> np.ndarray:
+    return np.sort(np.asarray(t.detach().cpu() if isinstance(t, torch.Tensor) else t, dtype=np.float64), axis=-1)
+
+
+def _pad(a: np.ndarray, K: int) -> np.ndarray:
+    return np.concatenate([a, np.full(a.shape[:-1] + (K - a.shape[-1],), np.inf)], axis=-1)
+
+
+# ---------------------------------------------------------------- training
+@dataclass
+class TransformResult:
+    """A trained student and what happened: ``history`` rows per iteration, ``final`` summary."""
+
+    method: str
+    model: torch.nn.Module
+    task: SpikeTransformTask
+    history: list = field(default_factory=list)
+    final: dict = field(default_factory=dict)
+
+
+def make_kernel(spec) -> "Kernel":  # noqa: F821
+    """``("dexp", tau_1, tau_2)`` (difference of exponentials) or ``("exp", tau)`` (ms)."""
+    kind, *taus = spec
+    if kind == "dexp":
+        return difference_of_exponentials(*taus)
+    if kind == "exp":
+        return exponential_kernel(*taus)
+    raise SpikeportError(f"spike-transform: kernel {spec!r} is not ('dexp', tau_1, tau_2) or ('exp', tau)")
+
+
+def exact_error(model: ExactNetwork, x_times, target_times, kernel, min_slope: float = 0.0):
+    """Banerjee's error (ms) summed over output neurons, mean over patterns; and all layers' times."""
+    layers = model(x_times, min_slope=min_slope)
+    return error_functional(layers[-1], target_times, kernel).sum(-1).mean(), layers
+
+
+def unmatched_spikes(out_times, target_times) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of emitted spikes without a desired partner (extra, like ``out``) and desired spikes
+    without an emitted one (missing, like ``target``), from a minimum-|Δt| one-to-one assignment
+    in every train whose counts differ (none in trains whose counts agree)."""
+    from scipy.optimize import linear_sum_assignment
+
+    out, tgt = _np(out_times), _np(target_times)
+    extra, missing = np.zeros(out.shape, bool), np.zeros(tgt.shape, bool)
+    n_out, n_tgt = np.isfinite(out).sum(-1), np.isfinite(tgt).sum(-1)
+    for idx in zip(*np.nonzero(n_out != n_tgt)):
+        o, t = out[idx][:n_out[idx]], tgt[idx][:n_tgt[idx]]
+        rows, cols = linear_sum_assignment(np.abs(o[:, None] - t[None, :]))
+        extra[idx][:len(o)] = ~np.isin(np.arange(len(o)), rows)
+        missing[idx][:len(t)] = ~np.isin(np.arange(len(t)), cols)
+    return extra, missing
+
+
+def count_error(model: ExactNetwork, layers: list, x_times, target_times) -> torch.Tensor:
+    """Spike-count term (threshold units), mean over patterns: for every missing desired spike,
+    ``relu(vth - V(t̂))`` (raise the membrane there); for every extra emitted spike, ``V(t)`` at its
+    (fixed) time, which is exactly pushing it later, out of the window. Exact membrane gradients."""
+    extra, missing = unmatched_spikes(layers[-1], target_times)
+    if not (extra.any() or missing.any()):
+        return torch.zeros((), dtype=torch.float64)
+    out = layers[-1]
+    arrivals = (layers[-2] if len(layers) > 1 else torch.as_tensor(x_times, dtype=torch.float64)) \
+        + model.delay(len(layers) - 1)
+    inf = torch.tensor(float("inf"), dtype=torch.float64)
+    t_miss = torch.where(torch.from_numpy(missing), torch.as_tensor(target_times, dtype=torch.float64), inf)
+    t_extra = torch.where(torch.from_numpy(extra), torch.sort(out.detach(), dim=-1).values, inf)
+    v = membrane(torch.cat([t_miss, t_extra], dim=-1), arrivals, model.weights[-1], out, model.neuron)
+    v_miss, v_extra = v[..., :t_miss.shape[-1]], v[..., t_miss.shape[-1]:]
+    term = torch.relu(model.neuron.vth - v_miss)[torch.from_numpy(missing)].sum() \
+        + v_extra[torch.from_numpy(extra)].sum()
+    return term / out.shape[0]
+
+
+def train_exact(model: ExactNetwork, task: SpikeTransformTask, cfg: dict, progress: bool = False) -> list:
+    """Adam on Banerjee's error plus ``count_weight`` x `count_error`; exact gradients. Keeps the
+    best state (see `_Keeper`); returns one history row per iteration."""
+    kernel = make_kernel(cfg["kernel"])
+    opt, sched = _optimizer(model.parameters(), cfg)
+    keeper = _Keeper(model)
+    history = []
+    for it in _iterations(cfg, "exact", progress):
+        error, layers = exact_error(model, task.x_times, task.target_times, kernel, cfg["min_slope"])
+        count = count_error(model, layers, task.x_times, task.target_times)
+        match = match_trains(layers[-1], task.target_times)
+        history.append(dict(iteration=it, error=error.item(), count_term=count.item(), **match))
+        keeper.offer(error.item(), match["converged"], it)
+        if match["converged"] and error.item() < cfg["stop_error"]:
+            break
+        opt.zero_grad()
+        (error + cfg["count_weight"] * count).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
+        opt.step()
+        sched.step()
+    keeper.restore()
+    return history
+
+
+class _Keeper:
+    """Remembers the lowest-error state, preferring states that meet the convergence criterion."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model, self.key, self.state, self.iteration = model, None, None, None
+
+    def offer(self, error: float, converged: bool, iteration: int) -> None:
+        key = (not converged, error)
+        if self.key is None or key < self.key:
+            self.key, self.iteration = key, iteration
+            self.state = copy.deepcopy(self.model.state_dict())
+
+    def restore(self) -> None:
+        self.model.load_state_dict(self.state)
+
+
+def _optimizer(params, cfg):
+    opt = torch.optim.Adam([p for p in params if p.requires_grad], lr=cfg["lr"])
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["iterations"], eta_min=cfg["lr"] * 0.05)
+    return opt, sched
+
+
+def _iterations(cfg, name, progress):
+    from tqdm import tqdm
+
+    return tqdm(range(cfg["iterations"]), desc=f"spike-transform ({name})", disable=not progress)
+
+
+# ------------------------------------------------------- discretisation
+def discretize(model: ExactNetwork, slope: float = 2.0) -> "Network":  # noqa: F821
+    """The continuous student as Lava's CUBA LIF, 1 step = 1 ms (`models.network.Network`, float).
+
+    ``du = 1 - exp(-1/tau_syn)``, ``dv = 1 - exp(-1/tau_mem)``, ``vth`` unchanged, no bias,
+    weights times `ContinuousLIF.step_gain` (exact sub-threshold sampling at integer ms, see
+    `models.exact_spikes`). The hidden hop's one step is the continuous ``hop_delay`` (0.5 ms)
+    plus the rounding of a spike to the end of its step.
+    """
+    from models.network import Network
+
+    nr = model.neuron
+    layer = dict(du=nr.du, dv=nr.dv, vth=nr.vth, bias=False)
+    net = Network(dict(n_in=model.sizes[0], layers=[dict(layer, n=n) for n in model.sizes[1:]], slope=slope))
+    with torch.no_grad():
+        for dst, w in zip(net.layers, model.weights):
+            dst.weight.copy_((w * nr.step_gain).to(dst.weight.dtype))
+    return net
+
+
+def train_surrogate(net, task: SpikeTransformTask, cfg: dict, progress: bool = False) -> list:
+    """SuperSpike surrogate gradients on the van Rossum distance to the target raster (Adam),
+    float mode of `models.network.Network`. Same convergence criterion, in steps."""
+    from models.losses import van_rossum
+
+    x, target = task.raster(task.x_times), task.raster(task.target_times)
+    target_steps = raster_to_times(target)
+    opt, sched = _optimizer(net.parameters(), cfg)
+    keeper = _Keeper(net)
+    history = []
+    for it in _iterations(cfg, "surrogate", progress):
+        s = net(x)[-1].s
+        loss = van_rossum(s, target, cfg["tau"])
+        match = match_trains(raster_to_times(s.detach()), target_steps)
+        history.append(dict(iteration=it, error=loss.item(), **match))
+        keeper.offer(loss.item(), match["converged"], it)
+        if match["converged"] and loss.item() < cfg["stop_error"]:
+            break
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg["clip"])
+        opt.step()
+        sched.step()
+    keeper.restore()
+    return history
