@@ -33,6 +33,7 @@ import networkx as nx
 import numpy as np
 
 from backends.emulator import arith as ar
+from backends.emulator import memory
 from backends.emulator.nodes import Neuron, Source, Synapse
 from models.errors import SpikeportError
 from toolchain import ir as irm
@@ -75,7 +76,7 @@ def run(ir: irm.IR, x, record: Optional[Sequence[str]] = None, *, mode: str = "f
     by_node = {}
     for node, field in dict.fromkeys(targets.values()):
         dtype = np.int8 if field == "s" else arithmetic.state_dtype
-        by_node.setdefault(node, {})[field] = np.empty((batch, steps, ir.op(node).n), dtype)
+        by_node.setdefault(node, {})[field] = memory.empty((batch, steps, ir.op(node).n), dtype)
     block = _block_steps(ir, batch, steps)
     nodes = _build(ir, arithmetic, x, batch, block, by_node)
     components = _components(ir)
@@ -166,7 +167,7 @@ def _build(ir: irm.IR, arithmetic, x: np.ndarray, batch: int, block: int, record
         nodes[name] = Neuron(op, arithmetic, batch, block, record.get(name, {}))
     for name, op in ir.nodes(*irm.SYNAPSES):
         src = nodes[ir.inputs(name)[0]]
-        nodes[name] = Synapse(name, op, arithmetic, src.max_abs if isinstance(src, Source) else 1.0, batch)
+        nodes[name] = Synapse(name, op, arithmetic, src.max_abs if isinstance(src, Source) else 1.0, batch, block)
     return nodes
 
 
@@ -205,10 +206,10 @@ def _run_component(ir: irm.IR, members: list[str], nodes: dict, t0: int, k: int)
     node = nodes.get(name)
     if isinstance(node, Source):
         node.load(t0, k)
-    elif isinstance(node, Synapse):
+    elif isinstance(node, Synapse) and ir.outputs(name):  # a synapse that feeds nothing is never read
         node.extend(_source_block(ir, nodes, name, k))
     elif isinstance(node, Neuron):
-        node.run(_sum([nodes[s].emit(t0, k) for s in ir.inputs(name)]), t0, k)
+        node.run(_sum([nodes[s].emit(t0, k) for s in ir.inputs(name)], out=node.A[:k]), t0, k)
 
 
 def _run_recurrent(ir: irm.IR, members: list[str], nodes: dict, t0: int, k: int) -> None:
@@ -219,14 +220,16 @@ def _run_recurrent(ir: irm.IR, members: list[str], nodes: dict, t0: int, k: int)
     inside = set(members)
     neurons = [m for m in members if isinstance(nodes[m], Neuron)]
     synapses = [m for m in members if isinstance(nodes[m], Synapse)]
-    external = {n: _sum([nodes[s].emit(t0, k) for s in ir.inputs(n) if s not in inside]) for n in neurons}
+    external = {n: _sum([nodes[s].emit(t0, k) for s in ir.inputs(n) if s not in inside], out=nodes[n].A[:k])
+                for n in neurons}
     for i in range(k):
         for n in neurons:
             rows = [nodes[s].emit(t0 + i, 1) for s in ir.inputs(n) if s in inside]
             rows = [r[0] for r in rows if r is not None]
             if external[n] is not None:
                 rows.append(external[n][i])
-            nodes[n].step(i, t0 + i, _sum(rows, empty=0.0))
+            a = _sum(rows)
+            nodes[n].step(i, t0 + i, 0.0 if a is None else a)
         for s in synapses:
             nodes[s].extend(_source_block(ir, nodes, s, i + 1)[i:])
     for n in neurons:
@@ -241,14 +244,17 @@ def _source_block(ir: irm.IR, nodes: dict, synapse: str, k: int) -> np.ndarray:
     return src.S[:k]
 
 
-def _sum(arrays: list, empty=None):
-    """Sum of the arrays that are not None (Lava sums projections into one port); ``empty`` if none."""
+def _sum(arrays: list, out: Optional[np.ndarray] = None):
+    """Sum of the arrays that are not None (Lava sums projections into one port), None if none.
+
+    Several arrays are added into ``out`` (a fresh array if None); one is returned as it is.
+    """
     arrays = [a for a in arrays if a is not None]
-    if not arrays:
-        return empty
-    total = arrays[0]
-    for a in arrays[1:]:
-        total = total + a
+    if len(arrays) < 2:
+        return arrays[0] if arrays else None
+    total = np.add(arrays[0], arrays[1], out=out)
+    for a in arrays[2:]:
+        np.add(total, a, out=total)
     return total
 
 

@@ -8,15 +8,18 @@ step ``t0 + i``.
   (binary Input) or the values themselves (graded Input).
 * `Synapse` (Dense, Sparse, DelayDense): a source value at step t reaches the
   target at step ``t + 1 + d``; the synapse keeps the source's last 1 + d_max
-  steps and computes a whole block of outputs with one product per delay.
+  steps and computes a whole block of outputs with one product per delay
+  (dense, or through a csr matrix when the spikes are sparse enough to pay).
 * `Neuron` (LIF, LIFReset): the recurrence over the steps of a block; keeps
   the block's spikes for the synapses it feeds and writes what is recorded.
 """
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse
 
 from backends.emulator import arith as ar
+from backends.emulator import memory
 from models import fixed_point as fx
 from models.errors import SpikeportError
 from toolchain import ir as irm
@@ -56,7 +59,7 @@ class Synapse:
     output steps from the history: one product per group for a whole block.
     """
 
-    def __init__(self, name: str, op: irm.Dense, arithmetic, source_max: float, batch: int):
+    def __init__(self, name: str, op: irm.Dense, arithmetic, source_max: float, batch: int, block: int):
         self.arith = arithmetic
         self.graded = op.num_message_bits > 0
         w = arithmetic.weights(op)
@@ -78,6 +81,11 @@ class Synapse:
         # source steps h0 .. h0+len-1: spikes (bool) or graded values
         self.hist = np.zeros((self.span, batch, self.n_in), np.float64 if self.graded else bool)
         self.h0 = 1 - self.span
+        # one block's working arrays, reused from block to block
+        self.x = memory.empty((block * batch, self.n_in), dtype)
+        self.acc = memory.empty((block * batch, self.n_out), dtype)
+        self.out = memory.empty((block, batch, self.n_out), np.float64)
+        self.emitted = (0, 0, None)  # the last emit: a synapse may feed several populations
 
     def extend(self, src: np.ndarray) -> None:
         """Append source steps (``(k, B, n_in)``, spikes or graded values) to the history."""
@@ -87,21 +95,38 @@ class Synapse:
         """Outputs for steps ``t0 .. t0+k-1``, ``(k, B, n_out)``; None when no source value reaches them.
 
         Needs source steps up to ``t0+k-2`` in the history; afterwards keeps
-        only what steps from ``t0+k`` on can reach.
+        only what steps from ``t0+k`` on can reach. The array is valid until
+        the next block's emit.
         """
+        if self.emitted[:2] == (t0, k):
+            return self.emitted[2]
         total = None
         for d, wt in self.groups:
             lo = t0 - 1 - d - self.h0
-            src = self.hist[lo:lo + k]
+            src = self.hist[lo:lo + k].reshape(-1, self.n_in)
             if not src.any():  # a silent stretch adds nothing
                 continue
-            acc = src.reshape(-1, self.n_in).astype(wt.dtype) @ wt
-            out = self.arith.synapse_output(acc, self.weight_exp, self.int32_accumulator)
-            out = out.reshape(k, -1, self.n_out)
-            total = out if total is None else total + out
+            acc = _product(src, wt, self.x[:len(src)], self.acc[:len(src)])
+            self._output(acc, self.out[:k].reshape(acc.shape), add=total is not None)
+            total = self.out[:k]
         keep = t0 + k - self.span - self.h0
         self.hist, self.h0 = self.hist[keep:], self.h0 + keep
+        self.emitted = (t0, k, total)
         return total
+
+    def _output(self, acc: np.ndarray, out: np.ndarray, add: bool) -> None:
+        """``out`` (+)= the variant's output rule on ``acc``, a few rows per call.
+
+        Small temporaries are recycled by malloc; block-sized ones would be
+        fresh memory (a page fault per 4 KiB) every block.
+        """
+        rows = max(1, RULE_BYTES // (8 * self.n_out))
+        for i in range(0, len(acc), rows):
+            q = self.arith.synapse_output(acc[i:i + rows], self.weight_exp, self.int32_accumulator)
+            if add:
+                out[i:i + rows] += q
+            else:
+                out[i:i + rows] = q
 
 
 class Neuron:
@@ -117,8 +142,9 @@ class Neuron:
         self.u = np.broadcast_to(self.p.u0, shape).copy()
         self.v = np.broadcast_to(self.p.v0, shape).copy()
         self.zeros = np.zeros(shape)
-        self.S = np.empty((block, *shape), dtype=bool)
-        self.record = record
+        self.S = memory.empty((block, *shape), bool)
+        self.A = memory.empty((block, *shape), np.float64)  # summed synaptic input of several synapses
+        self.rec_s, self.rec_v, self.rec_u = (record.get(f) for f in "svu")
 
     def run(self, a, t0: int, k: int) -> None:
         """Steps ``t0 .. t0+k-1`` with synaptic input ``a`` ``(k, B, n)`` (None: no input)."""
@@ -133,15 +159,35 @@ class Neuron:
         u, v = self.subthreshold(u, v, a, p.du, p.dv, p.bias)  # fresh arrays
         ar.spike_and_reset(v, p.theta, self.S[i])
         self.u, self.v = u, v
-        if "u" in self.record:
-            self.record["u"][:, t - 1] = u
-        if "v" in self.record:
-            self.record["v"][:, t - 1] = v
+        if self.rec_u is not None:
+            self.rec_u[:, t - 1] = u
+        if self.rec_v is not None:
+            self.rec_v[:, t - 1] = v
 
     def end_block(self, t0: int, k: int) -> None:
         """Record the block's spikes."""
-        if "s" in self.record:
-            self.record["s"][:, t0 - 1:t0 - 1 + k] = self.S[:k].transpose(1, 0, 2)
+        if self.rec_s is not None:
+            self.rec_s[:, t0 - 1:t0 - 1 + k] = self.S[:k].transpose(1, 0, 2)
+
+
+# Cost model (ns, measured on the CI machine with numpy/OpenBLAS and scipy): a dense product
+# costs DENSE_MAC per multiply-add; a sparse one builds a csr matrix (CSR_SCAN per input
+# element), then adds a row of W per nonzero input (CSR_ENTRY + CSR_ADD * n_out).
+DENSE_MAC, CSR_SCAN, CSR_ENTRY, CSR_ADD = 0.045, 1.0, 40.0, 0.17
+RULE_BYTES = 64 << 10  # float64 bytes per call of a synapse's output rule
+
+
+def _product(x: np.ndarray, wt: np.ndarray, x_buf: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``x @ wt`` in ``wt``'s dtype (into ``out``, with ``x`` cast into ``x_buf``), or through a
+    csr matrix when the inputs are sparse enough to pay.
+
+    Exact either way: every partial sum is an integer the dtype holds (see `matmul_dtype`).
+    """
+    n_out = wt.shape[1]
+    if np.count_nonzero(x) * (CSR_ENTRY + CSR_ADD * n_out) + CSR_SCAN * x.size < DENSE_MAC * x.size * n_out:
+        return scipy.sparse.csr_matrix(x, dtype=wt.dtype) @ wt
+    np.copyto(x_buf, x, casting="unsafe")  # spikes, or graded values that are integers in fixed mode
+    return np.matmul(x_buf, wt, out=out)
 
 
 def _check_delays(name: str, op: irm.Dense) -> np.ndarray:
