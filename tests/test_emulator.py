@@ -205,6 +205,17 @@ def test_several_synapses_into_one_population_are_summed():
     assert trace(ir, np.array([[1, 1], [1, 0], [0, 1]]))["u"] == [0, 64 * 70, 64 * 100]
 
 
+def test_a_synapse_feeding_two_populations_delivers_to_both_and_one_feeding_none_is_ignored():
+    ir = irm.IR("fan-out")
+    ir.add("in", irm.Input(1))
+    ir.add("syn", dense([[100]]), ["in"])
+    ir.add("a", lif(du=4095), ["syn"])
+    ir.add("b", lif(du=0), ["syn"])
+    ir.add("dangling", dense([[7]]), ["a"])
+    out = run(ir, impulse(4))
+    assert out["a/u"][0, :, 0].tolist() == [0, 6400, 0, 0] and out["b/u"][0, :, 0].tolist() == [0, 6400, 6398, 6396]
+
+
 def test_sparse_is_dense():
     x = (np.random.default_rng(0).random((2, 12, 4)) < 0.5)
     w = np.random.default_rng(1).integers(-200, 200, (3, 4)) * (np.arange(12).reshape(3, 4) % 3 > 0)
