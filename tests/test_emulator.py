@@ -216,6 +216,18 @@ def test_a_synapse_feeding_two_populations_delivers_to_both_and_one_feeding_none
     assert out["a/u"][0, :, 0].tolist() == [0, 6400, 0, 0] and out["b/u"][0, :, 0].tolist() == [0, 6400, 6398, 6396]
 
 
+def test_a_recurrent_synapse_that_also_feeds_a_population_outside_the_loop_is_refused():
+    ir = irm.IR("loop")
+    ir.add("in", irm.Input(1))
+    ir.add("d", dense([[100]]), ["in"])
+    ir.add("a", lif(), ["d"])
+    ir.add("rec", dense([[50]]), ["a"])
+    ir.connect("rec", "a")
+    ir.add("b", lif(), ["rec"])
+    with pytest.raises(SpikeportError, match=r"rec: a synapse in a recurrent loop also feeds \['b'\]"):
+        run(ir, impulse(3))
+
+
 def test_sparse_is_dense():
     x = (np.random.default_rng(0).random((2, 12, 4)) < 0.5)
     w = np.random.default_rng(1).integers(-200, 200, (3, 4)) * (np.arange(12).reshape(3, 4) % 3 > 0)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 
 from backends.emulator import run
 from models import fixed_point as fx
-from strategies import build, net_specs
+from strategies import NetSpec, build, net_specs
 from toolchain import ir as irm
 
 pytestmark = pytest.mark.lava
@@ -79,8 +79,6 @@ def test_edges_u_boundaries_int32_wraps_and_v_saturation_equal_lava():
 
 
 def test_flood_inputs_really_wrap_u_and_saturate_v_on_both_engines():
-    from strategies import NetSpec
-
     ir, x = build(NetSpec(seed=9, n_in=700, layers=(3,), batch=2, steps=12, flood=True, weights="excitatory",
                           weight_exp=0, du=-1, dv=0, density=0.9))
     out = _assert_identical(ir, x, "fixed")

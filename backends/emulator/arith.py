@@ -69,7 +69,6 @@ def _reset_of(op: irm.LIF) -> Optional[tuple[int, int]]:
 class FixedArith:
     """Lava ``fixed_pt`` (``PyLifModelBitAcc``, ``PyDenseModelBitAcc``), bit for bit."""
 
-    name = "fixed"
     state_dtype = np.int64
     integer_inputs = True  # graded input values must be int32 integers
     subthreshold: Callable = staticmethod(fx.lif_fixed_subthreshold)
@@ -120,7 +119,6 @@ class FixedArith:
 class FloatArith:
     """Lava ``floating_pt`` (``PyLifModelFloat``, ``PyDenseModelFloat``), float64."""
 
-    name = "float"
     state_dtype = np.float64
     integer_inputs = False
     subthreshold: Callable = staticmethod(fx.lif_float_subthreshold)

@@ -191,10 +191,21 @@ def step_bytes(ir: irm.IR, batch: int) -> int:
 
 
 def _components(ir: irm.IR) -> list[list[str]]:
-    """Strongly connected components in topological order (members in IR order)."""
+    """Strongly connected components in topological order (members in IR order).
+
+    A synapse inside a cycle is stepped with it, so it may not also feed a
+    population outside the cycle.
+    """
     cond = nx.condensation(ir.graph)
     order = {name: i for i, name in enumerate(ir.graph.nodes)}
-    return [sorted(cond.nodes[c]["members"], key=order.get) for c in nx.topological_sort(cond)]
+    components = [sorted(cond.nodes[c]["members"], key=order.get) for c in nx.topological_sort(cond)]
+    for members in filter(lambda m: len(m) > 1, components):
+        for name in members:
+            outside = [n for n in ir.outputs(name) if n not in members and isinstance(ir.op(name), irm.SYNAPSES)]
+            if outside:
+                raise SpikeportError(f"{name}: a synapse in a recurrent loop also feeds {outside} outside it; "
+                                     "the emulator needs one synapse per target there (split it in two)")
+    return components
 
 
 # -------------------------------------------------------------------- running
