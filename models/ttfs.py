@@ -76,7 +76,7 @@ from torch import nn
 
 from models.errors import SpikeportError, out_of_range
 
-TTFS_DEFAULTS = dict(theta=1.0, t_max_in=1.0, init_mean=2.0, init_std=1.0, seed=0)
+TTFS_DEFAULTS = dict(theta=1.0, t_max_in=2.0, init_mean=6.0, init_std=1.0, seed=0)
 
 
 # ------------------------------------------------------------------ the layer
@@ -321,18 +321,26 @@ class TTFSNetwork(nn.Module):
         return sum(torch.relu(self.theta - w.sum(1)).sum() for w in ws)
 
 
-def output_logits(z_out: torch.Tensor) -> torch.Tensor:
-    """``-z_out``, with silent neurons at ``-(max finite z of the sample + 1)`` (no gradient)."""
+def output_logits(z_out: torch.Tensor, domain: str = "z", scale: float = 1.0) -> torch.Tensor:
+    """``-scale * z_out`` (``domain="z"``, the paper) or ``-scale * t_out = -scale * ln z_out``
+    (``domain="t"``), with silent neurons at the value of (largest finite z of the sample + 1),
+    without gradient."""
     finite = torch.isfinite(z_out)
-    zf = torch.where(finite, z_out, torch.zeros_like(z_out))
-    cap = (zf.detach().max(dim=1, keepdim=True).values + 1.0)
-    return -torch.where(finite, zf, cap.expand_as(zf))
+    zf = torch.where(finite, z_out, torch.ones_like(z_out))
+    cap = (torch.where(finite, z_out, torch.zeros_like(z_out)).detach().max(dim=1, keepdim=True).values + 1.0)
+    z = torch.where(finite, zf, cap.expand_as(zf))
+    if domain == "t":
+        return -scale * torch.log(z)
+    if domain != "z":
+        raise SpikeportError(f"ttfs: loss domain {domain!r} is not 'z' or 't'")
+    return -scale * z
 
 
 def ttfs_loss(z_out: torch.Tensor, target: torch.Tensor, penalty: torch.Tensor | float = 0.0,
-              k_penalty: float = 0.0) -> torch.Tensor:
-    """Cross-entropy over ``-z_out`` (earliest spike wins) + ``k_penalty * penalty``."""
-    return nn.functional.cross_entropy(output_logits(z_out), target) + k_penalty * penalty
+              k_penalty: float = 0.0, domain: str = "z", scale: float = 1.0) -> torch.Tensor:
+    """Cross-entropy over ``-z_out`` (earliest spike wins; or over ``-scale * t_out``)
+    + ``k_penalty * penalty``."""
+    return nn.functional.cross_entropy(output_logits(z_out, domain, scale), target) + k_penalty * penalty
 
 
 def predict(z_out: torch.Tensor) -> torch.Tensor:

@@ -31,9 +31,9 @@ TTFS_TASK_DEFAULTS = {
     "digits": dict(hidden=[100], epochs=40, lr=2e-3, batch_size=32),
     "mnist": dict(hidden=[800], epochs=20, lr=1e-3, batch_size=32),
 }
-TTFS_RUN_DEFAULTS = dict(theta=1.0, t_max_in=1.0, init_mean=2.0, init_std=1.0, k_penalty=1.0,
+TTFS_RUN_DEFAULTS = dict(theta=1.0, t_max_in=2.0, init_mean=6.0, init_std=1.0, k_penalty=1.0,
                          lr_decay=0.1, clip=10.0, weight_decay=0.0, seed=0, threads=1,
-                         max_train=None, bucket=16, log_every=0)
+                         max_train=None, bucket=16, log_every=0, loss_domain="z", loss_scale=1.0)
 
 
 @dataclass
@@ -130,7 +130,8 @@ def train_ttfs(task: str = "mnist", epochs: int | None = None, seed: int = 0, ou
         for idx in bar:
             xb, yb = xt[idx], yt[idx]
             z_out = model(xb)[-1]
-            loss = ttfs_loss(z_out, yb, model.weight_sum_penalty(), cfg["k_penalty"])
+            loss = ttfs_loss(z_out, yb, model.weight_sum_penalty(), cfg["k_penalty"],
+                             cfg["loss_domain"], cfg["loss_scale"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg["clip"]:
