@@ -68,6 +68,9 @@ def main(argv=None) -> int:
     report = tt.deploy_ttfs(ckpt, args.dt, engines=("emulator", "lava") if args.lava_samples else ("emulator",),
                             lava_samples=args.lava_samples, n_test=args.n_test or None, out_dir=out, log=print)
     say(tt.format_deploy_report(report))
+    allow = tt.deploy_ttfs(ckpt, args.dt, refire="allow", n_test=args.n_test or None, log=None, progress=False)
+    say("without the re-spike fix (refire='allow': Lava's reset keeps u, hidden neurons spike again):")
+    say(tt.format_deploy_report(allow))
 
     rows = tt.dt_sweep(ckpt, n_test=args.sweep_samples or None, log=None)
     say(f"dt sweep ({args.sweep_samples or 'all'} test samples per dt, emulator):")

@@ -132,7 +132,7 @@ def test_discretised_ir_first_spikes_approach_continuous_times():
     assert errors[0] > errors[1] > errors[2]
     assert errors[2] < 0.02  # units of tau_syn; ~ dt/2 at the finest step
     # fixed point (bound-calibrated, snapped scales) follows the float engine
-    irq, _ = tt.quantize_ttfs(tt.lower_ttfs(net, 0.05, t_end=6.0))
+    irq, _ = tt.quantize_ttfs(tt.lower_ttfs(net, 0.05, t_end=6.0), x)
     fixed = tt.run_deployed(irq, x, mode="fixed")
     flt = tt.run_deployed(tt.lower_ttfs(net, 0.05, t_end=6.0), x, mode="float")
     assert (fixed["pred"] == flt["pred"]).mean() >= 0.9
@@ -158,6 +158,28 @@ def test_discrete_membrane_is_continuous_membrane_over_du():
     w = ir.op("layers.0.dense").weight[0, 0]
     cont = np.where(i > k, w * (1 - (1 - du) ** (i - k)), 0.0)  # V(i dt), decay exp(-dt/tau_eff) = 1 - du
     np.testing.assert_allclose(v * du, cont, rtol=1e-12, atol=1e-15)
+
+
+def test_latch_makes_the_inhibition_exactly_h_after_the_spike():
+    """A strongly driven hidden neuron re-fires under Lava's reset; with the self-inhibition
+    and latch its current is exactly (feed-forward current - H) from the step after its spike."""
+    from backends.emulator import run
+
+    net = TTFSNetwork(dict(n_in=2, sizes=[1, 1], theta=1.0, t_max_in=1.0))
+    with torch.no_grad():
+        net.weights[0].copy_(torch.tensor([[3.0, 2.0]]))
+        net.weights[1].fill_(2.0)
+    dt = 0.1
+    allow = tt.lower_ttfs(net, dt, refire="allow", t_end=4.0)
+    inhibit = tt.lower_ttfs(net, dt, refire="inhibit", inhibit="bound", t_end=4.0)
+    x = np.zeros((1, allow.meta["ttfs"]["steps"], 2))
+    x[0, 0, 0] = x[0, 12, 1] = 1  # a second input arrives after the first spike
+    a = run(allow, x, ["layers.0/s", "layers.0/u"], mode="float")
+    b = run(inhibit, x, ["layers.0/s", "layers.0/u"], mode="float")
+    assert a["layers.0/s"].sum() > 3 and b["layers.0/s"].sum() == 1
+    n = int(np.argmax(b["layers.0/s"][0, :, 0]))
+    assert n == int(np.argmax(a["layers.0/s"][0, :, 0]))
+    np.testing.assert_allclose(b["layers.0/u"][0, n + 1:, 0] - a["layers.0/u"][0, n + 1:, 0], -5.0, rtol=1e-12)
 
 
 def test_readout_breaks_ties_by_interpolated_crossing():
@@ -195,7 +217,7 @@ def test_lava_matches_emulator_on_deployed_ttfs():
     net = TTFSNetwork({**net.config, "sizes": [12, 4]}).double()
     with torch.no_grad():
         net.weights[1].mul_(3.0)
-    ir, _ = tt.quantize_ttfs(tt.lower_ttfs(net, 0.25, t_end=5.0))
+    ir, _ = tt.quantize_ttfs(tt.lower_ttfs(net, 0.25, t_end=5.0), x)
     xin = tt.encode_input(x[:3], ir.meta)
     emu = run(ir, xin, mode="fixed")
     lava = run_lava(ir, xin, mode="fixed")

@@ -217,15 +217,29 @@ def load_checkpoint(path) -> tuple[TTFSNetwork, dict]:
 #
 # Re-firing: Lava resets v to 0 but keeps u, and with dv = 0 nothing stops v from
 # climbing again, so a discrete neuron can spike several times where the continuous one
-# spikes once; every extra hidden spike adds its weight to the next layer again.
-# Fix (refire="inhibit", Lava-expressible): a recurrent Sparse synapse from each hidden
-# neuron onto itself with weight -H_j, H_j = margin * sum_i max(W_ji, 0). The spike at
-# step n reaches u at n + 1 (before v, which restarts from 0, can exceed vth again) and
-# from then on
-#     v[m] <= (1 - q^(m-n)) / (1 - q) * (q u[n] + sum_future w+ - H_j) <= 0,
-# because u[n] + every later excitatory input <= sum_i max(W_ji, 0) (each input spikes
-# once). So each hidden neuron spikes exactly once, as in continuous time. Output
-# neurons need nothing: only the first output spike is read.
+# spikes once; every extra hidden spike adds its weight to the next layer again (on the
+# digits net this costs ~5 pp; see `deploy_ttfs(refire="allow")`).
+#
+# Fix (refire="inhibit", Lava-expressible, no new neuron model): cancel the neuron's
+# current from the step after its spike on, for ever. Each hidden population i gets
+#   * layers.i.inhibit  Sparse diag(-H) from the population onto itself;
+#   * layers.i.latch    a LIF population with no current decay (du = 0, fixed du = -1),
+#                       dv = 0, vth = 1/2, fed by layers.i.to_latch (Sparse, identity):
+#                       one input spike sets its u = 1 for good, so it spikes every step
+#                       from the next step on;
+#   * layers.i.latch_inhibit  Sparse diag(-H du) from the latch onto the population.
+# A spike at step n then adds to the population's u the inhibitory current
+#     H q^k (self, decaying) + H du (1 + q + ... + q^(k-1)) (latch, arriving from n+2)
+#     = H q^k + H (1 - q^k) = H       at step n+1+k, for every k >= 0,
+# i.e. exactly -H from step n+1 on. With H >= the largest excitatory current the neuron
+# ever receives, u <= 0 after its spike, so v (restarting from 0) never rises again and
+# the neuron spikes exactly once, as in continuous time. Because u <= 0, nothing v does
+# after the spike matters: it may fall to Lava's saturation at -(2**23 - 1) harmlessly,
+# and the quantizer need not cover it. inhibit="bound" takes H = sum_i max(W_ji, 0)
+# (a proof for any input); inhibit="data" takes H = margin x the largest excitatory
+# current seen on calibration data (smaller H, so a finer fixed-point scale; re-spikes
+# on other data are counted by `deploy_ttfs`). Output neurons need nothing: only their
+# first spike is read.
 
 INPUT, OUTPUT = "input", "output"
 
@@ -241,46 +255,78 @@ def ttfs_clock(dt: float) -> dict:
                 tau_eff=-dt / math.log(1.0 - du_eff), v_scale=1.0 / du_eff)
 
 
-def lower_ttfs(model: TTFSNetwork, dt: float, *, refire: str = "inhibit", inhibit_margin: float = 1.1,
-               t_end: float | None = None, name: str = "ttfs"):
+def layer_nodes(ir) -> list:
+    """The TTFS layers' neuron populations (``layers.0``, ``layers.1``, ...), without latches."""
+    return [f"layers.{i}" for i in range(len(ir.meta["ttfs"]["config"]["sizes"]))]
+
+
+def lower_ttfs(model: TTFSNetwork, dt: float, *, refire: str = "inhibit", inhibit: str = "bound",
+               x_cal=None, inhibit_margin: float = 1.25, t_end: float | None = None, name: str = "ttfs"):
     """A TTFS network as a spikeport IR of Lava CUBA LIF (dv = 0) at step ``dt`` (units of tau_syn).
 
     ``input -> layers.0.dense -> layers.0 -> layers.1.dense -> layers.1 -> output``; with
-    ``refire="inhibit"`` each hidden population also has ``layers.i.inhibit`` (diagonal
-    Sparse, -H_j) from itself to itself so it spikes once (see the derivation above);
-    ``refire="allow"`` leaves Lava's reset alone. ``t_end``: the last time (units of
-    tau_syn) the deployed run must cover (default ``t_max_in + 3``); the step count is
-    stored in ``meta["ttfs"]["steps"]``.
+    ``refire="inhibit"`` each hidden population also gets the self-inhibition and latch
+    described above (``layers.i.inhibit``, ``layers.i.to_latch``, ``layers.i.latch``,
+    ``layers.i.latch_inhibit``) so it spikes once; ``refire="allow"`` leaves Lava's reset
+    alone. ``inhibit``: how H is chosen, ``"bound"`` (sum of positive input weights, any
+    input) or ``"data"`` (``inhibit_margin`` x the largest excitatory current on ``x_cal``).
+    ``t_end``: the last time (units of tau_syn) the run must cover (default
+    ``t_max_in + 3``); the step count is ``meta["ttfs"]["steps"]``.
     """
     from toolchain import ir as irm
 
     if refire not in ("inhibit", "allow"):
         raise SpikeportError(f"ttfs: refire={refire!r} is not 'inhibit' or 'allow'")
+    if inhibit not in ("bound", "data"):
+        raise SpikeportError(f"ttfs: inhibit={inhibit!r} is not 'bound' or 'data'")
+    if refire == "inhibit" and inhibit == "data" and x_cal is None:
+        raise SpikeportError("ttfs: inhibit='data' needs calibration inputs x_cal")
     if not dt > 0:
         raise SpikeportError(f"ttfs: dt={dt} must be > 0 (units of tau_syn)")
     clock = ttfs_clock(dt)
-    theta = model.theta
+    du, theta = clock["du"], model.theta
     t_end = float(t_end if t_end is not None else model.t_max_in + 3.0)
     steps = int(math.ceil(t_end / dt)) + 1
-    ir = irm.IR(name, meta={"ttfs": dict(clock, theta=theta, t_max_in=model.t_max_in, t_end=t_end, steps=steps,
-                                         refire=refire, inhibit_margin=inhibit_margin,
-                                         time_units="tau_syn", input_step=f"round(t_max_in * (1 - x) / dt)",
-                                         config=model.config)})
-    src = ir.add(INPUT, irm.Input(model.config["n_in"], source="input"))
-    last = len(model.weights) - 1
-    for i, w in enumerate(model.weights):
-        w = w.detach().double().cpu().numpy()
-        path = f"layers.{i}"
-        ir.add(f"{path}.dense", irm.Dense(w, source=path), [src])
-        ir.add(path, irm.LIF(w.shape[0], du=clock["du"], dv=0.0, vth=theta / clock["du"], source=path),
-               [f"{path}.dense"])
-        if refire == "inhibit" and i < last:
-            h = inhibit_margin * np.clip(w, 0, None).sum(1)
-            ir.add(f"{path}.inhibit", irm.Sparse(-np.diag(h), source=path), [path])
-            ir.connect(f"{path}.inhibit", path)
-        src = path
-    ir.add(OUTPUT, irm.Output(model.weights[-1].shape[0], source=f"layers.{last}"), [src])
-    return ir
+    weights = [w.detach().double().cpu().numpy() for w in model.weights]
+    last = len(weights) - 1
+    bound = {i: np.clip(w, 0, None).sum(1) for i, w in enumerate(weights[:-1])}
+
+    def build(h: dict):
+        ir = irm.IR(name, meta={"ttfs": dict(clock, theta=theta, t_max_in=model.t_max_in, t_end=t_end,
+                                             steps=steps, refire=refire,
+                                             inhibit=inhibit if refire == "inhibit" else None,
+                                             inhibit_margin=inhibit_margin, time_units="tau_syn",
+                                             input_step="round(t_max_in * (1 - x) / dt)", config=model.config)})
+        src = ir.add(INPUT, irm.Input(model.config["n_in"], source="input"))
+        for i, w in enumerate(weights):
+            path = f"layers.{i}"
+            ir.add(f"{path}.dense", irm.Dense(w, source=path), [src])
+            ir.add(path, irm.LIF(w.shape[0], du=du, dv=0.0, vth=theta / du, source=path), [f"{path}.dense"])
+            if refire == "inhibit" and i < last and h.get(i) is not None:
+                n = w.shape[0]
+                ir.add(f"{path}.inhibit", irm.Sparse(-np.diag(h[i]), source=path), [path])
+                ir.connect(f"{path}.inhibit", path)
+                ir.add(f"{path}.to_latch", irm.Sparse(np.eye(n), source=path), [path])
+                ir.add(f"{path}.latch", irm.LIF(n, du=0.0, dv=0.0, vth=0.5, source=path), [f"{path}.to_latch"])
+                ir.add(f"{path}.latch_inhibit", irm.Sparse(-np.diag(h[i] * du), source=path), [f"{path}.latch"])
+                ir.connect(f"{path}.latch_inhibit", path)
+            src = path
+        ir.add(OUTPUT, irm.Output(weights[-1].shape[0], source=f"layers.{last}"), [src])
+        return ir
+
+    if refire == "allow":
+        return build({})
+    h = dict(bound)
+    if inhibit == "data":
+        from backends.emulator import run
+
+        for i in range(last):  # layer by layer: layer i without inhibition, the ones below already set
+            h[i] = None
+            probe = build(h)
+            out = run(probe, encode_input(np.asarray(x_cal), probe.meta), [f"layers.{i}/u"], mode="float")
+            peak = np.asarray(out[f"layers.{i}/u"]).max(axis=(0, 1))
+            h[i] = np.minimum(bound[i], np.maximum(inhibit_margin * peak, 1e-3 * theta))
+    return build(h)
 
 
 def encode_input(x, meta: dict) -> np.ndarray:
@@ -292,42 +338,77 @@ def encode_input(x, meta: dict) -> np.ndarray:
                                    t_max=m["t_max_in"] / m["dt"], threshold=-1.0)
 
 
+def _feedforward_sums(ir, node: str):
+    w = ir.op(f"{node}.dense").weight
+    return np.clip(w, 0, None).sum(1), np.clip(-w, 0, None).sum(1)
+
+
+def _inhibition(ir, node: str) -> np.ndarray:
+    name = f"{node}.inhibit"
+    return -np.diag(ir.op(name).weight) if name in ir.graph else np.zeros(ir.op(node).n)
+
+
+LATCH_STATS = {"u": 1.0, "v": 1.0}
+
+
 def bound_stats(ir) -> dict:
-    """Calibration statistics from worst-case bounds instead of data (no saturation, no wrap).
+    """Worst-case state bounds per TTFS population (instead of data calibration).
 
-    Each input spikes once and (with refire="inhibit") each hidden neuron once, so per
-    neuron ``|u| <= max(P, N + H)`` and ``-(N + H)/du <= v <= vth + P`` with P, N the sums
-    of its positive and negative input weights and H its self-inhibition. Only valid when
-    every population spikes at most once (refire="inhibit").
+    Each input spikes once and each hidden neuron once. With P, N the sums of a
+    neuron's positive and negative feed-forward weights and H its inhibition:
+    ``|u| <= max(P, N + H)`` and, up to the first spike, ``-N/du <= v <= vth + P``; after
+    it v no longer matters (see above). Hard bounds, so `quantize_ttfs` removes the
+    quantizer's extra headroom. Latches: u = v = 1.
     """
-    from toolchain import ir as irm
-
     stats = {}
-    for node, op in ir.nodes(*irm.NEURONS):
-        pos = np.zeros(op.n)
-        neg = np.zeros(op.n)
-        for syn in ir.inputs(node):
-            w = ir.op(syn).weight
-            pos += np.clip(w, 0, None).sum(1)
-            neg += np.clip(-w, 0, None).sum(1)
-        u = float(np.max(np.maximum(pos, neg)))
+    for node in layer_nodes(ir):
+        op = ir.op(node)
+        pos, neg = _feedforward_sums(ir, node)
+        u = float(np.max(np.maximum(pos, neg + _inhibition(ir, node))))
         v = float(np.max(np.maximum(op.vth + pos, neg / op.du)))
         stats[node] = {"u": u, "v": v}
+        if f"{node}.latch" in ir.graph:
+            stats[f"{node}.latch"] = dict(LATCH_STATS)
+    return stats
+
+
+def data_stats(ir, x_cal) -> dict:
+    """Calibration on the encoded ``x_cal`` (float emulator): peak |u| over the whole run,
+    peak |v| up to each neuron's first spike (and ``vth + peak u``, the pre-reset value at
+    the spike step). What v does after a neuron's first spike never matters (hidden: u <= 0
+    from then on; output: only the first spike is read), so it is not covered and may
+    saturate (with refire="allow" the hidden v is covered at every step). The quantizer
+    adds its 2x headroom. Latches: u = v = 1."""
+    from backends.emulator import run
+
+    nodes = layer_nodes(ir)
+    out = run(ir, encode_input(x_cal, ir.meta), [f"{n}/{f}" for n in nodes for f in "suv"], mode="float")
+    stats = {}
+    for node in nodes:
+        s, u, v = (np.asarray(out[f"{node}/{f}"]) for f in "suv")
+        first = first_spike_index(s)
+        if not (f"{node}.latch" in ir.graph or node == nodes[-1]):  # refire="allow": every step matters
+            first = np.full_like(first, np.inf)
+        before = np.arange(s.shape[1])[None, :, None] < first[:, None, :]
+        u_peak = float(np.abs(u).max(initial=0.0))
+        v_peak = float(np.abs(np.where(before, v, 0.0)).max(initial=0.0))
+        stats[node] = {"u": u_peak, "v": max(v_peak, ir.op(node).vth + u_peak)}
+        if f"{node}.latch" in ir.graph:
+            stats[f"{node}.latch"] = dict(LATCH_STATS)
     return stats
 
 
 def snap_stats(ir, stats: dict) -> dict:
-    """Stats giving each population the largest scale lam <= the quantizer's choice for
-    which the feed-forward weights' largest magnitude lands exactly on 254 * 2**weight_exp,
+    """Stats giving each TTFS population the largest scale lam <= the quantizer's choice for
+    which its feed-forward weights' largest magnitude lands exactly on 254 * 2**weight_exp,
     so the 8-bit mantissas use their whole range (at most one bit of state headroom spent)."""
     from models import fixed_point as fx
-    from toolchain import ir as irm
     from toolchain.quantize import HEADROOM, choose_scale
 
-    out = {}
-    for node, _ in ir.nodes(*irm.NEURONS):
+    out = dict(stats)
+    for node in layer_nodes(ir):
         lam, _ = choose_scale(ir, node, stats[node])
-        w = max(float(np.abs(ir.op(s).weight).max()) for s in ir.inputs(node) if s.endswith(".dense"))
+        w = float(np.abs(ir.op(f"{node}.dense").weight).max())
         exp = math.floor(math.log2(lam * w / 254.0))
         lam_snapped = 254.0 * 2.0 ** exp / w * (1 - 1e-12)  # just below, so weight_exp_for picks exp
         peak = fx.V_SAT / (HEADROOM * float(1 << fx.ACT_SHIFT) * lam_snapped)
@@ -335,24 +416,24 @@ def snap_stats(ir, stats: dict) -> dict:
     return out
 
 
-def quantize_ttfs(ir, x_cal=None, stats: str = "bound"):
+def quantize_ttfs(ir, x_cal=None, stats: str = "data"):
     """Quantize a lowered TTFS IR with `toolchain.quantize` -> (fixed IR, reports).
 
-    ``stats="bound"``: worst-case bounds (`bound_stats`, needs refire="inhibit");
-    ``"data"``: `calibration_stats` on the encoded ``x_cal`` (float emulator run).
+    ``stats="data"`` (default): `data_stats` on ``x_cal`` (training samples), with the
+    quantizer's usual 2x headroom. ``"bound"``: hard worst-case bounds (`bound_stats`; no
+    extra headroom) -- for 784 inputs so loose (N/du) that the synaptic input loses
+    precision (a negative weight_exp floors every step's summed input).
     Either is then snapped (`snap_stats`) so the 8-bit weights use their full range.
     """
     from toolchain import passes
-    from toolchain.quantize import calibration_stats, quantize
+    from toolchain.quantize import HEADROOM, quantize
 
     if stats == "bound":
-        if ir.meta["ttfs"]["refire"] != "inhibit":
-            raise SpikeportError("ttfs: stats='bound' needs refire='inhibit' (neurons that spike once)")
-        raw = bound_stats(ir)
+        raw = {node: {k: val / HEADROOM for k, val in st.items()} for node, st in bound_stats(ir).items()}
     elif stats == "data":
         if x_cal is None:
             raise SpikeportError("ttfs: stats='data' needs calibration inputs x_cal")
-        raw = calibration_stats(ir, encode_input(x_cal, ir.meta))
+        raw = data_stats(ir, x_cal)
     else:
         raise SpikeportError(f"ttfs: stats={stats!r} is not 'bound' or 'data'")
     fixed, reports = quantize(ir, snap_stats(ir, raw))
@@ -416,7 +497,7 @@ def run_deployed(ir, x, *, engine: str = "emulator", mode: str = "fixed", batch_
     """
     from toolchain import ir as irm
 
-    neurons = ir.names(*irm.NEURONS)
+    neurons = layer_nodes(ir)
     out_node = neurons[-1]
     if engine == "emulator":
         from backends.emulator import run as engine_run
@@ -513,11 +594,15 @@ def analyse_engine(res: dict, cont: list, y: np.ndarray, dt: float, neurons: lis
     return report
 
 
-def deploy_ttfs(model, dt: float = 0.0625, *, refire: str = "inhibit", stats: str = "bound",
+def deploy_ttfs(model, dt: float = 0.0625, *, refire: str = "inhibit", stats: str = "data",
                 t_end: float | None = None, n_test: int | None = None, engines=("emulator",),
                 lava_samples: int = 200, lava_chunk: int = 25, modes=("float", "fixed"), out_dir=None,
-                data=None, batch_size: int = 250, progress: bool = True, log=print) -> dict:
+                data=None, batch_size: int = 250, calibration_samples: int = 256, progress: bool = True,
+                log=print) -> dict:
     """Discretise, quantize and run a trained TTFS network; compare with continuous time.
+
+    Quantization (`quantize_ttfs`) calibrates on the first ``calibration_samples``
+    *training* samples (``stats="data"``) or uses the worst-case bounds (``"bound"``).
 
     ``model``: a `TTFSNetwork` or a checkpoint path. Runs the float and the fixed IR on
     the emulator over ``n_test`` test samples (all by default); with ``"lava"`` in
@@ -542,12 +627,14 @@ def deploy_ttfs(model, dt: float = 0.0625, *, refire: str = "inhibit", stats: st
     cont = continuous_times(model, x)
     cont_pred = np.argmin(cont[-1], 1)
     t_first_out = cont[-1].min(1)
-    ir = lower_ttfs(model, dt, refire=refire, t_end=t_end)
+    x_cal = data.x_train[:calibration_samples].astype(np.float64)
+    ir = lower_ttfs(model, dt, refire=refire, inhibit="data" if stats == "data" else "bound", x_cal=x_cal,
+                    t_end=t_end)
     m = ir.meta["ttfs"]
     # the continuous model fed the grid-rounded input times isolates the input rounding
     x_grid = 1.0 - np.floor(m["t_max_in"] * (1.0 - x) / dt + 0.5) * dt / m["t_max_in"]
     cont_grid = continuous_times(model, np.clip(x_grid, 0.0, 1.0))
-    neurons = ir.names(*irm.NEURONS)
+    neurons = layer_nodes(ir)
     report = dict(task=task, dt=dt, clock=m, refire=refire, stats=stats, samples=int(len(y)),
                   continuous=dict(accuracy=float((cont_pred == y).mean()),
                                   accuracy_grid_inputs=float((np.argmin(cont_grid[-1], 1) == y).mean()),
@@ -562,7 +649,7 @@ def deploy_ttfs(model, dt: float = 0.0625, *, refire: str = "inhibit", stats: st
     say(f"continuous: accuracy {report['continuous']['accuracy']:.4f} (grid inputs "
         f"{report['continuous']['accuracy_grid_inputs']:.4f}); dt={dt} tau_syn, {m['steps']} steps, "
         f"du={m['du']:.6f} (du_int {m['du_int']}), tau_eff={m['tau_eff']:.5f}")
-    irq, qreports = quantize_ttfs(ir, x[:256], stats=stats)
+    irq, qreports = quantize_ttfs(ir, x_cal, stats=stats)
     from toolchain.quantize import format_report
     report["quantization"] = format_report(qreports)
     say(report["quantization"])
@@ -656,7 +743,8 @@ def format_deploy_report(rep: dict) -> str:
 
 
 def dt_sweep(model, dts=(0.5, 0.25, 0.125, 0.0625, 0.03125), *, n_test: int | None = 2000, data=None,
-             refire: str = "inhibit", modes=("float", "fixed"), progress: bool = False, log=print) -> list:
+             refire: str = "inhibit", stats: str = "data", modes=("float", "fixed"), progress: bool = False,
+             log=print) -> list:
     """Accuracy and first-spike-time error against the step ``dt`` (emulator only).
 
     One row per (dt, mode): accuracy, its change from continuous time, the hidden and
@@ -664,7 +752,7 @@ def dt_sweep(model, dts=(0.5, 0.25, 0.125, 0.0625, 0.03125), *, n_test: int | No
     """
     rows = []
     for dt in dts:
-        rep = deploy_ttfs(model, dt, refire=refire, n_test=n_test, data=data, modes=modes,
+        rep = deploy_ttfs(model, dt, refire=refire, stats=stats, n_test=n_test, data=data, modes=modes,
                           progress=progress, log=None)
         c = rep["continuous"]
         for name, e in rep["engines"].items():
