@@ -10,7 +10,6 @@ MNIST-like inputs (about 19% non-black pixels), so no data set is needed.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path

@@ -61,9 +61,9 @@ spike times in the z domain; the earliest spike wins), plus the penalty.
 
 Input encoding: pixel intensity ``x`` in [0, 1] spikes at
 ``t = t_max_in * (1 - x)`` (units of tau_syn), i.e. ``z_in = exp(t_max_in (1 - x))``:
-the brightest pixel at t = 0 (z = 1), black pixels at ``t_max_in``. This is the
-paper's mapping up to the choice of the window (the paper also maps
-intensities linearly into the z domain's exponent; we document ours).
+the brightest pixel at t = 0 (z = 1), black pixels last, all at ``t_max_in`` (default
+2 tau_syn). As in the paper, brighter pixels spike earlier and every pixel spikes; the
+linear intensity-to-time map and the window are our choice.
 """
 from __future__ import annotations
 

@@ -495,8 +495,6 @@ def run_deployed(ir, x, *, engine: str = "emulator", mode: str = "fixed", batch_
     ``spike_counts`` {node: (B, n)} (to see re-firing), and ``raw`` (the engine's
     arrays for the output population, and all populations if ``record_hidden_state``).
     """
-    from toolchain import ir as irm
-
     neurons = layer_nodes(ir)
     out_node = neurons[-1]
     if engine == "emulator":
@@ -611,8 +609,6 @@ def deploy_ttfs(model, dt: float = 0.0625, *, refire: str = "inhibit", stats: st
     emulator's. Writes ``ttfs_float.onnx``, ``ttfs_fixed.onnx`` and ``deploy.json``
     to ``out_dir`` if given. Returns the report dict.
     """
-    from toolchain import ir as irm
-
     meta = {}
     if not isinstance(model, TTFSNetwork):
         model, meta = load_checkpoint(model)
