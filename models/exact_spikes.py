@@ -372,7 +372,7 @@ def membrane(t_grid: torch.Tensor, arrivals: torch.Tensor, weight: torch.Tensor,
     decay = torch.where(on, torch.exp(-torch.where(on, lag, torch.zeros_like(lag)) / neuron.tau_mem),
                         torch.zeros_like(lag))
     v = v_in + (coefs[..., None, :] * decay).sum(-1)
-    held = ((lag < 0) & (lag >= -neuron.refractory) & torch.isfinite(own)[..., None, :]).any(-1)
+    held = ((lag < 0) & (lag > -neuron.refractory) & torch.isfinite(own)[..., None, :]).any(-1)  # (t_f, t_f + r)
     if neuron.refractory > 0:
         v = torch.where(held, torch.zeros_like(v), v)
     return v

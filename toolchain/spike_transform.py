@@ -351,3 +351,97 @@ def train_surrogate(net, task: SpikeTransformTask, cfg: dict, progress: bool = F
         sched.step()
     keeper.restore()
     return history
+
+
+# ------------------------------------------------------------- deployment
+def spike_time_errors(test_steps, target_times, max_error: float = 5.0) -> dict:
+    """Deployed output steps vs desired times, scored in steps against ``ceil(t̂)``.
+
+    ``test_steps``: (P, T, n) raster; ``target_times``: (P, n, K) ms. Spikes are
+    paired one-to-one by a minimum-|Δ| assignment per train, pairs further than
+    ``max_error`` steps apart are not matches. Returns the signed errors
+    (step - ceil(t̂)), ``mean_abs``, ``max_abs``, ``exact`` (fraction of pairs
+    with error 0), ``matched``/``missing``/``extra`` counts, the error of the
+    same steps against the continuous t̂ (``mean_vs_continuous``, ms: ceil adds
+    ~+0.5), and `toolchain.timing.matched_fraction` at 0/1/2 steps.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    from toolchain.timing import matched_fraction
+
+    out, tgt = _np(raster_to_times(test_steps)), _np(target_times)
+    errors, vs_cont, n_tgt, n_out = [], [], int(np.isfinite(tgt).sum()), int(np.isfinite(out).sum())
+    for idx in np.ndindex(*tgt.shape[:-1]):
+        o, t = out[idx][np.isfinite(out[idx])], tgt[idx][np.isfinite(tgt[idx])]
+        if not (len(o) and len(t)):
+            continue
+        rows, cols = linear_sum_assignment(np.abs(o[:, None] - np.ceil(t)[None, :]))
+        keep = np.abs(o[rows] - np.ceil(t[cols])) <= max_error
+        errors += list(o[rows][keep] - np.ceil(t[cols][keep]))
+        vs_cont += list(o[rows][keep] - t[cols][keep])
+    err = np.asarray(errors)
+    frac = matched_fraction(times_to_raster(target_times, np.asarray(test_steps).shape[1]), np.asarray(test_steps))
+    return dict(errors=err, mean_abs=float(np.abs(err).mean()) if err.size else float("nan"),
+                max_abs=float(np.abs(err).max(initial=0.0)), mean_signed=float(err.mean()) if err.size else 0.0,
+                exact=float((err == 0).mean()) if err.size else 0.0, matched=int(err.size),
+                missing=n_tgt - int(err.size), extra=n_out - int(err.size), target_spikes=n_tgt,
+                mean_vs_continuous=float(np.mean(vs_cont)) if vs_cont else float("nan"),
+                within={tol: f["ref"] for tol, f in frac.items()})
+
+
+def identical_states(a: dict, b: dict) -> dict:
+    """How many recorded entries (every s, v, u of every node) are identical between two runs."""
+    keys = sorted(set(a) & set(b))
+    same = sum(int((np.asarray(a[k]) == np.asarray(b[k])).sum()) for k in keys)
+    total = sum(int(np.asarray(a[k]).size) for k in keys)
+    return dict(identical=same, total=total, keys=keys, all_identical=same == total and set(a) == set(b))
+
+
+def compile_transform(model: ExactNetwork, x_cal: np.ndarray):
+    """Discretise, lower and post-training quantize -> (float IR, fixed IR, quantization reports)."""
+    from toolchain import passes
+    from toolchain.lower import lower
+    from toolchain.quantize import calibration_stats, quantize
+
+    ir = lower(discretize(model), name="spike-transform")
+    fixed, reports = quantize(ir, calibration_stats(ir, x_cal))
+    passes.validate(fixed, require_fixed=True)
+    return ir, fixed, reports
+
+
+def deploy(model: ExactNetwork, task: SpikeTransformTask, *, lava: bool = True, split: str = "train") -> dict:
+    """Run the discretised, quantized student on the emulator (float and fixed) and on Lava.
+
+    Calibration uses the training inputs. ``split``: score the training or
+    the held-out test patterns. Returns the rasters (``float``, ``fixed``,
+    ``lava`` -> {node/s|v|u: (P, T, n)}), the scores against the target and
+    against the continuous student (`spike_time_errors`), and the Lava vs
+    emulator identity count (`identical_states`).
+    """
+    from backends.emulator import run
+
+    x_times, target = (task.x_times, task.target_times) if split == "train" else \
+        (task.x_test_times, task.target_test_times)
+    x = task.raster(x_times).numpy()
+    ir, fixed, reports = compile_transform(model, task.raster(task.x_times).numpy())
+    runs = {"float": run(ir, x, mode="float"), "fixed": run(fixed, x, mode="fixed")}
+    if lava:
+        from backends.lava.runner import run_lava
+
+        runs["lava"] = run_lava(fixed, x, mode="fixed")
+    out_node = ir.names(*_neuron_types())[-1]
+    continuous = model.simulate(x_times)[-1]
+    scores = {name: dict(vs_target=spike_time_errors(r[f"{out_node}/s"], target),
+                         vs_continuous=spike_time_errors(r[f"{out_node}/s"], continuous))
+              for name, r in runs.items()}
+    result = dict(ir=ir, fixed_ir=fixed, reports=reports, runs=runs, scores=scores, output_node=out_node,
+                  continuous=continuous, target=np.asarray(target))
+    if lava:
+        result["lava_vs_emulator"] = identical_states(runs["lava"], runs["fixed"])
+    return result
+
+
+def _neuron_types():
+    from toolchain import ir as irm
+
+    return irm.NEURONS
