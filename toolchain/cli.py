@@ -13,6 +13,17 @@ from models.errors import SpikeportError
 
 
 def _cmd_train(args) -> int:
+    if args.task == "spike-transform":
+        from toolchain.spike_transform import cmd_train_spike_transform
+
+        return cmd_train_spike_transform(args)
+    if args.method == "ttfs":
+        from toolchain.ttfs_commands import train_command
+
+        return train_command(args)
+    if args.method != "surrogate":
+        raise SpikeportError(f"train: --method {args.method} applies to --task spike-transform only "
+                             "(classification tasks: surrogate | ttfs)")
     from toolchain import checkpoint
     from toolchain.train import train
 
@@ -28,6 +39,14 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_compile(args) -> int:
+    from toolchain.ttfs_commands import is_ttfs_checkpoint
+
+    if is_ttfs_checkpoint(args.model):
+        from toolchain.ttfs_commands import compile_command
+
+        return compile_command(args)
+    if args.dt is not None:
+        raise SpikeportError(f"compile: --dt applies to TTFS checkpoints only; {args.model} is not one")
     from toolchain import onnx_io
     from toolchain.compiler import compile_checkpoint
     from toolchain.quantize import format_report
@@ -81,6 +100,14 @@ def _cmd_simulate(args) -> int:
 
 
 def _cmd_verify(args) -> int:
+    from toolchain.ttfs_commands import is_ttfs_checkpoint
+
+    if is_ttfs_checkpoint(args.model):
+        from toolchain.ttfs_commands import verify_command
+
+        return verify_command(args)
+    if args.dt is not None:
+        raise SpikeportError(f"verify: --dt applies to TTFS checkpoints only; {args.model} is not one")
     from toolchain.verify import cmd_verify
 
     return cmd_verify(args)
@@ -97,7 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a network (SuperSpike surrogate gradients)")
-    t.add_argument("--task", default="digits", help="digits | mnist | yinyang")
+    t.add_argument("--task", default="digits", help="digits | mnist | yinyang | spike-transform")
+    t.add_argument("--method", choices=["surrogate", "ttfs", "exact"], default="surrogate",
+                   help="surrogate: SuperSpike (default); ttfs: exact time-to-first-spike (Mostafa 2018, "
+                        "digits|mnist); exact: exact spike-time gradients (Banerjee 2016, spike-transform)")
     t.add_argument("--epochs", type=int)
     t.add_argument("--seed", type=int)
     t.add_argument("--out", default="model.pt")
@@ -114,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default="model.onnx")
     c.add_argument("--calibration-samples", type=int, default=256)
     c.add_argument("--target", default="loihi2")
+    c.add_argument("--dt", type=float, help="TTFS checkpoints: deployed step in units of tau_syn (default 1/16)")
     c.set_defaults(func=_cmd_compile)
 
     s = sub.add_parser("simulate", help="run an IR on the emulator, the float engine or Lava")
@@ -141,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--ir", help="a compiled .onnx to verify against the .pt checkpoint (default: compile in memory)")
     v.add_argument("--no-report", action="store_true", help="print the summary only, write no report folder")
     v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--dt", type=float, help="TTFS checkpoints: deployed step in units of tau_syn (default 1/16)")
     v.set_defaults(func=_cmd_verify)
 
     e = sub.add_parser("export", help="write the float network as ONNX IR or NIR")

@@ -1,0 +1,75 @@
+"""`spikeport train|compile|verify` with `--method ttfs`: a TTFS checkpoint goes through the
+same commands as a SuperSpike one, recognised by its format tag."""
+import json
+
+import pytest
+
+from toolchain import onnx_io
+from toolchain.cli import main
+
+
+@pytest.fixture(scope="module")
+def ttfs_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ttfs") / "digits_ttfs.pt"
+    assert main(["train", "--task", "digits", "--method", "ttfs", "--epochs", "2", "--out", str(path),
+                 "--quiet"]) == 0
+    return path
+
+
+def test_train_method_ttfs_writes_a_tagged_checkpoint_and_reports_accuracy(ttfs_checkpoint, capsys):
+    from toolchain.ttfs import load_checkpoint
+
+    model, meta = load_checkpoint(ttfs_checkpoint)
+    assert meta["method"] == "ttfs" and meta["task"] == "digits"
+    assert meta["accuracy"]["test"] > 0.5
+    assert model.config["sizes"][-1] == 10
+
+
+def test_compile_recognises_a_ttfs_checkpoint_and_writes_a_fixed_point_ir_at_dt(ttfs_checkpoint, tmp_path):
+    out = tmp_path / "ttfs.onnx"
+    assert main(["compile", str(ttfs_checkpoint), "--out", str(out), "--dt", "0.125",
+                 "--calibration-samples", "64"]) == 0
+    ir = onnx_io.load(out)
+    assert ir.is_fixed
+    assert ir.meta["ttfs"]["dt"] == 0.125 and ir.meta["method"] == "ttfs"
+
+
+@pytest.mark.lava
+def test_verify_of_a_ttfs_checkpoint_checks_lava_against_the_emulator_and_the_accuracy(ttfs_checkpoint, tmp_path,
+                                                                                       capsys):
+    rc = main(["verify", str(ttfs_checkpoint), "--samples", "60", "--lava-samples", "3",
+               "--max-accuracy-drop", "0.1", "--report", str(tmp_path / "rep")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "3/3 samples identical" in out
+    rep = json.loads((tmp_path / "rep" / "deploy.json").read_text())
+    assert rep["lava"]["identical_samples"] == 3 and rep["samples"] == 60
+
+
+def test_an_impossible_accuracy_tolerance_fails_verify_with_exit_1(ttfs_checkpoint, capsys):
+    rc = main(["verify", str(ttfs_checkpoint), "--samples", "40", "--backends", "emulator",
+               "--max-accuracy-drop", "-1", "--no-report"])
+    assert rc == 1
+    assert "FAILED: accuracy drop" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--task", "digits", "--method", "exact"], "--method exact applies to --task spike-transform"),
+    (["train", "--task", "nope", "--method", "ttfs"], "unknown task 'nope'"),
+])
+def test_bad_method_or_task_is_a_one_line_error_with_exit_2(argv, message, tmp_path, capsys):
+    assert main(argv + ["--out", str(tmp_path / "m.pt")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_dt_on_a_superspike_checkpoint_is_refused(tmp_path, capsys):
+    from toolchain import checkpoint
+    from models.network import Network
+
+    path = tmp_path / "ss.pt"
+    checkpoint.save(path, Network(dict(n_in=4, layers=[dict(n=3)])), dict(task="digits"))
+    assert main(["compile", str(path), "--dt", "0.1", "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "--dt applies to TTFS checkpoints only" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()

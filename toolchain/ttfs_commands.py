@@ -1,0 +1,114 @@
+"""The `spikeport` subcommands for time-to-first-spike networks (`--method ttfs`).
+
+A TTFS checkpoint (format tag ``spikeport-ttfs-checkpoint``) is recognised by
+``compile`` and ``verify`` without a flag; the deployed step ``--dt`` is in
+units of tau_syn (default 1/16, the step `examples/ttfs_mnist.py` justifies).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from models.errors import SpikeportError
+
+DEFAULT_DT = 0.0625
+
+
+def is_ttfs_checkpoint(path) -> bool:
+    """True when ``path`` is a readable ``.pt`` file carrying the TTFS format tag."""
+    from toolchain.ttfs import CHECKPOINT_FORMAT
+
+    path = Path(path)
+    if path.suffix != ".pt" or not path.is_file():
+        return False
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - not ours; the regular loader reports it
+        return False
+    return isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT
+
+
+def train_command(args) -> int:
+    """`spikeport train --method ttfs --task digits|mnist`."""
+    from toolchain.ttfs import train_ttfs
+
+    overrides = {"threads": args.threads} if args.threads else {}
+    result = train_ttfs(args.task, epochs=args.epochs, seed=args.seed or 0, out=args.out,
+                        progress=not args.quiet, log=None if args.quiet else print, **overrides)
+    acc, meta = result.meta["accuracy"], result.meta
+    print(f"{args.task} (ttfs): train accuracy {acc['train']:.2%}, test accuracy {acc['test']:.2%}, "
+          f"{meta['epochs']} epochs in {meta['wall_time_s']:.0f} s -> {args.out}")
+    return 0
+
+
+def compile_ttfs(path, dt: float, calibration_samples: int):
+    """Checkpoint -> fixed IR: discretise at ``dt``, calibrate on training samples, quantize."""
+    from toolchain import datasets
+    from toolchain.ttfs import load_checkpoint, lower_ttfs, quantize_ttfs
+
+    model, meta = load_checkpoint(path)
+    model = model.double().eval()
+    x_cal = datasets.load_task(meta.get("task", "mnist")).x_train[:calibration_samples].astype("float64")
+    ir = lower_ttfs(model, dt, inhibit="data", x_cal=x_cal)
+    fixed, reports = quantize_ttfs(ir, x_cal)
+    fixed.meta.update(task=meta.get("task"), method="ttfs",
+                      quantization_mode=f"post-training TTFS ({calibration_samples} calibration samples, dt={dt})")
+    return fixed, reports
+
+
+def compile_command(args) -> int:
+    """`spikeport compile model.pt` for a TTFS checkpoint."""
+    from toolchain import onnx_io, passes
+    from toolchain.quantize import format_report
+
+    fixed, reports = compile_ttfs(args.model, args.dt or DEFAULT_DT, args.calibration_samples)
+    passes.validate(fixed, args.target, require_fixed=True)
+    onnx_io.save(fixed, args.out)
+    print(fixed.meta["quantization_mode"])
+    print(format_report(reports))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def verify_command(args) -> int:
+    """`spikeport verify model.pt` for a TTFS checkpoint: continuous vs deployed, Lava vs emulator.
+
+    Exit 1 when Lava and the emulator differ on any sample, or the fixed-point
+    accuracy falls more than ``--max-accuracy-drop`` (default 0.005) below
+    continuous time.
+    """
+    from toolchain.ttfs import deploy_ttfs, format_deploy_report
+
+    backends = set(args.backends.split(","))
+    unknown = backends - {"float", "emulator", "lava"}
+    if unknown:
+        raise SpikeportError(f"verify: unknown backend(s) {', '.join(sorted(unknown))} for a TTFS model "
+                             "(float, emulator, lava)")
+    if args.samples is not None and args.samples < 1:
+        raise SpikeportError(f"verify: --samples {args.samples} must be >= 1")
+    modes = tuple(m for m, b in (("float", "float"), ("fixed", "emulator")) if b in backends) or ("fixed",)
+    rep = deploy_ttfs(args.model, args.dt or DEFAULT_DT, n_test=args.samples,
+                      engines=("emulator", "lava") if "lava" in backends else ("emulator",),
+                      lava_samples=args.lava_samples or 20, modes=modes, progress=True, log=None,
+                      out_dir=None if args.no_report else args.report)
+    print(format_deploy_report(rep))
+    failures = _failures(rep, 0.005 if args.max_accuracy_drop is None else args.max_accuracy_drop)
+    for f in failures:
+        print(f"FAILED: {f}")
+    if not args.no_report:
+        print(f"report: {Path(args.report) / 'deploy.json'}")
+    return 1 if failures else 0
+
+
+def _failures(rep: dict, max_drop: float) -> list:
+    out = []
+    lava = rep.get("lava")
+    if lava and lava["identical_samples"] != lava["samples"]:
+        out.append(f"lava vs emulator: {lava['samples'] - lava['identical_samples']}/{lava['samples']} samples differ")
+    fixed = rep["engines"].get("emulator/fixed")
+    if fixed:
+        drop = rep["continuous"]["accuracy"] - fixed["accuracy"]
+        if drop > max_drop:
+            out.append(f"accuracy drop continuous -> fixed {drop:.4f} exceeds {max_drop}")
+    return out
