@@ -85,3 +85,25 @@ def test_one_neuron_lava_network_decays_current_by_one_4096th_with_du_0():
     assert code == 0, err
     # weight 100 enters as 100 << 6 = 6400 at step 2; du = 0 still decays by (4095/4096), toward zero
     assert json.loads(out.strip().splitlines()[-1]) == [0, 6400, 6398, 6396, 6394, 6392]
+
+
+AFTER_TQDM = """
+import multiprocessing
+from tqdm import tqdm
+for _ in tqdm(range(2)):  # tqdm's lock fixes the start method
+    pass
+assert multiprocessing.get_start_method(allow_none=True) is not None
+from backends.lava.compat import import_lava
+import_lava()
+import lava.magma.runtime.message_infrastructure.multiprocessing  # calls set_start_method('fork')
+try:
+    multiprocessing.set_start_method('spawn')
+except RuntimeError:
+    print('different method still refused')
+"""
+
+
+def test_lava_imports_after_the_start_method_was_fixed_and_other_methods_are_still_refused():
+    code, out, err = run_fresh(AFTER_TQDM)
+    assert code == 0, err
+    assert out.split("\n")[0] == "different method still refused"

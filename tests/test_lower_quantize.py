@@ -134,3 +134,12 @@ def test_core_mapping_counts_neurons_synapses_and_cores():
     assert est["neurons"] == 10010 and est["synapses"] == 100 * 10000 + 10000 * 10
     assert est["populations"][0]["cores"] == 2  # 10,000 neurons > 8,192 per core
     assert est["chips"] == 1
+
+
+@pytest.mark.parametrize("field, value", [("vth", 100.5), ("du", float("nan")), ("bias_mant", [3, 2.25])])
+def test_fixed_point_records_refuse_non_integers_instead_of_truncating(field, value):
+    kwargs = dict(du=0, dv=0, vth=100, bias_mant=[0, 0], bias_exp=[0, 0], u=[0, 0], v=[0, 0])
+    kwargs[field] = value
+    with pytest.raises(SpikeportError, match=f"^{field}: value .* is not an integer"):
+        irm.LIFFixed(**kwargs)
+    assert irm.LIFFixed(**{**kwargs, field: 7.0 if field != "bias_mant" else [3.0, 2.0]})  # exact floats are fine

@@ -338,11 +338,13 @@ def test_weights_that_do_not_fit_their_source_are_refused(tmp_path):
     assert "weight has 3 inputs but source 'input' has 4 channels" in _refusal(_edit(tmp_path, reshape))
 
 
-def test_integer_parameter_stored_as_float_is_refused(tmp_path):
+@pytest.mark.parametrize("value, message", [(1.0, "'fixed.bias_mant' is float64, expected int64"),
+                                            (0.5, "fixed.bias_mant: value 0.5 is not an integer")])
+def test_integer_parameter_stored_as_float_is_refused(tmp_path, value, message):
     def retype(model):
-        _replace_initializer(model, "hidden.fixed.bias_mant", np.full(5, 0.5))
+        _replace_initializer(model, "hidden.fixed.bias_mant", np.full(5, value))
 
-    assert "'fixed.bias_mant' is float64, expected int64" in _refusal(_edit(tmp_path, retype))
+    assert message in _refusal(_edit(tmp_path, retype))
 
 
 def test_attribute_of_the_wrong_type_is_refused(tmp_path):

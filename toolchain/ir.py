@@ -26,12 +26,21 @@ from typing import Iterator, Optional
 import networkx as nx
 import numpy as np
 
+from models.errors import SpikeportError
+
 IR_DOMAIN = "ai.spikeport"
 IR_VERSION = 1
 
 
-def _ints(a) -> np.ndarray:
-    return np.asarray(a, dtype=np.int64)
+def _ints(a, what: str = "fixed-point value") -> np.ndarray:
+    """``a`` as int64; a non-integer (or non-finite) value is refused, never truncated."""
+    arr = np.asarray(a)
+    if arr.dtype.kind in "fc":
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if bad.any():
+            raise SpikeportError(f"{what}: value {arr[bad].flat[0]!r} is not an integer "
+                                 "(fixed-point parameters must be exact integers)")
+    return arr.astype(np.int64)
 
 
 def _floats(a) -> np.ndarray:
@@ -53,7 +62,7 @@ class SynapseFixed:
     sign_mode: int = 1  # models.fixed_point.SignMode
 
     def __post_init__(self):
-        self.weights = _ints(self.weights)
+        self.weights = _ints(self.weights, "weights")
 
     def lava_kwargs(self) -> dict:
         return dict(weights=self.weights, weight_exp=int(self.weight_exp),
@@ -74,8 +83,8 @@ class LIFFixed:
 
     def __post_init__(self):
         for name in ("bias_mant", "bias_exp", "u", "v"):
-            setattr(self, name, _ints(getattr(self, name)))
-        self.du, self.dv, self.vth = int(self.du), int(self.dv), int(self.vth)
+            setattr(self, name, _ints(getattr(self, name), name))
+        self.du, self.dv, self.vth = (int(_ints(getattr(self, k), k)) for k in ("du", "dv", "vth"))
 
     def lava_kwargs(self) -> dict:
         return dict(du=self.du, dv=self.dv, vth=self.vth, bias_mant=self.bias_mant,
@@ -157,7 +166,7 @@ class DelayDense(Dense):
 
     def __post_init__(self):
         super().__post_init__()
-        self.delay = _ints(self.delay if self.delay is not None else np.zeros(self.weight.shape))
+        self.delay = _ints(self.delay if self.delay is not None else np.zeros(self.weight.shape), "delay")
 
     @property
     def delays(self) -> np.ndarray:

@@ -316,7 +316,10 @@ def _build(cls, scalars: dict, arrays: dict, prefix: str, here: str):
             if key not in scalars:
                 raise SpikeportError(f"{here}: missing attribute {key!r}")
             kwargs[name] = _scalar(scalars.pop(key), kind, here)
-    record = cls(**kwargs)
+    try:
+        record = cls(**kwargs)
+    except SpikeportError as e:
+        raise SpikeportError(f"{here}: {prefix}{e}") from None
     for name, array in raw.items():
         if array.dtype != getattr(record, name).dtype:
             raise SpikeportError(f"{here}: parameter {prefix + name!r} is {array.dtype}, "

@@ -6,6 +6,11 @@ unhashable class (an unfrozen dataclass, e.g. ``ByteEncoder`` in
 so that exactly such defaults become ``default_factory`` deep copies, which is
 what those Lava fields mean. Every other dataclass is left untouched.
 
+Lava's runtime also calls ``multiprocessing.set_start_method("fork")`` when it
+is imported, which raises once anything (a tqdm bar's lock, say) has fixed the
+start method, even to ``"fork"`` itself. The shim makes a repeat request for
+the method already in force a no-op; asking for a different one still raises.
+
 `import_lava()` applies the shim once and is the only way spikeport imports
 Lava; call it before any ``import lava...``.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import multiprocessing
 
 _PATCHED = False
 
@@ -39,7 +45,18 @@ def apply_shim() -> None:
         return original(cls, a_name, a_type, *args, **kwargs)
 
     dataclasses._get_field = _get_field
+    multiprocessing.set_start_method = _idempotent(multiprocessing.set_start_method)
     _PATCHED = True
+
+
+def _idempotent(set_start_method):
+    @functools.wraps(set_start_method)
+    def wrapper(method, force=False):
+        if not force and multiprocessing.get_start_method(allow_none=True) == method:
+            return None
+        return set_start_method(method, force=force)
+
+    return wrapper
 
 
 def import_lava():
