@@ -19,9 +19,9 @@ script calls it before using ``Loihi2HwCfg``. On the chip, Lava's Python
 could not be tried here.
 
 Both functions run Lava in the calling process (no child, no timeout). Lava's
-import calls ``multiprocessing.set_start_method("fork")``, which fails in a
-process where something (e.g. a tqdm bar) already fixed the start method;
-`run_lava` is immune (fresh children), a fresh script is too.
+import calls ``multiprocessing.set_start_method("fork")``; the compat shim makes
+that a no-op where the start method is already ``fork`` (e.g. fixed by a tqdm
+bar), so only a process that chose another start method cannot import Lava.
 
 Time convention as in `backends.lava.runner`: x[:, t-1] is sent at step t.
 """
