@@ -306,6 +306,47 @@ def _iterations(cfg, name, progress):
     return tqdm(range(cfg["iterations"]), desc=f"spike-transform ({name})", disable=not progress)
 
 
+def train_spike_transform(method: str, seed: int = 0, task_overrides: Optional[dict] = None,
+                          method_overrides: Optional[dict] = None, progress: bool = False) -> TransformResult:
+    """Make the task for ``seed``, initialise the student (seed ``seed``) and train it with ``method``.
+
+    ``method``: ``exact`` (continuous student, exact gradients) or ``surrogate`` (the same
+    initialisation discretised, SuperSpike). The result's ``final`` holds the error and the
+    `match_trains` summary of the kept (best) state on the training patterns, the number of
+    iterations run and the wall time (s).
+    """
+    cfg = method_config(method, **(method_overrides or {}))
+    task = make_task(seed, **(task_overrides or {}))
+    student = student_network(task, seed)
+    start = time.perf_counter()
+    if method == "exact":
+        history = train_exact(student, task, cfg, progress)
+        model = student
+    else:
+        model = discretize(student, slope=cfg["slope"])
+        history = train_surrogate(model, task, cfg, progress)
+    wall = time.perf_counter() - start
+    best = min(history, key=lambda row: (not row["converged"], row["error"]))
+    final = dict(method=method, seed=seed, iterations=len(history), best_iteration=best["iteration"],
+                 error=best["error"], converged=best["converged"], count_ok=best["count_ok"],
+                 max_abs=best["max_abs"], mean_abs=best["mean_abs"], seconds=wall, config=cfg)
+    return TransformResult(method, model, task, history, final)
+
+
+def method_config(method: str, **overrides) -> dict:
+    """Training options of ``method`` (`METHOD_DEFAULTS`) with ``overrides``; unknown names are an error."""
+    if method not in METHOD_DEFAULTS:
+        raise SpikeportError(f"spike-transform: method {method!r} is not one of {sorted(METHOD_DEFAULTS)}")
+    cfg = copy.deepcopy(METHOD_DEFAULTS[method])
+    unknown = set(overrides) - set(cfg)
+    if unknown:
+        raise SpikeportError(f"spike-transform ({method}): unknown option(s) {sorted(unknown)}; known: {sorted(cfg)}")
+    cfg.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in overrides.items() if v is not None})
+    if int(cfg["iterations"]) < 1:
+        raise SpikeportError(f"spike-transform ({method}): iterations={cfg['iterations']} is outside [1, inf)")
+    return cfg
+
+
 # ------------------------------------------------------- discretisation
 def discretize(model: ExactNetwork, slope: float = 2.0) -> "Network":  # noqa: F821
     """The continuous student as Lava's CUBA LIF, 1 step = 1 ms (`models.network.Network`, float).
@@ -445,3 +486,86 @@ def _neuron_types():
     from toolchain import ir as irm
 
     return irm.NEURONS
+
+
+# -------------------------------------------------------- checkpoints, CLI
+CHECKPOINT_FORMAT = "spikeport-spike-transform-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(path, result: TransformResult) -> None:
+    """``.pt``: format tag, method, the model's config and weights, the task config and the summary (atomic)."""
+    from toolchain.files import atomic_path
+
+    payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "method": result.method,
+               "config": result.model.config, "state_dict": result.model.state_dict(),
+               "task": result.task.config, "final": _plain(result.final)}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path) -> tuple[torch.nn.Module, dict]:
+    """Rebuild the student of a checkpoint written by `save_checkpoint`: (model, payload).
+
+    ``exact`` gives an `ExactNetwork` (continuous time), ``surrogate`` a discrete
+    `models.network.Network`; the task is rebuilt with ``make_task(**payload["task"])``.
+    """
+    from pathlib import Path
+
+    from models.network import Network
+
+    if not Path(path).is_file():
+        raise SpikeportError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise SpikeportError(f"{path}: not a readable spike-transform checkpoint ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise SpikeportError(f"{path}: not a spikeport spike-transform checkpoint (format tag missing)")
+    model = ExactNetwork(**payload["config"]) if payload["method"] == "exact" else Network(payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    return model, payload
+
+
+def _plain(d: dict) -> dict:
+    """Tuples -> lists, numpy scalars -> Python (for torch's weights_only loader and JSON)."""
+    def conv(v):
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        return v.item() if isinstance(v, np.generic) else v
+    return conv(d)
+
+
+def cmd_train_spike_transform(args) -> int:
+    """``spikeport train --task spike-transform --method exact|surrogate``.
+
+    ``--epochs`` sets the iterations (each is one full-batch pass over the training
+    patterns); ``--seed`` picks the teacher, inputs and student initialisation;
+    ``--config`` is a JSON file ``{"task": {...}, "method": {...}}`` overriding
+    `TASK_DEFAULTS` and `METHOD_DEFAULTS`. Writes the checkpoint, prints one summary line.
+    """
+    import json
+    from pathlib import Path
+
+    extra = {}
+    if args.config:
+        try:
+            extra = json.loads(Path(args.config).read_text())
+        except (OSError, ValueError) as exc:
+            raise SpikeportError(f"{args.config}: not a readable JSON config ({type(exc).__name__})") from None
+        if not isinstance(extra, dict) or set(extra) - {"task", "method"}:
+            raise SpikeportError(f"{args.config}: expected an object with keys 'task' and/or 'method'")
+    if args.threads:
+        torch.set_num_threads(int(args.threads))
+    method = args.method or "exact"
+    result = train_spike_transform(method, 0 if args.seed is None else args.seed, extra.get("task"),
+                                   dict(extra.get("method") or {}, iterations=args.epochs), not args.quiet)
+    save_checkpoint(args.out, result)
+    f = result.final
+    print(f"spike-transform ({method}, seed {f['seed']}): error {f['error']:.4g} at iteration "
+          f"{f['best_iteration']}/{f['iterations']}, {'converged' if f['converged'] else 'not converged'} "
+          f"(right spike count in {f['count_ok']:.0%} of trains, max |dt| {f['max_abs']:.3g} "
+          f"{'ms' if method == 'exact' else 'steps'}), {f['seconds']:.1f} s -> {args.out}")
+    return 0
