@@ -73,3 +73,15 @@ def test_dt_on_a_superspike_checkpoint_is_refused(tmp_path, capsys):
     assert main(["compile", str(path), "--dt", "0.1", "--out", str(tmp_path / "x.onnx")]) == 2
     assert "--dt applies to TTFS checkpoints only" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_a_superspike_checkpoint_is_not_read_as_a_ttfs_one(tmp_path):
+    from models.errors import SpikeportError
+    from models.network import Network
+    from toolchain import checkpoint
+    from toolchain.ttfs import load_checkpoint
+
+    path = tmp_path / "ss.pt"
+    checkpoint.save(path, Network(dict(n_in=4, layers=[dict(n=3)])), dict(task="digits"))
+    with pytest.raises(SpikeportError, match="not a spikeport checkpoint of kind 'spikeport-ttfs-checkpoint'"):
+        load_checkpoint(path)

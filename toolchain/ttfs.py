@@ -171,25 +171,19 @@ def train_ttfs(task: str = "mnist", epochs: int | None = None, seed: int = 0, ou
 # ------------------------------------------------------------------ checkpoints
 def save_checkpoint(path, model: TTFSNetwork, meta: dict) -> None:
     """``.pt`` with format tag, the network config, weights and meta (atomic write)."""
-    payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": model.config,
-               "state_dict": model.state_dict(), "meta": meta}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    from toolchain import checkpoint
+
+    checkpoint.write_payload(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, config=model.config,
+                             state_dict=model.state_dict(), meta=meta)
 
 
 def load_checkpoint(path) -> tuple[TTFSNetwork, dict]:
     """Rebuild a TTFS network from a checkpoint written by `save_checkpoint`."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpikeportError(f"{path}: no such checkpoint file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a one-line user error
-        raise SpikeportError(f"{path}: not a readable TTFS checkpoint ({type(exc).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise SpikeportError(f"{path}: not a spikeport TTFS checkpoint (format tag missing)")
+    from toolchain import checkpoint
+
+    payload = checkpoint.read_payload(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)
     model = TTFSNetwork(payload["config"])
-    model.load_state_dict(payload["state_dict"])
+    checkpoint.load_weights(path, model, payload["state_dict"])
     return model, payload.get("meta", {})
 
 

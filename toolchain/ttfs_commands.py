@@ -8,25 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from models.errors import SpikeportError
 
 DEFAULT_DT = 0.0625
 
 
 def is_ttfs_checkpoint(path) -> bool:
-    """True when ``path`` is a readable ``.pt`` file carrying the TTFS format tag."""
+    """True when ``path`` is a ``.pt`` file carrying the TTFS format tag."""
+    from toolchain.checkpoint import format_of
     from toolchain.ttfs import CHECKPOINT_FORMAT
 
-    path = Path(path)
-    if path.suffix != ".pt" or not path.is_file():
-        return False
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - not ours; the regular loader reports it
-        return False
-    return isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT
+    return Path(path).suffix == ".pt" and Path(path).is_file() and format_of(path) == CHECKPOINT_FORMAT
 
 
 def train_command(args) -> int:
