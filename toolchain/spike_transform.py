@@ -438,26 +438,31 @@ def identical_states(a: dict, b: dict) -> dict:
     return dict(identical=same, total=total, keys=keys, all_identical=same == total and set(a) == set(b))
 
 
-def compile_transform(model: ExactNetwork, x_cal: np.ndarray):
-    """Discretise, lower and post-training quantize -> (float IR, fixed IR, quantization reports)."""
+def compile_transform(model, x_cal: np.ndarray):
+    """Discretise (an `ExactNetwork`; a trained discrete `Network` is taken as is), lower and
+    post-training quantize -> (float IR, fixed IR, quantization reports)."""
     from toolchain import passes
     from toolchain.lower import lower
     from toolchain.quantize import calibration_stats, quantize
 
-    ir = lower(discretize(model), name="spike-transform")
+    net = discretize(model) if isinstance(model, ExactNetwork) else model
+    ir = lower(net, name="spike-transform")
     fixed, reports = quantize(ir, calibration_stats(ir, x_cal))
     passes.validate(fixed, require_fixed=True)
     return ir, fixed, reports
 
 
-def deploy(model: ExactNetwork, task: SpikeTransformTask, *, lava: bool = True, split: str = "train") -> dict:
-    """Run the discretised, quantized student on the emulator (float and fixed) and on Lava.
+def deploy(model, task: SpikeTransformTask, *, lava: bool = True, split: str = "train") -> dict:
+    """Run the quantized student on the emulator (float and fixed) and on Lava, and score it.
 
-    Calibration uses the training inputs. ``split``: score the training or
-    the held-out test patterns. Returns the rasters (``float``, ``fixed``,
-    ``lava`` -> {node/s|v|u: (P, T, n)}), the scores against the target and
-    against the continuous student (`spike_time_errors`), and the Lava vs
-    emulator identity count (`identical_states`).
+    ``model``: the continuous `ExactNetwork` (discretised here) or a discrete
+    `models.network.Network` (the surrogate-trained student). Calibration uses the
+    training inputs. ``split``: score the training or the held-out test patterns.
+    Returns the rasters (``runs``: ``float``, ``fixed``, ``lava`` -> {node/s|v|u:
+    (P, T, n)}), per engine the scores (`spike_time_errors`, in steps) against the
+    target (``vs_target``) and against the trained model's own output
+    (``vs_learned``: its continuous times, or its float raster), the learned output
+    times (``learned``, ms) and the Lava vs emulator identity count (`identical_states`).
     """
     from backends.emulator import run
 
@@ -471,12 +476,13 @@ def deploy(model: ExactNetwork, task: SpikeTransformTask, *, lava: bool = True, 
 
         runs["lava"] = run_lava(fixed, x, mode="fixed")
     out_node = ir.names(*_neuron_types())[-1]
-    continuous = model.simulate(x_times)[-1]
+    learned = model.simulate(x_times)[-1] if isinstance(model, ExactNetwork) else \
+        raster_to_times(runs["float"][f"{out_node}/s"]).numpy()
     scores = {name: dict(vs_target=spike_time_errors(r[f"{out_node}/s"], target),
-                         vs_continuous=spike_time_errors(r[f"{out_node}/s"], continuous))
+                         vs_learned=spike_time_errors(r[f"{out_node}/s"], learned))
               for name, r in runs.items()}
     result = dict(ir=ir, fixed_ir=fixed, reports=reports, runs=runs, scores=scores, output_node=out_node,
-                  continuous=continuous, target=np.asarray(target))
+                  learned=learned, target=np.asarray(target))
     if lava:
         result["lava_vs_emulator"] = identical_states(runs["lava"], runs["fixed"])
     return result
