@@ -142,15 +142,25 @@ def scaled_input(a_in):
     return wrap_int32(a_in * (1 << ACT_SHIFT))
 
 
+def max_abs(x) -> float:
+    """``max |x|`` as a Python float (0 for an empty array); for torch one pass with
+    no temporary (``aminmax``), which matters on the (B, T, N) trains."""
+    if _is_torch(x):
+        x = x.detach()
+        if x.numel() == 0:
+            return 0.0
+        if not (x.is_floating_point() or x.is_signed()):  # bool, uint8: no negatives
+            return float(x.max())
+        lo, hi = x.aminmax()
+        return max(-float(lo), float(hi))
+    x = np.asarray(x)
+    return float(np.abs(x).max()) if x.size else 0.0
+
+
 def _fits(x, lo, hi) -> bool:
     """Whether every element of ``x`` lies in [lo, hi] (checked as ``max|x| <= min(-lo, hi)``:
     one reduction; a False only means the exact wrap must be computed)."""
-    bound = min(-lo, hi)
-    if _is_torch(x):
-        x = x.detach()
-        return x.numel() == 0 or float(x.abs().max()) <= bound
-    x = np.asarray(x)
-    return x.size == 0 or float(np.abs(x).max()) <= bound
+    return max_abs(x) <= min(-lo, hi)
 
 
 def wrap_u(x):
@@ -187,9 +197,53 @@ def lif_fixed_subthreshold(u, v, a_in, du, dv, bias):
     and the saturation of v; this matters once |u| exceeds 2**24 (inputs
     whose ``a_in << 6`` reaches 2**31).
     """
-    u = wrap_u(wrap_int32(decay(u, current_factor(du)) + scaled_input(a_in)))
-    v = saturate_v(wrap_int32(decay(v, voltage_factor(dv)) + u + bias))
-    return u, v
+    return lif_fixed_update(u, v, scaled_input(a_in), current_factor(du), voltage_factor(dv), bias)
+
+
+def lif_fixed_update(u, v, a_scaled, cur_factor, volt_factor, bias, *, wraps: str = "all"):
+    """`lif_fixed_subthreshold` from the already scaled input ``a_in << 6`` and the
+    integer decay numerators (``current_factor(du)``, ``voltage_factor(dv)``).
+
+    ``wraps`` (from `lif_scan_wraps`, which proves it from bounds): ``"all"``
+    applies every wrap (each checked first); ``"u"`` skips the two int32 wraps,
+    which cannot happen; ``"none"`` also skips the 2**24 correction of u, because
+    u cannot leave (-2**23, 2**23). Skipping a rule that cannot fire changes nothing.
+    """
+    x = decay(u, cur_factor) + a_scaled
+    if wraps != "none":
+        u = wrap_u(wrap_int32(x) if wraps == "all" else x)
+    else:
+        u = x
+    y = decay(v, volt_factor) + u + bias
+    return u, saturate_v(wrap_int32(y) if wraps == "all" else y)
+
+
+def lif_scan_wraps(max_abs_u0: float, max_abs_v0: float, max_abs_scaled_input: float,
+                   max_abs_bias: float, cur_factor: float, volt_factor: float, steps: int) -> str:
+    """Which wraps of `lif_fixed_update` a scan of ``steps`` steps can need, given bounds
+    on the initial state, on ``|a_in << 6|`` over all steps (A), on the effective bias
+    and the decay numerators: ``"none"``, ``"u"`` (only the 2**24 correction of u) or
+    ``"all"`` (always the answer for a decay factor beyond +-4096, which grows states).
+
+    * ``"none"``: without corrections ``|u_t| <= |u0| + A * min(t, 1 / (1 - f))``
+      (``f = |cur_factor| / 4096 <= 1``; the decay only shrinks magnitudes); if that
+      stays below 2**23, u never needs the correction.
+    * ``"u"``: with ``|u| <= 2**23`` and ``A <= 2**24`` the current sum stays within
+      ``3 * 2**23`` and the single correction brings it back to ``|u| <= 2**23``.
+    * In both, v is saturated, reset or initial, so the voltage sum stays within
+      ``max(|v0|, 2**23 - 1) + 2**23 + |bias|``, which must fit int32.
+    """
+    if abs(cur_factor) > DECAY_UNITY or abs(volt_factor) > DECAY_UNITY:
+        return "all"
+    if max(max_abs_v0, V_SAT) + U_MAX + max_abs_bias > INT32_MAX:
+        return "all"
+    f = abs(cur_factor) / DECAY_UNITY
+    reach = steps if f == 1 else min(steps, 1.0 / (1.0 - f))
+    if max_abs_u0 + max_abs_scaled_input * reach < U_MAX:
+        return "none"
+    if max_abs_u0 > U_MAX or max_abs_scaled_input > 2 * U_MAX:
+        return "all"
+    return "u"
 
 
 def lif_float_subthreshold(u, v, a_in, du, dv, bias):
@@ -248,7 +302,12 @@ def lava_weights(weights, num_weight_bits: int = 8, sign_mode: SignMode | None =
 
 
 def shift_by_weight_exp(acc, weight_exp: int):
-    """``acc << weight_exp`` or ``acc >> -weight_exp`` (flooring) in int32."""
+    """``acc << weight_exp`` or ``acc >> -weight_exp`` (flooring) in int32.
+
+    ``acc`` holds exact integers, so a left shift needs no rounding.
+    """
+    if weight_exp >= 0:
+        return wrap_int32(acc * float(1 << weight_exp) if weight_exp else acc)
     return wrap_int32(floor(acc * 2.0 ** weight_exp))
 
 

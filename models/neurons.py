@@ -141,24 +141,33 @@ def _forward_float(a, alpha, beta, bias, vth, w_rec, u0, v0, s_all, v_all, u_all
 def _forward_fixed(a, alpha, beta, bias, vth, w_rec, u0, v0, rec_exp, s_all, v_all, u_all):
     """Lava ``fixed_pt``, bit for bit, on exact integers held in float64.
 
-    ``a << 6`` (int32) is taken over all steps at once unless a recurrent
-    input must first be added (wrapping the sum or its parts is the same
-    modulo 2**32).
+    Each step is `fx.lif_fixed_update` (the emulator's rule too). Its wraps
+    (int32 sums, the 2**24 correction of u) are skipped when `fx.lif_scan_wraps`
+    proves from bounds on the whole input that no step can need them (ordinary
+    operation), and taken exactly otherwise. ``a << 6`` (int32) is taken over
+    all steps at once unless a recurrent input must first be added (wrapping
+    the sum or its parts is the same modulo 2**32).
     """
     B, T, N = a.shape
     u, v = u0.expand(B, N).clone(), v0.expand(B, N).clone()
     cf, vf = alpha * fx.DECAY_UNITY, beta * fx.DECAY_UNITY
     vth_cmp = fx.effective_threshold(vth)
     w_rec_t = None if w_rec is None else w_rec.t()
-    scaled = fx.scaled_input(a) if w_rec_t is None else None
+    if w_rec_t is None:
+        scaled = fx.scaled_input(a)
+        max_in = fx.max_abs(scaled)
+    else:  # |W_rec s| <= the largest row sum of |W_rec|; the flooring shift adds at most 1
+        rec_bound = float(w_rec.abs().sum(dim=1).max()) * 2.0 ** rec_exp + 1.0
+        max_in = (fx.max_abs(a) + rec_bound) * float(1 << fx.ACT_SHIFT)
+    wraps = fx.lif_scan_wraps(fx.max_abs(u0), fx.max_abs(v0), max_in, fx.max_abs(bias),
+                              float(cf), float(vf), T)
     for t in range(T):
         if w_rec_t is None:
             a_t = scaled[:, t]
         else:
             rec = fx.shift_by_weight_exp(s_all[:, t - 1] @ w_rec_t, rec_exp) if t else 0.0
             a_t = fx.scaled_input(a[:, t] + rec)
-        u = fx.wrap_u(fx.decay(u, cf) + a_t)
-        v = fx.saturate_v(fx.decay(v, vf) + u + bias)
+        u, v = fx.lif_fixed_update(u, v, a_t, cf, vf, bias, wraps=wraps)
         spiking = v > vth_cmp
         s_all[:, t], u_all[:, t], v_all[:, t] = spiking, u, v
         v = v.masked_fill(spiking, 0.0)

@@ -134,6 +134,34 @@ def test_fixed_mode_rounds_decays_toward_zero_for_negative_state():
     assert trace.u[0, :, 0].tolist() == [-6400, -6398, -6396]
 
 
+@pytest.mark.parametrize("du", [-1, 0, 800, 4095])
+def test_fixed_scan_skips_only_wraps_that_cannot_fire(du, monkeypatch):
+    """The scan's bound-proven shortcuts (`fx.lif_scan_wraps`) against every wrap applied
+    every step (`fx.lif_fixed_subthreshold`, the emulator's rule), from quiet inputs to
+    inputs whose ``a << 6`` passes 2**31; every shortcut must be taken somewhere."""
+    chosen = []
+    real = fx.lif_scan_wraps
+    monkeypatch.setattr(fx, "lif_scan_wraps", lambda *args: chosen.append(real(*args)) or chosen[-1])
+    g = torch.Generator().manual_seed(du + 1)
+    B, T, N, dv, vth = 2, 30, 5, 300, 2000
+    bias = torch.tensor([0.0, 4095 * 128, -4096 * 128, 17.0, -3.0], dtype=D)
+    for amp in (100.0, 2.0e4, 1.3e5, 2.6e5, 4e6, 4e7):
+        a = torch.round((torch.rand(B, T, N, generator=g, dtype=D) * 2 - 1) * amp)
+        trace = lif_scan(
+            a, alpha=torch.tensor(fx.current_factor(du) / 4096, dtype=D),
+            beta=torch.tensor(fx.voltage_factor(dv) / 4096, dtype=D), bias=bias,
+            vth=torch.tensor(float(vth), dtype=D), fixed=True)
+        u, v = np.zeros((B, N)), np.zeros((B, N))
+        for t in range(T):
+            u, v = fx.lif_fixed_subthreshold(u, v, a[:, t].numpy(), du, dv, bias.numpy())
+            assert np.array_equal(trace.u[:, t].numpy(), u), (amp, t)
+            assert np.array_equal(trace.v[:, t].numpy(), v), (amp, t)
+            s = v > fx.effective_threshold(vth)
+            assert np.array_equal(trace.s[:, t].numpy(), s), (amp, t)
+            v = np.where(s, 0.0, v)
+    assert {"none", "u", "all"} <= set(chosen)
+
+
 def test_fixed_mode_gradients_flow_straight_through_rounding():
     net = Network(dict(n_in=8, layers=[dict(n=6), dict(n=3)], seed=3))
     for layer in net.layers:

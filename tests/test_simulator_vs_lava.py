@@ -91,3 +91,38 @@ def test_large_input_really_wraps_u_past_two_to_the_23():
 def test_float_mode_equals_lava_floating_pt(name):
     net = _network(11, **SCENARIOS[name])
     _compare(net, _inputs(5), "float", exact=False)
+
+
+def test_int32_wrap_of_the_current_sum_matches_lava():
+    """u far outside 24 bits: ``decay(u) + (a << 6)`` wraps in int32 before the 2**24 correction.
+
+    800 inputs all spiking through weights 254 << 7 give ``a << 6`` ~ 1.6 * 2**30 a step;
+    the single 2**24 correction leaves u near 2**30, so the next step's sum passes 2**31.
+    (The voltage sum cannot wrap here: after the correction |u| <= 2**31 - 2**24, v is
+    saturated and the bias is 13 bits << 7; it takes an out-of-range initial v.)
+    """
+    from models.synapses import synaptic_input
+
+    n_in, steps, lam, exp = 800, 12, 2e4, 7
+    net = Network(dict(n_in=n_in, seed=0, layers=[dict(n=4, du=0.02, dv=0.0), dict(n=3, du=0.3, dv=0.1)])).double()
+    with torch.no_grad():
+        full = 254 * 2.0 ** exp / lam  # quantizes to exactly 254 << 7 (mixed signs: even grid)
+        net.layers[0].weight.copy_(torch.tensor([1.0, 0.9, 0.6, -0.8], dtype=torch.float64)[:, None] * full
+                                   * torch.ones(4, n_in, dtype=torch.float64))
+        net.layers[1].weight.copy_(torch.tensor([[0.2, 0.1, 0.3, 0.1], [0.1, -0.3, 0.2, 0.2],
+                                                 [0.3, 0.3, -0.2, 0.1]], dtype=torch.float64))
+        for layer in net.layers:
+            layer.set_fixed_scale(lam, exp, exp)
+        p = net.layers[0].fixed_parameters()
+    assert p["weight"].abs().max() == 254  # no clipping in play
+    x = np.zeros((2, steps, n_in))
+    x[0] = 1.0  # every input, every step
+    x[1, ::2] = 1.0  # every other step
+    traces = _compare(net, x, "fixed")
+    # the int32 wrap of the current sum was really taken (without it, s/u differ from Lava)
+    with torch.no_grad():
+        scaled = fx.scaled_input(synaptic_input(torch.from_numpy(x), p["weight"], fixed=True, weight_exp=exp))
+        u = traces[0].u
+        u_prev = torch.cat([torch.zeros_like(u[:, :1]), u[:, :-1]], dim=1)
+        current_sum = fx.decay(u_prev, fx.current_factor(p["du"])) + scaled
+    assert float(current_sum.abs().max()) > fx.INT32_MAX
