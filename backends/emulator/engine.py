@@ -35,13 +35,13 @@ import numpy as np
 from backends.emulator import arith as ar
 from backends.emulator import memory
 from backends.emulator.nodes import Neuron, Source, Synapse
+from backends.recording import resolve_record
 from models.errors import SpikeportError
 from toolchain import ir as irm
 from toolchain import passes
 
 BLOCK_BYTES = 4 << 20  # working memory per block of steps: small blocks reuse cached memory
 LONG_RUN = 50_000_000  # neuron-steps (B * T * neurons) from which a progress bar is shown
-FIELDS = ("s", "v", "u")
 
 
 def run(ir: irm.IR, x, record: Optional[Sequence[str]] = None, *, mode: str = "fixed",
@@ -72,7 +72,7 @@ def run(ir: irm.IR, x, record: Optional[Sequence[str]] = None, *, mode: str = "f
     passes.infer_shapes(ir)
     x = _check_input(ir, x)
     batch, steps = x.shape[:2]
-    targets = _record_targets(ir, record)
+    targets = resolve_record(ir, record)
     by_node = {}
     for node, field in dict.fromkeys(targets.values()):
         dtype = np.int8 if field == "s" else arithmetic.state_dtype
@@ -125,35 +125,6 @@ def _check_input(ir: irm.IR, x) -> np.ndarray:
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
         raise SpikeportError(f"input: {int(np.sum(~np.isfinite(x)))} values are NaN or infinite")
     return x
-
-
-def _record_targets(ir: irm.IR, record) -> dict:
-    """Output key -> (neuron node, field)."""
-    if record is None:
-        return {f"{n}/{f}": (n, f) for n in ir.names(*irm.NEURONS) for f in FIELDS}
-    targets = {}
-    for entry in [record] if isinstance(record, str) else record:
-        name, sep, field = str(entry).rpartition("/")
-        if not sep or field not in FIELDS or name not in ir.graph:
-            name, fields = str(entry), FIELDS
-        else:
-            fields = (field,)
-        node = _recorded_population(ir, name)
-        targets.update({f"{name}/{f}": (node, f) for f in fields})
-    return targets
-
-
-def _recorded_population(ir: irm.IR, name: str) -> str:
-    if name not in ir.graph:
-        known = ", ".join(ir.names(*irm.NEURONS, irm.Output))
-        raise SpikeportError(f"record: no node named {name!r}; neuron and output nodes: {known}")
-    op = ir.op(name)
-    if isinstance(op, irm.Output):
-        return ir.inputs(name)[0]
-    if not isinstance(op, irm.NEURONS):
-        raise SpikeportError(f"record: {name!r} is a {op.kind}; only neuron (LIF, LIFReset) and Output "
-                             "nodes have s, v, u")
-    return name
 
 
 # ---------------------------------------------------------------- construction

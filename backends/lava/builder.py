@@ -53,7 +53,6 @@ from toolchain import ir as irm
 from toolchain import passes
 
 MODES = {"fixed": "fixed_pt", "float": "floating_pt"}
-STATE_VARS = ("s", "v", "u")  # recorded per neuron node: spikes, voltage (post-reset), current
 
 
 @dataclass

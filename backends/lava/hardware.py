@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Optional
 
 from backends.lava.builder import LavaNetwork, build_network, check_lava_params, run_network
-from backends.lava.runner import batched_inputs, format_outputs, resolve_record, tile_inputs
+from backends.lava.runner import batched_inputs, format_outputs, tile_inputs
+from backends.recording import resolve_record
 from models.errors import SpikeportError
 from toolchain import ir as irm
 from toolchain.files import atomic_path

@@ -34,8 +34,9 @@ from typing import Optional
 
 import numpy as np
 
-from backends.lava.builder import (STATE_VARS, build_network, check_lava_params, plain, require_mode,
+from backends.lava.builder import (build_network, check_lava_params, plain, require_mode,
                                    run_network)
+from backends.recording import resolve_record
 from models import fixed_point as fx
 from models.errors import SpikeportError, out_of_range
 from toolchain import ir as irm
@@ -130,35 +131,6 @@ def _one_input(name: str, op: irm.Input, arr: np.ndarray, mode: str) -> np.ndarr
         raise out_of_range(name, "graded input", plain(bad),
                            f"[{fx.INT32_MIN}, {fx.INT32_MAX}] (Lava's RingBuffer holds int32)")
     return arr.astype(np.int64)
-
-
-def resolve_record(ir: irm.IR, record) -> dict:
-    """``{output key: (neuron node, var)}`` for ``record`` as `run_lava` documents it."""
-    if record is None:
-        return {f"{n}/{var}": (n, var) for n in ir.names(*irm.NEURONS) for var in STATE_VARS}
-    targets = {}
-    for entry in [record] if isinstance(record, str) else record:
-        name, sep, var = str(entry).rpartition("/")
-        if not sep or var not in STATE_VARS or name not in ir.graph:
-            name, variables = str(entry), STATE_VARS
-        else:
-            variables = (var,)
-        node = _recorded_population(ir, name)
-        targets.update({f"{name}/{v}": (node, v) for v in variables})
-    return targets
-
-
-def _recorded_population(ir: irm.IR, name: str) -> str:
-    if name not in ir.graph:
-        raise SpikeportError(f"record: no node named {name!r}; neuron and output nodes: "
-                             f"{', '.join(ir.names(*irm.NEURONS, irm.Output))}")
-    op, node = ir.op(name), name
-    if isinstance(op, irm.Output):
-        node = next(iter(ir.inputs(name)), None)
-    if node is None or not isinstance(ir.op(node), irm.NEURONS):
-        raise SpikeportError(f"record: {name!r} is a {op.kind}; only neuron (LIF, LIFReset) and Output "
-                             "nodes have s, v, u")
-    return node
 
 
 def format_outputs(probes: dict, targets: dict, mode: str) -> dict:
