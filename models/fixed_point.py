@@ -137,8 +137,13 @@ def decay(x, factor):
     return trunc(x * (factor / DECAY_UNITY))
 
 
-def scaled_input(a_in):
-    """``a_in << 6`` computed in int32, so it wraps exactly as Lava's does."""
+def scaled_input(a_in, out=None):
+    """``a_in << 6`` computed in int32, so it wraps exactly as Lava's does.
+
+    ``out``: a numpy array to hold the product (may be ``a_in`` itself).
+    """
+    if out is not None:
+        return wrap_int32(np.multiply(a_in, float(1 << ACT_SHIFT), out=out))
     return wrap_int32(a_in * (1 << ACT_SHIFT))
 
 

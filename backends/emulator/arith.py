@@ -7,8 +7,10 @@ One scheduler (`backends.emulator.engine`) drives both. A variant says
   synapse's output (`synapse_output`);
 * a neuron population's constants (`neuron_params`) and its sub-threshold
   step (`subthreshold`: ``fx.lif_fixed_subthreshold`` or
-  ``fx.lif_float_subthreshold``). The spike test and reset are shared
-  (`spike_and_reset`).
+  ``fx.lif_float_subthreshold``), also as a plan for a block of steps whose
+  input is known in advance (`plan_block`: fixed mode scales the whole
+  block's input at once and keeps only the wraps that its bounds say can
+  fire). The spike test and reset are shared (`spike_and_reset`).
 
 Every rule is a function of `models.fixed_point`, the one definition of
 Lava's integer arithmetic. Fixed-mode values are float64 arrays holding exact
@@ -17,6 +19,7 @@ IR's float units. Time: steps t = 1..T.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -107,6 +110,21 @@ class FixedArith:
         return fx.shift_by_weight_exp(acc.astype(np.float64, copy=False), weight_exp)
 
     @staticmethod
+    def plan_block(p: NeuronParams, u: np.ndarray, v: np.ndarray, a: Optional[np.ndarray], out: np.ndarray):
+        """(input per step, step rule) for a block of ``len(out)`` steps starting from state u, v.
+
+        The input ``a`` (k, B, n) is scaled (``<< 6``, int32) into ``out`` at once;
+        the rule is `fx.lif_fixed_update` with the wraps `fx.lif_scan_wraps` proves
+        can fire over the block (skipping one that cannot fire changes nothing).
+        """
+        cur, volt = fx.current_factor(p.du), fx.voltage_factor(p.dv)
+        scaled = None if a is None else fx.scaled_input(a, out=out)
+        wraps = fx.lif_scan_wraps(fx.max_abs(u), fx.max_abs(v), 0.0 if a is None else fx.max_abs(scaled),
+                                  fx.max_abs(p.bias), cur, volt, len(out))
+        return scaled, functools.partial(fx.lif_fixed_update, cur_factor=cur, volt_factor=volt, bias=p.bias,
+                                         wraps=wraps)
+
+    @staticmethod
     def neuron_params(op: irm.LIF) -> NeuronParams:
         """Lava's stored values: int16 ``bias_mant``/``bias_exp``, int32 u, v; ``vth << 6``."""
         f = op.fixed
@@ -138,6 +156,11 @@ class FloatArith:
     @staticmethod
     def synapse_output(acc: np.ndarray, weight_exp: int, int32_accumulator: bool) -> np.ndarray:
         return acc
+
+    @staticmethod
+    def plan_block(p: NeuronParams, u: np.ndarray, v: np.ndarray, a: Optional[np.ndarray], out: np.ndarray):
+        """(input per step, step rule) for a block: the input as it is, `fx.lif_float_subthreshold`."""
+        return a, functools.partial(fx.lif_float_subthreshold, du=p.du, dv=p.dv, bias=p.bias)
 
     @staticmethod
     def neuron_params(op: irm.LIF) -> NeuronParams:

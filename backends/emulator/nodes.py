@@ -137,26 +137,34 @@ class Neuron:
 
     def __init__(self, op: irm.LIF, arithmetic, batch: int, block: int, record: dict):
         self.p = arithmetic.neuron_params(op)
-        self.subthreshold = arithmetic.subthreshold
+        self.arith = arithmetic
         shape = (batch, op.n)
         self.u = np.broadcast_to(self.p.u0, shape).copy()
         self.v = np.broadcast_to(self.p.v0, shape).copy()
         self.zeros = np.zeros(shape)
         self.S = memory.empty((block, *shape), bool)
-        self.A = memory.empty((block, *shape), np.float64)  # summed synaptic input of several synapses
+        self.A = memory.empty((block, *shape), np.float64)  # summed synaptic input, then its scaled form
         self.rec_s, self.rec_v, self.rec_u = (record.get(f) for f in "svu")
 
     def run(self, a, t0: int, k: int) -> None:
         """Steps ``t0 .. t0+k-1`` with synaptic input ``a`` ``(k, B, n)`` (None: no input)."""
+        a, rule = self.arith.plan_block(self.p, self.u, self.v, a, self.A[:k])
         for i in range(k):
-            self.step(i, t0 + i, 0.0 if a is None else a[i])
+            self.step(i, t0 + i, 0.0 if a is None else a[i], rule)
         self.end_block(t0, k)
 
-    def step(self, i: int, t: int, a) -> None:
-        """Step ``t`` (block row ``i``): LIFReset zeroing, u/v update, spike, reset, record."""
+    def step(self, i: int, t: int, a, rule=None) -> None:
+        """Step ``t`` (block row ``i``): LIFReset zeroing, u/v update, spike, reset, record.
+
+        ``rule``: a block plan's step rule for its prepared input ``a``; None applies
+        the variant's full sub-threshold step to the synaptic input ``a``.
+        """
         p = self.p
         u, v = (self.zeros, self.zeros) if p.resets_at(t) else (self.u, self.v)
-        u, v = self.subthreshold(u, v, a, p.du, p.dv, p.bias)  # fresh arrays
+        if rule is None:
+            u, v = self.arith.subthreshold(u, v, a, p.du, p.dv, p.bias)  # fresh arrays
+        else:
+            u, v = rule(u, v, a)
         ar.spike_and_reset(v, p.theta, self.S[i])
         self.u, self.v = u, v
         if self.rec_u is not None:
