@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from models import fixed_params as fp
 from models.network import Network
 from toolchain import checkpoint, datasets, passes
 from toolchain import ir as irm
@@ -30,7 +31,7 @@ def compile_network(model: Network, meta: dict, calibration_samples: int = 256,
     ir = lower(model, name=meta.get("task", "network"))
     ir.meta.update({k: meta[k] for k in ("task", "encoding", "accuracy") if k in meta})
     if model.has_fixed_scale:
-        ir.meta["quantization_mode"] = "quantization-aware (integers from training)"
+        ir.meta["quantization_mode"] = "quantization-aware (integers from training)" + _qat_clipping_note(model)
     else:
         stats = calibration_stats(ir, calibration_inputs(meta, calibration_samples))
         ir, _ = quantize(ir, stats)
@@ -38,6 +39,20 @@ def compile_network(model: Network, meta: dict, calibration_samples: int = 256,
     passes.validate(ir, target, require_fixed=True)
     ir.meta["target"] = target
     return ir
+
+
+def _qat_clipping_note(model: Network) -> str:
+    """Weights beyond the 8-bit range at the trained scales: training clipped them and
+    so does the compiled network (identical integers), but it is said, not silent."""
+    counts = []
+    for i, layer in enumerate(model.layers):
+        lam, exps = float(layer.fixed_scale[0]), (int(layer.fixed_scale[1]), int(layer.fixed_scale[2]))
+        for name, w, e in ((f"layers.{i}.dense", layer.weight, exps[0]),
+                           (f"layers.{i}.rec", layer.rec_weight, exps[1])):
+            if w is not None:
+                n = fp.count_clipped(w.detach().double().numpy(), lam, fp.SynapseScale(e))
+                counts += [f"{name} {n}/{w.numel()}"] if n else []
+    return f"; weights clipped to 8 bits, in training and here alike: {', '.join(counts)}" if counts else ""
 
 
 def compile_checkpoint(path, calibration_samples: int = 256, target: str = "loihi2") -> irm.IR:

@@ -126,10 +126,14 @@ def train(task: str = "digits", *, config_file=None, progress: bool = True, fine
 
 
 def init_fixed_scales(model: Network, meta: dict) -> None:
-    """Give ``model`` the per-layer scales post-training quantization would choose."""
+    """Give ``model`` the per-layer scales post-training quantization would choose for its
+    current float weights (re-chosen from scratch if it already has scales: a scaled
+    network would otherwise compile as quantization-aware, with no calibration)."""
     from toolchain.compiler import compile_network
     from toolchain.quantize import apply_scales
 
+    for layer in model.layers:
+        layer.fixed_scale.zero_()
     apply_scales(model, compile_network(model, meta))
 
 

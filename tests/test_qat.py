@@ -1,0 +1,104 @@
+"""Quantization-aware training: what is trained is, integer for integer, what is deployed.
+
+* a QAT checkpoint (from scratch or fine-tuned from a float one) compiles, through
+  the .pt and .onnx files, to exactly the integers its fixed-mode forward used;
+* its torch fixed-point forward equals the emulator (and Lava) on s, v and u.
+"""
+import numpy as np
+import pytest
+import torch
+
+from models import fixed_point as fx
+from toolchain import checkpoint, onnx_io
+from toolchain.compiler import compile_checkpoint
+from toolchain.train import train
+
+SMALL = dict(hidden=[24], epochs=2, batch_size=128, threads=1)
+
+
+def _fixed_integers(model):
+    """Per layer: the integers the fixed-mode forward computes with (weights, exps, decays, bias)."""
+    out = []
+    for layer in model.layers:
+        p = layer.fixed_parameters()
+        out.append(dict(weight=p["weight"].detach().numpy(), weight_exp=int(p["weight_exp"]),
+                        sign_mode=int(p["sign_mode"]), du=int(p["du"]), dv=int(p["dv"]), vth=int(p["vth"]),
+                        bias=p["bias"].detach().numpy()))
+    return out
+
+
+def _ir_integers(ir, n_layers):
+    out = []
+    for i in range(n_layers):
+        syn, lif = ir.op(f"layers.{i}.dense").fixed, ir.op(f"layers.{i}").fixed
+        out.append(dict(weight=syn.weights.astype(np.float64), weight_exp=int(syn.weight_exp),
+                        sign_mode=int(syn.sign_mode), du=int(lif.du), dv=int(lif.dv), vth=int(lif.vth),
+                        bias=fx.effective_bias(lif.bias_mant.astype(np.float64), lif.bias_exp)))
+    return out
+
+
+def _assert_same(got, want):
+    assert len(got) == len(want)
+    for i, (g, w) in enumerate(zip(got, want)):
+        for key in w:
+            assert np.array_equal(np.asarray(g[key]), np.asarray(w[key])), f"layers.{i}: {key} differs"
+
+
+@pytest.fixture(scope="module")
+def float_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("qat") / "float.pt"
+    result = train("digits", progress=False, **SMALL)
+    checkpoint.save(path, result.model, result.meta)
+    return path
+
+
+@pytest.mark.parametrize("start", ["scratch", "finetune"])
+def test_qat_checkpoint_compiles_to_the_integers_it_trained_with(start, float_checkpoint, tmp_path):
+    finetune = float_checkpoint if start == "finetune" else None
+    result = train("digits", mode="fixed", progress=False, finetune=finetune,
+                   **(dict(epochs=2, threads=1) if finetune else SMALL))
+    trained = _fixed_integers(result.model)
+    assert any(np.abs(layer["weight"]).max() > 64 for layer in trained)  # a real 8-bit net, not all zeros
+    path = tmp_path / "qat.pt"
+    checkpoint.save(path, result.model, result.meta)
+    ir = compile_checkpoint(path)
+    assert ir.meta["quantization_mode"] == "quantization-aware (integers from training)"  # nothing clipped
+    _assert_same(_ir_integers(ir, len(trained)), trained)
+    onnx_io.save(ir, tmp_path / "qat.onnx")
+    _assert_same(_ir_integers(onnx_io.load(tmp_path / "qat.onnx"), len(trained)), trained)
+    # the reported test accuracy is the fixed forward's, i.e. the deployed network's
+    from backends.emulator import run
+    from toolchain.verify import held_out_inputs
+
+    x, y = held_out_inputs("digits", result.meta["encoding"], 120, seed=0)
+    out = run(ir, x, mode="fixed")
+    with torch.no_grad():
+        traces = result.model(torch.as_tensor(x, dtype=torch.float64), mode="fixed")
+    for i, tr in enumerate(traces):
+        assert np.array_equal(out[f"layers.{i}/s"], tr.s.numpy())
+        assert np.array_equal(out[f"layers.{i}/v"], tr.v_post.numpy())
+        assert np.array_equal(out[f"layers.{i}/u"], tr.u.numpy())
+
+
+def test_finetune_starts_from_the_post_training_scales(float_checkpoint):
+    """--finetune --qat: the scales are the quantizer's for the float model and stay put."""
+    from toolchain.compiler import compile_checkpoint as compile_ptq
+
+    ptq = compile_ptq(float_checkpoint)
+    result = train("digits", mode="fixed", progress=False, finetune=float_checkpoint, epochs=1, threads=1)
+    for i, layer in enumerate(result.model.layers):
+        q = ptq.meta["quantization"][f"layers.{i}"]
+        assert float(layer.fixed_scale[0]) == q["lam"]
+        assert int(layer.fixed_scale[1]) == q["synapses"][0]["weight_exp"]
+
+
+def test_compile_says_when_training_clipped_weights(float_checkpoint, tmp_path):
+    model, meta = checkpoint.load(float_checkpoint)
+    from toolchain.train import init_fixed_scales
+
+    init_fixed_scales(model, meta)
+    with torch.no_grad():
+        model.layers[0].weight[0, :3] = 1e3  # far beyond the 8-bit range at this scale
+    checkpoint.save(tmp_path / "clipped.pt", model, meta)
+    mode = compile_checkpoint(tmp_path / "clipped.pt").meta["quantization_mode"]
+    assert "clipped to 8 bits" in mode and "layers.0.dense 3/" in mode
