@@ -102,3 +102,96 @@ def test_compile_says_when_training_clipped_weights(float_checkpoint, tmp_path):
     checkpoint.save(tmp_path / "clipped.pt", model, meta)
     mode = compile_checkpoint(tmp_path / "clipped.pt").meta["quantization_mode"]
     assert "clipped to 8 bits" in mode and "layers.0.dense 3/" in mode
+
+
+# ------------------------------------------------------------ spike timing (raster task)
+def _small_raster():
+    from toolchain.raster_task import fit_raster, make_raster_task, raster_network
+    from toolchain.lower import lower
+    from toolchain.quantize import apply_scales, calibration_stats, quantize
+
+    torch.manual_seed(0)
+    task = make_raster_task(n_in=20, n_out=8, T=40, seed=3, input_rate=0.1)
+    net = raster_network(task, hidden=30, seed=3)
+    fit_raster(net, task, 15, 3e-3)
+    ir = lower(net)
+    ptq, _ = quantize(ir, calibration_stats(ir, task.x.numpy().astype(np.float64)))
+    apply_scales(net, ptq)
+    return task, net
+
+
+def _traces(traces):
+    return {f"layers.{i}/{k}": getattr(tr, k if k != "v" else "v_post").detach().numpy()
+            for i, tr in enumerate(traces) for k in ("s", "v", "u")}
+
+
+@pytest.fixture(scope="module")
+def raster_qat():
+    """A small raster network fine-tuned a few steps in fixed point from its PTQ scales."""
+    from toolchain.raster_task import fit_raster
+
+    task, net = _small_raster()
+    before = [layer.fixed_parameters()["weight"].detach().clone() for layer in net.layers]
+    losses = fit_raster(net, task, 6, 3e-3, mode="fixed")
+    after = [layer.fixed_parameters()["weight"].detach() for layer in net.layers]
+    assert any(not torch.equal(a, b) for a, b in zip(after, before)), "QAT steps changed no integer weight"
+    assert all(np.isfinite(losses))
+    x = np.concatenate([task.x.numpy(), np.roll(task.x.numpy(), 3, axis=1)]).astype(np.int32)
+    return net, x
+
+
+def test_training_forward_computes_the_inference_integers(raster_qat):
+    """The forward QAT differentiates (straight-through rounding, grad enabled) holds exactly
+    the integers of the no-grad forward that deployment is compared with."""
+    net, x = raster_qat
+    xt = torch.as_tensor(x, dtype=torch.float64)
+    with torch.no_grad():
+        plain = _traces(net(xt, mode="fixed"))
+    grad_traces = net(xt, mode="fixed")
+    grad_traces[-1].s.sum().backward()  # it is a training forward: gradients reach the weights
+    assert all(layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0 for layer in net.layers)
+    for key, arr in _traces(grad_traces).items():
+        assert np.array_equal(arr, plain[key]), key
+    net.zero_grad(set_to_none=True)
+
+
+def test_qat_raster_network_deploys_bit_exact_on_the_emulator(raster_qat):
+    from backends.emulator import run
+    from toolchain import passes
+    from toolchain.lower import lower
+
+    net, x = raster_qat
+    ir = lower(net)
+    passes.validate(ir, require_fixed=True)
+    with torch.no_grad():
+        want = _traces(net(torch.as_tensor(x, dtype=torch.float64), mode="fixed"))
+    got = run(ir, x, mode="fixed")
+    assert want["layers.1/s"].sum() > 0
+    for key, arr in want.items():
+        assert np.array_equal(got[key], arr), f"{key}: emulator differs from the torch fixed forward"
+
+
+@pytest.mark.lava
+def test_qat_raster_network_deploys_bit_exact_on_lava(raster_qat):
+    from backends.lava.runner import run_lava
+    from toolchain.lower import lower
+
+    net, x = raster_qat
+    with torch.no_grad():
+        want = _traces(net(torch.as_tensor(x, dtype=torch.float64), mode="fixed"))
+    got = run_lava(lower(net), x, mode="fixed")
+    for key, arr in want.items():
+        assert np.array_equal(got[key], arr), f"{key}: Lava differs from the torch fixed forward"
+
+
+def test_raster_task_with_a_short_window_terminates_or_says_why():
+    from models.errors import SpikeportError
+    from toolchain.raster_task import make_raster_task
+
+    for seed in range(10):  # T=40: rejection sampling used to dead-end (loop forever) on some seeds
+        target = make_raster_task(n_in=5, n_out=20, T=40, seed=seed).target[0].numpy()
+        for j in range(target.shape[1]):
+            times = np.nonzero(target[:, j])[0]
+            assert 2 <= len(times) <= 4 and np.all(np.diff(times) >= 8) and times.min() >= 10 and times.max() <= 34
+    with pytest.raises(SpikeportError, match="4 spikes 8 steps apart do not fit"):
+        make_raster_task(T=30)

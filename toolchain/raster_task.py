@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from models.errors import SpikeportError
 from models.losses import van_rossum
 from models.network import Network
 
@@ -34,6 +35,10 @@ def make_raster_task(n_in: int = 50, n_out: int = 50, T: int = 100, seed: int = 
     Target spikes fall in steps [10, T-5) with at least ``min_gap`` steps
     between spikes of one neuron (so +-1-step matching is unambiguous).
     """
+    first, last = 10, T - 6  # target spikes fall in steps [first, last] (indices)
+    if last < first or (spikes_per_neuron[1] - 1) * min_gap > last - first:
+        raise SpikeportError(f"raster task: {spikes_per_neuron[1]} spikes {min_gap} steps apart do not fit in "
+                             f"indices [{first}, {last}] (T={T})")
     rng = np.random.RandomState(seed)
     x = (rng.rand(1, T, n_in) < input_rate).astype(np.float32)
     target = np.zeros((1, T, n_out), dtype=np.float32)
@@ -41,8 +46,12 @@ def make_raster_task(n_in: int = 50, n_out: int = 50, T: int = 100, seed: int = 
         k = rng.randint(spikes_per_neuron[0], spikes_per_neuron[1] + 1)
         times: list[int] = []
         while len(times) < k:
-            t = rng.randint(10, T - 5)
-            if all(abs(t - o) >= min_gap for o in times):
+            free = [t for t in range(first, last + 1) if all(abs(t - o) >= min_gap for o in times)]
+            if not free:  # earlier draws left no room (short T): draw this neuron again
+                times = []
+                continue
+            t = rng.randint(first, last + 1)
+            if t in free:
                 times.append(t)
         target[0, times, j] = 1
     return RasterTask(torch.from_numpy(x), torch.from_numpy(target))
