@@ -46,7 +46,7 @@ STOP_ANY = 1e30  # stop_error: stop at the first iteration that meets the conver
 def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=10, help="seeds per method (task and student init)")
-    p.add_argument("--exact-iterations", type=int, default=1500)
+    p.add_argument("--exact-iterations", type=int, default=1000)
     p.add_argument("--surrogate-iterations", type=int, default=3000)
     p.add_argument("--exact-lr", type=float, default=1e-2)
     p.add_argument("--surrogate-lr", type=float, default=1e-2)

@@ -170,6 +170,17 @@ def test_match_trains_needs_every_count_right_and_every_spike_within_tolerance()
     assert not extra["converged"] and extra["count_ok"] == 0.5 and extra["max_abs"] == 0.0
 
 
+def test_unmatched_spikes_come_from_a_one_to_one_assignment_and_reach_breaks_far_pairs():
+    target = pad_times([[[11.0, 30.0]]])
+    extra, missing = st.unmatched_spikes(pad_times([[[10.0, 12.0, 60.0]]]), target)
+    assert extra.tolist() == [[[False, False, True]]] and not missing.any()
+    far = pad_times([[[10.0, 60.0]]])  # right count, but 60 is 30 ms from its partner
+    extra, missing = st.unmatched_spikes(far, target)
+    assert not extra.any() and not missing.any()
+    extra, missing = st.unmatched_spikes(far, target, reach=10.0)
+    assert extra.tolist() == [[[False, True]]] and missing.tolist() == [[[False, True]]]
+
+
 def test_spike_time_errors_score_steps_against_the_ceiling_of_the_desired_time():
     target = pad_times([[[9.3, 20.0, 31.5]]])
     raster = np.zeros((1, 40, 1), np.uint8)

@@ -55,9 +55,9 @@ TASK_DEFAULTS = dict(n_in=24, hidden=16, n_out=2, T=100, patterns=4, test_patter
                      tau_syn=5.0, tau_mem=10.0, refractory=0.5, hop_delay=0.5, hidden_rate=6.0, output_rate=4.0,
                      weight_spread=(0.04, 0.12), min_target_gap=2.0)
 METHOD_DEFAULTS = {
-    "exact": dict(iterations=600, lr=1e-3, kernel=("dexp", 10.0, 2.5), min_slope=0.02, clip=10.0,
-                  count_weight=1.0, stop_error=1e-4),
-    "surrogate": dict(iterations=600, lr=1e-3, tau=5.0, slope=2.0, clip=10.0, stop_error=1e-4),
+    "exact": dict(iterations=1000, lr=1e-2, kernel=("dexp", 10.0, 2.5), min_slope=0.02, clip=10.0,
+                  count_weight=1.0, reach=None, stop_error=1e-4),
+    "surrogate": dict(iterations=3000, lr=1e-2, tau=5.0, slope=2.0, clip=10.0, stop_error=1e-4),
 }
 TOLERANCE_MS = 1.0
 
@@ -217,28 +217,37 @@ def exact_error(model: ExactNetwork, x_times, target_times, kernel, min_slope: f
     return error_functional(layers[-1], target_times, kernel).sum(-1).mean(), layers
 
 
-def unmatched_spikes(out_times, target_times) -> tuple[np.ndarray, np.ndarray]:
+def unmatched_spikes(out_times, target_times, reach: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
     """Masks of emitted spikes without a desired partner (extra, like ``out``) and desired spikes
-    without an emitted one (missing, like ``target``), from a minimum-|Δt| one-to-one assignment
-    in every train whose counts differ (none in trains whose counts agree)."""
+    without an emitted one (missing, like ``target``), from a minimum-|Δt| one-to-one assignment.
+
+    ``reach`` None: only trains whose counts differ are assigned (none unmatched elsewhere).
+    ``reach`` (ms): every train is assigned and a pair further apart than ``reach`` counts as one
+    extra and one missing spike (the error functional cannot pull spikes across such distances).
+    """
     from scipy.optimize import linear_sum_assignment
 
     out, tgt = _np(out_times), _np(target_times)
     extra, missing = np.zeros(out.shape, bool), np.zeros(tgt.shape, bool)
     n_out, n_tgt = np.isfinite(out).sum(-1), np.isfinite(tgt).sum(-1)
-    for idx in zip(*np.nonzero(n_out != n_tgt)):
+    check = (n_out != n_tgt) if reach is None else (n_out + n_tgt > 0)
+    for idx in zip(*np.nonzero(check)):
         o, t = out[idx][:n_out[idx]], tgt[idx][:n_tgt[idx]]
         rows, cols = linear_sum_assignment(np.abs(o[:, None] - t[None, :]))
+        if reach is not None:
+            near = np.abs(o[rows] - t[cols]) <= reach
+            rows, cols = rows[near], cols[near]
         extra[idx][:len(o)] = ~np.isin(np.arange(len(o)), rows)
         missing[idx][:len(t)] = ~np.isin(np.arange(len(t)), cols)
     return extra, missing
 
 
-def count_error(model: ExactNetwork, layers: list, x_times, target_times) -> torch.Tensor:
+def count_error(model: ExactNetwork, layers: list, x_times, target_times,
+                reach: Optional[float] = None) -> torch.Tensor:
     """Spike-count term (threshold units), mean over patterns: for every missing desired spike,
     ``relu(vth - V(t̂))`` (raise the membrane there); for every extra emitted spike, ``V(t)`` at its
     (fixed) time, which is exactly pushing it later, out of the window. Exact membrane gradients."""
-    extra, missing = unmatched_spikes(layers[-1], target_times)
+    extra, missing = unmatched_spikes(layers[-1], target_times, reach)
     if not (extra.any() or missing.any()):
         return torch.zeros((), dtype=torch.float64)
     out = layers[-1]
@@ -263,7 +272,7 @@ def train_exact(model: ExactNetwork, task: SpikeTransformTask, cfg: dict, progre
     history = []
     for it in _iterations(cfg, "exact", progress):
         error, layers = exact_error(model, task.x_times, task.target_times, kernel, cfg["min_slope"])
-        count = count_error(model, layers, task.x_times, task.target_times)
+        count = count_error(model, layers, task.x_times, task.target_times, cfg.get("reach"))
         match = match_trains(layers[-1], task.target_times)
         history.append(dict(iteration=it, error=error.item(), count_term=count.item(), **match))
         keeper.offer(error.item(), match["converged"], it)
