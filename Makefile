@@ -29,6 +29,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/train_step.py
 	$(PY) benchmarks/emulator_vs_lava.py
+	$(PY) benchmarks/qat_train_step.py
+	$(PY) benchmarks/ttfs_layer.py
 
 clean:
 	rm -rf out .pytest_cache .hypothesis
