@@ -581,6 +581,13 @@ def cmd_train_spike_transform(args) -> int:
     f = result.final
     print(f"spike-transform ({method}, seed {f['seed']}): error {f['error']:.4g} at iteration "
           f"{f['best_iteration']}/{f['iterations']}, {'converged' if f['converged'] else 'not converged'} "
-          f"(right spike count in {f['count_ok']:.0%} of trains, max |dt| {f['max_abs']:.3g} "
-          f"{'ms' if method == 'exact' else 'steps'}), {f['seconds']:.1f} s -> {args.out}")
+          f"(right spike count in {f['count_ok']:.0%} of trains{_worst(f, method)}), {f['seconds']:.1f} s "
+          f"-> {args.out}")
     return 0
+
+
+def _worst(final: dict, method: str) -> str:
+    """``, max |dt| ... in those`` when some train has the right count (else nothing is paired)."""
+    if not final["count_ok"]:
+        return ""
+    return f", max |dt| {final['max_abs']:.3g} {'ms' if method == 'exact' else 'steps'} in those"
