@@ -22,6 +22,13 @@ Time: 1 step = 1 ms; step n covers (n-1, n] ms. Writes to ``--out``:
 output spikes for one seed), ``report.html`` (self-contained) and the students'
 checkpoints under ``checkpoints/``.
 
+Measured with the defaults (10 + 10 seeds, 2 workers on a shared 2-core machine, 33 min):
+exact 0/10 converged in 1000 iterations (Banerjee E 7.3 ms mean; 25-88% of the trains had
+the right count; deployed: 1.55 steps mean |error| over 267/312 matched target spikes);
+SuperSpike 10/10 in 1871 iterations on average (deployed: 0.64 steps over 305/312);
+Lava identical to the emulator in 20/20 runs. Discretising the continuous student moves
+its spikes by 1.2 steps on average (27 of 322 lost): see ``vs_learned`` in results.json.
+
     nice -n 5 python examples/spike_transform.py                  # 10 + 10 seeds
     python examples/spike_transform.py --seeds 2 --exact-iterations 50 --surrogate-iterations 200
 """
