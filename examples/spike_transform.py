@@ -240,6 +240,11 @@ def _lava_cell(row: dict) -> str:
     return f"{'identical' if lv['all_identical'] else 'DIFFERENT'} ({lv['identical']}/{lv['total']})"
 
 
+def description() -> str:
+    """The task and the two methods, as the module docstring states them (one line)."""
+    return " ".join(__doc__.split("\n\n")[1:4]).replace("\n", " ")
+
+
 # --------------------------------------------------------------------- main
 def main(argv=None) -> int:
     args = parse(argv)
@@ -262,7 +267,7 @@ def main(argv=None) -> int:
     for line in lines:
         print(line)
     seed = plot_rasters(rows, out / "rasters.png")
-    data = dict(description=__doc__.split("\n\n")[1].replace("\n", " "), summary=lines, aggregate=agg,
+    data = dict(description=description(), summary=lines, aggregate=agg,
                 plot_seed=seed, wall_seconds=wall, runs=rows,
                 settings=dict(task=TASK_DEFAULTS, methods={m: {**METHOD_DEFAULTS[m], **cfgs[m]} for m in METHODS},
                               seeds=args.seeds, lava_seeds=args.lava_seeds, workers=args.workers))
