@@ -510,13 +510,10 @@ CHECKPOINT_VERSION = 1
 
 def save_checkpoint(path, result: TransformResult) -> None:
     """``.pt``: format tag, method, the model's config and weights, the task config and the summary (atomic)."""
-    from toolchain.files import atomic_path
+    from toolchain.checkpoint import write_payload
 
-    payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "method": result.method,
-               "config": result.model.config, "state_dict": result.model.state_dict(),
-               "task": result.task.config, "final": _plain(result.final)}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_payload(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, method=result.method, config=result.model.config,
+                  state_dict=result.model.state_dict(), task=result.task.config, final=_plain(result.final))
 
 
 def load_checkpoint(path) -> tuple[torch.nn.Module, dict]:
@@ -525,20 +522,12 @@ def load_checkpoint(path) -> tuple[torch.nn.Module, dict]:
     ``exact`` gives an `ExactNetwork` (continuous time), ``surrogate`` a discrete
     `models.network.Network`; the task is rebuilt with ``make_task(**payload["task"])``.
     """
-    from pathlib import Path
-
     from models.network import Network
+    from toolchain.checkpoint import load_weights, read_payload
 
-    if not Path(path).is_file():
-        raise SpikeportError(f"{path}: no such checkpoint file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise SpikeportError(f"{path}: not a readable spike-transform checkpoint ({type(exc).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise SpikeportError(f"{path}: not a spikeport spike-transform checkpoint (format tag missing)")
+    payload = read_payload(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)
     model = ExactNetwork(**payload["config"]) if payload["method"] == "exact" else Network(payload["config"])
-    model.load_state_dict(payload["state_dict"])
+    load_weights(path, model, payload["state_dict"])
     return model, payload
 
 
