@@ -101,7 +101,7 @@ def _where(cond, a, b):
 
 
 def _clip(x, lo, hi):
-    return x.clamp(lo, hi) if _is_torch(x) else np.clip(x, lo, hi)
+    return x.clamp(lo, hi) if _is_torch(x) else np.core.umath.clip(x, lo, hi)  # the ufunc, no wrapper
 
 
 def wrap_int32(x):
@@ -130,11 +130,23 @@ def decay(x, factor):
     are exactly representable in float64 (|x| < 2**30, factor < 2**13), so the
     product is exact and equals ``x * factor / 4096``.
     """
-    if _is_torch(x) and not x.requires_grad:  # one fused kernel for the hot loop
-        import torch
+    if _is_torch(x):
+        if not x.requires_grad:  # one fused kernel for the hot loop
+            import torch
 
-        return torch.div(x * factor, DECAY_UNITY, rounding_mode="trunc")
-    return trunc(x * (factor / DECAY_UNITY))
+            return torch.div(x * factor, DECAY_UNITY, rounding_mode="trunc")
+        return trunc(x * (factor / DECAY_UNITY))
+    product = np.multiply(x, factor / DECAY_UNITY)
+    return np.trunc(product, out=product)
+
+
+def _accumulate(fresh, *terms):
+    """``fresh + terms...``; numpy adds in place into ``fresh``, a temporary this module made."""
+    if _is_torch(fresh):
+        return sum(terms, fresh)
+    for term in terms:
+        np.add(fresh, term, out=fresh)
+    return fresh
 
 
 def scaled_input(a_in, out=None):
@@ -214,12 +226,12 @@ def lif_fixed_update(u, v, a_scaled, cur_factor, volt_factor, bias, *, wraps: st
     which cannot happen; ``"none"`` also skips the 2**24 correction of u, because
     u cannot leave (-2**23, 2**23). Skipping a rule that cannot fire changes nothing.
     """
-    x = decay(u, cur_factor) + a_scaled
+    x = _accumulate(decay(u, cur_factor), a_scaled)
     if wraps != "none":
         u = wrap_u(wrap_int32(x) if wraps == "all" else x)
     else:
         u = x
-    y = decay(v, volt_factor) + u + bias
+    y = _accumulate(decay(v, volt_factor), u, bias)
     return u, saturate_v(wrap_int32(y) if wraps == "all" else y)
 
 

@@ -26,6 +26,7 @@ block budget plus the recordings.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Optional, Sequence
 
@@ -80,7 +81,7 @@ def run(ir: irm.IR, x, record: Optional[Sequence[str]] = None, *, mode: str = "f
     block = _block_steps(ir, batch, steps)
     nodes = _build(ir, arithmetic, x, batch, block, by_node)
     components = _components(ir)
-    with _progress_bar(progress, ir, batch, steps, mode) as bar:
+    with _progress_bar(progress, ir, batch, steps, mode) as bar, _blas_threads(ir, batch * block):
         for t0 in range(1, steps + 1, block):
             k = min(block, steps + 1 - t0)
             for members in components:
@@ -140,6 +141,27 @@ def _build(ir: irm.IR, arithmetic, x: np.ndarray, batch: int, block: int, record
         src = nodes[ir.inputs(name)[0]]
         nodes[name] = Synapse(name, op, arithmetic, src.max_abs if isinstance(src, Source) else 1.0, batch, block)
     return nodes
+
+
+SMALL_PRODUCTS = 1 << 26  # multiply-adds per block below which one BLAS thread is as fast as two
+_blas = None
+
+
+def _blas_threads(ir: irm.IR, rows: int):
+    """One BLAS thread while the block products are small.
+
+    Small products gain nothing from a second OpenBLAS thread, which then spins
+    between products and doubles the run's CPU time; large ones keep every thread.
+    """
+    global _blas
+    macs = rows * sum(op.size for _, op in ir.nodes(*irm.SYNAPSES))
+    if macs >= SMALL_PRODUCTS:
+        return contextlib.nullcontext()
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController()
+    return _blas.limit(limits=1, user_api="blas")
 
 
 def _block_steps(ir: irm.IR, batch: int, steps: int) -> int:
