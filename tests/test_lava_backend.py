@@ -443,6 +443,35 @@ def test_keyboard_interrupt_kills_every_lava_process(monkeypatch):
     assert_no_survivors(marker)
 
 
+@pytest.mark.lava
+def test_ctrl_c_on_spikeport_simulate_exits_130_and_leaves_no_lava_process_or_output(tmp_path):
+    from toolchain import onnx_io
+
+    marker = f"SPIKEPORT_TEST_MARK={uuid.uuid4().hex}"
+    onnx_io.save(chain_ir(), tmp_path / "chain.onnx")
+    np.save(tmp_path / "x.npy", impulses(100_000, 1, 1))  # minutes of Lava work
+    out = tmp_path / "y.npz"
+    cmd = [sys.executable, "-m", "toolchain.cli", "simulate", str(tmp_path / "chain.onnx"), "--backend", "lava",
+           "--input", str(tmp_path / "x.npy"), "--out", str(out)]
+    env = dict(os.environ, PYTHONPATH=str(runner.REPO_ROOT), **dict([marker.split("=")]))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60  # wait until Lava itself runs (a child of the runner)
+        while len(lava_processes(marker)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        running = len(lava_processes(marker))
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert running >= 3, "Lava never started: the interrupt tested nothing"  # CLI, runner child, Lava's
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert_no_survivors(marker)
+    assert not out.exists() and list(tmp_path.glob("y*")) == []
+
+
 # ------------------------------------------------------------ path to hardware
 PROCESS_GRAPH = """
 import json, pickle, sys
