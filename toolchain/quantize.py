@@ -11,7 +11,9 @@ population reaches; ``lam`` is then the largest scale such that
 * every incoming synapse's weight exponent stays <= 7.
 
 Each synapse's ``weight_exp`` is the smallest that puts ``lam * max|W|`` on
-the 8-bit grid of its sign mode, so weights use the whole 8-bit range.
+the 8-bit grid of its sign mode, so the largest weight lands in the upper
+half of the 8-bit range (the report's "range use": 50-100 %; ``lam`` itself
+is not snapped to fill it, unlike `toolchain.ttfs.snap_stats`).
 Every clipped, zeroed or moved value is counted in the report; nothing is
 clipped silently, and a synapse whose weights would all vanish is an error.
 """
