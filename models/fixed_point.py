@@ -58,6 +58,8 @@ class SignMode(enum.IntEnum):
 
 # ---------------------------------------------------------------- array helpers
 def _is_torch(x) -> bool:
+    if type(x) is np.ndarray:  # the emulator's hot loop asks this a few hundred times per run
+        return False
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
 
