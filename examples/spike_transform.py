@@ -78,30 +78,18 @@ def run_seed(job: tuple) -> dict:
     deployed = raster_to_times(dep["runs"]["fixed"][f"{dep['output_node']}/s"])
     kernel = st.make_kernel(st.METHOD_DEFAULTS["exact"]["kernel"])
     row = dict(result.final, deploy_seconds=time.perf_counter() - start,
-               scores={engine: {k: _summary(v) for k, v in s.items()} for engine, s in dep["scores"].items()},
+               scores={engine: {k: st.score_summary(v) for k, v in s.items()}
+                       for engine, s in dep["scores"].items()},
                deployed_error=float(error_functional(deployed, result.task.target_times, kernel).sum(-1).mean()),
                quantization=[dict(node=r.node, limited_by=r.limited_by, state_use=r.state_use,
                                   weights_clipped=sum(syn.clipped for syn in r.synapses),
                                   weights_rounded_to_zero=sum(syn.rounded_to_zero for syn in r.synapses))
                              for r in dep["reports"]],
-               trains=dict(target=_lists(result.task.target_times), learned=_lists(dep["learned"]),
-                           deployed=_lists(deployed)))
+               trains=dict(target=st.train_lists(result.task.target_times), learned=st.train_lists(dep["learned"]),
+                           deployed=st.train_lists(deployed)))
     if lava:
         row["lava_vs_emulator"] = {k: v for k, v in dep["lava_vs_emulator"].items() if k != "keys"}
     return st._plain(row)
-
-
-def _summary(score: dict) -> dict:
-    """A `spike_time_errors` result without the per-spike array (JSON keys as strings)."""
-    out = {k: v for k, v in score.items() if k not in ("errors", "within")}
-    out["within_steps"] = {str(k): float(v) for k, v in score["within"].items()}
-    return out
-
-
-def _lists(times) -> list:
-    """(P, n, K) inf-padded times -> nested lists of the finite times."""
-    t = np.asarray(times, dtype=np.float64)
-    return [[[float(x) for x in np.sort(train[np.isfinite(train)])] for train in pattern] for pattern in t]
 
 
 # --------------------------------------------------------------- aggregates
@@ -161,25 +149,12 @@ def summary_lines(agg: dict) -> list:
 # --------------------------------------------------------------------- plot
 def plot_rasters(rows: list, path: Path) -> int:
     """Target vs learned vs deployed output trains of one seed (both methods), to a PNG; returns the seed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from toolchain.spike_transform import plot_rasters as plot
 
     seed = _plot_seed(rows)
-    fig, axes = plt.subplots(1, len(METHODS), figsize=(7 * len(METHODS), 5), sharey=True, squeeze=False)
-    for ax, method in zip(axes[0], METHODS):
-        row = next((r for r in rows if r["method"] == method and r["seed"] == seed), None)
-        if row is None:
-            continue
-        _raster_panel(ax, row)
-        ax.set_title(f"{method} (seed {seed}, {'converged' if row['converged'] else 'not converged'})")
-    fig.tight_layout()
-    from toolchain.files import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    panels = [(f"{r['method']} (seed {seed}, {'converged' if r['converged'] else 'not converged'})", r["trains"])
+              for method in METHODS for r in rows if r["method"] == method and r["seed"] == seed]
+    plot(panels, path)
     return seed
 
 
@@ -187,24 +162,6 @@ def _plot_seed(rows: list) -> int:
     seeds = sorted({r["seed"] for r in rows})
     both = [s for s in seeds if all(r["converged"] for r in rows if r["seed"] == s)]
     return (both or seeds)[0]
-
-
-def _raster_panel(ax, row: dict) -> None:
-    styles = [("target", "k", 0.25), ("learned", "tab:blue", 0.0), ("deployed", "tab:red", -0.25)]
-    labels, y = [], 0
-    for p, pattern in enumerate(row["trains"]["target"]):
-        for n in range(len(pattern)):
-            for name, color, dy in styles:
-                times = row["trains"][name][p][n]
-                ax.scatter(times, [y + dy] * len(times), marker="|", s=120, color=color,
-                           label=name if (p, n) == (0, 0) else None)
-            labels.append(f"pattern {p}, out {n}")
-            y -= 1
-    ax.set_yticks(range(0, y, -1), labels)
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("time (ms) = step")
-    ax.legend(loc="upper right", fontsize=8)
-    ax.grid(axis="x", alpha=0.3)
 
 
 # --------------------------------------------------------------------- html

@@ -253,3 +253,98 @@ def test_train_command_refuses_a_bad_option_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "learning_rate" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "m.pt").exists()
+
+
+# ------------------------------------------------------- verify / compile CLI
+@pytest.fixture(scope="module")
+def surrogate_checkpoint(tmp_path_factory):
+    from toolchain import cli
+
+    d = tmp_path_factory.mktemp("spike_transform")
+    (d / "c.json").write_text(json.dumps({"task": TINY}))
+    path = d / "sg.pt"
+    assert cli.main(["train", "--task", "spike-transform", "--method", "surrogate", "--epochs", "150",
+                     "--config", str(d / "c.json"), "--out", str(path), "--quiet"]) == 0
+    return path
+
+
+def test_compile_recognises_a_spike_transform_checkpoint_and_writes_a_fixed_point_ir(surrogate_checkpoint,
+                                                                                     tmp_path):
+    from toolchain import cli, onnx_io
+
+    out = tmp_path / "st.onnx"
+    assert cli.main(["compile", str(surrogate_checkpoint), "--out", str(out)]) == 0
+    ir = onnx_io.load(out)
+    assert ir.is_fixed and ir.meta["method"] == "surrogate" and ir.meta["task"] == "spike-transform"
+
+
+def test_verify_scores_the_deployed_output_against_the_target_and_writes_json_and_raster(surrogate_checkpoint,
+                                                                                         tmp_path, capsys):
+    from toolchain import cli
+
+    rep_dir = tmp_path / "rep"
+    rc = cli.main(["verify", str(surrogate_checkpoint), "--backends", "float,emulator", "--report", str(rep_dir)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "emulator fixed" in out and "mean |error|" in out and "lava: not run" in out
+    rep = json.loads((rep_dir / "deploy.json").read_text())
+    fixed = rep["engines"]["fixed"]["vs_target"]
+    assert set(rep["engines"]) == {"float", "fixed"} and "lava_vs_emulator" not in rep
+    assert fixed["target_spikes"] == sum(len(t) for p in rep["trains"]["target"] for t in p) > 0
+    assert fixed["matched"] + fixed["missing"] == fixed["target_spikes"]
+    assert set(fixed["within_steps"]) >= {"0", "1"}
+    assert (rep_dir / "rasters.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_verify_exits_1_when_lava_differs_from_the_emulator(surrogate_checkpoint, tmp_path, monkeypatch, capsys):
+    import backends.lava.runner as runner
+    from backends.emulator import run
+    from toolchain import cli
+
+    def lava_with_one_flipped_spike(ir, x, mode="fixed", **kw):
+        out = {k: np.array(v, copy=True) for k, v in run(ir, x, mode=mode).items()}
+        key = next(k for k in out if k.endswith("/s"))
+        out[key][0, 0, 0] = 1 - out[key][0, 0, 0]
+        return out
+
+    monkeypatch.setattr(runner, "run_lava", lava_with_one_flipped_spike)
+    rc = cli.main(["verify", str(surrogate_checkpoint), "--no-report"])
+    out = capsys.readouterr().out
+    assert rc == 1 and "FAILED: lava vs emulator: 1/" in out, out
+
+
+@pytest.mark.lava
+def test_verify_of_a_spike_transform_checkpoint_finds_lava_identical_to_the_emulator(surrogate_checkpoint,
+                                                                                     tmp_path, capsys):
+    from toolchain import cli
+
+    rc = cli.main(["verify", str(surrogate_checkpoint), "--report", str(tmp_path / "rep")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    rep = json.loads((tmp_path / "rep" / "deploy.json").read_text())
+    assert rep["lava_vs_emulator"]["all_identical"] and rep["lava_vs_emulator"]["total"] > 0
+    assert rep["engines"]["lava"]["vs_target"] == rep["engines"]["fixed"]["vs_target"]
+
+
+def test_verify_of_an_exact_checkpoint_with_a_silent_output_writes_strict_json(tmp_path, capsys):
+    from toolchain import cli
+
+    (tmp_path / "c.json").write_text(json.dumps({"task": TINY}))
+    path = tmp_path / "ex.pt"
+    assert cli.main(["train", "--task", "spike-transform", "--method", "exact", "--epochs", "2",
+                     "--config", str(tmp_path / "c.json"), "--out", str(path), "--quiet"]) == 0
+    assert cli.main(["verify", str(path), "--backends", "emulator", "--report", str(tmp_path / "rep")]) == 0
+    rep = json.loads((tmp_path / "rep" / "deploy.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert rep["method"] == "exact" and rep["engines"]["fixed"]["vs_target"]["target_spikes"] > 0
+
+
+@pytest.mark.parametrize("argv, message", [(["--backends", "emulator,loihi"], "unknown backend(s) loihi"),
+                                           (["--dt", "0.5"], "--dt does not apply")])
+def test_verify_of_a_spike_transform_checkpoint_refuses_bad_options_in_one_line(surrogate_checkpoint, argv,
+                                                                                message, tmp_path, capsys):
+    from toolchain import cli
+
+    rc = cli.main(["verify", str(surrogate_checkpoint), "--report", str(tmp_path / "rep"), *argv])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "rep").exists()

@@ -40,11 +40,16 @@ def _cmd_train(args) -> int:
 
 def _cmd_compile(args) -> int:
     from toolchain.ttfs_commands import is_ttfs_checkpoint
+    from toolchain.spike_transform_commands import is_spike_transform_checkpoint
 
     if is_ttfs_checkpoint(args.model):
         from toolchain.ttfs_commands import compile_command
 
         return compile_command(args)
+    if is_spike_transform_checkpoint(args.model):
+        from toolchain.spike_transform_commands import compile_command as spike_transform_compile
+
+        return spike_transform_compile(args)
     if args.dt is not None:
         raise SpikeportError(f"compile: --dt applies to TTFS checkpoints only; {args.model} is not one")
     from toolchain import onnx_io
@@ -101,11 +106,16 @@ def _cmd_simulate(args) -> int:
 
 def _cmd_verify(args) -> int:
     from toolchain.ttfs_commands import is_ttfs_checkpoint
+    from toolchain.spike_transform_commands import is_spike_transform_checkpoint
 
     if is_ttfs_checkpoint(args.model):
         from toolchain.ttfs_commands import verify_command
 
         return verify_command(args)
+    if is_spike_transform_checkpoint(args.model):
+        from toolchain.spike_transform_commands import verify_command as spike_transform_verify
+
+        return spike_transform_verify(args)
     if args.dt is not None:
         raise SpikeportError(f"verify: --dt applies to TTFS checkpoints only; {args.model} is not one")
     from toolchain.verify import cmd_verify

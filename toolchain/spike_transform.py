@@ -503,6 +503,62 @@ def _neuron_types():
     return irm.NEURONS
 
 
+# --------------------------------------------------------------- report
+def score_summary(score: dict) -> dict:
+    """A `spike_time_errors` result without the per-spike array (JSON-ready; ``within_steps`` keyed by str)."""
+    out = {k: v for k, v in score.items() if k not in ("errors", "within")}
+    out["within_steps"] = {str(k): float(v) for k, v in score["within"].items()}
+    return out
+
+
+def train_lists(times) -> list:
+    """(P, n, K) inf-padded times -> nested lists of the finite times, sorted."""
+    t = np.asarray(times, dtype=np.float64)
+    return [[[float(x) for x in np.sort(train[np.isfinite(train)])] for train in pattern] for pattern in t]
+
+
+def raster_panel(ax, trains: dict, T: int = 100) -> None:
+    """Target (black), learned (blue) and deployed (red) output trains, one row per (pattern, neuron).
+
+    ``trains``: ``{"target"|"learned"|"deployed": nested lists}`` as `train_lists` gives them
+    (a deployed spike in step n drawn at n ms).
+    """
+    styles = [("target", "k", 0.25), ("learned", "tab:blue", 0.0), ("deployed", "tab:red", -0.25)]
+    labels, y = [], 0
+    for p, pattern in enumerate(trains["target"]):
+        for n in range(len(pattern)):
+            for name, color, dy in styles:
+                times = trains[name][p][n]
+                ax.scatter(times, [y + dy] * len(times), marker="|", s=120, color=color,
+                           label=name if (p, n) == (0, 0) else None)
+            labels.append(f"pattern {p}, out {n}")
+            y -= 1
+    ax.set_yticks(range(0, y, -1), labels)
+    ax.set_xlim(0, T)
+    ax.set_xlabel("time (ms) = step")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def plot_rasters(panels: list, path, T: int = 100) -> None:
+    """One `raster_panel` per ``(title, trains)`` side by side, to a PNG at ``path`` (atomic)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from toolchain.files import atomic_path
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5), sharey=True, squeeze=False)
+    for ax, (title, trains) in zip(axes[0], panels):
+        raster_panel(ax, trains, T)
+        ax.set_title(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+
+
 # -------------------------------------------------------- checkpoints, CLI
 CHECKPOINT_FORMAT = "spikeport-spike-transform-checkpoint"
 CHECKPOINT_VERSION = 1

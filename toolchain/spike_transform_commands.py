@@ -1,0 +1,163 @@
+"""`spikeport verify|compile` for spike-transform checkpoints (`train --task spike-transform`).
+
+A checkpoint with format tag ``spikeport-spike-transform-checkpoint`` is
+recognised by ``compile`` and ``verify`` without a flag. The task (teacher,
+input patterns, desired trains) is rebuilt from the seed and task config the
+checkpoint stores; 1 deployed step = 1 ms, so ``--dt`` does not apply.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from models.errors import SpikeportError
+
+BACKENDS = ("float", "emulator", "lava")
+
+
+def is_spike_transform_checkpoint(path) -> bool:
+    """True when ``path`` is a ``.pt`` file carrying the spike-transform format tag."""
+    from toolchain.checkpoint import format_of
+    from toolchain.spike_transform import CHECKPOINT_FORMAT
+
+    return Path(path).suffix == ".pt" and Path(path).is_file() and format_of(path) == CHECKPOINT_FORMAT
+
+
+def load(path):
+    """(model, payload, task) of a spike-transform checkpoint; the task rebuilt from its stored config."""
+    from toolchain.spike_transform import load_checkpoint, make_task
+
+    model, payload = load_checkpoint(path)
+    task_cfg = dict(payload["task"])
+    task_cfg["weight_spread"] = tuple(task_cfg["weight_spread"])
+    return model, payload, make_task(**task_cfg)
+
+
+def _refuse_dt(args, command: str) -> None:
+    if getattr(args, "dt", None) is not None:
+        raise SpikeportError(f"{command}: --dt does not apply to a spike-transform checkpoint (1 step = 1 ms)")
+
+
+def compile_command(args) -> int:
+    """`spikeport compile model.pt`: discretise, post-training quantize (calibrated on the training
+    patterns), validate for ``--target`` and write the fixed-point IR."""
+    from toolchain import onnx_io, passes
+    from toolchain.quantize import format_report
+    from toolchain.spike_transform import compile_transform
+
+    _refuse_dt(args, "compile")
+    model, payload, task = load(args.model)
+    _, fixed, reports = compile_transform(model, task.raster(task.x_times).numpy())
+    passes.validate(fixed, args.target, require_fixed=True)
+    fixed.meta.update(task="spike-transform", method=payload["method"], seed=payload["task"]["seed"],
+                      target=args.target, quantization_mode=f"post-training ({task.x_times.shape[0]} training "
+                                                            "patterns as calibration)")
+    onnx_io.save(fixed, args.out)
+    print(fixed.meta["quantization_mode"])
+    print(format_report(reports))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def verify_report(model, payload: dict, task, *, lava: bool = True) -> dict:
+    """`deploy` the student on the training patterns and summarise it (JSON-ready).
+
+    Per engine (``float``/``fixed`` emulator, ``lava``): output spike-time errors in steps
+    against the target and against the learned output (`spike_time_errors` without the
+    per-spike array); the Lava vs emulator identity count; the output trains
+    (target, learned, deployed = emulator fixed point) for the raster plot.
+    """
+    from models.spike_train import raster_to_times
+    from toolchain.spike_transform import _plain, deploy, score_summary, train_lists
+
+    dep = deploy(model, task, lava=lava)
+    deployed = raster_to_times(dep["runs"]["fixed"][f"{dep['output_node']}/s"])
+    rep = dict(method=payload["method"], seed=payload["task"]["seed"], task=payload["task"],
+               trained=payload.get("final", {}), patterns=int(task.x_times.shape[0]), T=task.T,
+               engines={name: {k: score_summary(v) for k, v in s.items()} for name, s in dep["scores"].items()},
+               quantization=[dict(node=r.node, limited_by=r.limited_by, state_use=r.state_use,
+                                  weights_clipped=sum(syn.clipped for syn in r.synapses),
+                                  weights_rounded_to_zero=sum(syn.rounded_to_zero for syn in r.synapses))
+                             for r in dep["reports"]],
+               trains=dict(target=train_lists(task.target_times), learned=train_lists(dep["learned"]),
+                           deployed=train_lists(deployed)))
+    if lava:
+        rep["lava_vs_emulator"] = {k: v for k, v in dep["lava_vs_emulator"].items() if k != "keys"}
+    return _plain(rep)
+
+
+ENGINE_NAMES = {"float": "emulator float", "fixed": "emulator fixed", "lava": "lava fixed"}
+
+
+def format_report(rep: dict) -> str:
+    """Human-readable summary of `verify_report`."""
+    lines = [f"spike-transform ({rep['method']}, seed {rep['seed']}): {rep['patterns']} training patterns, "
+             f"{rep['T']} steps (1 step = 1 ms); output spike-time errors in steps against ceil(desired time)"]
+    for name, s in rep["engines"].items():
+        t = s["vs_target"]
+        w = t["within_steps"]
+        lines.append(f"  {ENGINE_NAMES.get(name, name):<15} vs target: mean |error| {_f(t['mean_abs'])} steps "
+                     f"(max {t['max_abs']:.0f}, mean signed {t['mean_signed']:+.3f}), matched {t['matched']}/"
+                     f"{t['target_spikes']}, within 0/±1 steps {w.get('0', float('nan')):.3f}/"
+                     f"{w.get('1', float('nan')):.3f}, missing {t['missing']}, extra {t['extra']}; vs learned: "
+                     f"mean |error| {_f(s['vs_learned']['mean_abs'])}, missing {s['vs_learned']['missing']}, "
+                     f"extra {s['vs_learned']['extra']}")
+    lv = rep.get("lava_vs_emulator")
+    if lv is not None:
+        lines.append(f"  lava fixed vs emulator fixed: {lv['identical']}/{lv['total']} recorded s/v/u entries "
+                     f"identical ({'identical' if lv['all_identical'] else 'DIFFERENT'})")
+    else:
+        lines.append("  lava: not run (--backends)")
+    return "\n".join(lines)
+
+
+def _finite(v):
+    """NaN / inf -> None so deploy.json is strict JSON (a mean over no matched spike is NaN)."""
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def _f(x: float, fmt: str = ".3f") -> str:
+    return format(x, fmt) if math.isfinite(x) else "n/a"
+
+
+def write_report(rep: dict, out_dir) -> tuple[Path, Path]:
+    """``deploy.json`` and ``rasters.png`` (target vs learned vs deployed) into ``out_dir`` (atomic)."""
+    from toolchain.files import atomic_path
+    from toolchain.spike_transform import plot_rasters
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js, png = out_dir / "deploy.json", out_dir / "rasters.png"
+    with atomic_path(js) as tmp:
+        tmp.write_text(json.dumps(_finite(rep), indent=1))
+    title = (f"spike-transform, {rep['method']} (seed {rep['seed']})\n"
+             "target (black), learned (blue), deployed: emulator fixed point (red)")
+    plot_rasters([(title, rep["trains"])], png, rep["T"])
+    return js, png
+
+
+def verify_command(args) -> int:
+    """`spikeport verify model.pt` for a spike-transform checkpoint. Exit 1 when Lava differs
+    from the emulator (fixed point, any recorded s/v/u entry), else 0."""
+    backends = {b for b in args.backends.split(",") if b}
+    unknown = backends - set(BACKENDS)
+    if unknown or not backends:
+        raise SpikeportError(f"verify: unknown backend(s) {', '.join(sorted(unknown)) or '(none given)'} for a "
+                             f"spike-transform model ({', '.join(BACKENDS)})")
+    _refuse_dt(args, "verify")
+    model, payload, task = load(args.model)
+    rep = verify_report(model, payload, task, lava="lava" in backends)
+    print(format_report(rep))
+    if not args.no_report:
+        js, png = write_report(rep, args.report)
+        print(f"report: {js}, {png}")
+    lv = rep.get("lava_vs_emulator")
+    if lv is not None and not lv["all_identical"]:
+        print(f"FAILED: lava vs emulator: {lv['total'] - lv['identical']}/{lv['total']} recorded entries differ")
+        return 1
+    return 0
