@@ -348,3 +348,19 @@ def test_verify_of_a_spike_transform_checkpoint_refuses_bad_options_in_one_line(
     err = capsys.readouterr().err.strip()
     assert rc == 2 and message in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "rep").exists()
+
+
+def test_verify_finetune_qat_reports_post_training_and_fine_tuned_deployments(surrogate_checkpoint, tmp_path,
+                                                                              capsys):
+    from toolchain import cli
+
+    rc = cli.main(["verify", str(surrogate_checkpoint), "--backends", "float,emulator", "--finetune-qat", "20",
+                   "--report", str(tmp_path / "rep")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "quantization-aware fine-tuning: 20 iterations" in out and "emulator PTQ" in out, out
+    rep = json.loads((tmp_path / "rep" / "deploy.json").read_text())
+    assert set(rep["engines"]) == {"float", "fixed_ptq", "fixed"}
+    q = rep["qat"]
+    assert q["iterations"] == 20 and q["error"] <= q["ptq_error"] and 0 <= q["best_iteration"] <= 20
+    # the kept state is the PTQ start or better on the training loss; on this checkpoint it is strictly better
+    assert rep["engines"]["fixed"]["vs_target"]["mean_abs"] < rep["engines"]["fixed_ptq"]["vs_target"]["mean_abs"]

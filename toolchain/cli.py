@@ -118,6 +118,9 @@ def _cmd_verify(args) -> int:
         return spike_transform_verify(args)
     if args.dt is not None:
         raise SpikeportError(f"verify: --dt applies to TTFS checkpoints only; {args.model} is not one")
+    if args.finetune_qat:
+        raise SpikeportError(f"verify: --finetune-qat applies to spike-transform checkpoints only; "
+                             f"{args.model} is not one")
     from toolchain.verify import cmd_verify
 
     return cmd_verify(args)
@@ -183,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--no-report", action="store_true", help="print the summary only, write no report folder")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--dt", type=float, help="TTFS checkpoints: deployed step in units of tau_syn (default 1/16)")
+    v.add_argument("--finetune-qat", type=int, default=0, metavar="N",
+                   help="spike-transform checkpoints: N iterations of quantization-aware fine-tuning after "
+                        "post-training quantization (reports both)")
+    v.add_argument("--qat-lr", type=float, default=1e-3, help="with --finetune-qat: Adam learning rate")
     v.set_defaults(func=_cmd_verify)
 
     e = sub.add_parser("export", help="write the float network as ONNX IR or NIR")

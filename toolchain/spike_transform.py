@@ -461,7 +461,46 @@ def compile_transform(model, x_cal: np.ndarray):
     return ir, fixed, reports
 
 
-def deploy(model, task: SpikeTransformTask, *, lava: bool = True, split: str = "train") -> dict:
+def qat_finetune(net, task: SpikeTransformTask, fixed_ir, iterations: int, lr: float = 1e-3, tau: float = 5.0,
+                 clip: float = 10.0, progress: bool = False) -> tuple:
+    """Quantization-aware fine-tuning of a discretised student: ``net`` (a `models.network.Network`,
+    not modified) gets the scales post-training quantization chose (``fixed_ir``) and is trained
+    ``iterations`` full-batch Adam steps in fixed mode (Lava ``fixed_pt`` arithmetic, straight-through)
+    on the van Rossum distance to the target raster of the training patterns.
+
+    The state with the lowest loss (preferring `match_trains` convergence) is kept, the PTQ start
+    (iteration 0) included, so the result is never worse than PTQ on that criterion. Returns
+    (fine-tuned copy, history rows ``iteration, error, converged, ...``).
+    """
+    from tqdm import tqdm
+
+    from models.losses import van_rossum
+    from toolchain.quantize import apply_scales
+
+    qat = copy.deepcopy(net)
+    apply_scales(qat, fixed_ir)
+    x, target = task.raster(task.x_times).double(), task.raster(task.target_times).double()
+    target_steps = raster_to_times(target)
+    opt = torch.optim.Adam([p for p in qat.parameters() if p.requires_grad], lr=lr)
+    keeper, history = _Keeper(qat), []
+    for it in tqdm(range(iterations + 1), desc="spike-transform (QAT)", disable=not progress):
+        s = qat(x, mode="fixed")[-1].s
+        loss = van_rossum(s, target, tau)
+        match = match_trains(raster_to_times(s.detach()), target_steps)
+        history.append(dict(iteration=it, error=loss.item(), **match))
+        keeper.offer(loss.item(), match["converged"], it)
+        if it == iterations:
+            break
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(qat.parameters(), clip)
+        opt.step()
+    keeper.restore()
+    return qat, history
+
+
+def deploy(model, task: SpikeTransformTask, *, lava: bool = True, split: str = "train", finetune_qat: int = 0,
+           qat_lr: float = 1e-3) -> dict:
     """Run the quantized student on the emulator (float and fixed) and on Lava, and score it.
 
     ``model``: the continuous `ExactNetwork` (discretised here) or a discrete
@@ -472,6 +511,11 @@ def deploy(model, task: SpikeTransformTask, *, lava: bool = True, split: str = "
     target (``vs_target``) and against the trained model's own output
     (``vs_learned``: its continuous times, or its float raster), the learned output
     times (``learned``, ms) and the Lava vs emulator identity count (`identical_states`).
+
+    ``finetune_qat`` > 0: after post-training quantization, `qat_finetune` that many
+    iterations (Adam, ``qat_lr``) from the PTQ scales; ``fixed`` and ``lava`` then run the
+    fine-tuned integers, ``fixed_ptq`` the post-training ones, and ``qat`` summarises the run
+    (van Rossum loss at the PTQ start and at the kept iteration).
     """
     from backends.emulator import run
 
@@ -479,7 +523,23 @@ def deploy(model, task: SpikeTransformTask, *, lava: bool = True, split: str = "
         (task.x_test_times, task.target_test_times)
     x = task.raster(x_times).numpy()
     ir, fixed, reports = compile_transform(model, task.raster(task.x_times).numpy())
-    runs = {"float": run(ir, x, mode="float"), "fixed": run(fixed, x, mode="fixed")}
+    qat = None
+    if finetune_qat:
+        from toolchain import passes
+        from toolchain.lower import lower
+
+        net = discretize(model) if isinstance(model, ExactNetwork) else model
+        tuned, history = qat_finetune(net, task, fixed, int(finetune_qat), lr=qat_lr)
+        best = min(history, key=lambda row: (not row["converged"], row["error"]))
+        qat = dict(iterations=int(finetune_qat), lr=qat_lr, ptq_error=history[0]["error"],
+                   ptq_converged=history[0]["converged"], best_iteration=best["iteration"],
+                   error=best["error"], converged=best["converged"])
+        runs = {"float": run(ir, x, mode="float"), "fixed_ptq": run(fixed, x, mode="fixed")}
+        fixed = lower(tuned, name="spike-transform")
+        passes.validate(fixed, require_fixed=True)
+        runs["fixed"] = run(fixed, x, mode="fixed")
+    else:
+        runs = {"float": run(ir, x, mode="float"), "fixed": run(fixed, x, mode="fixed")}
     if lava:
         from backends.lava.runner import run_lava
 
@@ -492,6 +552,8 @@ def deploy(model, task: SpikeTransformTask, *, lava: bool = True, split: str = "
               for name, r in runs.items()}
     result = dict(ir=ir, fixed_ir=fixed, reports=reports, runs=runs, scores=scores, output_node=out_node,
                   learned=learned, target=np.asarray(target))
+    if qat is not None:
+        result["qat"] = qat
     if lava:
         result["lava_vs_emulator"] = identical_states(runs["lava"], runs["fixed"])
     return result

@@ -60,18 +60,20 @@ def compile_command(args) -> int:
     return 0
 
 
-def verify_report(model, payload: dict, task, *, lava: bool = True) -> dict:
+def verify_report(model, payload: dict, task, *, lava: bool = True, finetune_qat: int = 0,
+                  qat_lr: float = 1e-3) -> dict:
     """`deploy` the student on the training patterns and summarise it (JSON-ready).
 
     Per engine (``float``/``fixed`` emulator, ``lava``): output spike-time errors in steps
     against the target and against the learned output (`spike_time_errors` without the
-    per-spike array); the Lava vs emulator identity count; the output trains
+    per-spike array; with ``finetune_qat``, ``fixed_ptq`` is the post-training network and
+    ``fixed``/``lava`` the fine-tuned one); the Lava vs emulator identity count; the output trains
     (target, learned, deployed = emulator fixed point) for the raster plot.
     """
     from models.spike_train import raster_to_times
     from toolchain.spike_transform import _plain, deploy, score_summary, train_lists
 
-    dep = deploy(model, task, lava=lava)
+    dep = deploy(model, task, lava=lava, finetune_qat=finetune_qat, qat_lr=qat_lr)
     deployed = raster_to_times(dep["runs"]["fixed"][f"{dep['output_node']}/s"])
     rep = dict(method=payload["method"], seed=payload["task"]["seed"], task=payload["task"],
                trained=payload.get("final", {}), patterns=int(task.x_times.shape[0]), T=task.T,
@@ -82,18 +84,26 @@ def verify_report(model, payload: dict, task, *, lava: bool = True) -> dict:
                              for r in dep["reports"]],
                trains=dict(target=train_lists(task.target_times), learned=train_lists(dep["learned"]),
                            deployed=train_lists(deployed)))
+    if "qat" in dep:
+        rep["qat"] = dep["qat"]
     if lava:
         rep["lava_vs_emulator"] = {k: v for k, v in dep["lava_vs_emulator"].items() if k != "keys"}
     return _plain(rep)
 
 
-ENGINE_NAMES = {"float": "emulator float", "fixed": "emulator fixed", "lava": "lava fixed"}
+ENGINE_NAMES = {"float": "emulator float", "fixed_ptq": "emulator PTQ", "fixed": "emulator fixed",
+                "lava": "lava fixed"}
 
 
 def format_report(rep: dict) -> str:
     """Human-readable summary of `verify_report`."""
     lines = [f"spike-transform ({rep['method']}, seed {rep['seed']}): {rep['patterns']} training patterns, "
              f"{rep['T']} steps (1 step = 1 ms); output spike-time errors in steps against ceil(desired time)"]
+    q = rep.get("qat")
+    if q is not None:
+        lines.append(f"  quantization-aware fine-tuning: {q['iterations']} iterations (lr {q['lr']:g}), van Rossum "
+                     f"loss {q['ptq_error']:.4g} after PTQ -> {q['error']:.4g} kept (iteration {q['best_iteration']}, "
+                     f"{'converged' if q['converged'] else 'not converged'}); emulator/lava fixed = fine-tuned")
     for name, s in rep["engines"].items():
         t = s["vs_target"]
         w = t["within_steps"]
@@ -136,7 +146,8 @@ def write_report(rep: dict, out_dir) -> tuple[Path, Path]:
     with atomic_path(js) as tmp:
         tmp.write_text(json.dumps(_finite(rep), indent=1))
     title = (f"spike-transform, {rep['method']} (seed {rep['seed']})\n"
-             "target (black), learned (blue), deployed: emulator fixed point (red)")
+             "target (black), learned (blue), deployed: emulator fixed point"
+             f"{', QAT-fine-tuned' if 'qat' in rep else ''} (red)")
     plot_rasters([(title, rep["trains"])], png, rep["T"])
     return js, png
 
@@ -151,7 +162,12 @@ def verify_command(args) -> int:
                              f"spike-transform model ({', '.join(BACKENDS)})")
     _refuse_dt(args, "verify")
     model, payload, task = load(args.model)
-    rep = verify_report(model, payload, task, lava="lava" in backends)
+    if args.finetune_qat < 0:
+        raise SpikeportError(f"verify: --finetune-qat {args.finetune_qat} must be >= 0")
+    if not args.qat_lr > 0:
+        raise SpikeportError(f"verify: --qat-lr {args.qat_lr} must be > 0")
+    rep = verify_report(model, payload, task, lava="lava" in backends, finetune_qat=args.finetune_qat,
+                        qat_lr=args.qat_lr)
     print(format_report(rep))
     if not args.no_report:
         js, png = write_report(rep, args.report)
