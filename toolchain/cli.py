@@ -6,6 +6,7 @@ stderr, exit code 2, and no output file left behind (all writes are atomic).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
@@ -38,18 +39,26 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _method_command(path, name: str):
+    """``compile_command``/``verify_command`` of the module that owns a checkpoint's format tag
+    (TTFS, spike transform), or None for a SuperSpike checkpoint or any other file."""
+    from pathlib import Path
+
+    from toolchain import spike_transform, ttfs
+    from toolchain.checkpoint import format_of
+
+    owners = {ttfs.CHECKPOINT_FORMAT: "toolchain.ttfs_commands",
+              spike_transform.CHECKPOINT_FORMAT: "toolchain.spike_transform_commands"}
+    if Path(path).suffix != ".pt" or not Path(path).is_file():
+        return None
+    module = owners.get(format_of(path))
+    return getattr(importlib.import_module(module), name) if module else None
+
+
 def _cmd_compile(args) -> int:
-    from toolchain.ttfs_commands import is_ttfs_checkpoint
-    from toolchain.spike_transform_commands import is_spike_transform_checkpoint
-
-    if is_ttfs_checkpoint(args.model):
-        from toolchain.ttfs_commands import compile_command
-
-        return compile_command(args)
-    if is_spike_transform_checkpoint(args.model):
-        from toolchain.spike_transform_commands import compile_command as spike_transform_compile
-
-        return spike_transform_compile(args)
+    command = _method_command(args.model, "compile_command")
+    if command is not None:
+        return command(args)
     if args.dt is not None:
         raise SpikeportError(f"compile: --dt applies to TTFS checkpoints only; {args.model} is not one")
     from toolchain import onnx_io
@@ -105,17 +114,9 @@ def _cmd_simulate(args) -> int:
 
 
 def _cmd_verify(args) -> int:
-    from toolchain.ttfs_commands import is_ttfs_checkpoint
-    from toolchain.spike_transform_commands import is_spike_transform_checkpoint
-
-    if is_ttfs_checkpoint(args.model):
-        from toolchain.ttfs_commands import verify_command
-
-        return verify_command(args)
-    if is_spike_transform_checkpoint(args.model):
-        from toolchain.spike_transform_commands import verify_command as spike_transform_verify
-
-        return spike_transform_verify(args)
+    command = _method_command(args.model, "verify_command")
+    if command is not None:
+        return command(args)
     if args.dt is not None:
         raise SpikeportError(f"verify: --dt applies to TTFS checkpoints only; {args.model} is not one")
     if args.finetune_qat:

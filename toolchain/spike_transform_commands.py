@@ -16,14 +16,6 @@ from models.errors import SpikeportError
 BACKENDS = ("float", "emulator", "lava")
 
 
-def is_spike_transform_checkpoint(path) -> bool:
-    """True when ``path`` is a ``.pt`` file carrying the spike-transform format tag."""
-    from toolchain.checkpoint import format_of
-    from toolchain.spike_transform import CHECKPOINT_FORMAT
-
-    return Path(path).suffix == ".pt" and Path(path).is_file() and format_of(path) == CHECKPOINT_FORMAT
-
-
 def load(path):
     """(model, payload, task) of a spike-transform checkpoint; the task rebuilt from its stored config."""
     from toolchain.spike_transform import load_checkpoint, make_task

@@ -13,14 +13,6 @@ from models.errors import SpikeportError
 DEFAULT_DT = 0.0625
 
 
-def is_ttfs_checkpoint(path) -> bool:
-    """True when ``path`` is a ``.pt`` file carrying the TTFS format tag."""
-    from toolchain.checkpoint import format_of
-    from toolchain.ttfs import CHECKPOINT_FORMAT
-
-    return Path(path).suffix == ".pt" and Path(path).is_file() and format_of(path) == CHECKPOINT_FORMAT
-
-
 def train_command(args) -> int:
     """`spikeport train --method ttfs --task digits|mnist`."""
     from toolchain.ttfs import train_ttfs
