@@ -11,6 +11,7 @@ itself, so the buffer's reference count says whether any is alive (CPython).
 """
 from __future__ import annotations
 
+import math
 import sys
 import threading
 
@@ -25,7 +26,7 @@ _lock = threading.Lock()
 def empty(shape, dtype) -> np.ndarray:
     """An uninitialised array, on pooled memory that no live array uses when there is such memory."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < SMALL_BYTES or nbytes > POOL_BYTES:
         return np.empty(shape, dtype)
     with _lock:  # another thread must not take the buffer before the view holds it
