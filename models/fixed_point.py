@@ -103,7 +103,12 @@ def _where(cond, a, b):
 
 
 def _clip(x, lo, hi):
-    return x.clamp(lo, hi) if _is_torch(x) else np.core.umath.clip(x, lo, hi)  # the ufunc, no wrapper
+    if _is_torch(x):
+        return x.clamp(lo, hi)
+    x = np.asarray(x)
+    if x.size and lo <= x.min() and x.max() <= hi:  # nothing to clip: two reductions beat numpy's clip
+        return x
+    return np.core.umath.clip(x, lo, hi)
 
 
 def wrap_int32(x):
