@@ -55,7 +55,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=10, help="seeds per method (task and student init)")
     p.add_argument("--exact-iterations", type=int, default=1000)
     p.add_argument("--surrogate-iterations", type=int, default=3000)
-    p.add_argument("--exact-lr", type=float, default=1e-2)
+    p.add_argument("--exact-lr", type=float, default=None, help="default: METHOD_DEFAULTS['exact']['lr']")
     p.add_argument("--surrogate-lr", type=float, default=1e-2)
     p.add_argument("--lava-seeds", type=int, default=10, help="deploy on Lava for the first N seeds per method")
     p.add_argument("--workers", type=int, default=2, help="processes (one torch thread each)")
@@ -212,7 +212,8 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfgs = {"exact": dict(iterations=args.exact_iterations, lr=args.exact_lr, stop_error=STOP_ANY),
+    exact_lr = {} if args.exact_lr is None else dict(lr=args.exact_lr)
+    cfgs = {"exact": dict(iterations=args.exact_iterations, stop_error=STOP_ANY, **exact_lr),
             "surrogate": dict(iterations=args.surrogate_iterations, lr=args.surrogate_lr, stop_error=STOP_ANY)}
     jobs = [(m, s, cfgs[m], s < args.lava_seeds, str(out)) for s in range(args.seeds) for m in METHODS]
     start = time.perf_counter()

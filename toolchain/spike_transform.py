@@ -19,7 +19,11 @@ Learning rules (`train_spike_transform`):
 
 * ``exact``: the student itself in continuous time, event-based forward,
   exact spike-time gradients (implicit function theorem) of Banerjee's error
-  functional (`models.spike_train.error_functional`), Adam.
+  functional (`models.spike_train.error_functional`), Adam. Spike-time
+  gradients never create a spike, so two membrane terms handle creation and
+  deletion: `count_error` (output spikes missing / extra, or more than
+  ``reach`` ms from any partner) and `silent_error` (hidden neurons that fell
+  silent on a pattern).
 * ``surrogate``: the same student initialisation discretised to Lava's CUBA
   LIF (`models.network.Network`, 1 step = 1 ms, the discretisation
   `deployed_network` uses), trained with SuperSpike surrogate gradients on
@@ -55,8 +59,8 @@ TASK_DEFAULTS = dict(n_in=24, hidden=16, n_out=2, T=100, patterns=4, test_patter
                      tau_syn=5.0, tau_mem=10.0, refractory=0.5, hop_delay=0.5, hidden_rate=6.0, output_rate=4.0,
                      weight_spread=(0.04, 0.12), min_target_gap=2.0)
 METHOD_DEFAULTS = {
-    "exact": dict(iterations=1000, lr=1e-2, kernel=("dexp", 10.0, 2.5), min_slope=0.02, clip=10.0,
-                  count_weight=1.0, reach=None, stop_error=1e-4),
+    "exact": dict(iterations=1000, lr=3e-3, kernel=("dexp", 10.0, 2.5), min_slope=0.02, clip=10.0,
+                  count_weight=10.0, reach=5.0, silent_weight=10.0, stop_error=1e-4),
     "surrogate": dict(iterations=3000, lr=1e-2, tau=5.0, slope=2.0, clip=10.0, stop_error=1e-4),
 }
 TOLERANCE_MS = 1.0
@@ -263,9 +267,32 @@ def count_error(model: ExactNetwork, layers: list, x_times, target_times,
     return term / out.shape[0]
 
 
+def silent_error(model: ExactNetwork, layers: list, x_times) -> torch.Tensor:
+    """Silent-neuron term (threshold units), mean over patterns: for every hidden neuron that emits
+    no spike on a pattern, ``relu(vth - max_t V(t))`` on the 1-ms grid of ``(0, t_end]`` (raise
+    the membrane at its peak until it fires again). Exact membrane gradients.
+
+    Spike-time gradients can delete a spike (push it past ``t_end``) but never create one, so
+    without this term hidden neurons fall silent one by one and, having no spikes, get no
+    gradient again (the output layer has `count_error` for its missing spikes).
+    """
+    terms = []
+    arrivals = torch.as_tensor(x_times, dtype=torch.float64)
+    grid = torch.arange(1.0, model.t_end + 1.0, dtype=torch.float64)
+    for layer, own in enumerate(layers[:-1]):
+        arrivals = arrivals + model.delay(layer)
+        silent = ~torch.isfinite(own).any(-1)  # (P, n)
+        if silent.any():
+            v = membrane(grid, arrivals, model.weights[layer], own, model.neuron)
+            terms.append(torch.relu(model.neuron.vth - v.max(-1).values)[silent].sum())
+        arrivals = own
+    return sum(terms, torch.zeros((), dtype=torch.float64)) / layers[-1].shape[0]
+
+
 def train_exact(model: ExactNetwork, task: SpikeTransformTask, cfg: dict, progress: bool = False) -> list:
-    """Adam on Banerjee's error plus ``count_weight`` x `count_error`; exact gradients. Keeps the
-    best state (see `_Keeper`); returns one history row per iteration."""
+    """Adam on Banerjee's error plus ``count_weight`` x `count_error` plus ``silent_weight`` x
+    `silent_error`; exact gradients. Keeps the best state (see `_Keeper`); returns one history row
+    per iteration."""
     kernel = make_kernel(cfg["kernel"])
     opt, sched = _optimizer(model.parameters(), cfg)
     keeper = _Keeper(model)
@@ -273,13 +300,15 @@ def train_exact(model: ExactNetwork, task: SpikeTransformTask, cfg: dict, progre
     for it in _iterations(cfg, "exact", progress):
         error, layers = exact_error(model, task.x_times, task.target_times, kernel, cfg["min_slope"])
         count = count_error(model, layers, task.x_times, task.target_times, cfg.get("reach"))
+        silent = silent_error(model, layers, task.x_times) if cfg.get("silent_weight") else torch.zeros(())
         match = match_trains(layers[-1], task.target_times)
-        history.append(dict(iteration=it, error=error.item(), count_term=count.item(), **match))
+        history.append(dict(iteration=it, error=error.item(), count_term=count.item(),
+                            silent_term=silent.item(), **match))
         keeper.offer(error.item(), match["converged"], it)
         if match["converged"] and error.item() < cfg["stop_error"]:
             break
         opt.zero_grad()
-        (error + cfg["count_weight"] * count).backward()
+        (error + cfg["count_weight"] * count + cfg.get("silent_weight", 0.0) * silent).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
         opt.step()
         sched.step()
