@@ -43,6 +43,7 @@ Lava; output spikes are scored in steps against ``ceil(t̂)``.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -678,14 +679,16 @@ def load_checkpoint(path) -> tuple[torch.nn.Module, dict]:
     return model, payload
 
 
-def _plain(d: dict) -> dict:
-    """Tuples -> lists, numpy scalars -> Python (for torch's weights_only loader and JSON)."""
+def _plain(d: dict, nan_to_none: bool = False) -> dict:
+    """Tuples -> lists, numpy scalars -> Python (for torch's weights_only loader and JSON);
+    with ``nan_to_none`` NaN/inf -> None, so the result is strict JSON."""
     def conv(v):
         if isinstance(v, dict):
             return {k: conv(x) for k, x in v.items()}
         if isinstance(v, (list, tuple)):
             return [conv(x) for x in v]
-        return v.item() if isinstance(v, np.generic) else v
+        v = v.item() if isinstance(v, np.generic) else v
+        return None if nan_to_none and isinstance(v, float) and not math.isfinite(v) else v
     return conv(d)
 
 

@@ -114,15 +114,6 @@ def format_report(rep: dict) -> str:
     return "\n".join(lines)
 
 
-def _finite(v):
-    """NaN / inf -> None so deploy.json is strict JSON (a mean over no matched spike is NaN)."""
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_finite(x) for x in v]
-    return None if isinstance(v, float) and not math.isfinite(v) else v
-
-
 def _f(x: float, fmt: str = ".3f") -> str:
     return format(x, fmt) if math.isfinite(x) else "n/a"
 
@@ -130,13 +121,13 @@ def _f(x: float, fmt: str = ".3f") -> str:
 def write_report(rep: dict, out_dir) -> tuple[Path, Path]:
     """``deploy.json`` and ``rasters.png`` (target vs learned vs deployed) into ``out_dir`` (atomic)."""
     from toolchain.files import atomic_path
-    from toolchain.spike_transform import plot_rasters
+    from toolchain.spike_transform import _plain, plot_rasters
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     js, png = out_dir / "deploy.json", out_dir / "rasters.png"
     with atomic_path(js) as tmp:
-        tmp.write_text(json.dumps(_finite(rep), indent=1))
+        tmp.write_text(json.dumps(_plain(rep, nan_to_none=True), indent=1))
     title = (f"spike-transform, {rep['method']} (seed {rep['seed']})\n"
              "target (black), learned (blue), deployed: emulator fixed point"
              f"{', QAT-fine-tuned' if 'qat' in rep else ''} (red)")
