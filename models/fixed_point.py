@@ -27,6 +27,7 @@ from __future__ import annotations
 import enum
 import math
 import sys
+from typing import NamedTuple
 
 import numpy as np
 
@@ -130,12 +131,13 @@ def voltage_factor(dv):
     return DECAY_UNITY - dv
 
 
-def decay(x, factor):
+def decay(x, factor, out=None):
     """``rtz(x * factor / 4096)``: Lava's decay, rounding toward zero in magnitude.
 
     Computed as one product with ``factor / 4096``: both factors and the result
     are exactly representable in float64 (|x| < 2**30, factor < 2**13), so the
-    product is exact and equals ``x * factor / 4096``.
+    product is exact and equals ``x * factor / 4096``. ``out``: a numpy array
+    to hold the result (may be ``x`` itself).
     """
     if _is_torch(x):
         if not x.requires_grad:  # one fused kernel for the hot loop
@@ -143,7 +145,7 @@ def decay(x, factor):
 
             return torch.div(x * factor, DECAY_UNITY, rounding_mode="trunc")
         return trunc(x * (factor / DECAY_UNITY))
-    product = np.multiply(x, factor / DECAY_UNITY)
+    product = np.multiply(x, factor / DECAY_UNITY, out=out)
     return np.trunc(product, out=product)
 
 
@@ -156,19 +158,20 @@ def _accumulate(fresh, *terms):
     return fresh
 
 
-def scaled_input(a_in, out=None):
+def scaled_input(a_in, out=None, *, may_wrap: bool = True):
     """``a_in << 6`` computed in int32, so it wraps exactly as Lava's does.
 
-    ``out``: a numpy array to hold the product (may be ``a_in`` itself).
+    ``out``: a numpy array to hold the product (may be ``a_in`` itself);
+    ``may_wrap=False`` when the caller has proven ``|a_in << 6| <= 2**31 - 1``.
     """
-    if out is not None:
-        return wrap_int32(np.multiply(a_in, float(1 << ACT_SHIFT), out=out))
-    return wrap_int32(a_in * (1 << ACT_SHIFT))
+    scaled = a_in * (1 << ACT_SHIFT) if out is None else np.multiply(a_in, float(1 << ACT_SHIFT), out=out)
+    return wrap_int32(scaled) if may_wrap else scaled
 
 
 def max_abs(x) -> float:
-    """``max |x|`` as a Python float (0 for an empty array); for torch one pass with
-    no temporary (``aminmax``), which matters on the (B, T, N) trains."""
+    """``max |x|`` as a Python float (0 for an empty array), in passes that make no
+    temporary the size of ``x`` (torch: ``aminmax``; numpy: max and min), which
+    matters on the (B, T, N) trains and on the emulator's blocks."""
     if _is_torch(x):
         x = x.detach()
         if x.numel() == 0:
@@ -178,7 +181,11 @@ def max_abs(x) -> float:
         lo, hi = x.aminmax()
         return max(-float(lo), float(hi))
     x = np.asarray(x)
-    return float(np.abs(x).max()) if x.size else 0.0
+    if not x.size:
+        return 0.0
+    if x.dtype.kind in "bu":
+        return float(x.max())
+    return max(float(x.max()), -float(x.min()))
 
 
 def _fits(x, lo, hi) -> bool:
@@ -213,68 +220,104 @@ def effective_threshold(vth):
     return vth * float(1 << VTH_SHIFT)
 
 
-def lif_fixed_subthreshold(u, v, a_in, du, dv, bias):
+def lif_fixed_subthreshold(u, v, a_in, du, dv, bias, out=None):
     """One fixed-point step before the spike test: returns the new (u, v).
 
     ``bias`` is the effective bias (see `effective_bias`); v is pre-reset.
     Both sums are int32 in Lava and wrap before the 24-bit correction of u
     and the saturation of v; this matters once |u| exceeds 2**24 (inputs
-    whose ``a_in << 6`` reaches 2**31).
+    whose ``a_in << 6`` reaches 2**31). ``out``: see `lif_fixed_update`.
     """
-    return lif_fixed_update(u, v, scaled_input(a_in), current_factor(du), voltage_factor(dv), bias)
+    return lif_fixed_update(u, v, scaled_input(a_in), current_factor(du), voltage_factor(dv), bias, out=out)
 
 
-def lif_fixed_update(u, v, a_scaled, cur_factor, volt_factor, bias, *, wraps: str = "all"):
+class Wraps(NamedTuple):
+    """Which of Lava's overflow rules a stretch of LIF steps can need (`lif_scan_wraps`)."""
+
+    int32: bool  # the int32 wrap of the current sum and of the voltage sum
+    u: bool  # the single +-2**24 correction of u
+    saturate: bool  # the saturation of v at +-(2**23 - 1)
+
+
+ALL_WRAPS = Wraps(int32=True, u=True, saturate=True)
+
+
+def lif_fixed_update(u, v, a_scaled, cur_factor, volt_factor, bias, *, wraps: Wraps = ALL_WRAPS, out=None):
     """`lif_fixed_subthreshold` from the already scaled input ``a_in << 6`` and the
     integer decay numerators (``current_factor(du)``, ``voltage_factor(dv)``).
 
-    ``wraps`` (from `lif_scan_wraps`, which proves it from bounds): ``"all"``
-    applies every wrap (each checked first); ``"u"`` skips the two int32 wraps,
-    which cannot happen; ``"none"`` also skips the 2**24 correction of u, because
-    u cannot leave (-2**23, 2**23). Skipping a rule that cannot fire changes nothing.
+    ``wraps`` (from `lif_scan_wraps`, which proves it from bounds) names the
+    overflow rules to apply (each is still checked first); skipping one that
+    cannot fire changes nothing. ``out``: numpy arrays ``(u_out, v_out)`` that
+    receive the new state (they may be ``u`` and ``v`` themselves).
     """
-    x = _accumulate(decay(u, cur_factor), a_scaled)
-    if wraps != "none":
-        u = wrap_u(wrap_int32(x) if wraps == "all" else x)
-    else:
-        u = x
-    y = _accumulate(decay(v, volt_factor), u, bias)
-    return u, saturate_v(wrap_int32(y) if wraps == "all" else y)
+    u_out, v_out = (None, None) if out is None else out
+    x = _accumulate(decay(u, cur_factor, out=u_out), a_scaled)
+    if wraps.int32:
+        x = wrap_int32(x)
+    u = _into(wrap_u(x) if wraps.u else x, u_out)
+    y = _accumulate(decay(v, volt_factor, out=v_out), u, bias)
+    if wraps.int32:
+        y = wrap_int32(y)
+    return u, _into(saturate_v(y) if wraps.saturate else y, v_out)
+
+
+def _into(x, out):
+    """``x``, copied into ``out`` when one is given and ``x`` is a different array."""
+    if out is None or x is out:
+        return x
+    np.copyto(out, x)
+    return out
 
 
 def lif_scan_wraps(max_abs_u0: float, max_abs_v0: float, max_abs_scaled_input: float,
-                   max_abs_bias: float, cur_factor: float, volt_factor: float, steps: int) -> str:
-    """Which wraps of `lif_fixed_update` a scan of ``steps`` steps can need, given bounds
+                   max_abs_bias: float, cur_factor: float, volt_factor: float, steps: int) -> Wraps:
+    """Which rules of `lif_fixed_update` a scan of ``steps`` steps can need, given bounds
     on the initial state, on ``|a_in << 6|`` over all steps (A), on the effective bias
-    and the decay numerators: ``"none"``, ``"u"`` (only the 2**24 correction of u) or
-    ``"all"`` (always the answer for a decay factor beyond +-4096, which grows states).
+    and the decay numerators (every rule, for a decay factor beyond +-4096, which
+    grows states).
 
-    * ``"none"``: without corrections ``|u_t| <= |u0| + A * min(t, 1 / (1 - f))``
-      (``f = |cur_factor| / 4096 <= 1``; the decay only shrinks magnitudes); if that
-      stays below 2**23, u never needs the correction.
-    * ``"u"``: with ``|u| <= 2**23`` and ``A <= 2**24`` the current sum stays within
-      ``3 * 2**23`` and the single correction brings it back to ``|u| <= 2**23``.
-    * In both, v is saturated, reset or initial, so the voltage sum stays within
-      ``max(|v0|, 2**23 - 1) + 2**23 + |bias|``, which must fit int32.
+    Decays only shrink magnitudes (``f = |factor| / 4096 <= 1``) and a reset sets
+    v to 0, so from ``|x_t| <= f |x_{t-1}| + c``: ``|x_t| <= |x_0| + c * min(t, 1 / (1 - f))``.
+
+    * u without corrections: ``|u_t| <= |u0| + A * reach(f_u)``; below 2**23 no
+      correction fires. Otherwise, with ``|u0| <= 2**23`` and ``A <= 2**24``, the
+      current sum stays within ``3 * 2**23`` and the single correction brings it
+      back to ``|u| <= 2**23``: neither int32 sum wraps.
+    * v: with U bounding |u|, ``|v_t| <= |v0| + (U + |bias|) * reach(f_v)``; if that
+      is at most 2**23 - 1, v never saturates. Either way the voltage sum stays within
+      ``max(|v0|, 2**23 - 1) + U + |bias|``, which must fit int32.
     """
     if abs(cur_factor) > DECAY_UNITY or abs(volt_factor) > DECAY_UNITY:
-        return "all"
-    if max(max_abs_v0, V_SAT) + U_MAX + max_abs_bias > INT32_MAX:
-        return "all"
-    f = abs(cur_factor) / DECAY_UNITY
-    reach = steps if f == 1 else min(steps, 1.0 / (1.0 - f))
-    if max_abs_u0 + max_abs_scaled_input * reach < U_MAX:
-        return "none"
-    if max_abs_u0 > U_MAX or max_abs_scaled_input > 2 * U_MAX:
-        return "all"
-    return "u"
+        return ALL_WRAPS
+    u_free = max_abs_u0 + max_abs_scaled_input * _reach(cur_factor, steps)
+    u_correct = u_free >= U_MAX
+    if u_correct and (max_abs_u0 > U_MAX or max_abs_scaled_input > 2 * U_MAX):
+        return ALL_WRAPS
+    u_bound = U_MAX if u_correct else u_free
+    if max(max_abs_v0, V_SAT) + u_bound + max_abs_bias > INT32_MAX:
+        return ALL_WRAPS
+    v_free = max_abs_v0 + (u_bound + max_abs_bias) * _reach(volt_factor, steps)
+    return Wraps(int32=False, u=u_correct, saturate=v_free > V_SAT)
 
 
-def lif_float_subthreshold(u, v, a_in, du, dv, bias):
-    """One ``floating_pt`` step before the spike test (bias_exp ignored, no shifts)."""
-    u = u * (1 - du) + a_in
-    v = v * (1 - dv) + u + bias
-    return u, v
+def _reach(factor: float, steps: int) -> float:
+    """``min(steps, 1 / (1 - f))``, f = |factor| / 4096: how many inputs a decaying sum can pile up."""
+    f = abs(factor) / DECAY_UNITY
+    return steps if f == 1 else min(steps, 1.0 / (1.0 - f))
+
+
+def lif_float_subthreshold(u, v, a_in, du, dv, bias, out=None):
+    """One ``floating_pt`` step before the spike test (bias_exp ignored, no shifts).
+
+    ``out``: numpy arrays ``(u_out, v_out)`` that receive the new state.
+    """
+    if out is None:
+        u = u * (1 - du) + a_in
+        v = v * (1 - dv) + u + bias
+        return u, v
+    u = _accumulate(np.multiply(u, 1 - du, out=out[0]), a_in)
+    return u, _accumulate(np.multiply(v, 1 - dv, out=out[1]), u, bias)
 
 
 def reset_interval_hits(step: int, interval: int, offset: int) -> bool:
@@ -325,14 +368,22 @@ def lava_weights(weights, num_weight_bits: int = 8, sign_mode: SignMode | None =
     return floor(w / step) * step
 
 
-def shift_by_weight_exp(acc, weight_exp: int):
+def shift_by_weight_exp(acc, weight_exp: int, *, out=None, may_wrap: bool = True):
     """``acc << weight_exp`` or ``acc >> -weight_exp`` (flooring) in int32.
 
-    ``acc`` holds exact integers, so a left shift needs no rounding.
+    ``acc`` holds exact integers, so a left shift needs no rounding. ``out``: a
+    float64 numpy array to hold the result; ``may_wrap=False`` when the caller
+    has proven ``|result| <= 2**31 - 1`` (the int32 wrap is then skipped).
     """
-    if weight_exp >= 0:
-        return wrap_int32(acc * float(1 << weight_exp) if weight_exp else acc)
-    return wrap_int32(floor(acc * 2.0 ** weight_exp))
+    if out is not None:
+        shifted = np.multiply(acc, 2.0 ** weight_exp, out=out)
+        if weight_exp < 0:
+            np.floor(shifted, out=shifted)
+    elif weight_exp >= 0:
+        shifted = acc * float(1 << weight_exp) if weight_exp else acc
+    else:
+        shifted = floor(acc * 2.0 ** weight_exp)
+    return _into(wrap_int32(shifted), out) if may_wrap else shifted
 
 
 def exact_matmul_bound(max_abs_weight: float, fan_in: int, max_abs_input: float) -> bool:

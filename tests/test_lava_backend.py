@@ -148,7 +148,7 @@ def test_chain_input_sent_at_step_t_reaches_layer1_at_t_plus_1_and_layer2_at_t_p
     x = impulses(7, 1, 1, 4)  # (T, N): the result is still (B=1, T, n)
     out = run_lava(chain_ir(), x, record=["l1", "out"])
     assert sorted(out) == ["l1/s", "l1/u", "l1/v", "out/s", "out/u", "out/v"]
-    assert out["l1/u"].shape == (1, 7, 1) and out["l1/s"].dtype == np.int8 and out["l1/v"].dtype == np.int64
+    assert out["l1/u"].shape == (1, 7, 1) and out["l1/s"].dtype == np.int8 and out["l1/v"].dtype == np.int32
     # 200 << 6 = 12800 > vth << 6 = 640: a spike in the step the input arrives, then v = 0 (post-reset)
     np.testing.assert_array_equal(out["l1/u"][0, :, 0], [0, 12800, 0, 0, 12800, 0, 0])
     np.testing.assert_array_equal(out["l1/s"][0, :, 0], [0, 1, 0, 0, 1, 0, 0])

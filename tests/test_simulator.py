@@ -1,4 +1,6 @@
 """The reference simulator: time convention, LIF equations, gradients, checkpoints."""
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -144,8 +146,9 @@ def test_fixed_scan_skips_only_wraps_that_cannot_fire(du, monkeypatch):
     monkeypatch.setattr(fx, "lif_scan_wraps", lambda *args: chosen.append(real(*args)) or chosen[-1])
     g = torch.Generator().manual_seed(du + 1)
     B, T, N, dv, vth = 2, 30, 5, 300, 2000
-    bias = torch.tensor([0.0, 4095 * 128, -4096 * 128, 17.0, -3.0], dtype=D)
-    for amp in (100.0, 2.0e4, 1.3e5, 2.6e5, 4e6, 4e7):
+    saturating = torch.tensor([0.0, 4095 * 128, -4096 * 128, 17.0, -3.0], dtype=D)
+    small = torch.tensor([0.0, 100.0, -50.0, 17.0, -3.0], dtype=D)
+    for amp, bias in itertools.product((100.0, 2.0e4, 1.3e5, 2.6e5, 4e6, 4e7), (saturating, small)):
         a = torch.round((torch.rand(B, T, N, generator=g, dtype=D) * 2 - 1) * amp)
         trace = lif_scan(
             a, alpha=torch.tensor(fx.current_factor(du) / 4096, dtype=D),
@@ -159,7 +162,9 @@ def test_fixed_scan_skips_only_wraps_that_cannot_fire(du, monkeypatch):
             s = v > fx.effective_threshold(vth)
             assert np.array_equal(trace.s[:, t].numpy(), s), (amp, t)
             v = np.where(s, 0.0, v)
-    assert {"none", "u", "all"} <= set(chosen)
+    nothing = fx.Wraps(int32=False, u=False, saturate=False)
+    assert {nothing, nothing._replace(saturate=True), nothing._replace(u=True, saturate=True),
+            fx.ALL_WRAPS} <= set(chosen), set(chosen)
 
 
 def test_fixed_mode_gradients_flow_straight_through_rounding():

@@ -277,7 +277,7 @@ def _torch_outputs(model: Network, x: np.ndarray, mode: str) -> dict:
     out = {}
     for i, trace in enumerate(traces):
         s, v, u = (t.numpy() for t in (trace.s, trace.v_post, trace.u))
-        as_state = (lambda a: a.astype(np.int64)) if mode == "fixed" else (lambda a: a)
+        as_state = (lambda a: a.astype(np.int32)) if mode == "fixed" else (lambda a: a)  # as the backends
         out.update({f"layers.{i}/s": s.astype(np.int8), f"layers.{i}/v": as_state(v),
                     f"layers.{i}/u": as_state(u)})
     return out

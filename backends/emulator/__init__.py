@@ -1,11 +1,12 @@
 """The emulator backend: Lava's LIF networks on numpy, batched, bit-exact.
 
 ``run(ir, x, record=None, *, mode="fixed")`` executes an IR for a batch of
-inputs and returns ``{"<node>/s|v|u": (B, T, n)}``. ``mode="fixed"`` is Lava
+inputs and returns ``{"<node>/s|v|u": (B, T, n)}``; ``compile(ir, mode)``
+prepares it once for many runs (``program.run(x, record)``). ``mode="fixed"`` is Lava
 ``fixed_pt`` bit for bit, ``mode="float"`` is Lava ``floating_pt`` (float64).
 See `backends.emulator.engine` for the time convention and how it runs, and
 `backends.emulator.arith` for the two arithmetic variants.
 """
-from backends.emulator.engine import run
+from backends.emulator.engine import Program, compile, run
 
-__all__ = ["run"]
+__all__ = ["Program", "compile", "run"]

@@ -6,11 +6,12 @@ One scheduler (`backends.emulator.engine`) drives both. A variant says
   products are exact (`matmul_dtype`) and how the summed products become the
   synapse's output (`synapse_output`);
 * a neuron population's constants (`neuron_params`) and its sub-threshold
-  step (`subthreshold`: ``fx.lif_fixed_subthreshold`` or
+  step (`step_rule`: ``fx.lif_fixed_subthreshold`` or
   ``fx.lif_float_subthreshold``), also as a plan for a block of steps whose
   input is known in advance (`plan_block`: fixed mode scales the whole
   block's input at once and keeps only the wraps that its bounds say can
-  fire). The spike test and reset are shared (`spike_and_reset`).
+  fire). The spike test and reset are shared (`spike_and_reset`; `finite_state`
+  says whether the branch-free reset is exact).
 
 Every rule is a function of `models.fixed_point`, the one definition of
 Lava's integer arithmetic. Fixed-mode values are float64 arrays holding exact
@@ -20,7 +21,7 @@ IR's float units. Time: steps t = 1..T.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
@@ -42,16 +43,31 @@ class NeuronParams:
     u0: np.ndarray  # (n,) initial current
     v0: np.ndarray  # (n,) initial voltage
     reset: Optional[tuple[int, int]]  # LIFReset (interval, offset), else None
+    max_abs_bias: float = field(init=False)
+
+    def __post_init__(self):
+        self.max_abs_bias = fx.max_abs(self.bias)
 
     def resets_at(self, step: int) -> bool:
         """LIFReset: whether u and v are zeroed at the start of 1-based ``step``."""
         return self.reset is not None and fx.reset_interval_hits(step, *self.reset)
 
 
-def spike_and_reset(v: np.ndarray, theta: float, s_out: np.ndarray) -> None:
-    """``s = v > theta`` (strict) into ``s_out``, then ``v = 0`` where it spiked (in place)."""
+def spike_and_reset(v: np.ndarray, theta: float, s_out: np.ndarray, keep: Optional[np.ndarray] = None) -> None:
+    """``s = v > theta`` (strict) into ``s_out``, then ``v = 0`` where it spiked (in place).
+
+    ``keep``: a float64 scratch array shaped like v. With it the reset is
+    ``v *= (v <= theta)``, which has no branch (numpy's putmask mispredicts one
+    per element at the spike rates of a hidden layer and costs several times
+    more); exact for finite v, the fixed-point state. Without it, ``putmask``,
+    exact for any v (a float state that overflowed to inf).
+    """
     np.greater(v, theta, out=s_out)
-    np.putmask(v, s_out, 0.0)
+    if keep is None:
+        np.putmask(v, s_out, 0.0)
+    else:
+        np.less_equal(v, theta, out=keep)
+        np.multiply(v, keep, out=v)
 
 
 def lava_var(values, dtype) -> np.ndarray:
@@ -72,9 +88,9 @@ def _reset_of(op: irm.LIF) -> Optional[tuple[int, int]]:
 class FixedArith:
     """Lava ``fixed_pt`` (``PyLifModelBitAcc``, ``PyDenseModelBitAcc``), bit for bit."""
 
-    state_dtype = np.int64
+    state_dtype = np.int32  # recorded u, v: the dtype of Lava's fixed_pt Vars (24-bit values)
     integer_inputs = True  # graded input values must be int32 integers
-    subthreshold: Callable = staticmethod(fx.lif_fixed_subthreshold)
+    finite_state = True  # u, v are bounded integers
 
     @staticmethod
     def weights(op: irm.Dense) -> np.ndarray:
@@ -99,15 +115,17 @@ class FixedArith:
         return np.int64
 
     @staticmethod
-    def synapse_output(acc: np.ndarray, weight_exp: int, int32_accumulator: bool) -> np.ndarray:
-        """``fx.shift_by_weight_exp`` of the exact summed products ``acc``.
+    def synapse_output(acc: np.ndarray, weight_exp: int, int32_accumulator: bool, out: np.ndarray,
+                       may_wrap: bool = True) -> np.ndarray:
+        """``out`` = `fx.shift_by_weight_exp` of the exact summed products ``acc``.
 
         ``int32_accumulator``: Lava sums in int32 before shifting (a graded
-        Dense/Sparse ``W.dot(s)``), so the sum wraps first.
+        Dense/Sparse ``W.dot(s)``), so the sum wraps first. ``may_wrap=False``:
+        the caller proved from the weights that no int32 wrap can fire.
         """
-        if int32_accumulator:
+        if int32_accumulator and may_wrap:
             acc = fx.wrap_int32(acc)
-        return fx.shift_by_weight_exp(acc.astype(np.float64, copy=False), weight_exp)
+        return fx.shift_by_weight_exp(acc, weight_exp, out=out, may_wrap=may_wrap)
 
     @staticmethod
     def plan_block(p: NeuronParams, u: np.ndarray, v: np.ndarray, a: Optional[np.ndarray], out: np.ndarray):
@@ -118,11 +136,19 @@ class FixedArith:
         can fire over the block (skipping one that cannot fire changes nothing).
         """
         cur, volt = fx.current_factor(p.du), fx.voltage_factor(p.dv)
-        scaled = None if a is None else fx.scaled_input(a, out=out)
-        wraps = fx.lif_scan_wraps(fx.max_abs(u), fx.max_abs(v), 0.0 if a is None else fx.max_abs(scaled),
-                                  fx.max_abs(p.bias), cur, volt, len(out))
+        bound = 0.0 if a is None else fx.max_abs(a) * (1 << fx.ACT_SHIFT)  # exact unless it wraps
+        scaled = None if a is None else fx.scaled_input(a, out=out, may_wrap=bound > fx.INT32_MAX)
+        if bound > fx.INT32_MAX:
+            bound = fx.max_abs(scaled)
+        wraps = fx.lif_scan_wraps(fx.max_abs(u), fx.max_abs(v), bound, p.max_abs_bias, cur, volt, len(out))
         return scaled, functools.partial(fx.lif_fixed_update, cur_factor=cur, volt_factor=volt, bias=p.bias,
                                          wraps=wraps)
+
+    @staticmethod
+    def step_rule(p: NeuronParams) -> Callable:
+        """The full sub-threshold step ``rule(u, v, a_in, out=(u_out, v_out))`` for an input
+        known only one step ahead (in a recurrent loop): every rule checked every step."""
+        return functools.partial(fx.lif_fixed_subthreshold, du=p.du, dv=p.dv, bias=p.bias)
 
     @staticmethod
     def neuron_params(op: irm.LIF) -> NeuronParams:
@@ -139,7 +165,7 @@ class FloatArith:
 
     state_dtype = np.float64
     integer_inputs = False
-    subthreshold: Callable = staticmethod(fx.lif_float_subthreshold)
+    finite_state = False  # a float state can overflow to inf
 
     @staticmethod
     def weights(op: irm.Dense) -> np.ndarray:
@@ -154,13 +180,20 @@ class FloatArith:
         return np.float64
 
     @staticmethod
-    def synapse_output(acc: np.ndarray, weight_exp: int, int32_accumulator: bool) -> np.ndarray:
-        return acc
+    def synapse_output(acc: np.ndarray, weight_exp: int, int32_accumulator: bool, out: np.ndarray,
+                       may_wrap: bool = True) -> np.ndarray:
+        np.copyto(out, acc)
+        return out
 
     @staticmethod
     def plan_block(p: NeuronParams, u: np.ndarray, v: np.ndarray, a: Optional[np.ndarray], out: np.ndarray):
         """(input per step, step rule) for a block: the input as it is, `fx.lif_float_subthreshold`."""
-        return a, functools.partial(fx.lif_float_subthreshold, du=p.du, dv=p.dv, bias=p.bias)
+        return a, FloatArith.step_rule(p)
+
+    @staticmethod
+    def step_rule(p: NeuronParams) -> Callable:
+        """``rule(u, v, a_in, out=(u_out, v_out))``: `fx.lif_float_subthreshold`."""
+        return functools.partial(fx.lif_float_subthreshold, du=p.du, dv=p.dv, bias=p.bias)
 
     @staticmethod
     def neuron_params(op: irm.LIF) -> NeuronParams:

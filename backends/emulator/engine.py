@@ -7,10 +7,12 @@ input of step 1 is 0 while bias and initial u, v act from step 1. Several
 synapses into one population are summed. Recorded v is post-reset (what a
 Lava Monitor reports).
 
-How it runs: time is cut into blocks of k steps, as many as fit a small
-working-memory budget (``BLOCK_BYTES``: temporaries stay in cache and are
-reused, which matters more than the number of numpy calls). The graph's
-strongly connected components are visited in topological order once per block:
+How it runs: `compile` turns the IR into a `Program` once (Lava's weights
+split by delay, neuron constants, the schedule). A run cuts time into blocks
+of k steps, as many as fit a small working-memory budget (``BLOCK_BYTES``:
+temporaries stay in cache and are reused, which matters more than the number
+of numpy calls). The graph's strongly connected components are visited in
+topological order once per block:
 
 * an acyclic synapse turns its source's block, shifted in time by 1 + d,
   into outputs with one matrix product per delay (exact: float32 while
@@ -35,7 +37,7 @@ import numpy as np
 
 from backends.emulator import arith as ar
 from backends.emulator import memory
-from backends.emulator.nodes import Neuron, Source, Synapse
+from backends.emulator.nodes import Neuron, Source, Synapse, SynapseSpec
 from backends.recording import resolve_record
 from models.errors import SpikeportError
 from toolchain import ir as irm
@@ -47,7 +49,7 @@ LONG_RUN = 50_000_000  # neuron-steps (B * T * neurons) from which a progress ba
 
 def run(ir: irm.IR, x, record: Optional[Sequence[str]] = None, *, mode: str = "fixed",
         progress: Optional[bool] = None) -> dict:
-    """Run ``ir`` on inputs ``x`` and return the recorded traces.
+    """Run ``ir`` on inputs ``x`` and return the recorded traces: ``compile(ir, mode).run(x, ...)``.
 
     ``x``: ``(B, T, N)`` or ``(T, N)``, N = the Input nodes' channels (in node
     order). A binary Input (``num_message_bits == 0``) sends one spike for
@@ -64,36 +66,131 @@ def run(ir: irm.IR, x, record: Optional[Sequence[str]] = None, *, mode: str = "f
     for its population, under its own name), or ``"<node>/s"`` etc. for one
     array only; None records every neuron node.
 
-    Returns ``{"<node>/s": int8, "<node>/v", "<node>/u": int64 (fixed) or
-    float64 (float)}``, each ``(B, T, n)``.
+    Returns ``{"<node>/s": int8, "<node>/v", "<node>/u": int32 (fixed: the
+    dtype of Lava's ``fixed_pt`` u and v) or float64 (float)}``, each ``(B, T, n)``.
 
     ``progress``: show a tqdm bar (default: only for long runs on a terminal).
     """
+    return compile(ir, mode).run(x, record, progress=progress)
+
+
+def compile(ir: irm.IR, mode: str = "fixed") -> "Program":  # shadows the builtin here, as Lava names it
+    """Prepare ``ir`` for repeated runs: Lava's weights and neuron constants, the schedule.
+
+    The program is a snapshot: change the IR, compile again.
+    """
     arithmetic = _arithmetic(ir, mode)
     passes.infer_shapes(ir)
-    x = _check_input(ir, x)
-    batch, steps = x.shape[:2]
-    targets = resolve_record(ir, record)
-    by_node = {}
-    for node, field in dict.fromkeys(targets.values()):
-        dtype = np.int8 if field == "s" else arithmetic.state_dtype
-        by_node.setdefault(node, {})[field] = memory.empty((batch, steps, ir.op(node).n), dtype)
-    block = _block_steps(ir, batch, steps)
-    nodes = _build(ir, arithmetic, x, batch, block, by_node)
-    components = _components(ir)
-    with _progress_bar(progress, ir, batch, steps, mode) as bar, _blas_threads(ir, batch * block):
-        for t0 in range(1, steps + 1, block):
-            k = min(block, steps + 1 - t0)
-            for members in components:
-                _run_component(ir, members, nodes, t0, k)
-            bar.update(k)
-    filled = set()  # an array recorded under two names (a node and its Output) is handed out twice
-    out = {}
-    for key, (node, field) in targets.items():
-        array = by_node[node][field]
-        out[key] = array.copy() if (node, field) in filled else array
-        filled.add((node, field))
-    return out
+    return Program(ir, mode, arithmetic)
+
+
+class Program:
+    """An IR compiled for the emulator: everything a run needs that does not depend on its inputs.
+
+    ``run(x, record=None, progress=None)`` is `run` without the preparation.
+    """
+
+    def __init__(self, ir: irm.IR, mode: str, arithmetic):
+        self.ir, self.mode, self.arith = ir, mode, arithmetic
+        self.input_ops = list(ir.nodes(irm.Input))
+        self.neurons = {name: arithmetic.neuron_params(op) for name, op in ir.nodes(*irm.NEURONS)}
+        self.synapses = {name: SynapseSpec(name, op, arithmetic) for name, op in ir.nodes(*irm.SYNAPSES)}
+        self.inputs = {name: list(ir.inputs(name)) for name in ir.graph}
+        self.feeds = {name: bool(ir.outputs(name)) for name in ir.graph}
+        self.components = _components(ir)
+        self.step_bytes = step_bytes(ir, 1)  # per sample
+        self.macs = sum(op.size for _, op in ir.nodes(*irm.SYNAPSES))  # per sample and step
+        self.neuron_count = sum(op.n for _, op in ir.nodes(*irm.NEURONS))
+
+    def run(self, x, record: Optional[Sequence[str]] = None, *, progress: Optional[bool] = None) -> dict:
+        """Run on inputs ``x`` and return the recorded traces (see `run`)."""
+        x = _check_input(self.input_ops, x)
+        batch, steps = x.shape[:2]
+        targets = resolve_record(self.ir, record)
+        by_node = {}
+        for node, field in dict.fromkeys(targets.values()):
+            dtype = np.int8 if field == "s" else self.arith.state_dtype
+            by_node.setdefault(node, {})[field] = memory.empty((batch, steps, len(self.neurons[node].bias)), dtype)
+        block = int(max(1, min(steps, BLOCK_BYTES // max(1, self.step_bytes * batch))))
+        nodes = self._build(x, batch, block, by_node)
+        with self._progress_bar(progress, batch, steps) as bar, _blas_threads(self.macs * batch * block):
+            for t0 in range(1, steps + 1, block):
+                k = min(block, steps + 1 - t0)
+                for members in self.components:
+                    self._run_component(members, nodes, t0, k)
+                bar.update(k)
+        filled = set()  # an array recorded under two names (a node and its Output) is handed out twice
+        out = {}
+        for key, (node, field) in targets.items():
+            array = by_node[node][field]
+            out[key] = array.copy() if (node, field) in filled else array
+            filled.add((node, field))
+        return out
+
+    def _build(self, x: np.ndarray, batch: int, block: int, record: dict) -> dict:
+        """Runtime objects by node name (Output nodes have none)."""
+        nodes, lo = {}, 0
+        for name, op in self.input_ops:  # x's channels, split in node order
+            nodes[name] = Source(name, op, x, lo, self.arith.integer_inputs)
+            lo += op.n
+        for name, params in self.neurons.items():
+            nodes[name] = Neuron(params, self.arith, batch, block, record.get(name, {}))
+        for name, spec in self.synapses.items():
+            src = nodes[self.inputs[name][0]]
+            nodes[name] = Synapse(spec, self.arith, src.max_abs if isinstance(src, Source) else 1.0, batch, block)
+        return nodes
+
+    def _run_component(self, members: list[str], nodes: dict, t0: int, k: int) -> None:
+        if len(members) > 1:
+            self._run_recurrent(members, nodes, t0, k)
+            return
+        name = members[0]
+        node = nodes.get(name)
+        if isinstance(node, Source):
+            node.load(t0, k)
+        elif isinstance(node, Synapse) and self.feeds[name]:  # a synapse that feeds nothing is never read
+            node.extend(self._source_block(nodes, name, k))
+        elif isinstance(node, Neuron):
+            node.run(_sum([nodes[s].emit(t0, k) for s in self.inputs[name]], out=node.A[:k]), t0, k)
+
+    def _run_recurrent(self, members: list[str], nodes: dict, t0: int, k: int) -> None:
+        """A cycle through synapses: the members advance together, one step at a time.
+
+        Synapses from outside the cycle deliver the whole block first.
+        """
+        inside = set(members)
+        neurons = [m for m in members if isinstance(nodes[m], Neuron)]
+        synapses = [m for m in members if isinstance(nodes[m], Synapse)]
+        external = {n: _sum([nodes[s].emit(t0, k) for s in self.inputs[n] if s not in inside], out=nodes[n].A[:k])
+                    for n in neurons}
+        for i in range(k):
+            for n in neurons:
+                rows = [nodes[s].emit(t0 + i, 1) for s in self.inputs[n] if s in inside]
+                rows = [r[0] for r in rows if r is not None]
+                if external[n] is not None:
+                    rows.append(external[n][i])
+                a = _sum(rows)
+                nodes[n].step(i, t0 + i, 0.0 if a is None else a)
+            for s in synapses:
+                nodes[s].extend(self._source_block(nodes, s, i + 1)[i:])
+        for n in neurons:
+            nodes[n].end_block(t0, k)
+
+    def _source_block(self, nodes: dict, synapse: str, k: int) -> np.ndarray:
+        """What the synapse's source sent in the block's first k steps: spikes, or graded values."""
+        src = nodes[self.inputs[synapse][0]]
+        if isinstance(src, Source):
+            return (src.values if nodes[synapse].graded else src.spikes)[:k]
+        return src.S[:k]
+
+    def _progress_bar(self, progress: Optional[bool], batch: int, steps: int):
+        show = progress if progress is not None else (sys.stderr.isatty()
+                                                       and batch * steps * self.neuron_count >= LONG_RUN)
+        if not show:  # even a disabled tqdm costs about 0.1 ms, a tenth of a small run
+            return contextlib.nullcontext(_NO_BAR)
+        from tqdm import tqdm
+
+        return tqdm(total=steps, unit="step", desc=f"emulator ({self.mode})", leave=False)
 
 
 # ------------------------------------------------------------------ validation
@@ -108,8 +205,8 @@ def _arithmetic(ir: irm.IR, mode: str):
     return ar.ARITHMETIC[mode]
 
 
-def _check_input(ir: irm.IR, x) -> np.ndarray:
-    """``x`` as a numeric ``(B, T, N)`` array whose N matches the Input nodes."""
+def _check_input(input_ops: list, x) -> np.ndarray:
+    """``x`` as a numeric ``(B, T, N)`` array whose N matches the Input nodes ``[(name, op)]``."""
     x = np.asarray(x)
     if x.dtype.kind not in "biuf":
         raise SpikeportError(f"input: dtype {x.dtype} is not numeric (bool, int or float spikes)")
@@ -117,7 +214,7 @@ def _check_input(ir: irm.IR, x) -> np.ndarray:
         x = x[None]
     if x.ndim != 3:
         raise SpikeportError(f"input: shape {x.shape} has {x.ndim} dimensions; expected (B, T, N) or (T, N)")
-    inputs = [(name, op.n) for name, op in ir.nodes(irm.Input)]
+    inputs = [(name, op.n) for name, op in input_ops]
     expected = sum(n for _, n in inputs)
     if x.shape[2] != expected:
         nodes = " + ".join(f"{name!r} ({n})" for name, n in inputs) or "no Input node"
@@ -128,33 +225,18 @@ def _check_input(ir: irm.IR, x) -> np.ndarray:
     return x
 
 
-# ---------------------------------------------------------------- construction
-def _build(ir: irm.IR, arithmetic, x: np.ndarray, batch: int, block: int, record: dict) -> dict:
-    """Runtime objects by node name (Output nodes have none)."""
-    nodes, lo = {}, 0
-    for name, op in ir.nodes(irm.Input):  # x's channels, split in node order
-        nodes[name] = Source(name, op, x, lo, arithmetic.integer_inputs)
-        lo += op.n
-    for name, op in ir.nodes(*irm.NEURONS):
-        nodes[name] = Neuron(op, arithmetic, batch, block, record.get(name, {}))
-    for name, op in ir.nodes(*irm.SYNAPSES):
-        src = nodes[ir.inputs(name)[0]]
-        nodes[name] = Synapse(name, op, arithmetic, src.max_abs if isinstance(src, Source) else 1.0, batch, block)
-    return nodes
-
-
+# ---------------------------------------------------------------- scheduling
 SMALL_PRODUCTS = 1 << 26  # multiply-adds per block below which one BLAS thread is as fast as two
 _blas = None
 
 
-def _blas_threads(ir: irm.IR, rows: int):
+def _blas_threads(macs: int):
     """One BLAS thread while the block products are small.
 
     Small products gain nothing from a second OpenBLAS thread, which then spins
     between products and doubles the run's CPU time; large ones keep every thread.
     """
     global _blas
-    macs = rows * sum(op.size for _, op in ir.nodes(*irm.SYNAPSES))
     if macs >= SMALL_PRODUCTS:
         return contextlib.nullcontext()
     if _blas is None:
@@ -162,11 +244,6 @@ def _blas_threads(ir: irm.IR, rows: int):
 
         _blas = ThreadpoolController()
     return _blas.limit(limits=1, user_api="blas")
-
-
-def _block_steps(ir: irm.IR, batch: int, steps: int) -> int:
-    """Steps per block: as many as keep the block's working arrays within BLOCK_BYTES."""
-    return int(max(1, min(steps, BLOCK_BYTES // max(1, step_bytes(ir, batch)))))
 
 
 def step_bytes(ir: irm.IR, batch: int) -> int:
@@ -179,7 +256,7 @@ def step_bytes(ir: irm.IR, batch: int) -> int:
             groups = 1 if op.delays is None else len(np.unique(op.delays))
             per_sample += 12 * op.n_in + 16 * op.size * groups  # history, float32 copy; products, outputs
         elif isinstance(op, irm.NEURONS):
-            per_sample += 9 * op.n  # synaptic input (float64), spikes (bool)
+            per_sample += 25 * op.n  # synaptic input, u, v (float64), spikes (bool)
     return batch * per_sample
 
 
@@ -201,53 +278,6 @@ def _components(ir: irm.IR) -> list[list[str]]:
     return components
 
 
-# -------------------------------------------------------------------- running
-def _run_component(ir: irm.IR, members: list[str], nodes: dict, t0: int, k: int) -> None:
-    if len(members) > 1:
-        _run_recurrent(ir, members, nodes, t0, k)
-        return
-    name = members[0]
-    node = nodes.get(name)
-    if isinstance(node, Source):
-        node.load(t0, k)
-    elif isinstance(node, Synapse) and ir.outputs(name):  # a synapse that feeds nothing is never read
-        node.extend(_source_block(ir, nodes, name, k))
-    elif isinstance(node, Neuron):
-        node.run(_sum([nodes[s].emit(t0, k) for s in ir.inputs(name)], out=node.A[:k]), t0, k)
-
-
-def _run_recurrent(ir: irm.IR, members: list[str], nodes: dict, t0: int, k: int) -> None:
-    """A cycle through synapses: the members advance together, one step at a time.
-
-    Synapses from outside the cycle deliver the whole block first.
-    """
-    inside = set(members)
-    neurons = [m for m in members if isinstance(nodes[m], Neuron)]
-    synapses = [m for m in members if isinstance(nodes[m], Synapse)]
-    external = {n: _sum([nodes[s].emit(t0, k) for s in ir.inputs(n) if s not in inside], out=nodes[n].A[:k])
-                for n in neurons}
-    for i in range(k):
-        for n in neurons:
-            rows = [nodes[s].emit(t0 + i, 1) for s in ir.inputs(n) if s in inside]
-            rows = [r[0] for r in rows if r is not None]
-            if external[n] is not None:
-                rows.append(external[n][i])
-            a = _sum(rows)
-            nodes[n].step(i, t0 + i, 0.0 if a is None else a)
-        for s in synapses:
-            nodes[s].extend(_source_block(ir, nodes, s, i + 1)[i:])
-    for n in neurons:
-        nodes[n].end_block(t0, k)
-
-
-def _source_block(ir: irm.IR, nodes: dict, synapse: str, k: int) -> np.ndarray:
-    """What the synapse's source sent in the block's first k steps: spikes, or graded values."""
-    src = nodes[ir.inputs(synapse)[0]]
-    if isinstance(src, Source):
-        return (src.values if nodes[synapse].graded else src.spikes)[:k]
-    return src.S[:k]
-
-
 def _sum(arrays: list, out: Optional[np.ndarray] = None):
     """Sum of the arrays that are not None (Lava sums projections into one port), None if none.
 
@@ -260,16 +290,6 @@ def _sum(arrays: list, out: Optional[np.ndarray] = None):
     for a in arrays[2:]:
         np.add(total, a, out=total)
     return total
-
-
-def _progress_bar(progress: Optional[bool], ir: irm.IR, batch: int, steps: int, mode: str):
-    from tqdm import tqdm
-
-    work = batch * steps * sum(op.n for _, op in ir.nodes(*irm.NEURONS))
-    show = progress if progress is not None else (sys.stderr.isatty() and work >= LONG_RUN)
-    if not show:  # even a disabled tqdm costs about 0.1 ms, a tenth of a small run
-        return contextlib.nullcontext(_NO_BAR)
-    return tqdm(total=steps, unit="step", desc=f"emulator ({mode})", leave=False)
 
 
 class _NoBar:

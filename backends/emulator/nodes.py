@@ -10,6 +10,8 @@ step ``t0 + i``.
   target at step ``t + 1 + d``; the synapse keeps the source's last 1 + d_max
   steps and computes a whole block of outputs with one product per delay
   (dense, or through a csr matrix when the spikes are sparse enough to pay).
+  Its weights, split by delay, are a `SynapseSpec`, built once per compiled
+  program and shared by its runs.
 * `Neuron` (LIF, LIFReset): the recurrence over the steps of a block; keeps
   the block's spikes for the synapses it feeds and writes what is recorded.
 """
@@ -50,8 +52,37 @@ class Source:
         self.values = block.astype(np.float64) if self.graded else self.spikes
 
 
+class SynapseSpec:
+    """What a synapse node's runs share: Lava's weights split by delay, and bounds.
+
+    Built once per compiled program (`backends.emulator.engine.compile`).
+    """
+
+    def __init__(self, name: str, op: irm.Dense, arithmetic):
+        self.name = name
+        self.graded = op.num_message_bits > 0
+        self.delay_dense = isinstance(op, irm.DelayDense)
+        w = arithmetic.weights(op)
+        delay = _check_delays(name, op)
+        self.n_in, self.n_out = w.shape[1], w.shape[0]
+        self.max_w = float(np.abs(w).max(initial=0.0))
+        # Lava's graded Dense/Sparse accumulate W.dot(s) in int32; DelayDense sums int32 products in int64
+        self.int32_accumulator = self.graded and not self.delay_dense
+        self.weight_exp = arithmetic.weight_exp(op)
+        self.groups = [(int(d), np.ascontiguousarray(np.where(delay == d, w, 0.0).T))
+                       for d in np.unique(delay[w != 0])] or [(0, np.zeros((self.n_in, self.n_out)))]
+        self.span = 1 + max(d for d, _ in self.groups)  # source steps an output step can reach back
+        self._cast = {}
+
+    def groups_in(self, dtype) -> list:
+        """The delay groups ``(d, W_d.T)`` with the weights in ``dtype`` (cast once per dtype)."""
+        if dtype not in self._cast:
+            self._cast[dtype] = [(d, wt.astype(dtype)) for d, wt in self.groups]
+        return self._cast[dtype]
+
+
 class Synapse:
-    """One synapse node: the source's recent history, exact products, the variant's output rule.
+    """One synapse node in a run: the source's recent history, exact products, the variant's output rule.
 
     Output at step t is ``sum_g out_g(src[t - 1 - d_g])`` over the delay groups
     g (entries of W with delay d_g; Lava's DelayDense shifts each group's sum
@@ -59,25 +90,17 @@ class Synapse:
     output steps from the history: one product per group for a whole block.
     """
 
-    def __init__(self, name: str, op: irm.Dense, arithmetic, source_max: float, batch: int, block: int):
+    def __init__(self, spec: SynapseSpec, arithmetic, source_max: float, batch: int, block: int):
         self.arith = arithmetic
-        self.graded = op.num_message_bits > 0
-        w = arithmetic.weights(op)
-        delay = _check_delays(name, op)
-        self.n_in, self.n_out = w.shape[1], w.shape[0]
-        max_w = float(np.abs(w).max(initial=0.0))
+        self.graded, self.n_in, self.n_out = spec.graded, spec.n_in, spec.n_out
         max_x = source_max if self.graded else 1.0
-        if self.graded and isinstance(op, irm.DelayDense) and arithmetic.integer_inputs \
-                and max_w * max_x > fx.INT32_MAX:
-            raise SpikeportError(f"{name}: graded value {max_x:g} times weight {max_w:g} exceeds int32; "
+        if self.graded and spec.delay_dense and arithmetic.integer_inputs and spec.max_w * max_x > fx.INT32_MAX:
+            raise SpikeportError(f"{spec.name}: graded value {max_x:g} times weight {spec.max_w:g} exceeds int32; "
                                  "Lava's DelayDense wraps each such product, which is not emulated")
-        # Lava's graded Dense/Sparse accumulate W.dot(s) in int32; DelayDense sums int32 products in int64
-        self.int32_accumulator = self.graded and not isinstance(op, irm.DelayDense)
-        self.weight_exp = arithmetic.weight_exp(op)
-        dtype = arithmetic.matmul_dtype(max_w, self.n_in, max_x)
-        self.groups = [(int(d), np.ascontiguousarray(np.where(delay == d, w, 0.0).T.astype(dtype)))
-                       for d in np.unique(delay[w != 0])] or [(0, np.zeros((self.n_in, self.n_out), dtype))]
-        self.span = 1 + max(d for d, _ in self.groups)  # source steps an output step can reach back
+        self.int32_accumulator, self.weight_exp = spec.int32_accumulator, spec.weight_exp
+        self.may_wrap = _may_wrap(spec.max_w * self.n_in * max_x, self.weight_exp, self.int32_accumulator)
+        dtype = arithmetic.matmul_dtype(spec.max_w, self.n_in, max_x)
+        self.groups, self.span = spec.groups_in(dtype), spec.span
         # source steps h0 .. h0+len-1: spikes (bool) or graded values
         self.hist = np.zeros((self.span, batch, self.n_in), np.float64 if self.graded else bool)
         self.h0 = 1 - self.span
@@ -85,6 +108,7 @@ class Synapse:
         self.x = memory.empty((block * batch, self.n_in), dtype)
         self.acc = memory.empty((block * batch, self.n_out), dtype)
         self.out = memory.empty((block, batch, self.n_out), np.float64)
+        self.part = memory.empty((block, batch, self.n_out), np.float64) if len(self.groups) > 1 else None
         self.emitted = (0, 0, None)  # the last emit: a synapse may feed several populations
 
     def extend(self, src: np.ndarray) -> None:
@@ -107,43 +131,46 @@ class Synapse:
             if not src.any():  # a silent stretch adds nothing
                 continue
             acc = _product(src, wt, self.x[:len(src)], self.acc[:len(src)])
-            self._output(acc, self.out[:k].reshape(acc.shape), add=total is not None)
-            total = self.out[:k]
+            out = (self.out if total is None else self.part)[:k]
+            self.arith.synapse_output(acc, self.weight_exp, self.int32_accumulator, out.reshape(acc.shape),
+                                      self.may_wrap)
+            total = out if total is None else np.add(total, out, out=total)
         keep = t0 + k - self.span - self.h0
         self.hist, self.h0 = self.hist[keep:], self.h0 + keep
         self.emitted = (t0, k, total)
         return total
 
-    def _output(self, acc: np.ndarray, out: np.ndarray, add: bool) -> None:
-        """``out`` (+)= the variant's output rule on ``acc``, a few rows per call.
 
-        Small temporaries are recycled by malloc; block-sized ones would be
-        fresh memory (a page fault per 4 KiB) every block.
-        """
-        rows = max(1, RULE_BYTES // (8 * self.n_out))
-        for i in range(0, len(acc), rows):
-            q = self.arith.synapse_output(acc[i:i + rows], self.weight_exp, self.int32_accumulator)
-            if add:
-                out[i:i + rows] += q
-            else:
-                out[i:i + rows] = q
+def _may_wrap(max_abs_sum: float, weight_exp: int, int32_accumulator: bool) -> bool:
+    """Whether an int32 wrap of a synapse's output can fire, given ``max |sum of products|``:
+    the int32 accumulator's, or the shift's (``|floor(x * 2**e)| <= |x| * 2**e + 1``)."""
+    if int32_accumulator and max_abs_sum > fx.INT32_MAX:
+        return True
+    return max_abs_sum * 2.0 ** weight_exp + 1 > fx.INT32_MAX
 
 
 class Neuron:
     """One LIF/LIFReset population: state u, v, the block's spikes S and the recordings.
 
-    ``record`` maps "s", "v", "u" to ``(B, T, n)`` arrays to fill (absent: not kept).
+    The block's states are kept time-major, ``U``, ``V`` and ``S`` ``(block, B, n)``:
+    step i of a block computes straight into row i, and `end_block` copies what is
+    recorded into ``record``, which maps "s", "v", "u" to ``(B, T, n)`` arrays to
+    fill (absent: not kept).
     """
 
-    def __init__(self, op: irm.LIF, arithmetic, batch: int, block: int, record: dict):
-        self.p = arithmetic.neuron_params(op)
+    def __init__(self, params, arithmetic, batch: int, block: int, record: dict):
+        self.p = params  # `arith.NeuronParams`
         self.arith = arithmetic
-        shape = (batch, op.n)
+        self.rule = arithmetic.step_rule(self.p)
+        shape = (batch, len(params.bias))
         self.u = np.broadcast_to(self.p.u0, shape).copy()
         self.v = np.broadcast_to(self.p.v0, shape).copy()
         self.zeros = np.zeros(shape)
         self.S = memory.empty((block, *shape), bool)
+        self.U = memory.empty((block, *shape), np.float64)
+        self.V = memory.empty((block, *shape), np.float64)
         self.A = memory.empty((block, *shape), np.float64)  # summed synaptic input, then its scaled form
+        self.keep = np.empty(shape) if arithmetic.finite_state else None  # scratch of the branch-free reset
         self.rec_s, self.rec_v, self.rec_u = (record.get(f) for f in "svu")
 
     def run(self, a, t0: int, k: int) -> None:
@@ -154,35 +181,26 @@ class Neuron:
         self.end_block(t0, k)
 
     def step(self, i: int, t: int, a, rule=None) -> None:
-        """Step ``t`` (block row ``i``): LIFReset zeroing, u/v update, spike, reset, record.
+        """Step ``t`` (block row ``i``): LIFReset zeroing, u/v update, spike, reset.
 
         ``rule``: a block plan's step rule for its prepared input ``a``; None applies
         the variant's full sub-threshold step to the synaptic input ``a``.
         """
-        p = self.p
-        u, v = (self.zeros, self.zeros) if p.resets_at(t) else (self.u, self.v)
-        if rule is None:
-            u, v = self.arith.subthreshold(u, v, a, p.du, p.dv, p.bias)  # fresh arrays
-        else:
-            u, v = rule(u, v, a)
-        ar.spike_and_reset(v, p.theta, self.S[i])
-        self.u, self.v = u, v
-        if self.rec_u is not None:
-            self.rec_u[:, t - 1] = u
-        if self.rec_v is not None:
-            self.rec_v[:, t - 1] = v
+        u, v = (self.zeros, self.zeros) if self.p.resets_at(t) else (self.u, self.v)
+        self.u, self.v = (rule or self.rule)(u, v, a, out=(self.U[i], self.V[i]))
+        ar.spike_and_reset(self.v, self.p.theta, self.S[i], self.keep)
 
     def end_block(self, t0: int, k: int) -> None:
-        """Record the block's spikes."""
-        if self.rec_s is not None:
-            self.rec_s[:, t0 - 1:t0 - 1 + k] = self.S[:k].transpose(1, 0, 2)
+        """Record the block's spikes and states (steps ``t0 .. t0+k-1``)."""
+        for rec, block in ((self.rec_s, self.S), (self.rec_u, self.U), (self.rec_v, self.V)):
+            if rec is not None:
+                rec[:, t0 - 1:t0 - 1 + k] = block[:k].transpose(1, 0, 2)
 
 
 # Cost model (ns, measured on the CI machine with numpy/OpenBLAS and scipy): a dense product
 # costs DENSE_MAC per multiply-add; a sparse one builds a csr matrix (CSR_SCAN per input
 # element), then adds a row of W per nonzero input (CSR_ENTRY + CSR_ADD * n_out).
 DENSE_MAC, CSR_SCAN, CSR_ENTRY, CSR_ADD = 0.045, 1.0, 40.0, 0.17
-RULE_BYTES = 64 << 10  # float64 bytes per call of a synapse's output rule
 
 
 def _product(x: np.ndarray, wt: np.ndarray, x_buf: np.ndarray, out: np.ndarray) -> np.ndarray:

@@ -72,8 +72,8 @@ def run_lava(ir: irm.IR, x, record: Optional[list] = None, *, mode: str = "fixed
     network size, see `default_timeout`).
     workers: child processes the batch is split over (run concurrently).
 
-    Returns ``{f"{node}/s": int8, f"{node}/v", f"{node}/u": int64 (fixed) or
-    float64 (float)}``, each of shape (B, T, n), also for a (T, N) input.
+    Returns ``{f"{node}/s": int8, f"{node}/v", f"{node}/u": int32 (fixed, Lava's
+    own dtype) or float64 (float)}``, each of shape (B, T, n), also for a (T, N) input.
     Any failure raises a one-line `SpikeportError`.
     """
     require_mode(mode)
@@ -135,7 +135,7 @@ def _one_input(name: str, op: irm.Input, arr: np.ndarray, mode: str) -> np.ndarr
 
 def format_outputs(probes: dict, targets: dict, mode: str) -> dict:
     """Monitor arrays ``{node: {var: (B, T, n)}}`` -> ``{key: array}`` with the documented dtypes."""
-    state = np.int64 if mode == "fixed" else np.float64
+    state = np.int32 if mode == "fixed" else np.float64  # int32: the dtype of Lava's fixed_pt u, v
     return {key: probes[node][var].astype(np.int8 if var == "s" else state)
             for key, (node, var) in targets.items()}
 
