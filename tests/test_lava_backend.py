@@ -19,6 +19,7 @@ import pytest
 
 from backends.lava import check_lava_params, run_lava, write_hardware_script
 from backends.lava import runner
+from fresh_interpreter import run_isolated
 from models import fixed_point as fx
 from models.errors import SpikeportError
 from toolchain import ir as irm
@@ -113,25 +114,6 @@ def children_of_this_process() -> list:
         if int(fields[1]) == os.getpid() and fields[0] != b"Z":
             kids.append(int(pid))
     return kids
-
-
-def run_isolated(cmd: list, timeout: float = 120, stdout: bool = False) -> tuple:
-    """Run ``cmd`` in a fresh interpreter and session; kill its process group afterwards.
-
-    Returns (returncode, stderr), or (returncode, stdout, stderr) with ``stdout=True``.
-    """
-    env = dict(os.environ, PYTHONPATH=str(runner.REPO_ROOT))
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-    return (proc.returncode, out, err) if stdout else (proc.returncode, err)
 
 
 def assert_no_survivors(marker: str) -> None:
@@ -334,7 +316,7 @@ def test_monitor_recording_saved_to_file_equals_lava_get_data(tmp_path):
 
     with open(tmp_path / "job.pkl", "wb") as f:
         pickle.dump((zoo_ir(), zoo_inputs()[:2, :8]), f)
-    code, err = run_isolated([sys.executable, "-c", SAVED_VS_GET_DATA, str(tmp_path / "job.pkl"), str(tmp_path)])
+    code, _, err = run_isolated([sys.executable, "-c", SAVED_VS_GET_DATA, str(tmp_path / "job.pkl"), str(tmp_path)])
     assert code == 0, err
 
 
@@ -496,7 +478,7 @@ def test_process_graph_is_built_without_running_dense_alone_sparse_when_tiled(tm
 
     with open(tmp_path / "job.pkl", "wb") as f:
         pickle.dump([(chain_ir(), impulses(4, 1, 1)), (zoo_ir(), zoo_inputs())], f)
-    code, out, err = run_isolated([sys.executable, "-c", PROCESS_GRAPH, str(tmp_path / "job.pkl")], stdout=True)
+    code, out, err = run_isolated([sys.executable, "-c", PROCESS_GRAPH, str(tmp_path / "job.pkl")])
     assert code == 0, err
     got = json.loads(out.strip().splitlines()[-1])
     assert got["single"] == {"in": "RingBuffer", "d1": "Dense", "l1": "LIF", "d2": "Dense", "l2": "LIF"}
@@ -515,9 +497,9 @@ def test_emitted_hardware_script_rebuilds_the_graph_from_the_ir_file_and_runs_it
     script = write_hardware_script(tmp_path / "chain.onnx", tmp_path / "run_on_loihi2.py", "chain")
     np.save(tmp_path / "x.npy", impulses(5, 1, 2))
     cmd = [sys.executable, str(script), "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "y.npz")]
-    hw_code, hw_err = run_isolated(cmd)
+    hw_code, _, hw_err = run_isolated(cmd)
     assert hw_code != 0 and "lava-loihi extension is not installed" in hw_err
-    sim_code, sim_err = run_isolated([*cmd, "--sim"])
+    sim_code, _, sim_err = run_isolated([*cmd, "--sim"])
     assert sim_code == 0, sim_err
     y = np.load(tmp_path / "y.npz")
     np.testing.assert_array_equal(y["l2/s"][0, :, 0], [0, 0, 0, 1, 0])

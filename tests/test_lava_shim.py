@@ -8,15 +8,11 @@ which fails once anything, e.g. a tqdm bar, has fixed the start method).
 The running check uses Lava directly, without spikeport's builder.
 """
 import json
-import os
-import signal
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from fresh_interpreter import run_isolated
 
 ONE_NEURON = """
 from backends.lava.compat import import_lava
@@ -58,19 +54,8 @@ print(sys.version_info[:2] >= (3, 11))
 
 
 def run_fresh(code: str, timeout: float = 120) -> tuple:
-    """Run ``code`` in a fresh interpreter (own session; its process group is killed after)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env, start_new_session=True, text=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-    return proc.returncode, out, err
+    """Run ``code`` in a fresh interpreter: (returncode, stdout, stderr)."""
+    return run_isolated([sys.executable, "-c", code], timeout)
 
 
 def test_shim_makes_lava_importable_on_python_311():

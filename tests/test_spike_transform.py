@@ -338,7 +338,7 @@ def test_verify_of_an_exact_checkpoint_with_a_silent_output_writes_strict_json(t
     assert rep["method"] == "exact" and rep["engines"]["fixed"]["vs_target"]["target_spikes"] > 0
 
 
-@pytest.mark.parametrize("argv, message", [(["--backends", "emulator,loihi"], "unknown backend(s) loihi"),
+@pytest.mark.parametrize("argv, message", [(["--backends", "emulator,loihi"], "unknown engine 'loihi' for a spike-transform"),
                                            (["--dt", "0.5"], "--dt does not apply")])
 def test_verify_of_a_spike_transform_checkpoint_refuses_bad_options_in_one_line(surrogate_checkpoint, argv,
                                                                                 message, tmp_path, capsys):

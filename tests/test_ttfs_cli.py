@@ -53,6 +53,14 @@ def test_an_impossible_accuracy_tolerance_fails_verify_with_exit_1(ttfs_checkpoi
     assert "FAILED: accuracy drop" in capsys.readouterr().out
 
 
+def test_an_unknown_backend_for_a_ttfs_checkpoint_is_a_one_line_error(ttfs_checkpoint, tmp_path, capsys):
+    assert main(["verify", str(ttfs_checkpoint), "--backends", "emulator,loihi",
+                 "--report", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown engine 'loihi' for a TTFS model; choose from float, emulator, lava" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "rep").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--task", "digits", "--method", "exact"], "--method exact applies to --task spike-transform"),
     (["train", "--task", "nope", "--method", "ttfs"], "unknown task 'nope'"),

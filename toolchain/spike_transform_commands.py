@@ -138,11 +138,9 @@ def write_report(rep: dict, out_dir) -> tuple[Path, Path]:
 def verify_command(args) -> int:
     """`spikeport verify model.pt` for a spike-transform checkpoint. Exit 1 when Lava differs
     from the emulator (fixed point, any recorded s/v/u entry), else 0."""
-    backends = {b for b in args.backends.split(",") if b}
-    unknown = backends - set(BACKENDS)
-    if unknown or not backends:
-        raise SpikeportError(f"verify: unknown backend(s) {', '.join(sorted(unknown)) or '(none given)'} for a "
-                             f"spike-transform model ({', '.join(BACKENDS)})")
+    from toolchain.verify import backend_names
+
+    backends = backend_names(args.backends, BACKENDS, "spike-transform")
     _refuse_dt(args, "verify")
     model, payload, task = load(args.model)
     if args.finetune_qat < 0:

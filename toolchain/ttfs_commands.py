@@ -63,12 +63,9 @@ def verify_command(args) -> int:
     continuous time.
     """
     from toolchain.ttfs import deploy_ttfs, format_deploy_report
+    from toolchain.verify import backend_names
 
-    backends = set(args.backends.split(","))
-    unknown = backends - {"float", "emulator", "lava"}
-    if unknown:
-        raise SpikeportError(f"verify: unknown backend(s) {', '.join(sorted(unknown))} for a TTFS model "
-                             "(float, emulator, lava)")
+    backends = backend_names(args.backends, ("float", "emulator", "lava"), "TTFS")
     if args.samples is not None and args.samples < 1:
         raise SpikeportError(f"verify: --samples {args.samples} must be >= 1")
     modes = tuple(m for m, b in (("float", "float"), ("fixed", "emulator")) if b in backends) or ("fixed",)

@@ -313,18 +313,28 @@ def run_engine(name: str, subject: Subject, x: np.ndarray) -> dict:
     raise SpikeportError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
 
 
+def backend_names(backends, allowed=ENGINES, model: str = "") -> list[str]:
+    """``--backends`` (comma-separated text or a sequence of names) as a list of engine
+    names, each one of ``allowed`` (blank entries skipped); a one-line error names the
+    first unknown one, the kind of ``model`` and the choices."""
+    names = [b.strip() for b in (backends.split(",") if isinstance(backends, str) else backends) if b.strip()]
+    unknown = next((n for n in names if n not in allowed), None) if names else "(none given)"
+    if unknown is not None:
+        kind = f" for a {model} model" if model else ""
+        raise SpikeportError(f"verify: unknown engine {unknown!r}{kind}; choose from {', '.join(allowed)}")
+    return names
+
+
 def _check_request(samples: int, backends) -> None:
     """Refuse a bad sample count or engine name before anything slow runs."""
     if samples < 1:
         raise SpikeportError(f"verify: samples={samples} is outside [1, inf)")
-    for name in backends:
-        if name.strip() and name.strip() not in ENGINES:
-            raise SpikeportError(f"unknown engine {name.strip()!r}; choose from {', '.join(ENGINES)}")
+    backend_names(backends)
 
 
 def _engine_plan(backends, subject: Subject, samples: int, lava_samples: Optional[int]) -> dict:
     """Engine -> number of samples it runs on (torch-fixed whenever a model is available)."""
-    names = [b.strip() for b in backends if b.strip()]
+    names = backend_names(backends)
     if subject.model is None and "torch-fixed" in names:
         raise SpikeportError(f"{subject.source}: engine 'torch-fixed' needs a .pt checkpoint, not only an IR")
     if subject.model is not None and "torch-fixed" not in names:
@@ -552,7 +562,7 @@ def cmd_verify(args) -> int:
                      max_accuracy_drop=_flag(args, "max_accuracy_drop", defaults.max_accuracy_drop),
                      max_timing_error=_flag(args, "max_timing_error", defaults.max_timing_error))
     result = verify(args.model, task=args.task, samples=args.samples, lava_samples=args.lava_samples,
-                    backends=args.backends.split(","), seed=args.seed, tolerances=tol,
+                    backends=args.backends, seed=args.seed, tolerances=tol,
                     ir=getattr(args, "ir", None))
     print(format_summary(result))
     for c in result.criteria:
