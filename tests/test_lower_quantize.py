@@ -10,7 +10,7 @@ from models.network import Network
 from toolchain import ir as irm
 from toolchain import passes
 from toolchain.lower import lower
-from toolchain.quantize import quantize
+from toolchain.quantize import quantize, snap_to_weight_grid
 
 FEEDFORWARD = dict(n_in=6, layers=[dict(n=5), dict(n=3)], seed=1)
 DELAYED = dict(n_in=6, layers=[dict(n=5, max_delay=4), dict(n=3)], seed=2)
@@ -78,6 +78,33 @@ def test_quantization_uses_the_8bit_range_and_reports_every_layer():
         for s in r.synapses:
             assert s.range_use > 0.45 and s.clipped == 0
     assert set(q.meta["quantization"]) == {"layers.0", "layers.1"}
+
+
+def _one_layer(top_weight: float) -> irm.IR:
+    """input -> Dense (largest |weight| ``top_weight``, mixed signs) -> LIF."""
+    ir = irm.IR("one")
+    ir.add("input", irm.Input(3), [])
+    ir.add("d", irm.Dense(top_weight * np.array([[1.0, -0.3, 0.15], [0.5, 0.0, -0.8]])), ["input"])
+    ir.add("n", irm.LIF(2, du=0.1, dv=0.1, vth=1.0), ["d"])
+    return ir
+
+
+@pytest.mark.parametrize("use, snapped", [(0.52, True), (0.69, True), (0.72, False), (0.95, False)])
+def test_the_scale_is_lowered_to_fill_the_weight_grid_only_when_that_gains_more_than_it_costs(use, snapped):
+    """At the chosen scale the largest weight uses a fraction r of the 8-bit grid; lowering the
+    scale by 2r fills it (weights 1/r finer, state 2r coarser): taken for r < 1/sqrt(2)."""
+    state_lam = fx.V_SAT / (2.0 * 64 * 3.0)  # what the state range allows for peak |v| = 3
+    ir = _one_layer(254 * 2.0 ** 3 * use / state_lam)  # r = use at weight_exp 3
+    q, (report,) = quantize(ir, {"n": {"u": 2.0, "v": 3.0}})
+    (syn,) = report.synapses
+    if snapped:
+        assert report.lam == pytest.approx(state_lam / (2 * use), rel=1e-9) and syn.weight_exp == 2
+        assert syn.range_use == pytest.approx(254 / 256) and "to fill d's 8-bit grid" in report.limited_by
+    else:
+        assert report.lam == pytest.approx(state_lam, rel=1e-12) and syn.weight_exp == 3
+        assert syn.range_use == pytest.approx(254 * use / 256, abs=1 / 256)
+    again, _ = snap_to_weight_grid(q, "n", report.lam)  # snapping a snapped scale changes nothing
+    assert again == report.lam
 
 
 def test_quantization_maps_decays_with_the_du_plus_one_offset():

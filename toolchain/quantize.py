@@ -10,16 +10,21 @@ population reaches; ``lam`` is then the largest scale such that
 * the threshold mantissa fits 17 bits,
 * every incoming synapse's weight exponent stays <= 7.
 
-Each synapse's ``weight_exp`` is the smallest that puts ``lam * max|W|`` on
-the 8-bit grid of its sign mode, so the largest weight lands in the upper
-half of the 8-bit range (the report's "range use": 50-100 %; ``lam`` itself
-is not snapped to fill it, unlike `toolchain.ttfs.snap_stats`).
+``lam`` is then lowered by less than 2x (`snap_to_weight_grid`) until the
+largest weight of the population's main input synapse lands exactly on the
+top of its 8-bit grid: its weights get up to twice the resolution they have
+at an arbitrary scale, for at most one bit of state headroom. Each synapse's
+``weight_exp`` is the smallest that puts ``lam * max|W|`` on the 8-bit grid
+of its sign mode (the report's "range use": 99-100 % for the main synapse,
+50-100 % for others).
 Every clipped, zeroed or moved value is counted in the report; nothing is
 clipped silently, and a synapse whose weights would all vanish is an error.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -93,6 +98,37 @@ def choose_scale(ir: irm.IR, node: str, stat: dict) -> tuple[float, str]:
     return candidates[reason], reason
 
 
+SNAP_MAX_LOSS = math.sqrt(2.0)  # snap when the weights gain more resolution than the state loses
+
+
+def snap_to_weight_grid(ir: irm.IR, node: str, lam: float,
+                        max_loss: float = SNAP_MAX_LOSS) -> tuple[float, Optional[str]]:
+    """(scale, synapse): the largest scale <= ``lam`` at which the population's main input
+    synapse (most nonzero weights) puts its largest |weight| exactly on the top of its 8-bit
+    grid (254 or 255 times ``2**weight_exp``), if that costs at most a factor ``max_loss``.
+
+    At ``lam`` the largest weight uses a fraction r in (1/2, 1] of the grid; the snapped
+    scale is ``lam / (2r)``: the weights gain a factor 1/r of resolution, the state loses
+    2r. The default takes the trade when the gain is the larger (r < 1/sqrt 2); 2 takes it
+    always. Idempotent. ``lam`` itself when the exponent needed is below -8 or there is no weight.
+    """
+    synapses = [s for s in ir.inputs(node) if isinstance(ir.op(s), irm.SYNAPSES)]
+    if not synapses:
+        return lam, None
+    main = max(synapses, key=lambda s: int(np.count_nonzero(ir.op(s).weight)))
+    w = ir.op(main).weight
+    top = float(np.abs(w).max(initial=0.0))
+    if top == 0:
+        return lam, main
+    step = fp.weight_grid_step(fp.sign_mode_of(w))
+    limit = 255 // step * step
+    exp = math.floor(math.log2(lam * top / limit) + 1e-9)  # tolerance: a snapped scale stays put
+    snapped = min(lam, limit * 2.0 ** exp / top * (1 - 1e-12))  # just below: weight_exp_for picks exp
+    if exp < fx.WEIGHT_EXP_RANGE[0] or lam / snapped > max_loss:
+        return lam, main
+    return snapped, main
+
+
 def quantize(ir: irm.IR, stats: dict) -> tuple[irm.IR, list[LayerReport]]:
     """A copy of ``ir`` with fixed-point records on every synapse and neuron."""
     out = ir.copy()
@@ -101,6 +137,10 @@ def quantize(ir: irm.IR, stats: dict) -> tuple[irm.IR, list[LayerReport]]:
         if node not in stats:
             raise SpikeportError(f"{node}: no calibration statistics (was the node reached by the inputs?)")
         lam, reason = choose_scale(out, node, stats[node])
+        snapped, main = snap_to_weight_grid(out, node, lam)
+        if snapped < lam:
+            reason += f"; {snapped / lam - 1:+.1%} to fill {main}'s 8-bit grid"
+        lam = snapped
         synapses = [_quantize_synapse(out, syn, lam) for syn in out.inputs(node)]
         reports.append(_quantize_neuron(node, op, lam, reason, stats[node], synapses))
     out.meta["quantization"] = {r.node: asdict(r) for r in reports}

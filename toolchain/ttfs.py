@@ -394,18 +394,16 @@ def data_stats(ir, x_cal) -> dict:
 
 def snap_stats(ir, stats: dict) -> dict:
     """Stats giving each TTFS population the largest scale lam <= the quantizer's choice for
-    which its feed-forward weights' largest magnitude lands exactly on 254 * 2**weight_exp,
-    so the 8-bit mantissas use their whole range (at most one bit of state headroom spent)."""
+    which its feed-forward weights' largest magnitude lands exactly on the top of the 8-bit
+    grid, whatever it costs (``max_loss=2``: at most one bit of state headroom), so the
+    mantissas use their whole range."""
     from models import fixed_point as fx
-    from toolchain.quantize import HEADROOM, choose_scale
+    from toolchain.quantize import HEADROOM, choose_scale, snap_to_weight_grid
 
     out = dict(stats)
     for node in layer_nodes(ir):
-        lam, _ = choose_scale(ir, node, stats[node])
-        w = float(np.abs(ir.op(f"{node}.dense").weight).max())
-        exp = math.floor(math.log2(lam * w / 254.0))
-        lam_snapped = 254.0 * 2.0 ** exp / w * (1 - 1e-12)  # just below, so weight_exp_for picks exp
-        peak = fx.V_SAT / (HEADROOM * float(1 << fx.ACT_SHIFT) * lam_snapped)
+        lam, _ = snap_to_weight_grid(ir, node, choose_scale(ir, node, stats[node])[0], max_loss=2.0)
+        peak = fx.V_SAT / (HEADROOM * float(1 << fx.ACT_SHIFT) * lam)
         out[node] = {"u": min(stats[node]["u"], peak), "v": peak}
     return out
 
