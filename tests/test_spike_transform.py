@@ -296,6 +296,24 @@ def test_verify_scores_the_deployed_output_against_the_target_and_writes_json_an
     assert (rep_dir / "rasters.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_verify_split_test_scores_the_held_out_patterns_against_their_own_targets(surrogate_checkpoint,
+                                                                                   tmp_path, capsys):
+    from toolchain import cli
+    from toolchain.spike_transform import train_lists
+    from toolchain.spike_transform_commands import load
+
+    rc = cli.main(["verify", str(surrogate_checkpoint), "--backends", "emulator", "--split", "test",
+                   "--report", str(tmp_path / "rep")])
+    out = capsys.readouterr().out
+    assert rc == 0 and " test patterns" in out, out
+    rep = json.loads((tmp_path / "rep" / "deploy.json").read_text())
+    _, _, task = load(surrogate_checkpoint)
+    assert rep["split"] == "test" and rep["patterns"] == len(task.target_test_times)
+    assert rep["trains"]["target"] == train_lists(task.target_test_times) != train_lists(task.target_times)
+    assert rep["engines"]["fixed"]["vs_target"]["target_spikes"] == sum(len(t) for p in rep["trains"]["target"]
+                                                                        for t in p)
+
+
 def test_verify_exits_1_when_lava_differs_from_the_emulator(surrogate_checkpoint, tmp_path, monkeypatch, capsys):
     import backends.lava.runner as runner
     from backends.emulator import run
@@ -338,8 +356,10 @@ def test_verify_of_an_exact_checkpoint_with_a_silent_output_writes_strict_json(t
     assert rep["method"] == "exact" and rep["engines"]["fixed"]["vs_target"]["target_spikes"] > 0
 
 
-@pytest.mark.parametrize("argv, message", [(["--backends", "emulator,loihi"], "unknown engine 'loihi' for a spike-transform"),
-                                           (["--dt", "0.5"], "--dt does not apply")])
+@pytest.mark.parametrize("argv, message", [
+    (["--backends", "emulator,loihi"], "unknown engine 'loihi' for a spike-transform"),
+    (["--dt", "0.5"], "--dt applies to TTFS checkpoints only; "),
+])
 def test_verify_of_a_spike_transform_checkpoint_refuses_bad_options_in_one_line(surrogate_checkpoint, argv,
                                                                                 message, tmp_path, capsys):
     from toolchain import cli

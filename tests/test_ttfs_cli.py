@@ -53,6 +53,14 @@ def test_an_impossible_accuracy_tolerance_fails_verify_with_exit_1(ttfs_checkpoi
     assert "FAILED: accuracy drop" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("option", [["--finetune-qat", "5"], ["--split", "test"]])
+def test_a_spike_transform_option_on_a_ttfs_checkpoint_is_refused(ttfs_checkpoint, option, tmp_path, capsys):
+    assert main(["verify", str(ttfs_checkpoint), *option, "--report", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert f"{option[0]} applies to spike-transform checkpoints only; {ttfs_checkpoint} is a TTFS checkpoint" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "rep").exists()
+
+
 def test_an_unknown_backend_for_a_ttfs_checkpoint_is_a_one_line_error(ttfs_checkpoint, tmp_path, capsys):
     assert main(["verify", str(ttfs_checkpoint), "--backends", "emulator,loihi",
                  "--report", str(tmp_path / "rep")]) == 2

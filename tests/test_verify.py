@@ -132,6 +132,8 @@ def test_a_timing_criterion_that_cannot_hold_fails_with_exit_1(tiny, capsys):
     (["missing.pt"], "missing.pt: no such file"),
     (["{tiny}", "--task", "nosuch"], "unknown task 'nosuch'"),
     (["{tiny}", "--backends", "float,quantum"], "unknown engine 'quantum'"),
+    (["{tiny}", "--split", "test"], "--split applies to spike-transform checkpoints only; "),
+    (["{tiny}", "--dt", "0.1"], "--dt applies to TTFS checkpoints only; "),
     (["{tiny}", "--samples", "0"], "samples=0 is outside"),
     (["{txt}"], "expected a .pt checkpoint or a compiled .onnx"),
 ])
@@ -141,6 +143,19 @@ def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, args, message):
     code, out, err = run_cli(capsys, *args, "--no-report")
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("spikeport: error: ") and message in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["verify", "m.pt", "--split", "held-out"], "spikeport verify: error: argument --split: invalid choice"),
+    (["export", "m.pt"], "spikeport export: error: the following arguments are required: --out"),
+    (["frobnicate"], "spikeport: error: argument command: invalid choice: 'frobnicate'"),
+])
+def test_command_line_mistakes_are_one_line_with_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert stop.value.code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith(message) and "-h)" in err, err
 
 
 def test_a_float_only_ir_is_bad_input(tiny, tmp_path, capsys):

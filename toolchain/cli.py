@@ -39,28 +39,36 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _method_command(path, name: str):
-    """``compile_command``/``verify_command`` of the module that owns a checkpoint's format tag
-    (TTFS, spike transform), or None for a SuperSpike checkpoint or any other file."""
+# compile/verify options that only one kind of checkpoint takes: argparse dest -> (flag, kind)
+KIND_OPTIONS = {"dt": ("--dt", "TTFS"), "finetune_qat": ("--finetune-qat", "spike-transform"),
+                "split": ("--split", "spike-transform")}
+
+
+def _method_command(args, command: str, name: str):
+    """``compile_command``/``verify_command`` of the module that owns the checkpoint's format tag
+    (TTFS, spike transform), or None for a SuperSpike checkpoint or any other file. An option
+    another kind of checkpoint takes (`KIND_OPTIONS`) is refused, naming the option and the kind."""
     from pathlib import Path
 
     from toolchain import spike_transform, ttfs
     from toolchain.checkpoint import format_of
 
-    owners = {ttfs.CHECKPOINT_FORMAT: "toolchain.ttfs_commands",
-              spike_transform.CHECKPOINT_FORMAT: "toolchain.spike_transform_commands"}
-    if Path(path).suffix != ".pt" or not Path(path).is_file():
-        return None
-    module = owners.get(format_of(path))
+    owners = {ttfs.CHECKPOINT_FORMAT: ("TTFS", "toolchain.ttfs_commands"),
+              spike_transform.CHECKPOINT_FORMAT: ("spike-transform", "toolchain.spike_transform_commands")}
+    path = Path(args.model)
+    kind, module = owners.get(format_of(path), (None, None)) if path.suffix == ".pt" and path.is_file() \
+        else (None, None)
+    for dest, (flag, owner) in KIND_OPTIONS.items():
+        if getattr(args, dest, None) not in (None, 0) and owner != kind:
+            raise SpikeportError(f"{command}: {flag} applies to {owner} checkpoints only; {args.model} is "
+                                 + (f"a {kind} checkpoint" if kind else "not one"))
     return getattr(importlib.import_module(module), name) if module else None
 
 
 def _cmd_compile(args) -> int:
-    command = _method_command(args.model, "compile_command")
+    command = _method_command(args, "compile", "compile_command")
     if command is not None:
         return command(args)
-    if args.dt is not None:
-        raise SpikeportError(f"compile: --dt applies to TTFS checkpoints only; {args.model} is not one")
     from toolchain import onnx_io
     from toolchain.compiler import compile_checkpoint
     from toolchain.quantize import format_report
@@ -114,14 +122,9 @@ def _cmd_simulate(args) -> int:
 
 
 def _cmd_verify(args) -> int:
-    command = _method_command(args.model, "verify_command")
+    command = _method_command(args, "verify", "verify_command")
     if command is not None:
         return command(args)
-    if args.dt is not None:
-        raise SpikeportError(f"verify: --dt applies to TTFS checkpoints only; {args.model} is not one")
-    if args.finetune_qat:
-        raise SpikeportError(f"verify: --finetune-qat applies to spike-transform checkpoints only; "
-                             f"{args.model} is not one")
     from toolchain.verify import cmd_verify
 
     return cmd_verify(args)
@@ -133,8 +136,15 @@ def _cmd_demo(args) -> int:
     return run_demo(args.out)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with spikeport's error contract: one line on stderr, exit code 2 (usage: ``-h``)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="spikeport", description=__doc__.splitlines()[0])
+    p = _Parser(prog="spikeport", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a network (SuperSpike surrogate gradients)")
@@ -191,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="spike-transform checkpoints: N iterations of quantization-aware fine-tuning after "
                         "post-training quantization (reports both)")
     v.add_argument("--qat-lr", type=float, default=1e-3, help="with --finetune-qat: Adam learning rate")
+    v.add_argument("--split", choices=["train", "test"],
+                   help="spike-transform checkpoints: score the training patterns (default) or held-out ones")
     v.set_defaults(func=_cmd_verify)
 
     e = sub.add_parser("export", help="write the float network as ONNX IR or NIR")

@@ -26,11 +26,6 @@ def load(path):
     return model, payload, make_task(**task_cfg)
 
 
-def _refuse_dt(args, command: str) -> None:
-    if getattr(args, "dt", None) is not None:
-        raise SpikeportError(f"{command}: --dt does not apply to a spike-transform checkpoint (1 step = 1 ms)")
-
-
 def compile_command(args) -> int:
     """`spikeport compile model.pt`: discretise, post-training quantize (calibrated on the training
     patterns), validate for ``--target`` and write the fixed-point IR."""
@@ -38,7 +33,6 @@ def compile_command(args) -> int:
     from toolchain.quantize import format_report
     from toolchain.spike_transform import compile_transform
 
-    _refuse_dt(args, "compile")
     model, payload, task = load(args.model)
     _, fixed, reports = compile_transform(model, task.raster(task.x_times).numpy())
     passes.validate(fixed, args.target, require_fixed=True)
@@ -53,8 +47,8 @@ def compile_command(args) -> int:
 
 
 def verify_report(model, payload: dict, task, *, lava: bool = True, finetune_qat: int = 0,
-                  qat_lr: float = 1e-3) -> dict:
-    """`deploy` the student on the training patterns and summarise it (JSON-ready).
+                  qat_lr: float = 1e-3, split: str = "train") -> dict:
+    """`deploy` the student on the ``split`` ("train" or "test") patterns and summarise it (JSON-ready).
 
     Per engine (``float``/``fixed`` emulator, ``lava``): output spike-time errors in steps
     against the target and against the learned output (`spike_time_errors` without the
@@ -65,16 +59,16 @@ def verify_report(model, payload: dict, task, *, lava: bool = True, finetune_qat
     from models.spike_train import raster_to_times
     from toolchain.spike_transform import _plain, deploy, score_summary, train_lists
 
-    dep = deploy(model, task, lava=lava, finetune_qat=finetune_qat, qat_lr=qat_lr)
+    dep = deploy(model, task, lava=lava, finetune_qat=finetune_qat, qat_lr=qat_lr, split=split)
     deployed = raster_to_times(dep["runs"]["fixed"][f"{dep['output_node']}/s"])
     rep = dict(method=payload["method"], seed=payload["task"]["seed"], task=payload["task"],
-               trained=payload.get("final", {}), patterns=int(task.x_times.shape[0]), T=task.T,
+               trained=payload.get("final", {}), split=split, patterns=int(len(dep["target"])), T=task.T,
                engines={name: {k: score_summary(v) for k, v in s.items()} for name, s in dep["scores"].items()},
                quantization=[dict(node=r.node, limited_by=r.limited_by, state_use=r.state_use,
                                   weights_clipped=sum(syn.clipped for syn in r.synapses),
                                   weights_rounded_to_zero=sum(syn.rounded_to_zero for syn in r.synapses))
                              for r in dep["reports"]],
-               trains=dict(target=train_lists(task.target_times), learned=train_lists(dep["learned"]),
+               trains=dict(target=train_lists(dep["target"]), learned=train_lists(dep["learned"]),
                            deployed=train_lists(deployed)))
     if "qat" in dep:
         rep["qat"] = dep["qat"]
@@ -89,7 +83,7 @@ ENGINE_NAMES = {"float": "emulator float", "fixed_ptq": "emulator PTQ", "fixed":
 
 def format_report(rep: dict) -> str:
     """Human-readable summary of `verify_report`."""
-    lines = [f"spike-transform ({rep['method']}, seed {rep['seed']}): {rep['patterns']} training patterns, "
+    lines = [f"spike-transform ({rep['method']}, seed {rep['seed']}): {rep['patterns']} {rep['split']} patterns, "
              f"{rep['T']} steps (1 step = 1 ms); output spike-time errors in steps against ceil(desired time)"]
     q = rep.get("qat")
     if q is not None:
@@ -141,14 +135,13 @@ def verify_command(args) -> int:
     from toolchain.verify import backend_names
 
     backends = backend_names(args.backends, BACKENDS, "spike-transform")
-    _refuse_dt(args, "verify")
     model, payload, task = load(args.model)
     if args.finetune_qat < 0:
         raise SpikeportError(f"verify: --finetune-qat {args.finetune_qat} must be >= 0")
     if not args.qat_lr > 0:
         raise SpikeportError(f"verify: --qat-lr {args.qat_lr} must be > 0")
     rep = verify_report(model, payload, task, lava="lava" in backends, finetune_qat=args.finetune_qat,
-                        qat_lr=args.qat_lr)
+                        qat_lr=args.qat_lr, split=args.split or "train")
     print(format_report(rep))
     if not args.no_report:
         js, png = write_report(rep, args.report)
