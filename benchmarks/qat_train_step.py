@@ -7,6 +7,13 @@ equations; fixed mode runs Lava ``fixed_pt`` integer arithmetic bit for bit
 (float64 exact integers, straight-through rounding). Prints the median time
 per step of each and the ratio (target: fixed <= 3x float).
 
+The modes alternate step by step (float, fixed, float, ...), so a change of
+machine load hits both alike. The verdict uses the less favourable of two
+robust ratios: the median over these adjacent pairs of fixed time / float
+time, and the ratio of the medians. The ratio of the best times is printed
+for information only: on this 2-core VM a few float steps run at 60 % of the
+float median, so one lucky step moves it by a third between identical runs.
+
     .venv/bin/python benchmarks/qat_train_step.py [--reps 30] [--threads 1]
 """
 from __future__ import annotations
@@ -23,16 +30,13 @@ from toolchain import datasets
 from toolchain.train import TASK_DEFAULTS, encode, network_config, resolve_config
 
 
-def step_times(model, x, y, mode, reps, warmup=3):
-    times = []
-    for i in range(warmup + reps):
-        start = time.perf_counter()
-        loss = spike_count_ce(model(x, mode=mode)[-1].s, y)
-        loss.backward()
-        model.zero_grad(set_to_none=True)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return times
+def step_time(model, x, y, mode) -> float:
+    """Seconds of one training step (forward, loss, backward) in ``mode``."""
+    start = time.perf_counter()
+    loss = spike_count_ce(model(x, mode=mode)[-1].s, y)
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
 
 
 def main():
@@ -48,17 +52,24 @@ def main():
     model = Network(network_config(cfg, x.shape[-1], data.n_classes))
     for layer in model.layers:  # a typical post-training scale; any valid scale costs the same
         layer.set_fixed_scale(500.0, 0, 0)
-    results = {}
-    for _ in range(2):  # interleave the modes so machine load hits both alike
-        for mode in ("float", "fixed"):
-            results.setdefault(mode, []).extend(step_times(model, x, y, mode, args.reps // 2))
+    for _ in range(3):  # warm-up
+        step_time(model, x, y, "float"), step_time(model, x, y, "fixed")
+    results = {"float": [], "fixed": []}
+    for _ in range(args.reps):  # adjacent pairs: machine load hits both modes alike
+        for mode in results:
+            results[mode].append(step_time(model, x, y, mode))
     med = {m: statistics.median(t) * 1e3 for m, t in results.items()}
     print(f"torch {torch.__version__}, {args.threads} thread(s); digits 64-128-10, "
-          f"T={TASK_DEFAULTS['digits']['encoding']['T']}, batch 64, fwd+bwd")
+          f"T={TASK_DEFAULTS['digits']['encoding']['T']}, batch 64, fwd+bwd, {args.reps} pairs")
     for mode in ("float", "fixed"):
         print(f"  {mode:<6} median {med[mode]:7.2f} ms/step  (min {min(results[mode]) * 1e3:.2f})")
-    ratio = med["fixed"] / med["float"]
-    print(f"fixed-point (QAT) mode costs {ratio:.2f}x float mode (target <= 3x: {'meets' if ratio <= 3 else 'misses'})")
+    ratios = {"paired median": statistics.median(b / a for a, b in zip(results["float"], results["fixed"])),
+              "ratio of medians": med["fixed"] / med["float"]}
+    worst = max(ratios.values())
+    best = min(results["fixed"]) / min(results["float"])
+    print(f"fixed-point (QAT) mode costs {worst:.2f}x float mode ("
+          + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items())
+          + f"; for information, ratio of best {best:.2f}x; target <= 3x: {'meets' if worst <= 3 else 'misses'})")
 
 
 if __name__ == "__main__":

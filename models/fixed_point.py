@@ -140,19 +140,26 @@ def decay(x, factor, out=None):
     to hold the result (may be ``x`` itself).
     """
     if _is_torch(x):
-        if not x.requires_grad:  # one fused kernel for the hot loop
-            import torch
+        if x.requires_grad:
+            return trunc(x * (factor / DECAY_UNITY))  # straight-through; ``out`` is filled by the caller
+        import torch
 
-            return torch.div(x * factor, DECAY_UNITY, rounding_mode="trunc")
-        return trunc(x * (factor / DECAY_UNITY))
+        if out is not None:  # the hot loop: two in-place kernels, no allocation
+            return torch.mul(x, factor, out=out).div_(DECAY_UNITY, rounding_mode="trunc")
+        return torch.div(x * factor, DECAY_UNITY, rounding_mode="trunc")
     product = np.multiply(x, factor / DECAY_UNITY, out=out)
     return np.trunc(product, out=product)
 
 
 def _accumulate(fresh, *terms):
-    """``fresh + terms...``; numpy adds in place into ``fresh``, a temporary this module made."""
+    """``fresh + terms...``, added in place into ``fresh`` (a temporary this module made, or
+    the caller's ``out``) unless it carries a gradient."""
     if _is_torch(fresh):
-        return sum(terms, fresh)
+        if fresh.requires_grad:
+            return sum(terms, fresh)
+        for term in terms:
+            fresh.add_(term)
+        return fresh
     for term in terms:
         np.add(fresh, term, out=fresh)
     return fresh
@@ -248,8 +255,8 @@ def lif_fixed_update(u, v, a_scaled, cur_factor, volt_factor, bias, *, wraps: Wr
 
     ``wraps`` (from `lif_scan_wraps`, which proves it from bounds) names the
     overflow rules to apply (each is still checked first); skipping one that
-    cannot fire changes nothing. ``out``: numpy arrays ``(u_out, v_out)`` that
-    receive the new state (they may be ``u`` and ``v`` themselves).
+    cannot fire changes nothing. ``out``: arrays or tensors (no gradient)
+    ``(u_out, v_out)`` that receive the new state (they may be ``u`` and ``v``).
     """
     u_out, v_out = (None, None) if out is None else out
     x = _accumulate(decay(u, cur_factor, out=u_out), a_scaled)
@@ -263,10 +270,13 @@ def lif_fixed_update(u, v, a_scaled, cur_factor, volt_factor, bias, *, wraps: Wr
 
 
 def _into(x, out):
-    """``x``, copied into ``out`` when one is given and ``x`` is a different array."""
+    """``x``, copied into ``out`` when one is given and ``x`` is a different array (or tensor)."""
     if out is None or x is out:
         return x
-    np.copyto(out, x)
+    if _is_torch(out):
+        out.copy_(x)
+    else:
+        np.copyto(out, x)
     return out
 
 

@@ -20,10 +20,10 @@ latency as every synaptic hop.
 The whole time loop runs inside one autograd Function with a hand-written
 backward (SuperSpike surrogate, reset treated as a constant, integer
 rounding straight-through), which keeps the per-step cost to a few fused
-tensor ops instead of an autograd graph of T * dozens of nodes. The float
-forward writes each step straight into the output buffers (6 ops a step, the
+tensor ops instead of an autograd graph of T * dozens of nodes. Both forwards
+write each step straight into the output buffers (float: 6 ops a step, the
 same arithmetic in the same order as above, so results are bit-identical to
-the plain loop); the backward precomputes every term that is not carried
+the plain loop; fixed: `fx.lif_fixed_update` with ``out=``); the backward precomputes every term that is not carried
 through time, leaving 2 ops a step (first-order gradients only: the backward
 is not itself differentiable).
 """
@@ -161,16 +161,17 @@ def _forward_fixed(a, alpha, beta, bias, vth, w_rec, u0, v0, rec_exp, s_all, v_a
         max_in = (fx.max_abs(a) + rec_bound) * float(1 << fx.ACT_SHIFT)
     wraps = fx.lif_scan_wraps(fx.max_abs(u0), fx.max_abs(v0), max_in, fx.max_abs(bias),
                               float(cf), float(vf), T)
+    s_t, v_t, u_t = s_all.unbind(1), v_all.unbind(1), u_all.unbind(1)
+    v_post = torch.empty(B, N, dtype=a.dtype)
     for t in range(T):
         if w_rec_t is None:
             a_t = scaled[:, t]
         else:
-            rec = fx.shift_by_weight_exp(s_all[:, t - 1] @ w_rec_t, rec_exp) if t else 0.0
+            rec = fx.shift_by_weight_exp(s_t[t - 1].contiguous() @ w_rec_t, rec_exp) if t else 0.0
             a_t = fx.scaled_input(a[:, t] + rec)
-        u, v = fx.lif_fixed_update(u, v, a_t, cf, vf, bias, wraps=wraps)
-        spiking = v > vth_cmp
-        s_all[:, t], u_all[:, t], v_all[:, t] = spiking, u, v
-        v = v.masked_fill(spiking, 0.0)
+        u, v = fx.lif_fixed_update(u, v, a_t, cf, vf, bias, wraps=wraps, out=(u_t[t], v_t[t]))
+        torch.gt(v, vth_cmp, out=s_t[t])
+        v = torch.addcmul(v, v, s_t[t], value=-1, out=v_post)  # v - v*s: exact, s in {0, 1}
 
 
 def _surrogate_grad(v_all, theta, slope):
