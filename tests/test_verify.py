@@ -69,6 +69,8 @@ def test_verify_measures_accuracy_agreement_timing_and_exactness_of_every_engine
     [exact] = result.exact
     assert exact.identical and exact.first_divergence is None
     assert exact.identical_by_node == {"layers.0": SAMPLES, "layers.1": SAMPLES}
+    assert exact.arrays == exact.identical_arrays == SAMPLES * 2 * 3  # samples x nodes x (s, v, u)
+    assert exact.values == exact.equal_values > exact.arrays
     assert result.timing_pair == "float vs emulator" and set(result.timing[result.timing_pair]) == {"layers.0", "layers.1"}
     assert result.float_engine == "torch model, float64" and result.output_node == "layers.1"
     json.dumps(result.to_dict(), allow_nan=False)
@@ -120,6 +122,9 @@ def test_a_perturbed_ir_in_memory_gives_the_divergence_record(tiny, compiled):
     assert (d.engines, d.node, d.var, d.sample, d.neuron, d.step) == (
         ("torch-fixed", "emulator"), "layers.0", "u", sample, neuron, step)
     assert d.values[0] != d.values[1]
+    c = result.exact[0]
+    assert c.identical_arrays < c.arrays and c.equal_values < c.values
+    assert c.arrays - c.identical_arrays >= c.samples - c.identical_samples > 0
 
 
 def test_a_timing_criterion_that_cannot_hold_fails_with_exit_1(tiny, capsys):

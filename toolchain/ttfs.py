@@ -674,6 +674,7 @@ def lava_identity(irq, x, *, chunk: int = 25, log=print) -> dict:
     identical samples and arrays."""
     from backends.emulator import run
     from backends.lava.runner import run_lava
+    from toolchain.verify import compare_exact
 
     same_samples = total = arrays_same = arrays_total = mismatched_values = 0
     lava_pred, t0 = [], time.time()
@@ -681,15 +682,11 @@ def lava_identity(irq, x, *, chunk: int = 25, log=print) -> dict:
         xin = encode_input(x[i:i + chunk], irq.meta)
         emu = run(irq, xin, mode="fixed")
         lava = run_lava(irq, xin, mode="fixed")
-        per_sample = np.ones(len(xin), dtype=bool)
-        for key in emu:
-            a, b = np.asarray(emu[key]), np.asarray(lava[key])
-            eq = (a == b).reshape(len(xin), -1).all(1)
-            per_sample &= eq
-            arrays_same += int(eq.sum())
-            arrays_total += len(eq)
-            mismatched_values += int((a != b).sum())
-        same_samples += int(per_sample.sum())
+        c = compare_exact("emulator", emu, "lava", lava, sorted({k.rpartition("/")[0] for k in emu}))
+        same_samples += c.identical_samples
+        arrays_same += c.identical_arrays
+        arrays_total += c.arrays
+        mismatched_values += c.values - c.equal_values
         total += len(xin)
         out_node = [k for k in emu if k.endswith("/s")][-1].split("/")[0]
         vth = vth_effective(irq, out_node, "fixed")

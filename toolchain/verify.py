@@ -101,6 +101,10 @@ class ExactComparison:
     identical_samples: int  # samples whose s, v, u agree in every node
     identical_by_node: dict  # node -> samples identical in that node
     first_divergence: Optional[Divergence] = None
+    arrays: int = 0  # (sample, node, variable) arrays compared, each (T, n)
+    identical_arrays: int = 0
+    values: int = 0  # single recorded values compared
+    equal_values: int = 0
 
     @property
     def identical(self) -> bool:
@@ -348,9 +352,11 @@ def _engine_plan(backends, subject: Subject, samples: int, lava_samples: Optiona
 
 # ---------------------------------------------------------------- comparing
 def compare_exact(a: str, out_a: dict, b: str, out_b: dict, nodes: list) -> ExactComparison:
-    """Bit-exact comparison of s, v, u of every node over the samples both engines ran."""
+    """Bit-exact comparison of s, v, u of every node over the samples both engines ran: identical
+    samples (per node and in all), arrays and values, and the first divergence."""
     n = min(out_a[f"{nodes[0]}/s"].shape[0], out_b[f"{nodes[0]}/s"].shape[0])
     identical, by_node, first_key, first = np.ones(n, bool), {}, None, None
+    counts = dict(arrays=0, identical_arrays=0, values=0, equal_values=0)
     for node_index, node in enumerate(nodes):
         same = np.ones(n, bool)
         for var_index, var in enumerate(VARS):
@@ -358,7 +364,12 @@ def compare_exact(a: str, out_a: dict, b: str, out_b: dict, nodes: list) -> Exac
             if x.shape != y.shape:
                 raise SpikeportError(f"{node}/{var}: {a} gives shape {x.shape}, {b} gives {y.shape}")
             diff = x != y
-            same &= ~diff.any(axis=(1, 2))
+            same_array = ~diff.any(axis=(1, 2))
+            same &= same_array
+            counts["arrays"] += n
+            counts["identical_arrays"] += int(same_array.sum())
+            counts["values"] += diff.size
+            counts["equal_values"] += diff.size - int(diff.sum())
             hit = _earliest(diff)
             if hit is not None:
                 step, sample, neuron = hit
@@ -371,7 +382,7 @@ def compare_exact(a: str, out_a: dict, b: str, out_b: dict, nodes: list) -> Exac
         by_node[node] = int(same.sum())
         identical &= same
     return ExactComparison(engines=(a, b), samples=n, identical_samples=int(identical.sum()),
-                           identical_by_node=by_node, first_divergence=first)
+                           identical_by_node=by_node, first_divergence=first, **counts)
 
 
 def _earliest(diff: np.ndarray) -> Optional[tuple[int, int, int]]:
