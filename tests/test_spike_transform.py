@@ -305,7 +305,7 @@ def test_verify_split_test_scores_the_held_out_patterns_against_their_own_target
     rc = cli.main(["verify", str(surrogate_checkpoint), "--backends", "emulator", "--split", "test",
                    "--report", str(tmp_path / "rep")])
     out = capsys.readouterr().out
-    assert rc == 0 and " test patterns" in out, out
+    assert rc == 0 and " held-out test patterns" in out, out
     rep = json.loads((tmp_path / "rep" / "deploy.json").read_text())
     _, _, task = load(surrogate_checkpoint)
     assert rep["split"] == "test" and rep["patterns"] == len(task.target_test_times)

@@ -77,13 +77,14 @@ def verify_report(model, payload: dict, task, *, lava: bool = True, finetune_qat
     return _plain(rep)
 
 
+SPLIT_NAMES = {"train": "training", "test": "held-out test"}
 ENGINE_NAMES = {"float": "emulator float", "fixed_ptq": "emulator PTQ", "fixed": "emulator fixed",
                 "lava": "lava fixed"}
 
 
 def format_report(rep: dict) -> str:
     """Human-readable summary of `verify_report`."""
-    lines = [f"spike-transform ({rep['method']}, seed {rep['seed']}): {rep['patterns']} {rep['split']} patterns, "
+    lines = [f"spike-transform ({rep['method']}, seed {rep['seed']}): {rep['patterns']} {SPLIT_NAMES[rep['split']]} patterns, "
              f"{rep['T']} steps (1 step = 1 ms); output spike-time errors in steps against ceil(desired time)"]
     q = rep.get("qat")
     if q is not None:
