@@ -7,6 +7,7 @@ text and 0-based as array indices: index i is step i + 1.
 """
 import re
 
+import networkx as nx
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -348,6 +349,20 @@ def test_a_compiled_program_runs_batch_after_batch_as_run_does(spec):
         for batch in (x, x[:, ::-1], x[::-1]):  # one program, several inputs: no state leaks between runs
             fresh, again = run(ir, batch, mode=mode), program.run(batch)
             assert all(np.array_equal(fresh[key], again[key]) for key in fresh)
+
+
+def test_a_compiled_program_is_a_snapshot_that_later_changes_to_the_ir_do_not_reach():
+    x = impulse(7)
+    for mode in ("fixed", "float"):
+        ir = single(lif(n=2, du=100, vth=1), [[100], [50]])
+        program = emulator.compile(ir, mode)
+        before = program.run(x)
+        ir.op("syn").fixed.weights[:] = 0  # in place, in the very arrays compile read
+        ir.op("syn").weight[:] = 0
+        nx.relabel_nodes(ir.graph, {"n": "renamed"}, copy=False)
+        assert run(ir, x, mode=mode)["renamed/u"].max() == 0  # the changed IR itself is silent
+        after = program.run(x)
+        assert before["n/u"].max() > 0 and all(np.array_equal(before[key], after[key]) for key in before)
 
 
 @settings(max_examples=15, deadline=None, derandomize=True)

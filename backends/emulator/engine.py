@@ -77,7 +77,8 @@ def run(ir: irm.IR, x, record: Optional[Sequence[str]] = None, *, mode: str = "f
 def compile(ir: irm.IR, mode: str = "fixed") -> "Program":  # shadows the builtin here, as Lava names it
     """Prepare ``ir`` for repeated runs: Lava's weights and neuron constants, the schedule.
 
-    The program is a snapshot: change the IR, compile again.
+    The program is a snapshot (weights and constants copied, the graph's structure
+    kept apart): changing the IR afterwards does not change it; compile again.
     """
     arithmetic = _arithmetic(ir, mode)
     passes.infer_shapes(ir)
@@ -91,7 +92,7 @@ class Program:
     """
 
     def __init__(self, ir: irm.IR, mode: str, arithmetic):
-        self.ir, self.mode, self.arith = ir, mode, arithmetic
+        self.ir, self.mode, self.arith = _structure(ir), mode, arithmetic
         self.input_ops = list(ir.nodes(irm.Input))
         self.neurons = {name: arithmetic.neuron_params(op) for name, op in ir.nodes(*irm.NEURONS)}
         self.synapses = {name: SynapseSpec(name, op, arithmetic) for name, op in ir.nodes(*irm.SYNAPSES)}
@@ -223,6 +224,16 @@ def _check_input(input_ops: list, x) -> np.ndarray:
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
         raise SpikeportError(f"input: {int(np.sum(~np.isfinite(x)))} values are NaN or infinite")
     return x
+
+
+def _structure(ir: irm.IR) -> irm.IR:
+    """The IR's nodes and edges in a graph of their own (ops shared, not copied): what a
+    program reads after compile (record names), unaffected by later changes to the graph."""
+    out = irm.IR(ir.name)
+    for name, op in ir.nodes():
+        out.graph.add_node(name, op=op)
+    out.graph.add_edges_from(ir.graph.edges)
+    return out
 
 
 # ---------------------------------------------------------------- scheduling
