@@ -136,8 +136,8 @@ def decay(x, factor, out=None):
 
     Computed as one product with ``factor / 4096``: both factors and the result
     are exactly representable in float64 (|x| < 2**30, factor < 2**13), so the
-    product is exact and equals ``x * factor / 4096``. ``out``: a numpy array
-    to hold the result (may be ``x`` itself).
+    product is exact and equals ``x * factor / 4096``. ``out``: an array, or a
+    tensor when ``x`` has no gradient, to hold the result (may be ``x`` itself).
     """
     if _is_torch(x):
         if x.requires_grad:
