@@ -46,7 +46,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import torch
@@ -55,6 +55,10 @@ from models.errors import SpikeportError
 from models.exact_spikes import ExactNetwork, membrane, simulate_layer
 from models.spike_train import (difference_of_exponentials, error_functional, exponential_kernel,
                                 raster_to_times, times_to_raster)
+
+if TYPE_CHECKING:  # annotations only: models.network is imported where it is used
+    from models.network import Network
+    from models.spike_train import Kernel
 
 TASK_DEFAULTS = dict(n_in=24, hidden=16, n_out=2, T=100, patterns=4, test_patterns=4, input_rate=0.04,
                      tau_syn=5.0, tau_mem=10.0, refractory=0.5, hop_delay=0.5, hidden_rate=6.0, output_rate=4.0,
