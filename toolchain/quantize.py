@@ -129,15 +129,19 @@ def snap_to_weight_grid(ir: irm.IR, node: str, lam: float,
     return snapped, main
 
 
-def quantize(ir: irm.IR, stats: dict) -> tuple[irm.IR, list[LayerReport]]:
-    """A copy of ``ir`` with fixed-point records on every synapse and neuron."""
+def quantize(ir: irm.IR, stats: dict, fill_always=()) -> tuple[irm.IR, list[LayerReport]]:
+    """A copy of ``ir`` with fixed-point records on every synapse and neuron.
+
+    ``fill_always``: populations whose scale fills the weight grid whatever it costs
+    (`snap_to_weight_grid` with ``max_loss=2``); the others fill it when that pays.
+    """
     out = ir.copy()
     reports = []
     for node, op in out.nodes(*irm.NEURONS):
         if node not in stats:
             raise SpikeportError(f"{node}: no calibration statistics (was the node reached by the inputs?)")
         lam, reason = choose_scale(out, node, stats[node])
-        snapped, main = snap_to_weight_grid(out, node, lam)
+        snapped, main = snap_to_weight_grid(out, node, lam, 2.0 if node in fill_always else SNAP_MAX_LOSS)
         if snapped < lam:
             reason += f"; {snapped / lam - 1:+.1%} to fill {main}'s 8-bit grid"
         lam = snapped

@@ -392,22 +392,6 @@ def data_stats(ir, x_cal) -> dict:
     return stats
 
 
-def snap_stats(ir, stats: dict) -> dict:
-    """Stats giving each TTFS population the largest scale lam <= the quantizer's choice for
-    which its feed-forward weights' largest magnitude lands exactly on the top of the 8-bit
-    grid, whatever it costs (``max_loss=2``: at most one bit of state headroom), so the
-    mantissas use their whole range."""
-    from models import fixed_point as fx
-    from toolchain.quantize import HEADROOM, choose_scale, snap_to_weight_grid
-
-    out = dict(stats)
-    for node in layer_nodes(ir):
-        lam, _ = snap_to_weight_grid(ir, node, choose_scale(ir, node, stats[node])[0], max_loss=2.0)
-        peak = fx.V_SAT / (HEADROOM * float(1 << fx.ACT_SHIFT) * lam)
-        out[node] = {"u": min(stats[node]["u"], peak), "v": peak}
-    return out
-
-
 def quantize_ttfs(ir, x_cal=None, stats: str = "data"):
     """Quantize a lowered TTFS IR with `toolchain.quantize` -> (fixed IR, reports).
 
@@ -415,7 +399,8 @@ def quantize_ttfs(ir, x_cal=None, stats: str = "data"):
     quantizer's usual 2x headroom. ``"bound"``: hard worst-case bounds (`bound_stats`; no
     extra headroom) -- for 784 inputs so loose (N/du) that the synaptic input loses
     precision (a negative weight_exp floors every step's summed input).
-    Either is then snapped (`snap_stats`) so the 8-bit weights use their full range.
+    Each layer's scale is then lowered until its feed-forward weights fill their 8-bit grid,
+    whatever it costs (``fill_always``: at most one bit of state headroom).
     """
     from toolchain import passes
     from toolchain.quantize import HEADROOM, quantize
@@ -428,7 +413,7 @@ def quantize_ttfs(ir, x_cal=None, stats: str = "data"):
         raw = data_stats(ir, x_cal)
     else:
         raise SpikeportError(f"ttfs: stats={stats!r} is not 'bound' or 'data'")
-    fixed, reports = quantize(ir, snap_stats(ir, raw))
+    fixed, reports = quantize(ir, raw, fill_always=layer_nodes(ir))
     fixed.meta["ttfs"]["stats"] = stats
     passes.validate(fixed, require_fixed=True)
     return fixed, reports
