@@ -48,21 +48,27 @@ def _method_command(args, command: str, name: str):
     """``compile_command``/``verify_command`` of the module that owns the checkpoint's format tag
     (TTFS, spike transform), or None for a SuperSpike checkpoint or any other file. An option
     another kind of checkpoint takes (`KIND_OPTIONS`) is refused, naming the option and the kind."""
-    from pathlib import Path
-
-    from toolchain import spike_transform, ttfs
-    from toolchain.checkpoint import format_of
-
-    owners = {ttfs.CHECKPOINT_FORMAT: ("TTFS", "toolchain.ttfs_commands"),
-              spike_transform.CHECKPOINT_FORMAT: ("spike-transform", "toolchain.spike_transform_commands")}
-    path = Path(args.model)
-    kind, module = owners.get(format_of(path), (None, None)) if path.suffix == ".pt" and path.is_file() \
-        else (None, None)
+    kind, module = _checkpoint_kind(args.model)
     for dest, (flag, owner) in KIND_OPTIONS.items():
         if getattr(args, dest, None) not in (None, 0) and owner != kind:
             raise SpikeportError(f"{command}: {flag} applies to {owner} checkpoints only; {args.model} is "
                                  + (f"a {kind} checkpoint" if kind else "not one"))
     return getattr(importlib.import_module(module), name) if module else None
+
+
+def _checkpoint_kind(path) -> tuple:
+    """(kind, command module) of a TTFS or spike-transform checkpoint, by its format tag;
+    (None, None) for any other file."""
+    from pathlib import Path
+
+    from toolchain import spike_transform, ttfs
+    from toolchain.checkpoint import format_of
+
+    if Path(path).suffix != ".pt" or not Path(path).is_file():
+        return None, None
+    owners = {ttfs.CHECKPOINT_FORMAT: ("TTFS", "toolchain.ttfs_commands"),
+              spike_transform.CHECKPOINT_FORMAT: ("spike-transform", "toolchain.spike_transform_commands")}
+    return owners.get(format_of(path), (None, None))
 
 
 def _cmd_compile(args) -> int:
