@@ -10,10 +10,11 @@ population reaches; ``lam`` is then the largest scale such that
 * the threshold mantissa fits 17 bits,
 * every incoming synapse's weight exponent stays <= 7.
 
-``lam`` is then lowered by less than 2x (`snap_to_weight_grid`) until the
-largest weight of the population's main input synapse lands exactly on the
-top of its 8-bit grid: its weights get up to twice the resolution they have
-at an arbitrary scale, for at most one bit of state headroom. Each synapse's
+``lam`` is then lowered (`snap_to_weight_grid`) until the largest weight of
+the population's main input synapse lands exactly on the top of its 8-bit
+grid, when that gains the weights more resolution than it costs the state
+(a factor below sqrt 2; always, at most 2x, for ``fill_always`` populations).
+Each synapse's
 ``weight_exp`` is the smallest that puts ``lam * max|W|`` on the 8-bit grid
 of its sign mode (the report's "range use": 99-100 % for the main synapse,
 50-100 % for others).
