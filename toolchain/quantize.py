@@ -14,10 +14,9 @@ population reaches; ``lam`` is then the largest scale such that
 the population's main input synapse lands exactly on the top of its 8-bit
 grid, when that gains the weights more resolution than it costs the state
 (a factor below sqrt 2; always, at most 2x, for ``fill_always`` populations).
-Each synapse's
-``weight_exp`` is the smallest that puts ``lam * max|W|`` on the 8-bit grid
-of its sign mode (the report's "range use": 99-100 % for the main synapse,
-50-100 % for others).
+Each synapse's ``weight_exp`` is the smallest that puts ``lam * max|W|`` on
+the 8-bit grid of its sign mode (the report's "range use": 99-100 % for a
+filled main synapse, 50-100 % otherwise).
 Every clipped, zeroed or moved value is counted in the report; nothing is
 clipped silently, and a synapse whose weights would all vanish is an error.
 """
