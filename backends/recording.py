@@ -17,7 +17,7 @@ STATE_VARS = ("s", "v", "u")
 def resolve_record(ir: irm.IR, record) -> dict:
     """``{output key: (neuron node, var)}`` for ``record``; an unknown or stateless node is an error."""
     if record is None:
-        return {f"{n}/{var}": (n, var) for n in ir.names(*irm.NEURONS) for var in STATE_VARS}
+        return {f"{n}/{var}": (n, var) for n in ir.names(irm.Neuron) for var in STATE_VARS}
     targets = {}
     for entry in [record] if isinstance(record, str) else record:
         name, sep, var = str(entry).rpartition("/")
@@ -34,11 +34,11 @@ def recorded_population(ir: irm.IR, name: str) -> str:
     """The neuron node whose state ``name`` (a neuron node, or an Output fed by one) stands for."""
     if name not in ir.graph:
         raise SpikeportError(f"record: no node named {name!r}; neuron and output nodes: "
-                             f"{', '.join(ir.names(*irm.NEURONS, irm.Output))}")
+                             f"{', '.join(ir.names(irm.Neuron, irm.Output))}")
     op, node = ir.op(name), name
     if isinstance(op, irm.Output):
         node = next(iter(ir.inputs(name)), None)
-    if node is None or not isinstance(ir.op(node), irm.NEURONS):
+    if node is None or not isinstance(ir.op(node), irm.Neuron):
         raise SpikeportError(f"record: {name!r} is a {op.kind}; only neuron (LIF, LIFReset) and Output "
                              "nodes have s, v, u")
     return node

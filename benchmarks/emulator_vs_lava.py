@@ -225,7 +225,7 @@ def lava_steady(ir, x: np.ndarray, samples: int, timeout: float = 900.0) -> dict
     from backends.lava.runner import batched_inputs
     from toolchain import ir as irm
 
-    nodes = ir.names(*irm.NEURONS)
+    nodes = ir.names(irm.Neuron)
     probes = [(n, v) for n in nodes for v in ("s", "v", "u")]
     inputs = batched_inputs(ir, x[:samples], "fixed")
     job = dict(ir=ir, probes=probes,
@@ -349,7 +349,7 @@ def main(argv=None) -> int:
     model, meta, ir = digits_model(args.model)
     model.eval()
     x, _ = held_out_inputs(meta["task"], meta["encoding"], args.samples, SEED)
-    nodes = ir.names(*irm.NEURONS)
+    nodes = ir.names(irm.Neuron)
     batch, steps, n_in = x.shape
     print(f"inputs: {batch} held-out test samples, encoding {meta['encoding']}, shape {x.shape} "
           f"({x.mean():.1%} spikes); recorded: s, v, u of {', '.join(nodes)}")

@@ -26,7 +26,7 @@ import torch
 
 from models.losses import spike_count_ce
 from models.network import Network
-from toolchain import datasets
+from toolchain.tasks import datasets
 from toolchain.train import TASK_DEFAULTS, encode, network_config, resolve_config
 
 

@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from toolchain import passes  # noqa: E402
+from toolchain.ir import passes  # noqa: E402
 from toolchain.files import atomic_path  # noqa: E402
 from toolchain.lower import lower  # noqa: E402
 from toolchain.quantize import apply_scales, calibration_stats, quantize  # noqa: E402

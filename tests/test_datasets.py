@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models.errors import SpikeportError
-from toolchain import datasets
+from toolchain.tasks import datasets
 
 HEADER = "label," + ",".join(f"{r}x{c}" for r in range(1, 29) for c in range(1, 29))
 

@@ -279,7 +279,7 @@ def test_recurrent_spikes_return_one_step_later():
 def _float_reference(ir, x):
     """Lava floating_pt written out for a chain with one synapse per population."""
     out, spikes = {}, (np.asarray(x) != 0).astype(float)
-    for name, op in ir.nodes(*irm.NEURONS):
+    for name, op in ir.nodes(irm.Neuron):
         syn = ir.op(ir.inputs(name)[0])
         delay = np.zeros(syn.weight.shape, int) if syn.delays is None else syn.delays
         B, T, _ = spikes.shape
@@ -487,7 +487,7 @@ def _cli(*argv):
 
 @pytest.fixture
 def model_file(tmp_path):
-    from toolchain import onnx_io
+    from toolchain.formats import onnx as onnx_io
 
     ir, x = build(NetSpec(seed=5, n_in=4, layers=(5, 3), batch=2, steps=12, max_delay=(2,), recurrent=(True,)))
     onnx_io.save(ir, tmp_path / "model.onnx")

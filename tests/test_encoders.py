@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models.errors import SpikeportError
-from toolchain import encoders
+from toolchain.tasks import encoders
 
 X = np.array([[0.0, 0.1, 0.25, 0.5, 0.8, 1.0],
               [1.0, 0.0, 0.6, 0.3, 0.05, 0.9]])

@@ -17,7 +17,8 @@ import uuid
 import numpy as np
 import pytest
 
-from backends.lava import check_lava_params, run_lava, write_hardware_script
+from backends.lava import check_lava_params, run_lava
+from toolchain.simulate import write_hardware_script
 from backends.lava import runner
 from fresh_interpreter import run_isolated
 from models import fixed_point as fx
@@ -427,7 +428,7 @@ def test_keyboard_interrupt_kills_every_lava_process(monkeypatch):
 
 @pytest.mark.lava
 def test_ctrl_c_on_spikeport_simulate_exits_130_and_leaves_no_lava_process_or_output(tmp_path):
-    from toolchain import onnx_io
+    from toolchain.formats import onnx as onnx_io
 
     marker = f"SPIKEPORT_TEST_MARK={uuid.uuid4().hex}"
     onnx_io.save(chain_ir(), tmp_path / "chain.onnx")
@@ -491,7 +492,7 @@ def test_process_graph_is_built_without_running_dense_alone_sparse_when_tiled(tm
 
 @pytest.mark.lava
 def test_emitted_hardware_script_rebuilds_the_graph_from_the_ir_file_and_runs_it(tmp_path):
-    from toolchain.onnx_io import save
+    from toolchain.formats.onnx import save
 
     save(chain_ir(), tmp_path / "chain.onnx")
     script = write_hardware_script(tmp_path / "chain.onnx", tmp_path / "run_on_loihi2.py", "chain")

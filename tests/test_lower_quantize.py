@@ -8,7 +8,7 @@ from models import fixed_point as fx
 from models.errors import SpikeportError
 from models.network import Network
 from toolchain import ir as irm
-from toolchain import passes
+from toolchain.ir import passes
 from toolchain.lower import lower
 from toolchain.quantize import quantize, snap_to_weight_grid
 
@@ -65,7 +65,7 @@ def test_lowering_a_scaled_network_writes_the_integers_fixed_mode_uses(config):
 
 
 def _stats(ir, u=2.0, v=3.0):
-    return {n: {"u": u, "v": v} for n in ir.names(*irm.NEURONS)}
+    return {n: {"u": u, "v": v} for n in ir.names(irm.Neuron)}
 
 
 def test_quantization_uses_the_8bit_range_and_reports_every_layer():

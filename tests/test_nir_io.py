@@ -8,7 +8,7 @@ import pytest
 from models import fixed_point as fx
 from models.errors import SpikeportError
 from toolchain import ir as irm
-from toolchain import nir_io
+from toolchain.formats import nir as nir_io
 
 RNG = np.random.default_rng(11)
 

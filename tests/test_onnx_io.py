@@ -11,7 +11,7 @@ from onnx import helper, numpy_helper
 
 from models.errors import SpikeportError
 from toolchain import ir as irm
-from toolchain import onnx_io
+from toolchain.formats import onnx as onnx_io
 
 RNG = np.random.default_rng(7)
 

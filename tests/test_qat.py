@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from models import fixed_point as fx
-from toolchain import checkpoint, onnx_io
+from toolchain import checkpoint
+from toolchain.formats import onnx as onnx_io
 from toolchain.compiler import compile_checkpoint
 from toolchain.train import train
 
@@ -157,7 +158,7 @@ def test_training_forward_computes_the_inference_integers(raster_qat):
 
 def test_qat_raster_network_deploys_bit_exact_on_the_emulator(raster_qat):
     from backends.emulator import run
-    from toolchain import passes
+    from toolchain.ir import passes
     from toolchain.lower import lower
 
     net, x = raster_qat

@@ -136,7 +136,7 @@ def test_discretisation_samples_the_continuous_membrane_at_integer_ms():
         net.weights[0].copy_(torch.rand(3, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 0.01)
     x = (np.random.RandomState(0).rand(2, 30, 5) < 0.2).astype(np.float32)
     ir = lower(st.discretize(net))
-    v_steps = run(ir, x, mode="float")[f"{ir.names(*irm.NEURONS)[0]}/v"]  # step n = index n-1
+    v_steps = run(ir, x, mode="float")[f"{ir.names(irm.Neuron)[0]}/v"]  # step n = index n-1
     no_spikes = torch.full((2, 3, 1), INF, dtype=torch.float64)
     v_cont = membrane(torch.arange(1.0, 31.0, dtype=torch.float64), raster_to_times(x), net.weights[0],
                       no_spikes, net.neuron)
@@ -270,7 +270,8 @@ def surrogate_checkpoint(tmp_path_factory):
 
 def test_compile_recognises_a_spike_transform_checkpoint_and_writes_a_fixed_point_ir(surrogate_checkpoint,
                                                                                      tmp_path):
-    from toolchain import cli, onnx_io
+    from toolchain import cli
+    from toolchain.formats import onnx as onnx_io
 
     out = tmp_path / "st.onnx"
     assert cli.main(["compile", str(surrogate_checkpoint), "--out", str(out)]) == 0

@@ -110,7 +110,7 @@ def test_silent_neurons_give_zero_not_nan_gradients():
 
 
 def _digits_net(seed=0):
-    from toolchain.datasets import load_digits
+    from toolchain.tasks.datasets import load_digits
 
     data = load_digits()
     net = TTFSNetwork(dict(n_in=64, sizes=[40, 10], t_max_in=2.0, init_mean=6.0, init_std=1.0, seed=seed))
@@ -196,7 +196,7 @@ def test_readout_breaks_ties_by_interpolated_crossing():
 
 
 def test_train_digits_smoke_and_checkpoint(tmp_path):
-    from toolchain.datasets import load_digits
+    from toolchain.tasks.datasets import load_digits
 
     data = load_digits()
     res = tt.train_ttfs("digits", epochs=3, seed=0, out=tmp_path / "t.pt", progress=False, log=None,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from toolchain import onnx_io
+from toolchain.formats import onnx as onnx_io
 from toolchain.cli import main
 
 

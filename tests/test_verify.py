@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from models import fixed_point as fx
-from toolchain import checkpoint, onnx_io
+from toolchain import checkpoint
+from toolchain.formats import onnx as onnx_io
 from toolchain.cli import main
 from toolchain.compiler import compile_checkpoint
 from toolchain.lower import lower

@@ -75,12 +75,12 @@ def _cmd_compile(args) -> int:
     command = _method_command(args, "compile", "compile_command")
     if command is not None:
         return command(args)
-    from toolchain import onnx_io
+    from toolchain import formats
     from toolchain.compiler import compile_checkpoint
     from toolchain.quantize import format_report
 
     ir = compile_checkpoint(args.model, args.calibration_samples, args.target)
-    onnx_io.save(ir, args.out)
+    formats.save(ir, args.out)
     print(ir.meta["quantization_mode"])
     if "quantization" in ir.meta:
         print(format_report(list(_reports(ir))))
@@ -96,27 +96,22 @@ def _reports(ir):
 
 
 def _cmd_export(args) -> int:
-    from toolchain import checkpoint, onnx_io
+    from toolchain import checkpoint, formats
     from toolchain.lower import lower
 
     model, meta = checkpoint.load(args.model)
     ir = lower(model, name=meta.get("task", "network"))
     ir.meta.update({k: meta[k] for k in ("task", "encoding") if k in meta})
-    if args.format == "onnx":
-        onnx_io.save(ir, args.out)
-    else:
-        from toolchain import nir_io
-
-        nir_io.save(ir, args.out)
+    formats.save(ir, args.out, args.format)
     print(f"wrote {args.out} ({args.format}, {'fixed' if ir.is_fixed else 'float'} parameters)")
     return 0
 
 
 def _cmd_inspect(args) -> int:
-    from toolchain import onnx_io
-    from toolchain.inspect import describe, format_description
+    from toolchain import formats
+    from toolchain.describe import describe, format_description
 
-    ir = onnx_io.load(args.model)
+    ir = formats.load(args.model)
     print(json.dumps(describe(ir)) if args.json else format_description(ir))
     return 0
 

@@ -11,7 +11,9 @@ import numpy as np
 
 from models import fixed_params as fp
 from models.network import Network
-from toolchain import checkpoint, datasets, passes
+from toolchain import checkpoint
+from toolchain.ir import passes
+from toolchain.tasks import datasets
 from toolchain import ir as irm
 from toolchain.lower import lower
 from toolchain.quantize import calibration_stats, quantize

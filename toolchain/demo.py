@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from toolchain import checkpoint, onnx_io
+from toolchain import checkpoint, formats
 from toolchain.compiler import compile_network
 from toolchain.quantize import LayerReport, format_report
 from toolchain.report import write_report
@@ -36,7 +36,7 @@ def run_demo(out_dir) -> int:
 
     _stage(2, "compile: lower, calibrate, quantize to Loihi integers, validate")
     ir = compile_network(trained.model, trained.meta)
-    onnx_io.save(ir, ir_path)
+    formats.save(ir, ir_path)
     print(f"    {ir.meta['quantization_mode']} -> {ir_path}")
     if "quantization" in ir.meta:
         print(_indent(format_report([LayerReport(**r) for r in ir.meta["quantization"].values()])))

@@ -72,7 +72,7 @@ def calibration_stats(ir: irm.IR, x: np.ndarray) -> dict:
     """Peak |u| and |v| (pre-reset membrane bound) per neuron node, from the float engine."""
     from backends.emulator import run
 
-    names = ir.names(*irm.NEURONS)
+    names = ir.names(irm.Neuron)
     out = run(ir, x, record=names, mode="float")
     stats = {}
     for name in names:
@@ -112,7 +112,7 @@ def snap_to_weight_grid(ir: irm.IR, node: str, lam: float,
     2r. The default takes the trade when the gain is the larger (r < 1/sqrt 2); 2 takes it
     always. Idempotent. ``lam`` itself when the exponent needed is below -8 or there is no weight.
     """
-    synapses = [s for s in ir.inputs(node) if isinstance(ir.op(s), irm.SYNAPSES)]
+    synapses = [s for s in ir.inputs(node) if isinstance(ir.op(s), irm.Synapse)]
     if not synapses:
         return lam, None
     main = max(synapses, key=lambda s: int(np.count_nonzero(ir.op(s).weight)))
@@ -137,7 +137,7 @@ def quantize(ir: irm.IR, stats: dict, fill_always=()) -> tuple[irm.IR, list[Laye
     """
     out = ir.copy()
     reports = []
-    for node, op in out.nodes(*irm.NEURONS):
+    for node, op in out.nodes(irm.Neuron):
         if node not in stats:
             raise SpikeportError(f"{node}: no calibration statistics (was the node reached by the inputs?)")
         lam, reason = choose_scale(out, node, stats[node])

@@ -25,7 +25,7 @@ import numpy as np
 
 from models.errors import SpikeportError
 from toolchain import ir as irm
-from toolchain.files import save_npz
+from toolchain.files import atomic_path, save_npz
 
 BACKENDS = {"emulator": ("emulator", "fixed"), "float": ("emulator", "float"),
             "lava": ("lava", "fixed"), "lava-float": ("lava", "float")}
@@ -75,9 +75,9 @@ def cmd_simulate(args) -> int:
     emit_hw = getattr(args, "emit_hw", None)
     if emit_hw:
         return _emit_hardware_script(args.model, emit_hw, args.backend)
-    from toolchain.onnx_io import load
+    from toolchain import formats
 
-    ir = load(args.model)
+    ir = formats.load(args.model)
     x = load_input(args.input)
     out = simulate(ir, x, args.backend, args.record or None)
     save_npz(args.out, out)
@@ -89,8 +89,18 @@ def cmd_simulate(args) -> int:
 def _emit_hardware_script(model, script, backend: str) -> int:
     if backend != "lava":
         raise SpikeportError(f"simulate: --emit-hw needs --backend lava, got --backend {backend}")
-    from backends.lava.hardware import write_hardware_script
-
     path = write_hardware_script(model, script)
     print(f"wrote {path}: runs {model} with Loihi2HwCfg (needs Intel's lava-loihi extension)")
     return 0
+
+
+def write_hardware_script(ir_path, out_path, ir_name: str = "network") -> Path:
+    """Write `backends.lava.hardware.hardware_script` to ``out_path`` atomically (made
+    executable); returns the path."""
+    from backends.lava.hardware import hardware_script
+
+    out = Path(out_path)
+    with atomic_path(out) as tmp:
+        tmp.write_text(hardware_script(ir_path, ir_name, out.name))
+        tmp.chmod(0o755)
+    return out

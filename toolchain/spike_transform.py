@@ -487,7 +487,7 @@ def identical_states(a: dict, b: dict) -> dict:
 def compile_transform(model, x_cal: np.ndarray):
     """Discretise (an `ExactNetwork`; a trained discrete `Network` is taken as is), lower and
     post-training quantize -> (float IR, fixed IR, quantization reports)."""
-    from toolchain import passes
+    from toolchain.ir import passes
     from toolchain.lower import lower
     from toolchain.quantize import calibration_stats, quantize
 
@@ -562,7 +562,7 @@ def deploy(model, task: SpikeTransformTask, *, lava: bool = True, split: str = "
     ir, fixed, reports = compile_transform(model, task.raster(task.x_times).numpy())
     qat = None
     if finetune_qat:
-        from toolchain import passes
+        from toolchain.ir import passes
         from toolchain.lower import lower
 
         net = discretize(model) if isinstance(model, ExactNetwork) else model
@@ -581,7 +581,7 @@ def deploy(model, task: SpikeTransformTask, *, lava: bool = True, split: str = "
         from backends.lava.runner import run_lava
 
         runs["lava"] = run_lava(fixed, x, mode="fixed")
-    out_node = ir.names(*_neuron_types())[-1]
+    out_node = ir.names(_neuron_role())[-1]
     learned = model.simulate(x_times)[-1] if isinstance(model, ExactNetwork) else \
         raster_to_times(runs["float"][f"{out_node}/s"]).numpy()
     scores = {name: dict(vs_target=spike_time_errors(r[f"{out_node}/s"], target),
@@ -596,10 +596,10 @@ def deploy(model, task: SpikeTransformTask, *, lava: bool = True, split: str = "
     return result
 
 
-def _neuron_types():
+def _neuron_role():
     from toolchain import ir as irm
 
-    return irm.NEURONS
+    return irm.Neuron
 
 
 # --------------------------------------------------------------- report

@@ -29,7 +29,8 @@ def load(path):
 def compile_command(args) -> int:
     """`spikeport compile model.pt`: discretise, post-training quantize (calibrated on the training
     patterns), validate for ``--target`` and write the fixed-point IR."""
-    from toolchain import onnx_io, passes
+    from toolchain import formats
+    from toolchain.ir import passes
     from toolchain.quantize import format_report
     from toolchain.spike_transform import compile_transform
 
@@ -39,7 +40,7 @@ def compile_command(args) -> int:
     fixed.meta.update(task="spike-transform", method=payload["method"], seed=payload["task"]["seed"],
                       target=args.target, quantization_mode=f"post-training ({task.x_times.shape[0]} training "
                                                             "patterns as calibration)")
-    onnx_io.save(fixed, args.out)
+    formats.save(fixed, args.out)
     print(fixed.meta["quantization_mode"])
     print(format_report(reports))
     print(f"wrote {args.out}")

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from models.errors import SpikeportError
 from models.losses import LOSSES, predict
 from models.network import Network
-from toolchain import datasets, encoders
+from toolchain.tasks import datasets, encoders
 
 TASK_DEFAULTS = {
     "digits": dict(encoding=dict(name="regular", T=20, max_rate=0.5), hidden=[128], du=0.2, dv=0.05,

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from models.errors import SpikeportError
 from models.ttfs import TTFSNetwork, predict, ttfs_loss
-from toolchain import datasets
+from toolchain.tasks import datasets
 from toolchain.files import atomic_path
 
 CHECKPOINT_FORMAT = "spikeport-ttfs-checkpoint"
@@ -103,7 +103,7 @@ def train_ttfs(task: str = "mnist", epochs: int | None = None, seed: int = 0, ou
     penalty, gradient-norm clipping at ``clip``, learning rate decayed by
     ``lr_decay`` over the run (cosine). Deterministic for a given ``seed`` and
     thread count. Writes a checkpoint to ``out`` if given. ``data`` may pass a
-    `toolchain.datasets.Dataset` (tests); otherwise ``load_task(task)``.
+    `toolchain.tasks.datasets.Dataset` (tests); otherwise ``load_task(task)``.
     """
     cfg = ttfs_config(task, epochs=epochs, seed=seed, **overrides)
     if cfg["threads"]:
@@ -325,7 +325,7 @@ def lower_ttfs(model: TTFSNetwork, dt: float, *, refire: str = "inhibit", inhibi
 
 def encode_input(x, meta: dict) -> np.ndarray:
     """Input spikes (B, steps, n_in), bool: pixel x at index ``round(t_max_in (1 - x) / dt)``."""
-    from toolchain import encoders
+    from toolchain.tasks import encoders
 
     m = meta["ttfs"] if "ttfs" in meta else meta
     return encoders.latency_encode(np.asarray(x), int(m["steps"]), t_min=0.0,
@@ -402,7 +402,7 @@ def quantize_ttfs(ir, x_cal=None, stats: str = "data"):
     Each layer's scale is then lowered until its feed-forward weights fill their 8-bit grid,
     whatever it costs (``fill_always``: at most one bit of state headroom).
     """
-    from toolchain import passes
+    from toolchain.ir import passes
     from toolchain.quantize import HEADROOM, quantize
 
     if stats == "bound":
@@ -627,11 +627,11 @@ def deploy_ttfs(model, dt: float = 0.0625, *, refire: str = "inhibit", stats: st
     report["quantization"] = format_report(qreports)
     say(report["quantization"])
     if out_dir is not None:
-        from toolchain import onnx_io
+        from toolchain import formats
 
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        onnx_io.save(ir, Path(out_dir) / "ttfs_float.onnx")
-        onnx_io.save(irq, Path(out_dir) / "ttfs_fixed.onnx")
+        formats.save(ir, Path(out_dir) / "ttfs_float.onnx")
+        formats.save(irq, Path(out_dir) / "ttfs_fixed.onnx")
     results = {}
     for mode in modes:
         t = time.time()

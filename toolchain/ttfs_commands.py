@@ -28,7 +28,7 @@ def train_command(args) -> int:
 
 def compile_ttfs(path, dt: float, calibration_samples: int):
     """Checkpoint -> fixed IR: discretise at ``dt``, calibrate on training samples, quantize."""
-    from toolchain import datasets
+    from toolchain.tasks import datasets
     from toolchain.ttfs import load_checkpoint, lower_ttfs, quantize_ttfs
 
     model, meta = load_checkpoint(path)
@@ -43,12 +43,13 @@ def compile_ttfs(path, dt: float, calibration_samples: int):
 
 def compile_command(args) -> int:
     """`spikeport compile model.pt` for a TTFS checkpoint."""
-    from toolchain import onnx_io, passes
+    from toolchain import formats
+    from toolchain.ir import passes
     from toolchain.quantize import format_report
 
     fixed, reports = compile_ttfs(args.model, args.dt or DEFAULT_DT, args.calibration_samples)
     passes.validate(fixed, args.target, require_fixed=True)
-    onnx_io.save(fixed, args.out)
+    formats.save(fixed, args.out)
     print(fixed.meta["quantization_mode"])
     print(format_report(reports))
     print(f"wrote {args.out}")

@@ -225,9 +225,9 @@ def _existing(path) -> Path:
 
 
 def _load_ir(path: Path) -> irm.IR:
-    from toolchain import onnx_io
+    from toolchain import formats
 
-    return onnx_io.load(path)
+    return formats.load(path)
 
 
 def _check_same_architecture(model: Network, ir: irm.IR) -> None:
@@ -262,7 +262,7 @@ def held_out_inputs(task: str, encoding: dict, samples: int, seed: int) -> tuple
 
     ``seed`` seeds a stochastic encoder unless the recorded encoding fixes one.
     """
-    from toolchain import datasets, encoders
+    from toolchain.tasks import datasets, encoders
     from toolchain.train import encode
 
     data = datasets.load_task(task)
@@ -463,7 +463,7 @@ def verify(model_path_or_ir, task: Optional[str] = None, samples: int = 100, lav
     x, y = held_out_inputs(meta["task"], meta["encoding"], samples, seed)
     _check_input_size(subject.ir, x)
     plan = _engine_plan(backends, subject, len(x), lava_samples)
-    nodes = subject.ir.names(*irm.NEURONS)
+    nodes = subject.ir.names(irm.Neuron)
     output_node = _output_node(subject.ir)
     outputs, engines, preds = {}, {}, {}
     for name, n in plan.items():

@@ -41,7 +41,7 @@ from backends.emulator.nodes import Neuron, Source, Synapse, SynapseSpec
 from backends.recording import resolve_record
 from models.errors import SpikeportError
 from toolchain import ir as irm
-from toolchain import passes
+from toolchain.ir import passes
 
 BLOCK_BYTES = 4 << 20  # working memory per block of steps: small blocks reuse cached memory
 LONG_RUN = 50_000_000  # neuron-steps (B * T * neurons) from which a progress bar is shown
@@ -94,14 +94,14 @@ class Program:
     def __init__(self, ir: irm.IR, mode: str, arithmetic):
         self.ir, self.mode, self.arith = _structure(ir), mode, arithmetic
         self.input_ops = list(ir.nodes(irm.Input))
-        self.neurons = {name: arithmetic.neuron_params(op) for name, op in ir.nodes(*irm.NEURONS)}
-        self.synapses = {name: SynapseSpec(name, op, arithmetic) for name, op in ir.nodes(*irm.SYNAPSES)}
+        self.neurons = {name: arithmetic.neuron_params(op) for name, op in ir.nodes(irm.Neuron)}
+        self.synapses = {name: SynapseSpec(name, op, arithmetic) for name, op in ir.nodes(irm.Synapse)}
         self.inputs = {name: list(ir.inputs(name)) for name in ir.graph}
         self.feeds = {name: bool(ir.outputs(name)) for name in ir.graph}
         self.components = _components(ir)
         self.step_bytes = step_bytes(ir, 1)  # per sample
-        self.macs = sum(op.size for _, op in ir.nodes(*irm.SYNAPSES))  # per sample and step
-        self.neuron_count = sum(op.n for _, op in ir.nodes(*irm.NEURONS))
+        self.macs = sum(op.size for _, op in ir.nodes(irm.Synapse))  # per sample and step
+        self.neuron_count = sum(op.n for _, op in ir.nodes(irm.Neuron))
 
     def run(self, x, record: Optional[Sequence[str]] = None, *, progress: Optional[bool] = None) -> dict:
         """Run on inputs ``x`` and return the recorded traces (see `run`)."""
@@ -199,7 +199,7 @@ def _arithmetic(ir: irm.IR, mode: str):
     if mode not in ar.ARITHMETIC:
         raise SpikeportError(f"emulator: mode={mode!r} is not one of {', '.join(map(repr, ar.ARITHMETIC))}")
     if mode == "fixed":
-        for name, op in ir.nodes(*irm.SYNAPSES, *irm.NEURONS):
+        for name, op in ir.nodes(irm.Synapse, irm.Neuron):
             if op.fixed is None:
                 raise SpikeportError(f"{name}: no fixed-point parameters; mode='fixed' needs a quantized IR "
                                      "(spikeport compile), or use mode='float'")
@@ -263,10 +263,10 @@ def step_bytes(ir: irm.IR, batch: int) -> int:
     for _, op in ir.nodes():
         if isinstance(op, irm.Input):
             per_sample += 10 * op.n  # float64 values, bool spikes
-        elif isinstance(op, irm.SYNAPSES):
+        elif isinstance(op, irm.Synapse):
             groups = 1 if op.delays is None else len(np.unique(op.delays))
             per_sample += 12 * op.n_in + 16 * op.size * groups  # history, float32 copy; products, outputs
-        elif isinstance(op, irm.NEURONS):
+        elif isinstance(op, irm.Neuron):
             per_sample += 25 * op.n  # synaptic input, u, v (float64), spikes (bool)
     return batch * per_sample
 
@@ -282,7 +282,7 @@ def _components(ir: irm.IR) -> list[list[str]]:
     components = [sorted(cond.nodes[c]["members"], key=order.get) for c in nx.topological_sort(cond)]
     for members in filter(lambda m: len(m) > 1, components):
         for name in members:
-            outside = [n for n in ir.outputs(name) if n not in members and isinstance(ir.op(name), irm.SYNAPSES)]
+            outside = [n for n in ir.outputs(name) if n not in members and isinstance(ir.op(name), irm.Synapse)]
             if outside:
                 raise SpikeportError(f"{name}: a synapse in a recurrent loop also feeds {outside} outside it; "
                                      "the emulator needs one synapse per target there (split it in two)")

@@ -8,7 +8,7 @@ Public API:
 * `check_lava_params(ir, mode)`: refuse parameters Lava would silently misread.
 * `build_network` / `run_network`: the op table (IR op -> Lava process),
   tiled batching, Monitors; in-process, no isolation.
-* `build_process_graph` / `run_process_graph` / `write_hardware_script`:
+* `build_process_graph` / `run_process_graph` / `hardware_script`:
   the path to Loihi 2 (``Loihi2HwCfg`` needs Intel's closed lava-loihi).
 * `import_lava()`: the Python 3.11 shim; call it before any ``import lava``.
 
@@ -17,11 +17,11 @@ Importing this package does not import Lava.
 from backends.lava.builder import OP_TABLE, LavaNetwork, build_network, check_lava_params, run_network
 from backends.lava.compat import import_lava
 from backends.lava.hardware import (build_process_graph, hardware_script, loihi_extension_available,
-                                    run_process_graph, write_hardware_script)
+                                    run_process_graph)
 from backends.lava.runner import run_lava
 
 __all__ = [
     "OP_TABLE", "LavaNetwork", "build_network", "build_process_graph", "check_lava_params",
     "hardware_script", "import_lava", "loihi_extension_available", "run_lava", "run_network",
-    "run_process_graph", "write_hardware_script",
+    "run_process_graph",
 ]

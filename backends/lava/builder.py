@@ -50,7 +50,7 @@ import scipy.sparse as sp
 from models import fixed_point as fx
 from models.errors import SpikeportError, out_of_range
 from toolchain import ir as irm
-from toolchain import passes
+from toolchain.ir import passes
 
 MODES = {"fixed": "fixed_pt", "float": "floating_pt"}
 
@@ -145,9 +145,9 @@ def check_lava_params(ir: irm.IR, mode: str = "fixed") -> None:
     """
     require_mode(mode)
     check_structure(ir)
-    for name, op in ir.nodes(*irm.SYNAPSES):
+    for name, op in ir.nodes(irm.Synapse):
         _check_synapse(name, synapse_kwargs(name, op, mode), mode)
-    for name, op in ir.nodes(*irm.NEURONS):
+    for name, op in ir.nodes(irm.Neuron):
         _check_neuron(name, neuron_kwargs(name, op, mode), mode)
 
 
@@ -316,9 +316,9 @@ def _edge_ports(ir: irm.IR, src: str, dst: str) -> Optional[tuple]:
     s_op, d_op = ir.op(src), ir.op(dst)
     if isinstance(d_op, irm.Output):
         return None
-    if isinstance(s_op, (irm.Input, *irm.NEURONS)) and isinstance(d_op, irm.SYNAPSES):
+    if isinstance(s_op, (irm.Input, irm.Neuron)) and isinstance(d_op, irm.Synapse):
         return "s_out", "s_in"
-    if isinstance(s_op, irm.SYNAPSES) and isinstance(d_op, irm.NEURONS):
+    if isinstance(s_op, irm.Synapse) and isinstance(d_op, irm.Neuron):
         return "a_out", "a_in"
     raise SpikeportError(f"{dst}: edge from {src!r} ({s_op.kind}) to {d_op.kind} "
                          "is not supported by the Lava backend")

@@ -8,7 +8,7 @@ chip, in two ways that are both tested on the CPU:
 * `build_process_graph` returns the Lava processes for an IR (the same graph
   `run_lava` runs), so a caller with lava-loihi can run it with
   ``run_process_graph(net, Loihi2HwCfg())``;
-* `write_hardware_script` emits a small standalone Python script that
+* `hardware_script` is the text of a small standalone Python script that
   rebuilds that graph from an IR file and runs it with ``Loihi2HwCfg``
   (``--sim`` runs it with ``Loihi2SimCfg`` instead, which is how it is tested).
 
@@ -36,7 +36,6 @@ from backends.lava.runner import batched_inputs, format_outputs, tile_inputs
 from backends.recording import resolve_record
 from models.errors import SpikeportError
 from toolchain import ir as irm
-from toolchain.files import atomic_path
 
 LOIHI_EXTENSION_MODULE = "lava.magma.core.model.nc.model"  # provided only by lava-loihi
 
@@ -104,7 +103,7 @@ import argparse
 import numpy as np
 
 from backends.lava.hardware import build_process_graph, require_loihi_extension, run_process_graph
-from toolchain.onnx_io import load
+from toolchain.formats import load
 
 IR_PATH = {ir_path!r}
 
@@ -133,12 +132,3 @@ if __name__ == "__main__":
 def hardware_script(ir_path, ir_name: str = "network", script_name: str = "run_on_loihi2.py") -> str:
     """The text of a script that runs the IR file ``ir_path`` (stored absolute) on Loihi 2."""
     return SCRIPT.format(name=ir_name, script=script_name, ir_path=str(Path(ir_path).resolve()))
-
-
-def write_hardware_script(ir_path, out_path, ir_name: str = "network") -> Path:
-    """Write `hardware_script` to ``out_path`` atomically (made executable); returns the path."""
-    out = Path(out_path)
-    with atomic_path(out) as tmp:
-        tmp.write_text(hardware_script(ir_path, ir_name, out.name))
-        tmp.chmod(0o755)
-    return out

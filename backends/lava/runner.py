@@ -150,7 +150,7 @@ def default_timeout(ir: irm.IR, inputs: dict, monitors: int, batching: str) -> f
     batch, steps = next(iter(inputs.values())).shape[:2]
     networks, tiles = (1, batch) if batching == "tile" else (batch, 1)
     procs = monitors + sum(1 for _, op in ir.nodes() if not isinstance(op, irm.Output))
-    neurons = tiles * sum(op.size for _, op in ir.nodes(*irm.SYNAPSES, *irm.NEURONS))
+    neurons = tiles * sum(op.size for _, op in ir.nodes(irm.Synapse, irm.Neuron))
     per_step = 1e-3 * procs * (1 + neurons / 2000)
     return 60.0 + 10 * networks * (1.0 + steps * per_step)
 

@@ -83,9 +83,11 @@ import nir
 import numpy as np
 
 from models.errors import SpikeportError
+from toolchain import formats
 from toolchain import ir as irm
+from toolchain.ir import passes
 from toolchain.files import atomic_path
-from toolchain.onnx_io import meta_from_json, meta_to_json
+from toolchain.formats.onnx import meta_from_json, meta_to_json
 
 OP_KEY, SOURCE_KEY, BITS_KEY = "spikeport_op", "spikeport_source", "spikeport_num_message_bits"
 NAME_KEY, META_KEY, ORDER_KEY = "spikeport_name", "spikeport_meta", "spikeport_order"
@@ -115,8 +117,6 @@ def load(path, dt: float = 1.0) -> irm.IR:
 
 def to_nir(ir: irm.IR, dt: float = 1.0) -> nir.NIRGraph:
     """The NIR graph of ``ir``'s float parameters (mapping in the module docstring)."""
-    from toolchain import passes
-
     _check_dt(dt)
     passes.infer_shapes(ir)
     nodes = {name: _export_node(name, op, dt) for name, op in ir.nodes()}
@@ -127,8 +127,6 @@ def to_nir(ir: irm.IR, dt: float = 1.0) -> nir.NIRGraph:
 
 def from_nir(graph: nir.NIRGraph, dt: float = 1.0) -> irm.IR:
     """The float IR of a NIR graph (mapping in the module docstring)."""
-    from toolchain import passes
-
     _check_dt(dt)
     metadata = graph.metadata or {}
     ir = irm.IR(str(metadata.get(NAME_KEY, "network")),
@@ -155,7 +153,7 @@ def _export_node(name: str, op: irm.Op, dt: float) -> nir.NIRNode:
     metadata = {OP_KEY: op.kind, SOURCE_KEY: op.source}
     if isinstance(op, irm.Input):
         return nir.Input(input_type=np.array([op.n]), metadata={**metadata, BITS_KEY: op.num_message_bits})
-    if isinstance(op, irm.SYNAPSES):
+    if isinstance(op, irm.Synapse):
         if op.delays is not None and np.any(op.delays != 0):
             raise SpikeportError(f"{name}: {op.kind} with synaptic delays up to {op.delays.max()} cannot be "
                                  f"written to NIR (NIR has no per-synapse delay)")
@@ -248,7 +246,7 @@ def _import_synapse(name: str, node, successors: list[str], neurons: dict) -> ir
     """The IR synapse of a NIR Linear/Affine (Dense unless its metadata names another kind)."""
     kind = irm.OP_TYPES.get(str((node.metadata or {}).get(OP_KEY)))
     weight = _folded_weight(name, node, successors, neurons)
-    return (kind if kind in irm.SYNAPSES else irm.Dense)(weight, num_message_bits=_message_bits(node),
+    return (kind if kind is not None and issubclass(kind, irm.Synapse) else irm.Dense)(weight, num_message_bits=_message_bits(node),
                                                         source=_source(name, node))
 
 
@@ -345,3 +343,6 @@ def _values(values: np.ndarray) -> str:
 def _check_dt(dt: float) -> None:
     if not (np.isfinite(dt) and dt > 0):
         raise SpikeportError(f"dt={dt} must be a positive finite time step")
+
+
+formats.register("nir", (".nir",), load, save, "NIR graph (HDF5), for snnTorch, Norse, Sinabs, Lava-DL")

@@ -2,7 +2,7 @@
 
 Every loader returns a `Dataset`: features scaled to [0, 1] as float32
 ``(samples, features)``, integer labels as int64, and a one-line description
-of how the split was made. Spike trains come from `toolchain.encoders`.
+of how the split was made. Spike trains come from `toolchain.tasks.encoders`.
 
 - ``digits``: scikit-learn's bundled 8x8 digits (1,797 images), a fixed,
   seeded, stratified split of 1,437 train / 360 test.

@@ -44,14 +44,15 @@ from google.protobuf.message import DecodeError
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 from models.errors import SpikeportError
+from toolchain import formats
 from toolchain import ir as irm
+from toolchain.ir import passes
 from toolchain.files import atomic_path
 
 ONNX_IR_VERSION = 10  # the ONNX file-format version written (readable by onnx >= 1.16)
 RECURRENT = ":recurrent"  # suffix of the graph inputs that carry recurrent edges
 META_KEY = "spikeport.meta"
 FIXED_PREFIX = "fixed."
-_PARAMETRIC_KINDS = {cls.__name__ for cls in (*irm.SYNAPSES, *irm.NEURONS)}
 
 
 # ------------------------------------------------------------------ public API
@@ -75,8 +76,9 @@ def is_fixed_file(path) -> bool:
     """
     model = _read(path)
     _check_opset(model, str(path))
+    parametric = {kind for kind, cls in irm.OP_TYPES.items() if issubclass(cls, (irm.Synapse, irm.Neuron))}
     return all(any(a.name.startswith(FIXED_PREFIX) for a in node.attribute)
-               for node in model.graph.node if node.op_type in _PARAMETRIC_KINDS)
+               for node in model.graph.node if node.op_type in parametric)
 
 
 def to_model(ir: irm.IR) -> onnx.ModelProto:
@@ -346,8 +348,6 @@ def _scalar(attr: AttributeProto, kind: type, here: str):
 # ----------------------------------------------------------------- validation
 def _validate(ir: irm.IR, where: str) -> None:
     """Array shapes agree within every node, and sizes along every edge."""
-    from toolchain import passes
-
     for name, op in ir.nodes():
         _check_node_shapes(name, op, where)
     try:
@@ -357,7 +357,7 @@ def _validate(ir: irm.IR, where: str) -> None:
 
 
 def _check_node_shapes(name: str, op: irm.Op, where: str) -> None:
-    if isinstance(op, irm.SYNAPSES):
+    if isinstance(op, irm.Synapse):
         if op.weight.ndim != 2:
             raise SpikeportError(f"{where}: node {name!r} ({op.kind}): weight has shape {op.weight.shape}, "
                                  f"expected (n_out, n_in)")
@@ -376,3 +376,6 @@ def _check_onnx(model: onnx.ModelProto, where: str) -> None:
     except onnx.checker.ValidationError as e:
         message = " ".join(str(e).split())
         raise SpikeportError(f"{where}: not a valid ONNX model: {message}") from None
+
+
+formats.register("onnx", (".onnx",), load, save, "spikeport IR as ONNX (custom op domain ai.spikeport)")

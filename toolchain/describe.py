@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from toolchain import ir as irm
-from toolchain import passes
+from toolchain.ir import passes
 
 
 def _jsonable(value):
@@ -21,7 +21,7 @@ def _jsonable(value):
 
 
 def _shape(ir: irm.IR, name: str, op) -> list:
-    if isinstance(op, irm.SYNAPSES):
+    if isinstance(op, irm.Synapse):
         return list(op.weight.shape)
     return [op.size]
 
@@ -38,7 +38,7 @@ def describe(ir: irm.IR) -> dict:
 
 
 def _param_summary(op) -> str:
-    if isinstance(op, irm.SYNAPSES):
+    if isinstance(op, irm.Synapse):
         text = f"W {op.weight.shape[0]}x{op.weight.shape[1]} float |W|max={np.abs(op.weight).max(initial=0):.3g}"
         if op.delays is not None:
             text += f" delays {op.delays.min()}..{op.delays.max()}"
@@ -47,7 +47,7 @@ def _param_summary(op) -> str:
             text += (f" | int8 [{f.weights.min()}, {f.weights.max()}] exp={f.weight_exp}"
                      f" bits={f.num_weight_bits} sign={f.sign_mode}")
         return text
-    if isinstance(op, irm.NEURONS):
+    if isinstance(op, irm.Neuron):
         text = f"du={op.du:.4g} dv={op.dv:.4g} vth={op.vth:.4g}"
         if op.fixed is not None:
             f = op.fixed

@@ -1,0 +1,112 @@
+"""IR passes: shape inference, validation against a target, core mapping.
+
+Passes are plain functions ``IR -> report`` that raise `SpikeportError`
+naming node, parameter, value and limit on the first violation. They know
+ops only by role (`Source`, `Synapse`, `Neuron`, `Sink`); each op's own
+parameter ranges are its ``check_fixed`` (`toolchain.ir.ops`).
+"""
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+import numpy as np
+
+from models import fixed_point as fx
+from models.errors import SpikeportError
+from toolchain.ir import ops
+from toolchain.ir.graph import IR
+from toolchain.ir.targets import get_target
+
+
+# ------------------------------------------------------------------- structure
+def infer_shapes(ir: IR) -> dict:
+    """Output size of every node, checking that sizes agree along every edge."""
+    sizes = {name: op.size for name, op in ir.nodes()}
+    for name, op in ir.nodes():
+        srcs = ir.inputs(name)
+        if isinstance(op, ops.Source):
+            if srcs:
+                raise SpikeportError(f"{name}: an {op.kind} node cannot have inputs (has {srcs})")
+        elif isinstance(op, ops.Synapse):
+            _expect_one_source(name, srcs, (ops.Source, ops.Neuron), ir)
+            if op.n_in != sizes[srcs[0]]:
+                raise SpikeportError(f"{name}: weight has {op.n_in} inputs but source {srcs[0]!r} has "
+                                     f"{sizes[srcs[0]]} channels")
+        elif isinstance(op, ops.Neuron):
+            for src in srcs:
+                if not isinstance(ir.op(src), ops.Synapse):
+                    raise SpikeportError(f"{name}: input {src!r} is a {ir.op(src).kind}; neurons take synapses")
+                if sizes[src] != op.n:
+                    raise SpikeportError(f"{name}: synapse {src!r} has {sizes[src]} outputs, population has "
+                                         f"{op.n} neurons")
+        elif isinstance(op, ops.Sink):
+            _expect_one_source(name, srcs, (ops.Neuron,), ir)
+            if sizes[srcs[0]] != op.n:
+                raise SpikeportError(f"{name}: size {op.n} does not match {srcs[0]!r} ({sizes[srcs[0]]})")
+        else:
+            raise SpikeportError(f"{name}: op {op.kind} has no role (Source, Synapse, Neuron or Sink)")
+    return sizes
+
+
+def _expect_one_source(name, srcs, roles, ir):
+    if len(srcs) != 1 or not isinstance(ir.op(srcs[0]), roles):
+        kinds = [ir.op(s).kind for s in srcs]
+        raise SpikeportError(f"{name}: needs exactly one source of type {'/'.join(t.__name__ for t in roles)}, "
+                             f"has {kinds}")
+
+
+def check_reachable(ir: IR) -> None:
+    """Every node must be reachable from an Input."""
+    inputs = ir.names(ops.Source)
+    if not inputs:
+        raise SpikeportError(f"{ir.name}: the graph has no Input node")
+    seen = set(inputs)
+    for src in inputs:
+        seen |= nx.descendants(ir.graph, src)
+    orphans = [n for n in ir.graph.nodes if n not in seen]
+    if orphans:
+        raise SpikeportError(f"{orphans[0]}: not reachable from any input")
+
+
+# ------------------------------------------------------------------ parameters
+def check_delays(name: str, op: ops.Synapse) -> None:
+    if op.delays is not None:
+        ops.check_range(name, "delay", op.delays, 0, fx.MAX_DELAY, " (Loihi 2: 6-bit delays)")
+
+
+def validate(ir: IR, target: str = "loihi2", require_fixed: bool = False) -> dict:
+    """Structure, shapes and (fixed) parameter ranges (each op's ``check_fixed``); returns the node sizes."""
+    get_target(target)
+    sizes = infer_shapes(ir)
+    check_reachable(ir)
+    for name, op in ir.nodes(ops.Synapse, ops.Neuron):
+        if isinstance(op, ops.Synapse):
+            check_delays(name, op)
+        if op.fixed is not None:
+            op.check_fixed(name)
+        elif require_fixed:
+            raise SpikeportError(f"{name}: no fixed-point parameters (compile the model first)")
+    return sizes
+
+
+# ----------------------------------------------------------------- core mapping
+def core_mapping(ir: IR, target: str = "loihi2") -> dict:
+    """Estimate cores and synapse memory per neuron population (incoming synapses
+    are stored on the population's cores)."""
+    tgt = get_target(target)
+    rows, total = [], 0
+    for name, op in ir.nodes(ops.Neuron):
+        synapses = sum(_synapse_count(ir.op(s)) for s in ir.inputs(name))
+        cores = max(math.ceil(op.n / tgt.neurons_per_core), math.ceil(synapses / tgt.synapses_per_core), 1)
+        rows.append(dict(node=name, neurons=op.n, synapses=synapses, cores=cores,
+                         synapse_bytes=synapses))
+        total += cores
+    return dict(target=tgt.name, populations=rows, cores=total,
+                chips=math.ceil(total / tgt.cores_per_chip),
+                neurons=sum(r["neurons"] for r in rows), synapses=sum(r["synapses"] for r in rows))
+
+
+def _synapse_count(op) -> int:
+    w = op.fixed.weights if op.fixed is not None else op.weight
+    return int(np.count_nonzero(w)) if isinstance(op, ops.Sparse) else int(w.size)
