@@ -13,7 +13,8 @@ population reaches; ``lam`` is then the largest scale such that
 ``lam`` is then lowered (`snap_to_weight_grid`) until the largest weight of
 the population's main input synapse lands exactly on the top of its 8-bit
 grid, when that gains the weights more resolution than it costs the state
-(a factor below sqrt 2; always, at most 2x, for ``fill_always`` populations).
+(by default a factor below sqrt 2; ``max_snap_loss`` sets it per population,
+up to 2 = always).
 Each synapse's ``weight_exp`` is the smallest that puts ``lam * max|W|`` on
 the 8-bit grid of its sign mode (the report's "range use": 99-100 % for a
 filled main synapse, 50-100 % otherwise).
@@ -129,11 +130,12 @@ def snap_to_weight_grid(ir: irm.IR, node: str, lam: float,
     return snapped, main
 
 
-def quantize(ir: irm.IR, stats: dict, fill_always=()) -> tuple[irm.IR, list[LayerReport]]:
+def quantize(ir: irm.IR, stats: dict, max_snap_loss: Optional[dict] = None) -> tuple[irm.IR, list[LayerReport]]:
     """A copy of ``ir`` with fixed-point records on every synapse and neuron.
 
-    ``fill_always``: populations whose scale fills the weight grid whatever it costs
-    (`snap_to_weight_grid` with ``max_loss=2``); the others fill it when that pays.
+    ``max_snap_loss``: population -> the largest factor of state resolution its scale may
+    give up to fill its main synapse's weight grid (`snap_to_weight_grid`'s ``max_loss``;
+    2 = always); populations not named use `SNAP_MAX_LOSS` (fill it when that pays).
     """
     out = ir.copy()
     reports = []
@@ -141,7 +143,7 @@ def quantize(ir: irm.IR, stats: dict, fill_always=()) -> tuple[irm.IR, list[Laye
         if node not in stats:
             raise SpikeportError(f"{node}: no calibration statistics (was the node reached by the inputs?)")
         lam, reason = choose_scale(out, node, stats[node])
-        snapped, main = snap_to_weight_grid(out, node, lam, 2.0 if node in fill_always else SNAP_MAX_LOSS)
+        snapped, main = snap_to_weight_grid(out, node, lam, (max_snap_loss or {}).get(node, SNAP_MAX_LOSS))
         if snapped < lam:
             reason += f"; {snapped / lam - 1:+.1%} to fill {main}'s 8-bit grid"
         lam = snapped

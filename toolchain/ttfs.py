@@ -400,7 +400,7 @@ def quantize_ttfs(ir, x_cal=None, stats: str = "data"):
     extra headroom) -- for 784 inputs so loose (N/du) that the synaptic input loses
     precision (a negative weight_exp floors every step's summed input).
     Each layer's scale is then lowered until its feed-forward weights fill their 8-bit grid,
-    whatever it costs (``fill_always``: at most one bit of state headroom).
+    whatever it costs (``max_snap_loss`` 2: at most one bit of state headroom).
     """
     from toolchain.ir import passes
     from toolchain.quantize import HEADROOM, quantize
@@ -413,7 +413,7 @@ def quantize_ttfs(ir, x_cal=None, stats: str = "data"):
         raw = data_stats(ir, x_cal)
     else:
         raise SpikeportError(f"ttfs: stats={stats!r} is not 'bound' or 'data'")
-    fixed, reports = quantize(ir, raw, fill_always=layer_nodes(ir))
+    fixed, reports = quantize(ir, raw, max_snap_loss={node: 2.0 for node in layer_nodes(ir)})
     fixed.meta["ttfs"]["stats"] = stats
     passes.validate(fixed, require_fixed=True)
     return fixed, reports
