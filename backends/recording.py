@@ -1,32 +1,39 @@
-"""What a run records: the ``record`` argument every backend takes.
+"""What a run records: the ``record`` argument every engine takes.
 
-``record`` lists neuron (LIF/LIFReset) or Output node names (an Output stands
-for its population, under its own name), or ``"<node>/s"``, ``"<node>/v"``,
-``"<node>/u"`` for one array only; None records every neuron node. Outputs are
-keyed ``"<name>/<var>"``, each (B, T, n): s spikes, v voltage after reset, u
-current.
+``record`` lists neuron or Output node names (an Output stands for its
+population, under its own name), or ``"<node>/<var>"`` for one array only;
+None records every neuron node. A neuron node records its spikes ``s`` and
+each of its op's state variables (`toolchain.ir.ops.Neuron.state_vars`; LIF:
+``u`` current, ``v`` voltage after reset). Outputs are keyed
+``"<name>/<var>"``, each (B, T, n).
 """
 from __future__ import annotations
 
 from models.errors import SpikeportError
 from toolchain import ir as irm
 
-STATE_VARS = ("s", "v", "u")
+SPIKES = "s"
+
+
+def recorded_vars(op: irm.Neuron) -> tuple[str, ...]:
+    """The arrays a neuron op records: spikes ``s``, then its state variables in step order."""
+    return (SPIKES, *op.state_vars)
 
 
 def resolve_record(ir: irm.IR, record) -> dict:
     """``{output key: (neuron node, var)}`` for ``record``; an unknown or stateless node is an error."""
     if record is None:
-        return {f"{n}/{var}": (n, var) for n in ir.names(irm.Neuron) for var in STATE_VARS}
+        return {f"{n}/{var}": (n, var) for n, op in ir.nodes(irm.Neuron) for var in recorded_vars(op)}
     targets = {}
     for entry in [record] if isinstance(record, str) else record:
         name, sep, var = str(entry).rpartition("/")
-        if not sep or var not in STATE_VARS or name not in ir.graph:
-            name, variables = str(entry), STATE_VARS
-        else:
-            variables = (var,)
-        node = recorded_population(ir, name)
-        targets.update({f"{name}/{v}": (node, v) for v in variables})
+        whole = not sep or name not in ir.graph
+        node = recorded_population(ir, str(entry) if whole else name)
+        variables = recorded_vars(ir.op(node))
+        if not whole and var not in variables:
+            raise SpikeportError(f"record: {name!r} has no variable {var!r}; it records {', '.join(variables)}")
+        key = str(entry) if whole else name
+        targets.update({f"{key}/{v}": (node, v) for v in (variables if whole else (var,))})
     return targets
 
 
@@ -36,9 +43,9 @@ def recorded_population(ir: irm.IR, name: str) -> str:
         raise SpikeportError(f"record: no node named {name!r}; neuron and output nodes: "
                              f"{', '.join(ir.names(irm.Neuron, irm.Output))}")
     op, node = ir.op(name), name
-    if isinstance(op, irm.Output):
+    if isinstance(op, irm.Sink):
         node = next(iter(ir.inputs(name)), None)
     if node is None or not isinstance(ir.op(node), irm.Neuron):
-        raise SpikeportError(f"record: {name!r} is a {op.kind}; only neuron (LIF, LIFReset) and Output "
-                             "nodes have s, v, u")
+        raise SpikeportError(f"record: {name!r} is a {op.kind}; only neuron and Output nodes have "
+                             "spikes and state")
     return node

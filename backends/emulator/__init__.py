@@ -7,6 +7,6 @@ prepares it once for many runs (``program.run(x, record)``). ``mode="fixed"`` is
 See `backends.emulator.engine` for the time convention and how it runs, and
 `backends.emulator.arith` for the two arithmetic variants.
 """
-from backends.emulator.engine import Program, compile, run
+from backends.emulator.engine import Program, compile, implementation, run
 
-__all__ = ["Program", "compile", "run"]
+__all__ = ["Program", "compile", "implementation", "run"]

@@ -88,6 +88,7 @@ def _reset_of(op: irm.LIF) -> Optional[tuple[int, int]]:
 class FixedArith:
     """Lava ``fixed_pt`` (``PyLifModelBitAcc``, ``PyDenseModelBitAcc``), bit for bit."""
 
+    name = "fixed"
     state_dtype = np.int32  # recorded u, v: the dtype of Lava's fixed_pt Vars (24-bit values)
     integer_inputs = True  # graded input values must be int32 integers
     finite_state = True  # u, v are bounded integers
@@ -163,6 +164,7 @@ class FixedArith:
 class FloatArith:
     """Lava ``floating_pt`` (``PyLifModelFloat``, ``PyDenseModelFloat``), float64."""
 
+    name = "float"
     state_dtype = np.float64
     integer_inputs = False
     finite_state = False  # a float state can overflow to inf

@@ -37,7 +37,8 @@ import numpy as np
 
 from backends.emulator import arith as ar
 from backends.emulator import memory
-from backends.emulator.nodes import Neuron, Source, Synapse, SynapseSpec
+from backends.emulator.nodes import Source, Synapse, SynapseSpec
+from backends.emulator.populations import Population, implementation_for
 from backends.recording import resolve_record
 from models.errors import SpikeportError
 from toolchain import ir as irm
@@ -82,7 +83,26 @@ def compile(ir: irm.IR, mode: str = "fixed") -> "Program":  # shadows the builti
     """
     arithmetic = _arithmetic(ir, mode)
     passes.infer_shapes(ir)
+    for _, op in ir.nodes():
+        implementation(op)
     return Program(ir, mode, arithmetic)
+
+
+def implementation(op: irm.Op):
+    """The emulator class that runs ``op``: a one-line error names an op type it cannot run.
+
+    Neuron ops: their registered population (`backends.emulator.populations`), else the
+    generic one that applies the op's step rule. Synapses: the Dense family's `SynapseSpec`.
+    """
+    if isinstance(op, irm.Neuron):
+        return implementation_for(op)
+    if isinstance(op, irm.Dense):
+        return SynapseSpec
+    if isinstance(op, irm.Input):
+        return Source
+    if isinstance(op, irm.Sink):
+        return None
+    raise SpikeportError(f"emulator: op {op.kind} has no emulator implementation")
 
 
 class Program:
@@ -94,7 +114,8 @@ class Program:
     def __init__(self, ir: irm.IR, mode: str, arithmetic):
         self.ir, self.mode, self.arith = _structure(ir), mode, arithmetic
         self.input_ops = list(ir.nodes(irm.Input))
-        self.neurons = {name: arithmetic.neuron_params(op) for name, op in ir.nodes(irm.Neuron)}
+        self.populations = {name: implementation_for(op) for name, op in ir.nodes(irm.Neuron)}
+        self.neurons = {name: self.populations[name].prepare(op, arithmetic) for name, op in ir.nodes(irm.Neuron)}
         self.synapses = {name: SynapseSpec(name, op, arithmetic) for name, op in ir.nodes(irm.Synapse)}
         self.inputs = {name: list(ir.inputs(name)) for name in ir.graph}
         self.feeds = {name: bool(ir.outputs(name)) for name in ir.graph}
@@ -111,7 +132,7 @@ class Program:
         by_node = {}
         for node, field in dict.fromkeys(targets.values()):
             dtype = np.int8 if field == "s" else self.arith.state_dtype
-            by_node.setdefault(node, {})[field] = memory.empty((batch, steps, len(self.neurons[node].bias)), dtype)
+            by_node.setdefault(node, {})[field] = memory.empty((batch, steps, self._size(node)), dtype)
         block = int(max(1, min(steps, BLOCK_BYTES // max(1, self.step_bytes * batch))))
         nodes = self._build(x, batch, block, by_node)
         with self._progress_bar(progress, batch, steps) as bar, _blas_threads(self.macs * batch * block):
@@ -128,14 +149,17 @@ class Program:
             filled.add((node, field))
         return out
 
+    def _size(self, node: str) -> int:
+        return self.populations[node].size(self.neurons[node])
+
     def _build(self, x: np.ndarray, batch: int, block: int, record: dict) -> dict:
         """Runtime objects by node name (Output nodes have none)."""
         nodes, lo = {}, 0
         for name, op in self.input_ops:  # x's channels, split in node order
             nodes[name] = Source(name, op, x, lo, self.arith.integer_inputs)
             lo += op.n
-        for name, params in self.neurons.items():
-            nodes[name] = Neuron(params, self.arith, batch, block, record.get(name, {}))
+        for name, constants in self.neurons.items():
+            nodes[name] = self.populations[name](constants, self.arith, batch, block, record.get(name, {}))
         for name, spec in self.synapses.items():
             src = nodes[self.inputs[name][0]]
             nodes[name] = Synapse(spec, self.arith, src.max_abs if isinstance(src, Source) else 1.0, batch, block)
@@ -151,7 +175,7 @@ class Program:
             node.load(t0, k)
         elif isinstance(node, Synapse) and self.feeds[name]:  # a synapse that feeds nothing is never read
             node.extend(self._source_block(nodes, name, k))
-        elif isinstance(node, Neuron):
+        elif isinstance(node, Population):
             node.run(_sum([nodes[s].emit(t0, k) for s in self.inputs[name]], out=node.A[:k]), t0, k)
 
     def _run_recurrent(self, members: list[str], nodes: dict, t0: int, k: int) -> None:
@@ -160,7 +184,7 @@ class Program:
         Synapses from outside the cycle deliver the whole block first.
         """
         inside = set(members)
-        neurons = [m for m in members if isinstance(nodes[m], Neuron)]
+        neurons = [m for m in members if isinstance(nodes[m], Population)]
         synapses = [m for m in members if isinstance(nodes[m], Synapse)]
         external = {n: _sum([nodes[s].emit(t0, k) for s in self.inputs[n] if s not in inside], out=nodes[n].A[:k])
                     for n in neurons}
@@ -267,7 +291,7 @@ def step_bytes(ir: irm.IR, batch: int) -> int:
             groups = 1 if op.delays is None else len(np.unique(op.delays))
             per_sample += 12 * op.n_in + 16 * op.size * groups  # history, float32 copy; products, outputs
         elif isinstance(op, irm.Neuron):
-            per_sample += 25 * op.n  # synaptic input, u, v (float64), spikes (bool)
+            per_sample += (8 * (1 + len(op.state_vars)) + 1) * op.n  # input and state (float64), spikes
     return batch * per_sample
 
 

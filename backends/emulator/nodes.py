@@ -1,4 +1,4 @@
-"""Runtime state of the IR's nodes: input sources, synapses, neuron populations.
+"""Runtime state of the IR's input sources and synapses.
 
 Arrays are time-major blocks ``(k, B, n)``: k consecutive steps of a batch of
 B samples. Step numbers are 1-based (Lava's ``time_step``); block row i is
@@ -12,8 +12,8 @@ step ``t0 + i``.
   (dense, or through a csr matrix when the spikes are sparse enough to pay).
   Its weights, split by delay, are a `SynapseSpec`, built once per compiled
   program and shared by its runs.
-* `Neuron` (LIF, LIFReset): the recurrence over the steps of a block; keeps
-  the block's spikes for the synapses it feeds and writes what is recorded.
+* neuron populations live in `backends.emulator.populations` (one
+  implementation per neuron op type, registered there).
 """
 from __future__ import annotations
 
@@ -147,54 +147,6 @@ def _may_wrap(max_abs_sum: float, weight_exp: int, int32_accumulator: bool) -> b
     if int32_accumulator and max_abs_sum > fx.INT32_MAX:
         return True
     return max_abs_sum * 2.0 ** weight_exp + 1 > fx.INT32_MAX
-
-
-class Neuron:
-    """One LIF/LIFReset population: state u, v, the block's spikes S and the recordings.
-
-    The block's states are kept time-major, ``U``, ``V`` and ``S`` ``(block, B, n)``:
-    step i of a block computes straight into row i, and `end_block` copies what is
-    recorded into ``record``, which maps "s", "v", "u" to ``(B, T, n)`` arrays to
-    fill (absent: not kept).
-    """
-
-    def __init__(self, params, arithmetic, batch: int, block: int, record: dict):
-        self.p = params  # `arith.NeuronParams`
-        self.arith = arithmetic
-        self.rule = arithmetic.step_rule(self.p)
-        shape = (batch, len(params.bias))
-        self.u = np.broadcast_to(self.p.u0, shape).copy()
-        self.v = np.broadcast_to(self.p.v0, shape).copy()
-        self.zeros = np.zeros(shape)
-        self.S = memory.empty((block, *shape), bool)
-        self.U = memory.empty((block, *shape), np.float64)
-        self.V = memory.empty((block, *shape), np.float64)
-        self.A = memory.empty((block, *shape), np.float64)  # summed synaptic input, then its scaled form
-        self.keep = np.empty(shape) if arithmetic.finite_state else None  # scratch of the branch-free reset
-        self.rec_s, self.rec_v, self.rec_u = (record.get(f) for f in "svu")
-
-    def run(self, a, t0: int, k: int) -> None:
-        """Steps ``t0 .. t0+k-1`` with synaptic input ``a`` ``(k, B, n)`` (None: no input)."""
-        a, rule = self.arith.plan_block(self.p, self.u, self.v, a, self.A[:k])
-        for i in range(k):
-            self.step(i, t0 + i, 0.0 if a is None else a[i], rule)
-        self.end_block(t0, k)
-
-    def step(self, i: int, t: int, a, rule=None) -> None:
-        """Step ``t`` (block row ``i``): LIFReset zeroing, u/v update, spike, reset.
-
-        ``rule``: a block plan's step rule for its prepared input ``a``; None applies
-        the variant's full sub-threshold step to the synaptic input ``a``.
-        """
-        u, v = (self.zeros, self.zeros) if self.p.resets_at(t) else (self.u, self.v)
-        self.u, self.v = (rule or self.rule)(u, v, a, out=(self.U[i], self.V[i]))
-        ar.spike_and_reset(self.v, self.p.theta, self.S[i], self.keep)
-
-    def end_block(self, t0: int, k: int) -> None:
-        """Record the block's spikes and states (steps ``t0 .. t0+k-1``)."""
-        for rec, block in ((self.rec_s, self.S), (self.rec_u, self.U), (self.rec_v, self.V)):
-            if rec is not None:
-                rec[:, t0 - 1:t0 - 1 + k] = block[:k].transpose(1, 0, 2)
 
 
 # Cost model (ns, measured on the CI machine with numpy/OpenBLAS and scipy): a dense product

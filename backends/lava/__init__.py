@@ -6,22 +6,25 @@ Public API:
   IR on Lava's CPU simulator in stoppable child processes; returns
   ``{"<node>/s|v|u": (B, T, n)}`` like `backends.emulator.run`.
 * `check_lava_params(ir, mode)`: refuse parameters Lava would silently misread.
-* `build_network` / `run_network`: the op table (IR op -> Lava process),
-  tiled batching, Monitors; in-process, no isolation.
+* `register` / `lava_op` (`backends.lava.ops`): how each op type becomes a Lava
+  process (its own process and models where Lava has none);
+* `build_network` / `run_network`: the process graph, tiled batching, Monitors;
+  in-process, no isolation.
 * `build_process_graph` / `run_process_graph` / `hardware_script`:
   the path to Loihi 2 (``Loihi2HwCfg`` needs Intel's closed lava-loihi).
 * `import_lava()`: the Python 3.11 shim; call it before any ``import lava``.
 
 Importing this package does not import Lava.
 """
-from backends.lava.builder import OP_TABLE, LavaNetwork, build_network, check_lava_params, run_network
+from backends.lava.builder import LavaNetwork, build_network, check_lava_params, run_network
 from backends.lava.compat import import_lava
 from backends.lava.hardware import (build_process_graph, hardware_script, loihi_extension_available,
                                     run_process_graph)
+from backends.lava.ops import LavaOp, lava_op, register
 from backends.lava.runner import run_lava
 
 __all__ = [
-    "OP_TABLE", "LavaNetwork", "build_network", "build_process_graph", "check_lava_params",
-    "hardware_script", "import_lava", "loihi_extension_available", "run_lava", "run_network",
+    "LavaNetwork", "LavaOp", "register", "build_network", "build_process_graph", "check_lava_params",
+    "hardware_script", "import_lava", "lava_op", "loihi_extension_available", "run_lava", "run_network",
     "run_process_graph",
 ]

@@ -21,6 +21,7 @@ before anything starts (`check_lava_params`).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import signal
@@ -34,12 +35,12 @@ from typing import Optional
 
 import numpy as np
 
-from backends.lava.builder import (build_network, check_lava_params, plain, require_mode,
-                                   run_network)
+from backends.lava.builder import build_network, check_lava_params, require_mode, run_network
 from backends.recording import resolve_record
 from models import fixed_point as fx
 from models.errors import SpikeportError, out_of_range
 from toolchain import ir as irm
+from toolchain.ir.ops import plain
 
 BATCHING = ("tile", "per-sample")
 JOB_ENV = "SPIKEPORT_LAVA_JOB"  # set in every Lava child (and inherited by Lava's processes)
@@ -134,8 +135,9 @@ def _one_input(name: str, op: irm.Input, arr: np.ndarray, mode: str) -> np.ndarr
 
 
 def format_outputs(probes: dict, targets: dict, mode: str) -> dict:
-    """Monitor arrays ``{node: {var: (B, T, n)}}`` -> ``{key: array}`` with the documented dtypes."""
-    state = np.int32 if mode == "fixed" else np.float64  # int32: the dtype of Lava's fixed_pt u, v
+    """Monitor arrays ``{node: {var: (B, T, n)}}`` -> ``{key: array}`` with the documented dtypes:
+    spikes int8, state int32 in fixed mode (the dtype of Lava's fixed_pt Vars), float64 in float."""
+    state = np.int32 if mode == "fixed" else np.float64
     return {key: probes[node][var].astype(np.int8 if var == "s" else state)
             for key, (node, var) in targets.items()}
 
@@ -198,6 +200,7 @@ def child_main(job_dir: str) -> None:
     path = Path(job_dir)
     code = 0
     try:
+        _use_parent_path(path)
         with open(path / "job.pkl", "rb") as f:
             result = execute(pickle.load(f), str(path))
         with open(path / "result.tmp", "wb") as f:
@@ -209,6 +212,15 @@ def child_main(job_dir: str) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+PARENT_PATH = "sys_path.json"
+
+
+def _use_parent_path(job_dir: Path) -> None:
+    """Append the parent's import path, so the job's op types (a neuron defined in the
+    caller's own module, with its Lava process) unpickle in the child as in the parent."""
+    sys.path.extend(p for p in json.loads((job_dir / PARENT_PATH).read_text()) if p not in sys.path)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -225,6 +237,7 @@ class _Child:
         folder.mkdir()
         with open(folder / "job.pkl", "wb") as f:
             pickle.dump(job, f, protocol=pickle.HIGHEST_PROTOCOL)
+        (folder / PARENT_PATH).write_text(json.dumps([p for p in sys.path if p]))
         env = dict(os.environ, **{JOB_ENV: str(folder)})
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         with open(folder / "stderr.txt", "wb") as err:

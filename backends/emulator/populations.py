@@ -1,0 +1,176 @@
+"""Neuron populations in a run: one implementation per neuron op type, registered here.
+
+A population holds its state for a batch, the spikes ``S`` and summed synaptic
+input ``A`` of the current block (time-major ``(block, B, n)``; block row i is
+step ``t0 + i``, steps 1-based) and writes what is recorded. The scheduler
+(`backends.emulator.engine`) calls `Population.run` for a block whose input is
+known, or `step` then `end_block` inside a recurrent loop.
+
+Which class runs an op: the one registered for its type (or the nearest base
+type, `implementation_for`); a neuron op without one runs on `StepRulePopulation`,
+which applies the op's own step rule (`toolchain.ir.ops.Neuron.step`) one step
+at a time. So a new neuron type runs on the emulator as soon as its op module
+exists, and a faster implementation (like `LIFPopulation`) is registered with
+`register` without editing this module or the scheduler.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import numpy as np
+
+from backends.emulator import arith as ar
+from backends.emulator import memory
+from models.errors import SpikeportError
+from toolchain import ir as irm
+
+_IMPLEMENTATIONS: dict[type, type] = {}
+
+
+def register(op_type: type) -> Callable:
+    """Class decorator: the decorated `Population` runs ``op_type`` (and its subclasses)."""
+    def decorate(cls):
+        _IMPLEMENTATIONS[op_type] = cls
+        return cls
+    return decorate
+
+
+def implementation_for(op: irm.Neuron) -> type:
+    """The population class registered for ``op``'s type or nearest base, else `StepRulePopulation`
+    when the op defines a step rule; a one-line error otherwise."""
+    for cls in type(op).__mro__:
+        if cls in _IMPLEMENTATIONS:
+            return _IMPLEMENTATIONS[cls]
+    if type(op).step is not irm.Neuron.step:
+        return StepRulePopulation
+    raise SpikeportError(f"emulator: op {op.kind} has no implementation and no step rule")
+
+
+class Population:
+    """Interface of a population in a run (see the module docstring).
+
+    ``prepare(op, arithmetic)`` (once per compiled program) returns the constants a
+    run needs, a snapshot independent of later changes to the op; ``size(constants)``
+    is the population's neuron count; the constructor takes
+    ``(constants, arithmetic, batch, block, record)`` where ``record`` maps the
+    recorded variable names to ``(B, T, n)`` arrays to fill.
+    """
+
+    S: np.ndarray  # (block, B, n) bool: the block's spikes
+    A: np.ndarray  # (block, B, n) float64: buffer for the block's summed synaptic input
+
+    @staticmethod
+    def prepare(op: irm.Neuron, arithmetic):
+        raise NotImplementedError
+
+    @staticmethod
+    def size(constants) -> int:
+        raise NotImplementedError
+
+    def run(self, a, t0: int, k: int) -> None:
+        """Steps ``t0 .. t0+k-1`` with synaptic input ``a`` ``(k, B, n)`` (None: no input)."""
+        for i in range(k):
+            self.step(i, t0 + i, 0.0 if a is None else a[i])
+        self.end_block(t0, k)
+
+    def step(self, i: int, t: int, a) -> None:
+        raise NotImplementedError
+
+    def end_block(self, t0: int, k: int) -> None:
+        raise NotImplementedError
+
+
+def _record_block(record: dict, blocks: dict, t0: int, k: int) -> None:
+    for var, rec in record.items():
+        rec[:, t0 - 1:t0 - 1 + k] = blocks[var][:k].transpose(1, 0, 2)
+
+
+class StepRulePopulation(Population):
+    """Any neuron op, stepped by its own step rule (`toolchain.ir.ops.Neuron.step`).
+
+    The reference implementation: one call of the op's rule per step, no block
+    planning. Fixed mode holds the op's integers as exact float64 values.
+    """
+
+    @staticmethod
+    def prepare(op: irm.Neuron, arithmetic):
+        return copy.deepcopy(op)
+
+    @staticmethod
+    def size(constants) -> int:
+        return constants.n
+
+    def __init__(self, op: irm.Neuron, arithmetic, batch: int, block: int, record: dict):
+        self.op, self.mode, self.record = op, arithmetic.name, record
+        shape = (batch, op.n)
+        self.state = {var: np.broadcast_to(np.asarray(x, np.float64), shape).copy()
+                      for var, x in op.initial_state(self.mode).items()}
+        self.S = memory.empty((block, *shape), bool)
+        self.A = memory.empty((block, *shape), np.float64)
+        self.blocks = {"s": self.S, **{var: memory.empty((block, *shape), np.float64) for var in op.state_vars}}
+
+    def step(self, i: int, t: int, a) -> None:
+        s, self.state = self.op.step(self.state, a, t, self.mode)
+        self.S[i] = s
+        for var in self.op.state_vars:
+            self.blocks[var][i] = self.state[var]
+
+    def end_block(self, t0: int, k: int) -> None:
+        _record_block(self.record, self.blocks, t0, k)
+
+
+@register(irm.LIF)
+class LIFPopulation(Population):
+    """A LIF/LIFReset population (Lava ``PyLifModelBitAcc`` / ``PyLifModelFloat``), block-planned.
+
+    The block's states are kept time-major, ``U``, ``V`` and ``S`` ``(block, B, n)``:
+    step i of a block computes straight into row i, and `end_block` copies what is
+    recorded into ``record`` ("s", "u", "v" -> ``(B, T, n)`` arrays; absent: not kept).
+    A fixed-mode block whose input is known is scaled at once and runs only the
+    wraps its bounds say can fire (`arith.FixedArith.plan_block`).
+    """
+
+    @staticmethod
+    def prepare(op: irm.LIF, arithmetic):
+        return arithmetic.neuron_params(op)
+
+    @staticmethod
+    def size(constants) -> int:
+        return len(constants.bias)
+
+    def __init__(self, params, arithmetic, batch: int, block: int, record: dict):
+        self.p = params  # `arith.NeuronParams`
+        self.arith = arithmetic
+        self.rule = arithmetic.step_rule(self.p)
+        shape = (batch, len(params.bias))
+        self.u = np.broadcast_to(self.p.u0, shape).copy()
+        self.v = np.broadcast_to(self.p.v0, shape).copy()
+        self.zeros = np.zeros(shape)
+        self.S = memory.empty((block, *shape), bool)
+        self.U = memory.empty((block, *shape), np.float64)
+        self.V = memory.empty((block, *shape), np.float64)
+        self.A = memory.empty((block, *shape), np.float64)  # summed synaptic input, then its scaled form
+        self.keep = np.empty(shape) if arithmetic.finite_state else None  # scratch of the branch-free reset
+        self.record, self.blocks = record, {"s": self.S, "u": self.U, "v": self.V}
+
+    def run(self, a, t0: int, k: int) -> None:
+        """Steps ``t0 .. t0+k-1`` with synaptic input ``a`` ``(k, B, n)`` (None: no input)."""
+        a, rule = self.arith.plan_block(self.p, self.u, self.v, a, self.A[:k])
+        for i in range(k):
+            self.step(i, t0 + i, 0.0 if a is None else a[i], rule)
+        self.end_block(t0, k)
+
+    def step(self, i: int, t: int, a, rule=None) -> None:
+        """Step ``t`` (block row ``i``): LIFReset zeroing, u/v update, spike, reset.
+
+        ``rule``: a block plan's step rule for its prepared input ``a``; None applies
+        the variant's full sub-threshold step to the synaptic input ``a``.
+        """
+        u, v = (self.zeros, self.zeros) if self.p.resets_at(t) else (self.u, self.v)
+        self.u, self.v = (rule or self.rule)(u, v, a, out=(self.U[i], self.V[i]))
+        ar.spike_and_reset(self.v, self.p.theta, self.S[i], self.keep)
+
+    def end_block(self, t0: int, k: int) -> None:
+        """Record the block's spikes and states (steps ``t0 .. t0+k-1``)."""
+        _record_block(self.record, self.blocks, t0, k)
