@@ -2,9 +2,12 @@
 
 ``describe`` gives ``{"nodes": [...], "edges": [[src, dst], ...]}`` where each
 node has ``name``, ``op``, ``shape`` and ``fixed``: the fixed-point keyword
-arguments exactly as they are handed to Lava (None for a float IR).
+arguments exactly as they are handed to Lava (None for a float IR). Both views
+read each op's own fields, so a new op type is described without an entry here.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -20,10 +23,17 @@ def _jsonable(value):
     return value
 
 
-def _shape(ir: irm.IR, name: str, op) -> list:
+def _shape(op) -> list:
     if isinstance(op, irm.Synapse):
         return list(op.weight.shape)
     return [op.size]
+
+
+def _fixed_kwargs(op) -> dict:
+    """What Lava receives (``lava_kwargs``) or, for an op without one, its fixed record's fields."""
+    if hasattr(op, "lava_kwargs"):
+        return op.lava_kwargs()
+    return {f.name: getattr(op.fixed, f.name) for f in dataclasses.fields(op.fixed)}
 
 
 def describe(ir: irm.IR) -> dict:
@@ -32,28 +42,43 @@ def describe(ir: irm.IR) -> dict:
     for name, op in ir.nodes():
         fixed = None
         if getattr(op, "fixed", None) is not None:
-            fixed = {k: _jsonable(v) for k, v in op.lava_kwargs().items()}
-        nodes.append(dict(name=name, op=op.kind, shape=_shape(ir, name, op), fixed=fixed, source=op.source))
+            fixed = {k: _jsonable(v) for k, v in _fixed_kwargs(op).items()}
+        nodes.append(dict(name=name, op=op.kind, shape=_shape(op), fixed=fixed, source=op.source))
     return dict(name=ir.name, fixed=ir.is_fixed, nodes=nodes, edges=[list(e) for e in ir.graph.edges])
 
 
+def _fields(record, skip=("source", "fixed", "n")) -> str:
+    """``name=value`` for a record's scalar fields, ``name [min, max]`` for its arrays."""
+    parts = []
+    for f in dataclasses.fields(record):
+        value = getattr(record, f.name)
+        if f.name in skip or value is None:
+            continue
+        if isinstance(value, np.ndarray):
+            if value.size and f.name not in ("weight", "weights"):
+                parts.append(f"{f.name} [{value.min():.4g}, {value.max():.4g}]")
+        elif isinstance(value, float):
+            parts.append(f"{f.name}={value:.4g}")
+        else:
+            parts.append(f"{f.name}={value}")
+    return " ".join(parts)
+
+
 def _param_summary(op) -> str:
+    text = ""
     if isinstance(op, irm.Synapse):
-        text = f"W {op.weight.shape[0]}x{op.weight.shape[1]} float |W|max={np.abs(op.weight).max(initial=0):.3g}"
-        if op.delays is not None:
-            text += f" delays {op.delays.min()}..{op.delays.max()}"
+        text = (f"W {op.weight.shape[0]}x{op.weight.shape[1]} float |W|max={np.abs(op.weight).max(initial=0):.3g}"
+                + (f" delays {op.delays.min()}..{op.delays.max()}" if op.delays is not None else ""))
         if op.fixed is not None:
             f = op.fixed
             text += (f" | int8 [{f.weights.min()}, {f.weights.max()}] exp={f.weight_exp}"
                      f" bits={f.num_weight_bits} sign={f.sign_mode}")
         return text
     if isinstance(op, irm.Neuron):
-        text = f"du={op.du:.4g} dv={op.dv:.4g} vth={op.vth:.4g}"
+        text = _fields(op, skip=("source", "fixed", "n", "bias"))
         if op.fixed is not None:
-            f = op.fixed
-            text += f" | du={f.du} dv={f.dv} vth={f.vth} bias_mant [{f.bias_mant.min()}, {f.bias_mant.max()}]"
-        return text
-    return ""
+            text += " | " + _fields(op.fixed, skip=("u", "v", "bias_exp"))
+    return text
 
 
 def format_description(ir: irm.IR) -> str:

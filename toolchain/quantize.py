@@ -74,6 +74,8 @@ def calibration_stats(ir: irm.IR, x: np.ndarray) -> dict:
     from backends.emulator import run
 
     names = ir.names(irm.Neuron)
+    for name in names:
+        quantization_rule(name, ir.op(name))
     out = run(ir, x, record=names, mode="float")
     stats = {}
     for name in names:
@@ -140,6 +142,7 @@ def quantize(ir: irm.IR, stats: dict, max_snap_loss: Optional[dict] = None) -> t
     out = ir.copy()
     reports = []
     for node, op in out.nodes(irm.Neuron):
+        rule = quantization_rule(node, op)
         if node not in stats:
             raise SpikeportError(f"{node}: no calibration statistics (was the node reached by the inputs?)")
         lam, reason = choose_scale(out, node, stats[node])
@@ -148,9 +151,19 @@ def quantize(ir: irm.IR, stats: dict, max_snap_loss: Optional[dict] = None) -> t
             reason += f"; {snapped / lam - 1:+.1%} to fill {main}'s 8-bit grid"
         lam = snapped
         synapses = [_quantize_synapse(out, syn, lam) for syn in out.inputs(node)]
-        reports.append(_quantize_neuron(node, op, lam, reason, stats[node], synapses))
+        reports.append(rule(node, op, lam, reason, stats[node], synapses))
     out.meta["quantization"] = {r.node: asdict(r) for r in reports}
     return out, reports
+
+
+def quantization_rule(node: str, op: irm.Neuron):
+    """The rule that gives a neuron op type its fixed-point record at scale ``lam``
+    (registered in `RULES` by op type or nearest base); a one-line error otherwise."""
+    for cls in type(op).__mro__:
+        if cls in RULES:
+            return RULES[cls]
+    raise SpikeportError(f"{node}: op {op.kind} has no post-training quantization rule "
+                         f"(rules exist for {', '.join(t.__name__ for t in RULES)})")
 
 
 def _quantize_synapse(ir: irm.IR, name: str, lam: float) -> SynapseReport:
@@ -196,6 +209,9 @@ def _quantize_neuron(node, op: irm.LIF, lam, reason, stat, synapses) -> LayerRep
                        bias_max_error=float(np.abs(err).max(initial=0.0) / (64 * lam)),
                        bias_clipped=clipped, max_abs_u=stat["u"], max_abs_v=stat["v"],
                        state_use=peak / fx.U_MAX, synapses=synapses)
+
+
+RULES = {irm.LIF: _quantize_neuron}  # neuron op type -> (node, op, lam, reason, stat, synapses) -> LayerReport
 
 
 def format_report(reports: list[LayerReport]) -> str:

@@ -150,22 +150,32 @@ def from_nir(graph: nir.NIRGraph, dt: float = 1.0) -> irm.IR:
 
 # ------------------------------------------------------------------- export
 def _export_node(name: str, op: irm.Op, dt: float) -> nir.NIRNode:
+    """The NIR node for ``op``, by the `EXPORTS` entry of its type or nearest base."""
     metadata = {OP_KEY: op.kind, SOURCE_KEY: op.source}
-    if isinstance(op, irm.Input):
-        return nir.Input(input_type=np.array([op.n]), metadata={**metadata, BITS_KEY: op.num_message_bits})
-    if isinstance(op, irm.Synapse):
-        if op.delays is not None and np.any(op.delays != 0):
-            raise SpikeportError(f"{name}: {op.kind} with synaptic delays up to {op.delays.max()} cannot be "
-                                 f"written to NIR (NIR has no per-synapse delay)")
-        return nir.Linear(weight=op.weight.copy(), metadata={**metadata, BITS_KEY: op.num_message_bits})
-    if isinstance(op, irm.LIFReset):
-        raise SpikeportError(f"{name}: LIFReset (reset_interval={op.reset_interval}) cannot be written to NIR "
-                             f"(NIR has no periodic reset)")
-    if isinstance(op, irm.LIF):
-        return _export_lif(name, op, dt, metadata)
-    if isinstance(op, irm.Output):
-        return nir.Output(output_type=np.array([op.n]), metadata=metadata)
+    for cls in type(op).__mro__:
+        if cls in EXPORTS:
+            return EXPORTS[cls](name, op, dt, metadata)
     raise SpikeportError(f"{name}: op {op.kind} has no NIR equivalent")
+
+
+def _export_input(name: str, op: irm.Input, dt: float, metadata: dict) -> nir.Input:
+    return nir.Input(input_type=np.array([op.n]), metadata={**metadata, BITS_KEY: op.num_message_bits})
+
+
+def _export_synapse(name: str, op: irm.Dense, dt: float, metadata: dict) -> nir.Linear:
+    if op.delays is not None and np.any(op.delays != 0):
+        raise SpikeportError(f"{name}: {op.kind} with synaptic delays up to {op.delays.max()} cannot be "
+                             f"written to NIR (NIR has no per-synapse delay)")
+    return nir.Linear(weight=op.weight.copy(), metadata={**metadata, BITS_KEY: op.num_message_bits})
+
+
+def _refuse_lif_reset(name: str, op: irm.LIFReset, dt: float, metadata: dict):
+    raise SpikeportError(f"{name}: LIFReset (reset_interval={op.reset_interval}) cannot be written to NIR "
+                         f"(NIR has no periodic reset)")
+
+
+def _export_output(name: str, op: irm.Output, dt: float, metadata: dict) -> nir.Output:
+    return nir.Output(output_type=np.array([op.n]), metadata=metadata)
 
 
 def _export_lif(name: str, op: irm.LIF, dt: float, metadata: dict) -> nir.CubaLIF:
@@ -178,6 +188,11 @@ def _export_lif(name: str, op: irm.LIF, dt: float, metadata: dict) -> nir.CubaLI
     return nir.CubaLIF(tau_syn=full * tau_syn, tau_mem=full * tau_mem, r=full * (tau_mem / dt),
                        v_leak=v_leak, v_threshold=full * op.vth, v_reset=np.zeros(op.n),
                        w_in=full * (tau_syn / dt), metadata=metadata)
+
+
+# op type -> (name, op, dt, metadata) -> NIR node (or a one-line refusal naming the reason)
+EXPORTS = {irm.Input: _export_input, irm.Dense: _export_synapse, irm.LIF: _export_lif,
+           irm.LIFReset: _refuse_lif_reset, irm.Output: _export_output}
 
 
 def _tau(decay: float, dt: float) -> float:
