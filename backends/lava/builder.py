@@ -172,7 +172,10 @@ def run_network(net: LavaNetwork, run_cfg=None, scratch: Optional[str] = None) -
 
     ``run_cfg`` defaults to ``Loihi2SimCfg(select_tag=...)`` for the network's
     mode; either way its ``exception_proc_model_map`` gets the network's own
-    process models (``net.models``) and Monitor ->
+    process models (``net.models``, keyed by process class, which ``RunConfig.select``
+    looks up, and by process instance, which Lava's compiler looks up first in
+    ``ProcGroupDiGraphs._map_proc_to_model``; by class alone it searches the process's
+    folder for models and fails) and Monitor ->
     `saving_monitor_model` (see there), so the recordings come back as files
     (in a temporary folder inside ``scratch``, default the system's), not
     through Lava's element-by-element ``get_data()``. Values
@@ -184,7 +187,9 @@ def run_network(net: LavaNetwork, run_cfg=None, scratch: Optional[str] = None) -
     from lava.proc.monitor.process import Monitor
 
     cfg = run_cfg if run_cfg is not None else Loihi2SimCfg(select_tag=net.select_tag)
-    cfg.exception_proc_model_map = {**cfg.exception_proc_model_map, **net.models, Monitor: saving_monitor_model()}
+    own = {proc: net.models[type(proc)] for proc in net.processes.values() if type(proc) in net.models}
+    cfg.exception_proc_model_map = {**cfg.exception_proc_model_map, **net.models, **own,
+                                    Monitor: saving_monitor_model()}
     with tempfile.TemporaryDirectory(prefix="spikeport-monitors-", dir=scratch) as folder:
         files = {}
         for node, monitors in net.monitors.items():

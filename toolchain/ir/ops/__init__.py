@@ -4,10 +4,10 @@ Every subclass of `Op` registers itself in `OP_TYPES` when it is defined, so a
 new op family is one new module (imported by whoever uses it) and edits
 nothing here. The built-in families are imported below.
 """
-from toolchain.ir.ops.base import OP_TYPES, Neuron, Op, Sink, Source, Synapse, check_range, plain
+from toolchain.ir.ops.base import OP_TYPES, Neuron, Op, Sink, Source, Synapse, check_range, floats, ints, plain
 from toolchain.ir.ops.io import Input, Output
 from toolchain.ir.ops.lif import LIF, LIFFixed, LIFReset
 from toolchain.ir.ops.synapses import DelayDense, Dense, Sparse, SynapseFixed
 
 __all__ = ["OP_TYPES", "DelayDense", "Dense", "Input", "LIF", "LIFFixed", "LIFReset", "Neuron", "Op",
-           "Output", "Sink", "Source", "Sparse", "Synapse", "SynapseFixed", "check_range", "plain"]
+           "Output", "Sink", "Source", "Sparse", "Synapse", "SynapseFixed", "check_range", "floats", "ints", "plain"]
