@@ -33,13 +33,13 @@ printed; the machine has 2 cores and may be shared, so medians are used):
    ``--lava-steady`` samples, each in a fresh network, all in one child
    process (build, compile+start and stop times are printed separately). The
    emulator: median of ``program.run(x[:1])`` repeated warm, ``program =
-   backends.emulator.compile(ir)`` built once: compile excluded on both sides,
-   as the issue asks. ``run(ir, x[:1])`` (its compile included) is printed too.
+   backends.emulator.prepare(ir)`` built once: preparation excluded on both sides,
+   as the issue asks. ``run(ir, x[:1])`` (its preparation included) is printed too.
 5. **Emulator vs float torch** (target: within 3x): ``models.network.Network``
    forward in float mode, ``torch.no_grad()``, float32 (the training dtype),
    on the same batch, vs ``program.run(x)`` in fixed mode on the same batch
-   (the compiled program is to the emulator what the built model is to
-   torch; ``run(ir, x)``, compile included, is printed and given its own
+   (the prepared program is to the emulator what the built model is to
+   torch; ``run(ir, x)``, preparation included, is printed and given its own
    ratio); measured in alternating phases (emulator, torch, ...; first call of
    each phase untimed), medians. float64 (what ``verify``'s float engine
    uses) is printed for information.
@@ -329,7 +329,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from backends.emulator import compile as compile_ir
+    from backends.emulator import prepare
     from backends.emulator import run
     from toolchain import ir as irm
     from toolchain.verify import held_out_inputs
@@ -359,7 +359,7 @@ def main(argv=None) -> int:
     emu = run(ir, x, mode="fixed")  # warm-up, and the traces compared with Lava
     xt32 = torch.as_tensor(x, dtype=torch.float32)
     xt64 = torch.as_tensor(x, dtype=torch.float64)
-    program = compile_ir(ir, mode="fixed")  # what torch's model is to its forward: built once
+    program = prepare(ir, mode="fixed")  # what torch's model is to its forward: built once
     t_emu, t_prog, t_t32, t_t64, c_emu, c_prog, c_t32, c_t64 = [], [], [], [], [], [], [], []
     t_t1, c_t1 = [], []  # float32 with torch.set_num_threads(1): OpenMP barriers suffer most under load
     # Phases, not strict round-robin: torch's OpenMP workers spin on after each call, so an
@@ -391,28 +391,28 @@ def main(argv=None) -> int:
     emu_b, prog_b, torch_b = med(t_emu), med(t_prog), med(t_t32)
     t_emu1, c_emu1 = one["program"]
     emu_1 = med(t_emu1)
-    print(f"emulator, run(ir, x) on {batch} samples, all nodes recorded, compile included: {spread(t_emu)}; "
+    print(f"emulator, run(ir, x) on {batch} samples, all nodes recorded, preparation included: {spread(t_emu)}; "
           f"CPU median {fmt_s(med(c_emu))}")
-    print(f"emulator, program.run(x) (compiled once, like torch's model): {spread(t_prog)}; "
+    print(f"emulator, program.run(x) (prepared once, like torch's model): {spread(t_prog)}; "
           f"CPU median {fmt_s(med(c_prog))}")
     print(f"float torch (Network.forward, no_grad, float32): {spread(t_t32)}; CPU median {fmt_s(med(c_t32))}")
     print(f"float torch (float32, 1 thread):                 {spread(t_t1)}; CPU median {fmt_s(med(c_t1))}")
     print(f"float torch (float64, as verify's float engine):  {spread(t_t64)}; CPU median {fmt_s(med(c_t64))}")
     print(f"emulator, one sample, warm: program.run(x[:1]) {spread(t_emu1)}; CPU median {fmt_s(med(c_emu1))}; "
-          f"run(ir, x[:1]) (compile included) {spread(one['run'][0])}")
+          f"run(ir, x[:1]) (preparation included) {spread(one['run'][0])}")
     torch_b = min(torch_b, med(t_t1))
     torch_best, torch_cpu = min(t_t32 + t_t1), min(med(c_t32), med(c_t1))
     torch_ratios = dict(median=prog_b / torch_b, best=min(t_prog) / torch_best, cpu=med(c_prog) / torch_cpu)
-    with_compile = dict(median=emu_b / torch_b, best=min(t_emu) / torch_best, cpu=med(c_emu) / torch_cpu)
+    with_prepare = dict(median=emu_b / torch_b, best=min(t_emu) / torch_best, cpu=med(c_emu) / torch_cpu)
     print(f"emulator time / float torch (float32, the faster of 1 and 2 threads per statistic) time: "
           f"{ratios(torch_ratios, 2)} (vs float64, median: {prog_b / med(t_t64):.2f}x); "
-          f"compile included: {ratios(with_compile, 2)}")
+          f"preparation included: {ratios(with_prepare, 2)}")
 
     results = []  # (target, measured text, passed or None)
     worst = max(torch_ratios.values())
     results.append(("emulator within 3x of float torch (batch)",
-                    f"{worst:.2f}x ({ratios(torch_ratios, 2)}; compile included "
-                    f"{max(with_compile.values()):.2f}x)", worst <= 3))
+                    f"{worst:.2f}x ({ratios(torch_ratios, 2)}; preparation included "
+                    f"{max(with_prepare.values()):.2f}x)", worst <= 3))
 
     # ---- 3. Lava
     if args.skip_lava:
@@ -453,7 +453,7 @@ def main(argv=None) -> int:
 
         batch_ratios = dict(median=t_lava_ps / emu_b, best=t_lava_ps / min(t_emu), cpu=c_lava_ps / med(c_emu))
         one_ratios = dict(median=lava_run / emu_1, best=min(r["run"] for r in rows) / min(t_emu1))
-        one_with_compile = lava_run / med(one["run"][0])
+        one_with_prepare = lava_run / med(one["run"][0])
         ratio_b, ratio_1 = min(batch_ratios.values()), min(one_ratios.values())
         print(f"\nemulator vs Lava over {batch} inputs: Lava per-sample {fmt_s(t_lava_ps)} / emulator "
               f"{fmt_s(emu_b)} = {batch_ratios['median']:,.0f}x faster ({ratios(batch_ratios, 0)})")
@@ -461,8 +461,8 @@ def main(argv=None) -> int:
             print(f"  (vs Lava's tiled batch {fmt_s(t_lava_tile)}: {t_lava_tile / emu_b:,.0f}x)")
         print(f"emulator vs Lava per single input, steady state: Lava run() {fmt_s(lava_run)} / emulator "
               f"{fmt_s(emu_1)} = {one_ratios['median']:,.1f}x faster ({ratios(one_ratios, 1)}; compile "
-              f"excluded on both sides: Lava's compile/start/stop, the emulator's compile; with the "
-              f"emulator's compile included, median {one_with_compile:,.1f}x)")
+              f"excluded on both sides: Lava's compile/start/stop, the emulator's preparation; with the "
+              f"emulator's preparation included, median {one_with_prepare:,.1f}x)")
         same_all = same_ps and (args.no_tile or same_tile)
         results += [("identical s, v, u vs Lava fixed_pt",
                      f"{count_ps} per-sample" + ("" if args.no_tile else f", {count_tile} tiled"), same_all),

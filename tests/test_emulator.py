@@ -342,22 +342,22 @@ def test_results_do_not_depend_on_how_many_steps_a_block_holds(spec, steps):
 
 @settings(max_examples=15, deadline=None, derandomize=True)
 @given(spec=net_specs(max_steps=20))
-def test_a_compiled_program_runs_batch_after_batch_as_run_does(spec):
+def test_a_prepared_program_runs_batch_after_batch_as_run_does(spec):
     ir, x = build(spec)
     for mode in ("fixed", "float"):
-        program = emulator.compile(ir, mode)
+        program = emulator.prepare(ir, mode)
         for batch in (x, x[:, ::-1], x[::-1]):  # one program, several inputs: no state leaks between runs
             fresh, again = run(ir, batch, mode=mode), program.run(batch)
             assert all(np.array_equal(fresh[key], again[key]) for key in fresh)
 
 
-def test_a_compiled_program_is_a_snapshot_that_later_changes_to_the_ir_do_not_reach():
+def test_a_prepared_program_is_a_snapshot_that_later_changes_to_the_ir_do_not_reach():
     x = impulse(7)
     for mode in ("fixed", "float"):
         ir = single(lif(n=2, du=100, vth=1), [[100], [50]])
-        program = emulator.compile(ir, mode)
+        program = emulator.prepare(ir, mode)
         before = program.run(x)
-        ir.op("syn").fixed.weights[:] = 0  # in place, in the very arrays compile read
+        ir.op("syn").fixed.weights[:] = 0  # in place, in the very arrays prepare read
         ir.op("syn").weight[:] = 0
         nx.relabel_nodes(ir.graph, {"n": "renamed"}, copy=False)
         assert run(ir, x, mode=mode)["renamed/u"].max() == 0  # the changed IR itself is silent

@@ -7,7 +7,7 @@ input of step 1 is 0 while bias and initial u, v act from step 1. Several
 synapses into one population are summed. Recorded v is post-reset (what a
 Lava Monitor reports).
 
-How it runs: `compile` turns the IR into a `Program` once (Lava's weights
+How it runs: `prepare` turns the IR into a `Program` once (Lava's weights
 split by delay, neuron constants, the schedule). A run cuts time into blocks
 of k steps, as many as fit a small working-memory budget (``BLOCK_BYTES``:
 temporaries stay in cache and are reused, which matters more than the number
@@ -36,6 +36,7 @@ import networkx as nx
 import numpy as np
 
 from backends.emulator import arith as ar
+from backends.emulator import lif  # noqa: F401  (registers the built-in LIF population)
 from backends.emulator import memory
 from backends.emulator.nodes import Source, Synapse, SynapseSpec
 from backends.emulator.populations import Population, implementation_for
@@ -50,7 +51,7 @@ LONG_RUN = 50_000_000  # neuron-steps (B * T * neurons) from which a progress ba
 
 def run(ir: irm.IR, x, record: Optional[Sequence[str]] = None, *, mode: str = "fixed",
         progress: Optional[bool] = None) -> dict:
-    """Run ``ir`` on inputs ``x`` and return the recorded traces: ``compile(ir, mode).run(x, ...)``.
+    """Run ``ir`` on inputs ``x`` and return the recorded traces: ``prepare(ir, mode).run(x, ...)``.
 
     ``x``: ``(B, T, N)`` or ``(T, N)``, N = the Input nodes' channels (in node
     order). A binary Input (``num_message_bits == 0``) sends one spike for
@@ -72,14 +73,14 @@ def run(ir: irm.IR, x, record: Optional[Sequence[str]] = None, *, mode: str = "f
 
     ``progress``: show a tqdm bar (default: only for long runs on a terminal).
     """
-    return compile(ir, mode).run(x, record, progress=progress)
+    return prepare(ir, mode).run(x, record, progress=progress)
 
 
-def compile(ir: irm.IR, mode: str = "fixed") -> "Program":  # shadows the builtin here, as Lava names it
+def prepare(ir: irm.IR, mode: str = "fixed") -> "Program":
     """Prepare ``ir`` for repeated runs: Lava's weights and neuron constants, the schedule.
 
     The program is a snapshot (weights and constants copied, the graph's structure
-    kept apart): changing the IR afterwards does not change it; compile again.
+    kept apart): changing the IR afterwards does not change it; prepare again.
     """
     arithmetic = _arithmetic(ir, mode)
     passes.infer_shapes(ir)
@@ -106,7 +107,7 @@ def implementation(op: irm.Op):
 
 
 class Program:
-    """An IR compiled for the emulator: everything a run needs that does not depend on its inputs.
+    """An IR prepared for the emulator: everything a run needs that does not depend on its inputs.
 
     ``run(x, record=None, progress=None)`` is `run` without the preparation.
     """
@@ -252,7 +253,7 @@ def _check_input(input_ops: list, x) -> np.ndarray:
 
 def _structure(ir: irm.IR) -> irm.IR:
     """The IR's nodes and edges in a graph of their own (ops shared, not copied): what a
-    program reads after compile (record names), unaffected by later changes to the graph."""
+    program reads after prepare (record names), unaffected by later changes to the graph."""
     out = irm.IR(ir.name)
     for name, op in ir.nodes():
         out.graph.add_node(name, op=op)

@@ -10,7 +10,7 @@ step ``t0 + i``.
   target at step ``t + 1 + d``; the synapse keeps the source's last 1 + d_max
   steps and computes a whole block of outputs with one product per delay
   (dense, or through a csr matrix when the spikes are sparse enough to pay).
-  Its weights, split by delay, are a `SynapseSpec`, built once per compiled
+  Its weights, split by delay, are a `SynapseSpec`, built once per prepared
   program and shared by its runs.
 * neuron populations live in `backends.emulator.populations` (one
   implementation per neuron op type, registered there).
@@ -55,7 +55,7 @@ class Source:
 class SynapseSpec:
     """What a synapse node's runs share: Lava's weights split by delay, and bounds.
 
-    Built once per compiled program (`backends.emulator.engine.compile`).
+    Built once per prepared program (`backends.emulator.engine.prepare`).
     """
 
     def __init__(self, name: str, op: irm.Dense, arithmetic):

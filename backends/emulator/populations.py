@@ -10,7 +10,7 @@ Which class runs an op: the one registered for its type (or the nearest base
 type, `implementation_for`); a neuron op without one runs on `StepRulePopulation`,
 which applies the op's own step rule (`toolchain.ir.ops.Neuron.step`) one step
 at a time. So a new neuron type runs on the emulator as soon as its op module
-exists, and a faster implementation (like `LIFPopulation`) is registered with
+exists, and a faster implementation (like `backends.emulator.lif.LIFPopulation`) is registered with
 `register` without editing this module or the scheduler.
 """
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Callable
 
 import numpy as np
 
-from backends.emulator import arith as ar
 from backends.emulator import memory
 from models.errors import SpikeportError
 from toolchain import ir as irm
@@ -50,7 +49,7 @@ def implementation_for(op: irm.Neuron) -> type:
 class Population:
     """Interface of a population in a run (see the module docstring).
 
-    ``prepare(op, arithmetic)`` (once per compiled program) returns the constants a
+    ``prepare(op, arithmetic)`` (once per prepared program) returns the constants a
     run needs, a snapshot independent of later changes to the op; ``size(constants)``
     is the population's neuron count; the constructor takes
     ``(constants, arithmetic, batch, block, record)`` where ``record`` maps the
@@ -81,7 +80,7 @@ class Population:
         raise NotImplementedError
 
 
-def _record_block(record: dict, blocks: dict, t0: int, k: int) -> None:
+def record_block(record: dict, blocks: dict, t0: int, k: int) -> None:
     for var, rec in record.items():
         rec[:, t0 - 1:t0 - 1 + k] = blocks[var][:k].transpose(1, 0, 2)
 
@@ -117,60 +116,4 @@ class StepRulePopulation(Population):
             self.blocks[var][i] = self.state[var]
 
     def end_block(self, t0: int, k: int) -> None:
-        _record_block(self.record, self.blocks, t0, k)
-
-
-@register(irm.LIF)
-class LIFPopulation(Population):
-    """A LIF/LIFReset population (Lava ``PyLifModelBitAcc`` / ``PyLifModelFloat``), block-planned.
-
-    The block's states are kept time-major, ``U``, ``V`` and ``S`` ``(block, B, n)``:
-    step i of a block computes straight into row i, and `end_block` copies what is
-    recorded into ``record`` ("s", "u", "v" -> ``(B, T, n)`` arrays; absent: not kept).
-    A fixed-mode block whose input is known is scaled at once and runs only the
-    wraps its bounds say can fire (`arith.FixedArith.plan_block`).
-    """
-
-    @staticmethod
-    def prepare(op: irm.LIF, arithmetic):
-        return arithmetic.neuron_params(op)
-
-    @staticmethod
-    def size(constants) -> int:
-        return len(constants.bias)
-
-    def __init__(self, params, arithmetic, batch: int, block: int, record: dict):
-        self.p = params  # `arith.NeuronParams`
-        self.arith = arithmetic
-        self.rule = arithmetic.step_rule(self.p)
-        shape = (batch, len(params.bias))
-        self.u = np.broadcast_to(self.p.u0, shape).copy()
-        self.v = np.broadcast_to(self.p.v0, shape).copy()
-        self.zeros = np.zeros(shape)
-        self.S = memory.empty((block, *shape), bool)
-        self.U = memory.empty((block, *shape), np.float64)
-        self.V = memory.empty((block, *shape), np.float64)
-        self.A = memory.empty((block, *shape), np.float64)  # summed synaptic input, then its scaled form
-        self.keep = np.empty(shape) if arithmetic.finite_state else None  # scratch of the branch-free reset
-        self.record, self.blocks = record, {"s": self.S, "u": self.U, "v": self.V}
-
-    def run(self, a, t0: int, k: int) -> None:
-        """Steps ``t0 .. t0+k-1`` with synaptic input ``a`` ``(k, B, n)`` (None: no input)."""
-        a, rule = self.arith.plan_block(self.p, self.u, self.v, a, self.A[:k])
-        for i in range(k):
-            self.step(i, t0 + i, 0.0 if a is None else a[i], rule)
-        self.end_block(t0, k)
-
-    def step(self, i: int, t: int, a, rule=None) -> None:
-        """Step ``t`` (block row ``i``): LIFReset zeroing, u/v update, spike, reset.
-
-        ``rule``: a block plan's step rule for its prepared input ``a``; None applies
-        the variant's full sub-threshold step to the synaptic input ``a``.
-        """
-        u, v = (self.zeros, self.zeros) if self.p.resets_at(t) else (self.u, self.v)
-        self.u, self.v = (rule or self.rule)(u, v, a, out=(self.U[i], self.V[i]))
-        ar.spike_and_reset(self.v, self.p.theta, self.S[i], self.keep)
-
-    def end_block(self, t0: int, k: int) -> None:
-        """Record the block's spikes and states (steps ``t0 .. t0+k-1``)."""
-        _record_block(self.record, self.blocks, t0, k)
+        record_block(self.record, self.blocks, t0, k)

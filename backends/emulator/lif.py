@@ -1,0 +1,191 @@
+"""LIF and LIFReset populations on the emulator (Lava ``PyLifModelBitAcc`` / ``PyLifModelFloat``).
+
+`LIFPopulation` is registered for `toolchain.ir.LIF` (and so `LIFReset`): it
+runs a block of steps on ``(B, n)`` arrays written straight into time-major
+block rows. Its arithmetic, in two variants chosen by the run's mode:
+
+* `FixedLIF` (Lava ``fixed_pt``, bit for bit): Lava's stored constants
+  (`neuron_params`: int16 ``bias_mant``/``bias_exp``, int32 u, v, ``vth << 6``),
+  the full sub-threshold step (`step_rule`: `models.fixed_point.lif_fixed_subthreshold`)
+  and, for a block whose input is known in advance, a plan (`plan_block`) that
+  scales the whole block's input at once and keeps only the wraps its bounds
+  say can fire;
+* `FloatLIF` (Lava ``floating_pt``, float64): `models.fixed_point.lif_float_subthreshold`.
+
+The spike test and reset are shared (`spike_and_reset`). The op's own step rule
+(`toolchain.ir.ops.lif.LIF.step`) is the reference this is tested against.
+Time: steps t = 1..T; recorded v is post-reset.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from backends.emulator import memory
+from backends.emulator.arith import lava_var
+from backends.emulator.populations import Population, record_block, register
+from models import fixed_point as fx
+from toolchain import ir as irm
+
+
+@dataclass
+class NeuronParams:
+    """Constants of one neuron population, in the variant's units."""
+
+    du: float
+    dv: float
+    theta: float  # v must strictly exceed this to spike
+    bias: np.ndarray  # (n,) effective bias, added to v every step
+    u0: np.ndarray  # (n,) initial current
+    v0: np.ndarray  # (n,) initial voltage
+    reset: Optional[tuple[int, int]]  # LIFReset (interval, offset), else None
+    max_abs_bias: float = field(init=False)
+
+    def __post_init__(self):
+        self.max_abs_bias = fx.max_abs(self.bias)
+
+    def resets_at(self, step: int) -> bool:
+        """LIFReset: whether u and v are zeroed at the start of 1-based ``step``."""
+        return self.reset is not None and fx.reset_interval_hits(step, *self.reset)
+
+
+def spike_and_reset(v: np.ndarray, theta: float, s_out: np.ndarray, keep: Optional[np.ndarray] = None) -> None:
+    """``s = v > theta`` (strict) into ``s_out``, then ``v = 0`` where it spiked (in place).
+
+    ``keep``: a float64 scratch array shaped like v. With it the reset is
+    ``v *= (v <= theta)``, which has no branch (numpy's putmask mispredicts one
+    per element at the spike rates of a hidden layer and costs several times
+    more); exact for finite v, the fixed-point state. Without it, ``putmask``,
+    exact for any v (a float state that overflowed to inf).
+    """
+    np.greater(v, theta, out=s_out)
+    if keep is None:
+        np.putmask(v, s_out, 0.0)
+    else:
+        np.less_equal(v, theta, out=keep)
+        np.multiply(v, keep, out=v)
+
+
+def _reset_of(op: irm.LIF) -> Optional[tuple[int, int]]:
+    if isinstance(op, irm.LIFReset):
+        return int(op.reset_interval), int(op.reset_offset)
+    return None
+
+
+class FixedLIF:
+    """Lava ``PyLifModelBitAcc``, bit for bit: constants, the sub-threshold step, block plans."""
+
+    @staticmethod
+    def plan_block(p: NeuronParams, u: np.ndarray, v: np.ndarray, a: Optional[np.ndarray], out: np.ndarray):
+        """(input per step, step rule) for a block of ``len(out)`` steps starting from state u, v.
+
+        The input ``a`` (k, B, n) is scaled (``<< 6``, int32) into ``out`` at once;
+        the rule is `fx.lif_fixed_update` with the wraps `fx.lif_scan_wraps` proves
+        can fire over the block (skipping one that cannot fire changes nothing).
+        """
+        cur, volt = fx.current_factor(p.du), fx.voltage_factor(p.dv)
+        bound = 0.0 if a is None else fx.max_abs(a) * (1 << fx.ACT_SHIFT)  # exact unless it wraps
+        scaled = None if a is None else fx.scaled_input(a, out=out, may_wrap=bound > fx.INT32_MAX)
+        if bound > fx.INT32_MAX:
+            bound = fx.max_abs(scaled)
+        wraps = fx.lif_scan_wraps(fx.max_abs(u), fx.max_abs(v), bound, p.max_abs_bias, cur, volt, len(out))
+        return scaled, functools.partial(fx.lif_fixed_update, cur_factor=cur, volt_factor=volt, bias=p.bias,
+                                         wraps=wraps)
+
+    @staticmethod
+    def step_rule(p: NeuronParams) -> Callable:
+        """The full sub-threshold step ``rule(u, v, a_in, out=(u_out, v_out))`` for an input
+        known only one step ahead (in a recurrent loop): every rule checked every step."""
+        return functools.partial(fx.lif_fixed_subthreshold, du=p.du, dv=p.dv, bias=p.bias)
+
+    @staticmethod
+    def neuron_params(op: irm.LIF) -> NeuronParams:
+        """Lava's stored values: int16 ``bias_mant``/``bias_exp``, int32 u, v; ``vth << 6``."""
+        f = op.fixed
+        bias = fx.wrap_int32(fx.effective_bias(lava_var(f.bias_mant, np.int16), lava_var(f.bias_exp, np.int16)))
+        return NeuronParams(du=f.du, dv=f.dv, theta=fx.effective_threshold(f.vth),
+                            bias=np.broadcast_to(bias, (op.n,)).copy(),
+                            u0=lava_var(f.u, np.int32), v0=lava_var(f.v, np.int32), reset=_reset_of(op))
+
+
+class FloatLIF:
+    """Lava ``PyLifModelFloat`` (float64): constants and the sub-threshold step."""
+
+    @staticmethod
+    def plan_block(p: NeuronParams, u: np.ndarray, v: np.ndarray, a: Optional[np.ndarray], out: np.ndarray):
+        """(input per step, step rule) for a block: the input as it is, `fx.lif_float_subthreshold`."""
+        return a, FloatLIF.step_rule(p)
+
+    @staticmethod
+    def step_rule(p: NeuronParams) -> Callable:
+        """``rule(u, v, a_in, out=(u_out, v_out))``: `fx.lif_float_subthreshold`."""
+        return functools.partial(fx.lif_float_subthreshold, du=p.du, dv=p.dv, bias=p.bias)
+
+    @staticmethod
+    def neuron_params(op: irm.LIF) -> NeuronParams:
+        """Float parameters; ``bias_exp`` does not exist here and u, v start at 0."""
+        zeros = np.zeros(op.n)
+        return NeuronParams(du=op.du, dv=op.dv, theta=op.vth, bias=np.broadcast_to(op.bias, (op.n,)).copy(),
+                            u0=zeros, v0=zeros, reset=_reset_of(op))
+
+
+LIF_ARITHMETIC = {"fixed": FixedLIF, "float": FloatLIF}
+
+
+@register(irm.LIF)
+class LIFPopulation(Population):
+    """A LIF/LIFReset population (Lava ``PyLifModelBitAcc`` / ``PyLifModelFloat``), block-planned.
+
+    The block's states are kept time-major, ``U``, ``V`` and ``S`` ``(block, B, n)``:
+    step i of a block computes straight into row i, and `end_block` copies what is
+    recorded into ``record`` ("s", "u", "v" -> ``(B, T, n)`` arrays; absent: not kept).
+    A fixed-mode block whose input is known is scaled at once and runs only the
+    wraps its bounds say can fire (`FixedLIF.plan_block`).
+    """
+
+    @staticmethod
+    def prepare(op: irm.LIF, arithmetic):
+        return LIF_ARITHMETIC[arithmetic.name].neuron_params(op)
+
+    @staticmethod
+    def size(constants) -> int:
+        return len(constants.bias)
+
+    def __init__(self, params, arithmetic, batch: int, block: int, record: dict):
+        self.p = params  # `NeuronParams`
+        self.arith = LIF_ARITHMETIC[arithmetic.name]
+        self.rule = self.arith.step_rule(self.p)
+        shape = (batch, len(params.bias))
+        self.u = np.broadcast_to(self.p.u0, shape).copy()
+        self.v = np.broadcast_to(self.p.v0, shape).copy()
+        self.zeros = np.zeros(shape)
+        self.S = memory.empty((block, *shape), bool)
+        self.U = memory.empty((block, *shape), np.float64)
+        self.V = memory.empty((block, *shape), np.float64)
+        self.A = memory.empty((block, *shape), np.float64)  # summed synaptic input, then its scaled form
+        self.keep = np.empty(shape) if arithmetic.name == "fixed" else None  # scratch of the branch-free reset
+        self.record, self.blocks = record, {"s": self.S, "u": self.U, "v": self.V}
+
+    def run(self, a, t0: int, k: int) -> None:
+        """Steps ``t0 .. t0+k-1`` with synaptic input ``a`` ``(k, B, n)`` (None: no input)."""
+        a, rule = self.arith.plan_block(self.p, self.u, self.v, a, self.A[:k])
+        for i in range(k):
+            self.step(i, t0 + i, 0.0 if a is None else a[i], rule)
+        self.end_block(t0, k)
+
+    def step(self, i: int, t: int, a, rule=None) -> None:
+        """Step ``t`` (block row ``i``): LIFReset zeroing, u/v update, spike, reset.
+
+        ``rule``: a block plan's step rule for its prepared input ``a``; None applies
+        the variant's full sub-threshold step to the synaptic input ``a``.
+        """
+        u, v = (self.zeros, self.zeros) if self.p.resets_at(t) else (self.u, self.v)
+        self.u, self.v = (rule or self.rule)(u, v, a, out=(self.U[i], self.V[i]))
+        spike_and_reset(self.v, self.p.theta, self.S[i], self.keep)
+
+    def end_block(self, t0: int, k: int) -> None:
+        """Record the block's spikes and states (steps ``t0 .. t0+k-1``)."""
+        record_block(self.record, self.blocks, t0, k)
