@@ -3,7 +3,7 @@
 Every engine in spikeport (the torch simulator's fixed mode, the quantizer,
 the numpy emulator) executes the fixed-point semantics through these small
 pure functions, so there is exactly one definition of each rule in
-``shared/lava-fixed-point.md``:
+``docs/fixed-point.md`` (which cites the Lava source each rule mirrors):
 
 * decays round toward zero, current factor ``4095 - du`` (the ``du+1`` offset),
   voltage factor ``4096 - dv``, both over 4096;

@@ -1,4 +1,4 @@
-"""Random fixed-point networks and inputs that exercise every rule of lava-fixed-point.md.
+"""Random fixed-point networks and inputs that exercise every rule of docs/fixed-point.md.
 
 A network is described by a small `NetSpec` (structure and the corner cases
 it should hit) plus a seed for its arrays; `build` turns a spec into an IR

@@ -63,3 +63,21 @@ def test_an_op_type_no_engine_knows_is_refused_naming_it():
 def test_every_built_in_op_type_runs_bit_identically_on_the_emulator_and_on_lava(kind):
     x = np.random.default_rng(2).random((2, 25, 5)) < 0.5
     assert_runs_everywhere(example(kind), x)
+
+
+NEURONS = [kind for kind in BUILT_IN if issubclass(irm.OP_TYPES[kind], irm.Neuron)]
+
+
+@pytest.mark.parametrize("mode", ["fixed", "float"])
+@pytest.mark.parametrize("kind", NEURONS)
+def test_every_built_in_neuron_kernel_equals_its_op_s_own_step_rule(kind, mode, monkeypatch):
+    from backends.emulator import populations
+
+    ir, x = example(kind), np.random.default_rng(4).random((3, 40, 5)) < 0.5
+    fast = emulator.run(ir, x, mode=mode)
+    monkeypatch.setattr(populations, "_IMPLEMENTATIONS", {})
+    assert emulator.implementation(ir.op("pop")) is populations.StepRulePopulation
+    reference = emulator.run(ir, x, mode=mode)
+    assert fast["pop/s"].any()
+    for key in reference:
+        assert np.array_equal(fast[key], reference[key]), key

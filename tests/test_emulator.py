@@ -1,8 +1,8 @@
 """The emulator, without Lava: hand-computed probes of every fixed-point rule, the float
 equations, block-size invariance, outputs and errors.
 
-Expected values are computed by hand from shared/lava-fixed-point.md (§1 LIF,
-§2 Dense, §4 the probes that were confirmed on Lava). Steps are 1-based in the
+Expected values are computed by hand from the rules in docs/fixed-point.md (LIF,
+Dense, and probes that were confirmed on Lava). Steps are 1-based in the
 text and 0-based as array indices: index i is step i + 1.
 """
 import re

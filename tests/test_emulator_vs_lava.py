@@ -1,6 +1,6 @@
 """The emulator against Lava itself: fixed == ``fixed_pt`` and float == ``floating_pt``, exactly.
 
-Random networks from `strategies` (every rule of lava-fixed-point.md: delays,
+Random networks from `strategies` (every rule of docs/fixed-point.md: delays,
 recurrence, graded inputs, summed synapses, LIFReset, extreme and
 LSB-dropping weights, odd decays, biases, initial state, u wraps and v
 saturation) run on lava-nc 0.10.0 (`backends.lava.runner.run_lava`, which

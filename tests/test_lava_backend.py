@@ -1,6 +1,6 @@
 """The Lava backend (backends/lava): IR -> real lava-nc processes, run in stoppable children.
 
-Every expected value here is derived by hand from lava-fixed-point.md
+Every expected value here is derived by hand from docs/fixed-point.md
 (Lava's integer semantics), not from another engine: u enters as
 ``a_in << 6``, decays round toward zero with factor (4095-du)/4096, v is
 recorded after reset, an input sent at step t reaches a LIF behind one

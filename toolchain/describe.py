@@ -71,7 +71,7 @@ def _param_summary(op) -> str:
                 + (f" delays {op.delays.min()}..{op.delays.max()}" if op.delays is not None else ""))
         if op.fixed is not None:
             f = op.fixed
-            text += (f" | int8 [{f.weights.min()}, {f.weights.max()}] exp={f.weight_exp}"
+            text += (f" | mantissas [{f.weights.min()}, {f.weights.max()}] exp={f.weight_exp}"
                      f" bits={f.num_weight_bits} sign={f.sign_mode}")
         return text
     if isinstance(op, irm.Neuron):

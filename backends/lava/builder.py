@@ -85,7 +85,7 @@ def check_lava_params(ir: irm.IR, mode: str = "fixed") -> None:
 
 # ----------------------------------------------------------------- the graph
 def check_structure(ir: irm.IR) -> None:
-    """Ops with a Lava mapping, consistent shapes (`toolchain.passes.infer_shapes`),
+    """Ops with a Lava mapping, consistent shapes (`toolchain.ir.passes.infer_shapes`),
     edges Lava can wire, one connected graph."""
     for name, op in ir.nodes():
         lava_op(name, op)
