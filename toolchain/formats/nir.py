@@ -261,8 +261,8 @@ def _import_synapse(name: str, node, successors: list[str], neurons: dict) -> ir
     """The IR synapse of a NIR Linear/Affine (Dense unless its metadata names another kind)."""
     kind = irm.OP_TYPES.get(str((node.metadata or {}).get(OP_KEY)))
     weight = _folded_weight(name, node, successors, neurons)
-    return (kind if kind is not None and issubclass(kind, irm.Synapse) else irm.Dense)(weight, num_message_bits=_message_bits(node),
-                                                        source=_source(name, node))
+    cls = kind if kind is not None and issubclass(kind, irm.Synapse) else irm.Dense
+    return cls(weight, num_message_bits=_message_bits(node), source=_source(name, node))
 
 
 def _size(name: str, shape) -> int:
