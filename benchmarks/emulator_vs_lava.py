@@ -159,7 +159,7 @@ def digits_model(path):
     from toolchain import checkpoint
     from toolchain.compiler import compile_network
     from toolchain.train import train
-    from toolchain.verify import _with_task
+    from toolchain.verify import with_task
 
     start = time.perf_counter()
     if path:
@@ -174,7 +174,7 @@ def digits_model(path):
     acc = meta.get("accuracy", {})
     print(f"model: {how} in {took:.1f} s; test accuracy {acc.get('test', float('nan')):.1%}; "
           f"compiled ({ir.meta.get('quantization_mode', '?')}): {ir}")
-    return model, _with_task(meta, None), ir
+    return model, with_task(meta, None), ir
 
 
 # ---------------------------------------------------------- Lava steady state
