@@ -140,11 +140,12 @@ def mem_total_mb() -> float:
 def identity(emu: dict, other: dict, nodes: list) -> tuple[str, str, bool]:
     """Identical samples (s, v, u of every node and step) and equal elements per array."""
     from toolchain.verify import compare_exact
+    from toolchain.verify.compare import compared_variables
 
     cmp = compare_exact("emulator", emu, "lava", other, nodes)
     parts = []
     for node in nodes:
-        for var in ("s", "v", "u"):
+        for var in compared_variables(emu, other, node):
             a, b = emu[f"{node}/{var}"][:cmp.samples], other[f"{node}/{var}"]
             parts.append(f"{node}/{var} {int((a == b).sum())}/{a.size}")
     text = (f"{cmp.identical_samples}/{cmp.samples} samples identical in s, v, u of every node and step; "

@@ -4,7 +4,7 @@ import pytest
 
 from models.errors import SpikeportError
 from toolchain.verify import compare_exact
-from toolchain.verify.compare import compared_variables, variables_text
+from toolchain.verify.compare import combine, compared_variables, variables_text
 
 
 def recording(B=3, T=5, n=4, **arrays):
@@ -72,3 +72,17 @@ def test_disagreeing_shapes_and_nothing_in_common_are_one_line_errors():
         compare_exact("a", recording(n__s=1), "b", recording(n__x=1), ["n"])
     with pytest.raises(SpikeportError, match="recorded no node in common"):
         compare_exact("a", recording(n__s=1), "b", recording(m__s=1))
+
+
+def test_chunks_of_samples_combine_into_one_comparison_numbering_samples_from_the_first_chunk():
+    a = recording(B=5, n__x=1, n__s=1)
+    b = {k: v.copy() for k, v in a.items()}
+    b["n/s"][3, 4, 1] = 1
+    whole = compare_exact("a", a, "b", b)
+    chunks = [compare_exact("a", {k: v[i:i + 2] for k, v in a.items()}, "b", {k: v[i:i + 2] for k, v in b.items()})
+              for i in (0, 2, 4)]
+    assert combine(chunks) == whole and whole.first_divergence.sample == 3
+    b["n/x"][4, 1, 0] = 2  # the last chunk now diverges at an earlier step
+    whole = compare_exact("a", a, "b", b)
+    chunks[2] = compare_exact("a", {k: v[4:] for k, v in a.items()}, "b", {k: v[4:] for k, v in b.items()})
+    assert combine(chunks) == whole and (whole.first_divergence.sample, whole.first_divergence.step) == (4, 2)

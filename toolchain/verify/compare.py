@@ -13,7 +13,7 @@ the lowest sample and neuron. Steps are t = 1..T (array index k is step k + 1).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -125,6 +125,26 @@ def compare_exact(a: str, out_a: dict, b: str, out_b: dict, nodes: Optional[list
         identical &= same
     return ExactComparison(engines=(a, b), samples=n, identical_samples=int(identical.sum()),
                            identical_by_node=by_node, first_divergence=first[1] if first else None, **counts)
+
+
+def combine(chunks: list) -> ExactComparison:
+    """One comparison of consecutive sample chunks (each a `compare_exact` of the same two engines
+    and nodes): counts summed; the first divergence is the earliest step, then the most upstream
+    node, then the earliest chunk (within a chunk, as `compare_exact` chose), its sample counted
+    from the first chunk."""
+    if not chunks:
+        raise ValueError("combine: no comparisons")
+    nodes = list(chunks[0].identical_by_node)
+    offsets = np.cumsum([0] + [c.samples for c in chunks[:-1]])
+    found = [(c.first_divergence.step, nodes.index(c.first_divergence.node), k, c.first_divergence, int(o))
+             for k, (c, o) in enumerate(zip(chunks, offsets)) if c.first_divergence]
+    first = min(found, key=lambda f: f[:3], default=None)
+    counts = {k: sum(getattr(c, k) for c in chunks)
+              for k in ("samples", "identical_samples", "arrays", "identical_arrays", "values", "equal_values")}
+    return ExactComparison(engines=chunks[0].engines,
+                           identical_by_node={n: sum(c.identical_by_node[n] for c in chunks) for n in nodes},
+                           first_divergence=replace(first[3], sample=first[3].sample + first[4]) if first else None,
+                           **counts)
 
 
 def _variables(a: str, out_a: dict, b: str, out_b: dict, node: str) -> tuple:
