@@ -35,7 +35,6 @@ ENGINES = {
 }
 # `spikeport simulate --backend NAME` -> engine (simulate runs an IR, never a torch model)
 SIMULATE_BACKENDS = {"emulator": "emulator", "float": "float-emulator", "lava": "lava", "lava-float": "lava-float"}
-TORCH_ENGINES = ("float", "torch-fixed")  # run the torch model when one is given
 
 
 def run(engine: str, ir, x, record: Optional[Sequence[str]] = None, *, model=None, **options) -> dict:
@@ -47,13 +46,8 @@ def run(engine: str, ir, x, record: Optional[Sequence[str]] = None, *, model=Non
     to the backend (emulator: ``progress``; Lava: ``batching``, ``timeout``, ``workers``).
     """
     check_name(engine)
-    if engine in TORCH_ENGINES and (model is not None or engine == "torch-fixed"):
-        if model is None:
-            raise SpikeportError("engine 'torch-fixed' needs the torch model (a .pt checkpoint), not only an IR")
-        if options:
-            raise SpikeportError(f"engine {engine!r}: options {', '.join(sorted(options))} do not apply")
-        net = model if engine == "float" else fixed_model(model, ir)
-        return _recorded(ir, torch_outputs(net, x, "float" if engine == "float" else "fixed"), record)
+    if engine == "torch-fixed" or (engine == "float" and model is not None):
+        return _run_torch(engine, ir, x, record, model, options)
     mode = "fixed" if engine in ("emulator", "lava") else "float"
     if engine.startswith("lava"):
         from backends.lava.runner import run_lava
@@ -77,6 +71,17 @@ def describe() -> str:
 
 
 # -------------------------------------------------------------- torch model
+def _run_torch(engine: str, ir, x, record, model, options: dict) -> dict:
+    """``float``: the model as it is, float64; ``torch-fixed``: `fixed_model` in fixed mode."""
+    if model is None:
+        raise SpikeportError("engine 'torch-fixed' needs the torch model (a .pt checkpoint), not only an IR")
+    if options:
+        raise SpikeportError(f"engine {engine!r}: options {', '.join(sorted(options))} do not apply")
+    if engine == "float":
+        return _recorded(ir, torch_outputs(model, x, "float"), record)
+    return _recorded(ir, torch_outputs(fixed_model(model, ir), x, "fixed"), record)
+
+
 def torch_outputs(model, x, mode: str) -> dict:
     """Run the torch model on ``x`` (B, T, N) in ``mode`` ("float" or "fixed"):
     ``layers.i/{u,v,s}`` in the order a step computes them, v after reset, with the
