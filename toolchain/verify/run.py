@@ -82,7 +82,7 @@ class VerifyResult:
     def predictions(self, engine: str) -> np.ndarray:
         return predict(self.outputs[engine][f"{self.output_node}/s"])
 
-    def compared_variables(self, comparison=None) -> str:
+    def variables_text(self, comparison=None) -> str:
         """The variables a bit-identity comparison (default: the first) compared, as text ("s, v, u")."""
         return _variables(self.outputs, comparison or self.exact[0], self.output_node)
 

@@ -21,7 +21,7 @@ def format_summary(result: VerifyResult) -> str:
         lines.append(f"{name:<16}{e['samples']:>8}{e['accuracy']:>10.1%}"
                      f"{'-' if agree is None else f'{agree:.1%}':>17}{e['seconds']:>9.2f}")
     if result.exact:
-        lines += ["", f"bit-exact ({result.compared_variables()} of every node, step and neuron):"]
+        lines += ["", f"bit-exact ({result.variables_text()} of every node, step and neuron):"]
         lines += [f"  {c.label:<26}{c.identical_samples:>4}/{c.samples} samples identical" for c in result.exact]
     if result.timing_pair:
         lines += ["", _timing_table(result.timing[result.timing_pair], result.timing_pair)]

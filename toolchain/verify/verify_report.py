@@ -53,7 +53,7 @@ def verify_sections(result, data: dict) -> list:
     sections = [Section("", intro), Section("Criteria", table(["", "criterion", "detail"], criteria)),
                 Section("Engines", _engine_table(result))]
     if result.exact:
-        sections.append(Section(f"Bit-exact agreement ({result.compared_variables()} of every node, step, neuron)",
+        sections.append(Section(f"Bit-exact agreement ({result.variables_text()} of every node, step, neuron)",
                                 _exact_table(result)))
     sections += [Section(f"Spike timing: {pair}", _timing_html(per_node)) for pair, per_node in result.timing.items()]
     if result.quantization:
