@@ -58,7 +58,6 @@ def calls(monkeypatch):
 def test_the_engine_table_names_every_engine_with_a_one_line_description():
     assert list(engines.ENGINES) == list(DISPATCH)
     assert all(text and "\n" not in text for text in engines.ENGINES.values())
-    assert engines.describe().splitlines()[0].startswith("float: ")
 
 
 @pytest.mark.parametrize("engine", list(DISPATCH))

@@ -65,11 +65,6 @@ def check_name(engine: str) -> str:
     return engine
 
 
-def describe() -> str:
-    """One line per engine, ``name: description`` (for help texts)."""
-    return "\n".join(f"{name}: {text}" for name, text in ENGINES.items())
-
-
 # -------------------------------------------------------------- torch model
 def _run_torch(engine: str, ir, x, record, model, options: dict) -> dict:
     """``float``: the model as it is, float64; ``torch-fixed``: `fixed_model` in fixed mode."""
