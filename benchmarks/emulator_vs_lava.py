@@ -140,11 +140,12 @@ def mem_total_mb() -> float:
 def identity(emu: dict, other: dict, nodes: list) -> tuple[str, str, bool]:
     """Identical samples (s, v, u of every node and step) and equal elements per array."""
     from toolchain.verify import compare_exact
+    from toolchain.verify.compare import compared_variables
 
     cmp = compare_exact("emulator", emu, "lava", other, nodes)
     parts = []
     for node in nodes:
-        for var in ("s", "v", "u"):
+        for var in compared_variables(emu, other, node):
             a, b = emu[f"{node}/{var}"][:cmp.samples], other[f"{node}/{var}"]
             parts.append(f"{node}/{var} {int((a == b).sum())}/{a.size}")
     text = (f"{cmp.identical_samples}/{cmp.samples} samples identical in s, v, u of every node and step; "
@@ -159,7 +160,7 @@ def digits_model(path):
     from toolchain import checkpoint
     from toolchain.compiler import compile_network
     from toolchain.train import train
-    from toolchain.verify import _with_task
+    from toolchain.verify import with_task
 
     start = time.perf_counter()
     if path:
@@ -174,7 +175,7 @@ def digits_model(path):
     acc = meta.get("accuracy", {})
     print(f"model: {how} in {took:.1f} s; test accuracy {acc.get('test', float('nan')):.1%}; "
           f"compiled ({ir.meta.get('quantization_mode', '?')}): {ir}")
-    return model, _with_task(meta, None), ir
+    return model, with_task(meta, None), ir
 
 
 # ---------------------------------------------------------- Lava steady state

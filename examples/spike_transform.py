@@ -167,7 +167,7 @@ def _plot_seed(rows: list) -> int:
 # --------------------------------------------------------------------- html
 def write_html(path: Path, data: dict, png: Path) -> None:
     from toolchain.files import atomic_path
-    from toolchain.report import CSS, _e, _img, _table
+    from toolchain.verify.report import CSS, escape as _e, image as _img, table as _table
 
     rows = [[_e(r["method"]), r["seed"], "yes" if r["converged"] else "no", f"{r['error']:.4g}", r["iterations"],
              f"{r['seconds']:.0f}", f"{r['scores']['fixed']['vs_target']['mean_abs']:.3f}",

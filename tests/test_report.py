@@ -1,12 +1,13 @@
-"""The verify report folder: complete, self-contained, written atomically."""
+"""The report folder: complete, self-contained, written atomically; a method can add its own sections."""
 import json
 import re
 
 import pytest
+from matplotlib.figure import Figure
 
 from models.errors import SpikeportError
-from toolchain import report
-from toolchain.verify import verify
+from toolchain.verify import report, verify
+from toolchain.verify.verify_report import write_verify_report
 
 from test_verify import make_tiny_checkpoint
 
@@ -19,7 +20,7 @@ def result(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def folder(result, tmp_path_factory):
-    return report.write_report(result, tmp_path_factory.mktemp("out") / "report")
+    return write_verify_report(result, tmp_path_factory.mktemp("out") / "report")
 
 
 def test_report_folder_holds_json_html_and_the_pngs(folder):
@@ -53,9 +54,9 @@ def test_report_html_is_self_contained(folder):
 
 def test_rewriting_a_report_replaces_it_and_leaves_no_temporary_folder(result, tmp_path):
     target = tmp_path / "report"
-    report.write_report(result, target)
+    write_verify_report(result, target)
     (target / "stale.png").write_bytes(b"old")
-    report.write_report(result, target)
+    write_verify_report(result, target)
     assert not (target / "stale.png").exists() and (target / "report.json").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["report"]
 
@@ -63,7 +64,7 @@ def test_rewriting_a_report_replaces_it_and_leaves_no_temporary_folder(result, t
 def test_a_report_never_replaces_a_folder_that_is_not_a_report(result, tmp_path):
     (tmp_path / "model.pt").write_bytes(b"precious")
     with pytest.raises(SpikeportError, match="not a spikeport report folder"):
-        report.write_report(result, tmp_path)
+        write_verify_report(result, tmp_path)
     assert (tmp_path / "model.pt").read_bytes() == b"precious"
 
 
@@ -73,5 +74,29 @@ def test_a_failure_while_writing_leaves_no_partial_report(result, tmp_path, monk
 
     monkeypatch.setattr(report, "render_html", broken)
     with pytest.raises(RuntimeError):
-        report.write_report(result, tmp_path / "report")
+        write_verify_report(result, tmp_path / "report")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_method_adds_its_own_sections_before_versions_and_seeds(result, tmp_path):
+    fig = Figure(figsize=(2, 1))
+    fig.subplots().plot([0, 1], [1, 0])
+    extra = [report.Section("Spike trains <learned>", "<p>one</p>", [("trains.png", "trains & targets", fig)]),
+             report.text_section("Log", "a < b")]
+    folder = write_verify_report(result, tmp_path / "report", extra)
+    page = (folder / "report.html").read_text()
+    assert (folder / "trains.png").read_bytes()[:4] == b"\x89PNG"
+    assert "<h2>Spike trains &lt;learned&gt;</h2><p>one</p><h3>trains &amp; targets</h3><img alt='trains.png'" in page
+    assert page.index("<h2>Log</h2><pre>a &lt; b</pre>") < page.index("<h2>Versions and seeds</h2>")
+    assert page.index("<h2>Figures</h2>") < page.index("<h2>Spike trains")
+
+
+def test_the_writer_takes_any_data_and_sections_and_refuses_repeated_figure_names(tmp_path):
+    fig = Figure(figsize=(1, 1))
+    folder = report.write_report(tmp_path / "r", {"loss": 0.5}, [report.Section("A", "<p>a</p>")], title="t")
+    assert json.loads((folder / "report.json").read_text()) == {"loss": 0.5}
+    assert "<title>t</title>" in (folder / "report.html").read_text()
+    twice = [report.Section("A", figures=[("x.png", "x", fig)]), report.Section("B", figures=[("x.png", "y", fig)])]
+    with pytest.raises(ValueError, match="figure file names repeat"):
+        report.write_report(tmp_path / "s", {}, twice)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]

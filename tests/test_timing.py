@@ -7,7 +7,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from models import losses
-from toolchain import timing
+from toolchain.verify import timing
 
 
 def train(T, n, spikes, B=1):
@@ -133,3 +133,51 @@ def test_compare_bundles_every_metric_as_json_ready_values():
 def test_trains_of_different_shapes_are_rejected():
     with pytest.raises(ValueError, match="differ in shape"):
         timing.matched_fraction(np.zeros((1, 5, 2)), np.zeros((1, 6, 2)))
+
+
+# ------------------------------------------------------ optimal pairing
+def brute_force_pairing_cost(ref, test):
+    """The least summed |t_test - t_ref| over one-to-one pairings of min(len) pairs, by enumeration."""
+    short, long_ = (ref, test) if len(ref) <= len(test) else (test, ref)
+    return min(sum(abs(s - long_[j]) for s, j in zip(short, perm))
+               for perm in itertools.permutations(range(len(long_)), len(short)))
+
+
+def test_optimal_pairs_are_one_to_one_and_minimise_the_summed_time_difference():
+    rng = np.random.default_rng(4)
+    for _ in range(300):
+        ref = np.sort(rng.uniform(0, 20, rng.integers(0, 5)))
+        test = np.sort(rng.uniform(0, 20, rng.integers(0, 5)))
+        i, j = timing.optimal_pairs(ref, test)
+        assert len(i) == len(set(i)) == len(set(j)) == min(len(ref), len(test))
+        assert list(i) == sorted(i)
+        if len(i):
+            assert np.abs(test[j] - ref[i]).sum() == pytest.approx(brute_force_pairing_cost(ref, test))
+
+
+def test_paired_errors_are_signed_test_minus_reference_and_reach_drops_far_pairs():
+    ref, test = [1.0, 5.0, 20.0], [2.0, 4.5, 9.0]
+    assert timing.paired_errors(ref, test).tolist() == [1.0, -0.5, -11.0]
+    assert timing.paired_errors(ref, test, reach=2.0).tolist() == [1.0, -0.5]
+    missing, extra = timing.unpaired(ref, test, reach=2.0)
+    assert missing.tolist() == [False, False, True] and extra.tolist() == [False, False, True]
+
+
+def test_unpaired_spikes_of_unequal_trains_are_the_ones_left_over():
+    missing, extra = timing.unpaired([3.0], [0.0, 3.2, 9.0])
+    assert missing.tolist() == [False] and extra.tolist() == [True, False, True]
+    i, j = timing.optimal_pairs([], [1.0, 2.0])
+    assert i.size == j.size == 0
+    assert timing.unpaired([], [1.0])[1].tolist() == [True]
+
+
+def test_optimal_pairs_choose_as_the_assignment_on_test_by_reference_costs_does():
+    """The pairing the spike-train scores computed inline (linear_sum_assignment on |out - target|,
+    rows = emitted spikes), so moving them onto `optimal_pairs` changes no number."""
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        ref = np.sort(rng.integers(0, 12, rng.integers(1, 6))).astype(float)
+        test = np.sort(rng.integers(0, 12, rng.integers(1, 6))).astype(float)
+        rows, cols = linear_sum_assignment(np.abs(test[:, None] - ref[None, :]))
+        i, j = timing.optimal_pairs(ref, test)
+        assert sorted(zip(cols, rows)) == list(zip(i, j))

@@ -173,6 +173,34 @@ def test_a_float_only_ir_is_bad_input(tiny, tmp_path, capsys):
     assert code == 2 and "float parameters only" in err
 
 
+@pytest.fixture(scope="module")
+def nir_export(tiny):
+    """The tiny checkpoint written by ``spikeport export tiny.pt --format nir`` (float parameters)."""
+    path = tiny.with_suffix(".nir")
+    assert main(["export", str(tiny), "--format", "nir", "--out", str(path)]) == 0
+    return path
+
+
+def test_simulate_runs_a_nir_export_on_the_float_engine(nir_export, tmp_path, capsys):
+    from toolchain import engines, formats
+
+    x = (np.random.RandomState(0).rand(2, 12, 64) < 0.3).astype(np.int8)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["simulate", str(nir_export), "--backend", "float", "--input", str(tmp_path / "x.npy"),
+                 "--out", str(tmp_path / "y.npz")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    want = engines.run("float-emulator", formats.load(nir_export), x)
+    with np.load(tmp_path / "y.npz") as saved:
+        assert sorted(saved.files) == sorted(want) and {"layers.0/s", "layers.1/s"} <= set(want)
+        assert all(np.array_equal(saved[k], want[k]) for k in want)
+
+
+def test_verify_of_a_nir_export_is_a_one_line_error_asking_to_compile(nir_export, capsys):
+    code, out, err = run_cli(capsys, nir_export, "--no-report")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "the IR holds float parameters only; compile it first" in err
+
+
 @pytest.mark.lava
 def test_lava_is_bit_identical_to_the_emulator_and_the_report_shows_it(tiny, tmp_path, capsys):
     code, out, err = run_cli(capsys, tiny, "--samples", 6, "--lava-samples", 3, "--report", tmp_path / "report")

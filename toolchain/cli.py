@@ -11,6 +11,7 @@ import json
 import sys
 
 from models.errors import SpikeportError
+from toolchain.engines import ENGINES, SIMULATE_BACKENDS
 
 
 def _cmd_train(args) -> int:
@@ -174,9 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="run an IR on the emulator, the float engine or Lava")
     s.add_argument("model")
-    s.add_argument("--backend", default="emulator", choices=["emulator", "float", "lava", "lava-float"])
+    s.add_argument("--backend", default="emulator", choices=list(SIMULATE_BACKENDS),
+                   help="; ".join(f"{name}: {ENGINES[engine]}" for name, engine in SIMULATE_BACKENDS.items()))
     s.add_argument("--input", required=True, help=".npy spikes, (B, T, N) or (T, N)")
-    s.add_argument("--out", required=True, help=".npz with <node>/s, <node>/v, <node>/u")
+    s.add_argument("--out", required=True, help=".npz with every recorded <node>/<var> (LIF: s, v, u)")
     s.add_argument("--record", nargs="*", help="nodes to record (default: all neuron nodes)")
     s.add_argument("--emit-hw", help="with --backend lava: write a Loihi2HwCfg script instead of running")
     s.set_defaults(func=_cmd_simulate)
@@ -186,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--task")
     v.add_argument("--samples", type=int, default=100)
     v.add_argument("--lava-samples", type=int)
-    v.add_argument("--backends", default="float,emulator,lava")
+    v.add_argument("--backends", default="float,emulator,lava",
+                   help="comma-separated engines: " + "; ".join(f"{n}: {t}" for n, t in ENGINES.items()))
     v.add_argument("--report", default="report")
     v.add_argument("--max-timing-error", type=float, default=None,
                    help="fail if the output layer's mean |first-spike error| (steps, float vs fixed) exceeds this")

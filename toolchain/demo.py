@@ -16,9 +16,8 @@ from pathlib import Path
 from toolchain import checkpoint, formats
 from toolchain.compiler import compile_network
 from toolchain.quantize import LayerReport, format_report
-from toolchain.report import write_report
 from toolchain.train import train
-from toolchain.verify import format_summary, verify
+from toolchain.verify import format_summary, verify, write_verify_report
 
 TASK, SEED, SAMPLES, LAVA_SAMPLES = "digits", 0, 100, 20
 
@@ -46,7 +45,7 @@ def run_demo(out_dir) -> int:
     print(_indent(format_summary(result)))
 
     _stage(4, "report")
-    folder = write_report(result, out / "report")
+    folder = write_verify_report(result, out / "report")
     print(f"    {folder / 'report.html'}")
     print(f"demo {'passed' if result.passed else 'FAILED'} in {time.perf_counter() - start:.0f} s")
     return result.exit_status

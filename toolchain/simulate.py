@@ -1,20 +1,24 @@
-"""`spikeport simulate`: run an IR on one backend and save what it recorded.
+"""`spikeport simulate`: run a network on one engine and save what it recorded.
 
-Backends (one name per engine and arithmetic):
+``--backend`` names an engine of `toolchain.engines` (`SIMULATE_BACKENDS`):
 
-============  =========================================  ==================
-name          engine                                     arithmetic
-============  =========================================  ==================
-emulator      `backends.emulator.run`                    Lava ``fixed_pt``
-float         `backends.emulator.run`                    Lava ``floating_pt``
-lava          `backends.lava.runner.run_lava` (lava-nc)  ``fixed_pt``
-lava-float    `backends.lava.runner.run_lava` (lava-nc)  ``floating_pt``
-============  =========================================  ==================
+============  ==============  ==================
+--backend     engine          arithmetic
+============  ==============  ==================
+emulator      emulator        Lava ``fixed_pt``
+float         float-emulator  Lava ``floating_pt``
+lava          lava            ``fixed_pt`` (lava-nc)
+lava-float    lava-float      ``floating_pt`` (lava-nc)
+============  ==============  ==================
+
+The network is any file `toolchain.formats` reads (``.onnx``, ``.nir``); a
+float-only network (e.g. a NIR export) runs on the float engines.
 
 Files: the input is a ``.npy`` array ``(B, T, N)`` or ``(T, N)`` (bool/int
 for binary spikes, int for graded values; axis 1 is time, index t-1 is step
-t). The output is a ``.npz`` with ``<node>/s``, ``<node>/v`` (post-reset) and
-``<node>/u``, each ``(B, T, n)``, written atomically (a failure leaves no file).
+t). The output is a ``.npz`` with what the engine recorded, ``<node>/<var>``
+each ``(B, T, n)`` (LIF: ``s``, ``v`` post-reset, ``u``), written atomically
+(a failure leaves no file).
 """
 from __future__ import annotations
 
@@ -24,28 +28,19 @@ from typing import Optional, Sequence
 import numpy as np
 
 from models.errors import SpikeportError
+from toolchain import engines
 from toolchain import ir as irm
+from toolchain.engines import SIMULATE_BACKENDS
 from toolchain.files import atomic_path, save_npz
-
-BACKENDS = {"emulator": ("emulator", "fixed"), "float": ("emulator", "float"),
-            "lava": ("lava", "fixed"), "lava-float": ("lava", "float")}
 
 
 def simulate(ir: irm.IR, x, backend: str = "emulator", record: Optional[Sequence[str]] = None) -> dict:
-    """Run ``ir`` on ``x`` with ``backend``: ``{"<node>/s|v|u": (B, T, n)}``.
-
-    ``record``: neuron or Output node names (None: every neuron node).
+    """Run ``ir`` on ``x`` (B, T, N) with ``backend`` (a `SIMULATE_BACKENDS` name):
+    ``{"<node>/<var>": (B, T, n)}``. ``record``: neuron or Output node names (None: every neuron node).
     """
-    if backend not in BACKENDS:
-        raise SpikeportError(f"simulate: backend={backend!r} is not one of {', '.join(BACKENDS)}")
-    engine, mode = BACKENDS[backend]
-    if engine == "emulator":
-        from backends.emulator import run
-
-        return run(ir, x, record, mode=mode)
-    from backends.lava.runner import run_lava
-
-    return run_lava(ir, x, record, mode=mode)
+    if backend not in SIMULATE_BACKENDS:
+        raise SpikeportError(f"simulate: backend={backend!r} is not one of {', '.join(SIMULATE_BACKENDS)}")
+    return engines.run(SIMULATE_BACKENDS[backend], ir, x, record)
 
 
 def load_input(path) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Spike-timing metrics between a reference train and a test train (pure numpy).
+"""Spike-timing metrics between a reference train and a test train: the one spike-matching module.
 
 Both trains are arrays of shape (B, T, n): B samples, T steps, n neurons.
 Any nonzero entry is one spike. Array index ``k`` along the time axis is step
@@ -11,6 +11,9 @@ or pooled over a node:
 * spike counts and their difference (`count_difference`);
 * the fraction of reference spikes that an optimal one-to-one matching pairs
   with a test spike no more than ``tol`` steps away (`matched_fraction`);
+* the one-to-one pairing of two lists of spike times with the least summed
+  |time difference| and its signed errors (`optimal_pairs`, `paired_errors`,
+  `unpaired`; any time unit, e.g. ms for continuous spike trains);
 * first-spike-time errors ``t_test - t_ref`` for trains that spike in both,
   and the number that spike in only one (`first_spike_errors`);
 * the van Rossum distance with an exponential kernel (`van_rossum`).
@@ -123,6 +126,45 @@ def _ratio(matched: int, total: int, other_total: int) -> float:
     if total:
         return matched / total
     return 1.0 if other_total == 0 else 0.0
+
+
+# ------------------------------------------------------ optimal pairing
+def optimal_pairs(ref_times, test_times, reach=None) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one pairing of spike times ``ref_times`` and ``test_times`` (1-D, any unit) with
+    the least summed ``|t_test - t_ref|`` (as many pairs as the shorter list has spikes).
+
+    Returns index arrays ``(i_ref, j_test)`` of the pairs, in ascending ``i_ref``; a pair
+    further apart than ``reach`` (same unit; None: no limit) is dropped. Solved by
+    `scipy.optimize.linear_sum_assignment` on the (test x ref) cost matrix, so among
+    equally good pairings it picks the one the spike-train scores always picked.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    ref, test = np.asarray(ref_times, dtype=np.float64), np.asarray(test_times, dtype=np.float64)
+    if not (ref.size and test.size):
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    j, i = linear_sum_assignment(np.abs(test[:, None] - ref[None, :]))
+    if reach is not None:
+        near = np.abs(test[j] - ref[i]) <= reach
+        i, j = i[near], j[near]
+    order = np.argsort(i, kind="stable")
+    return i[order], j[order]
+
+
+def paired_errors(ref_times, test_times, reach=None) -> np.ndarray:
+    """Signed errors ``t_test - t_ref`` of the `optimal_pairs` (ascending reference index)."""
+    ref, test = np.asarray(ref_times, dtype=np.float64), np.asarray(test_times, dtype=np.float64)
+    i, j = optimal_pairs(ref, test, reach)
+    return test[j] - ref[i]
+
+
+def unpaired(ref_times, test_times, reach=None) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks of the reference spikes (missing) and test spikes (extra) that
+    `optimal_pairs` leaves without a partner."""
+    i, j = optimal_pairs(ref_times, test_times, reach)
+    missing, extra = np.ones(np.size(ref_times), bool), np.ones(np.size(test_times), bool)
+    missing[i], extra[j] = False, False
+    return missing, extra
 
 
 # ------------------------------------------------------------ first spikes

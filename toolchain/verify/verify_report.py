@@ -1,4 +1,4 @@
-"""The verify report: one folder, written atomically.
+"""The classification verify's report: the sections of a `VerifyResult` for `toolchain.verify.report`.
 
     report/
       report.json        every number of the `VerifyResult`, versions, seeds, quantization
@@ -10,97 +10,70 @@
 Rasters plot step t = 1..T on the x axis (Lava's numbering) and neuron index
 on the y axis. A spike that the other side of the comparison does not have
 at the same step (fixed vs float; float vs the fixed engine) is drawn in red.
-
-The folder is built under a temporary name beside the target and renamed
-into place, so a report is either complete or absent. An existing folder is
-only replaced if it is a previous report (it holds ``report.json``) or empty.
+A learning method extends the report by passing its own ``extra_sections``.
 """
 from __future__ import annotations
 
-import base64
-import html
-import importlib.metadata
-import json
-import os
-import platform
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from models.errors import SpikeportError
-from toolchain import timing
+from toolchain.verify import timing
+from toolchain.verify.report import Section, escape, provenance, table, verdict, write_report
 
-PACKAGES = ("spikeport", "torch", "numpy", "lava-nc", "matplotlib", "onnx")
+TITLE = "spikeport verify report"
 MAX_RASTERS = 4
 COLORS = dict(same="black", differs="tab:red")
 
 
-# ------------------------------------------------------------------ writing
-def write_report(result, folder) -> Path:
-    """Write the report of a `toolchain.verify.VerifyResult` into ``folder`` (atomically)."""
-    folder = Path(folder)
-    _check_replaceable(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    try:
-        os.chmod(tmp, 0o755)
-        _write_contents(result, tmp)
-        _move_into_place(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
-
-
-def _check_replaceable(folder: Path) -> None:
-    if folder.is_file() or (folder.is_dir() and any(folder.iterdir()) and not (folder / "report.json").is_file()):
-        raise SpikeportError(f"{folder}: exists and is not a spikeport report folder; choose another --report")
-
-
-def _move_into_place(tmp: Path, folder: Path) -> None:
-    old = None
-    if folder.exists():
-        old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
-        os.rename(folder, old)
-    os.rename(tmp, folder)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _write_contents(result, folder: Path) -> None:
+def write_verify_report(result, folder, extra_sections=()) -> Path:
+    """Write the report of a `toolchain.verify.VerifyResult` into ``folder`` (atomically);
+    ``extra_sections`` (`Section`) come after the verify's own, before versions and seeds."""
     data = report_data(result)
-    (folder / "report.json").write_text(json.dumps(data, indent=1, allow_nan=False))
-    images = {}
-    if result.timing_pair:
-        images["timing_hist.png"] = (f"first-spike-time error, {result.timing_pair}", timing_figure(result))
-    for k in chosen_samples(result):
-        images[f"raster_{k}.png"] = (_sample_caption(result, k), raster_figure(result, k))
-    if result.quantization:
-        images["quantization.png"] = ("quantization table", quantization_figure(result.quantization))
-    for name, (_, fig) in images.items():
-        fig.savefig(folder / name, dpi=90)
-    (folder / "report.html").write_text(render_html(result, data, {n: (t, folder / n) for n, (t, _) in images.items()}))
+    sections = verify_sections(result, data)
+    return write_report(folder, data, sections[:-1] + list(extra_sections) + sections[-1:], TITLE)
 
 
 def report_data(result) -> dict:
     """What report.json holds: the result's numbers plus versions and platform."""
-    return dict(result.to_dict(), format="spikeport-verify-report", versions=versions(),
-                platform=dict(python=platform.python_version(), machine=platform.machine(),
-                              system=platform.system()))
+    return dict(result.to_dict(), format="spikeport-verify-report", **provenance())
 
 
-def versions() -> dict:
-    """Installed versions of spikeport and the packages its numbers depend on."""
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
+def verify_sections(result, data: dict) -> list:
+    """The page: verdict, criteria, engines, bit-identity, timing, quantization, figures,
+    versions and seeds (always last)."""
+    verdict_text = "PASS" if result.passed else "FAIL"
+    intro = (f"<h1>spikeport verify: <span class='{verdict_text.lower()}'>{verdict_text}</span></h1>"
+             f"<p><code>{escape(result.source)}</code>, task <b>{escape(result.task)}</b>, {result.samples} "
+             f"held-out test samples (Lava: {result.lava_samples or 'not run'}); float reference: "
+             f"{escape(result.float_engine)}; {escape(result.compile_mode)}. Steps are numbered 1..T.</p>")
+    criteria = [[verdict(c.passed), escape(c.name), escape(c.detail)] for c in result.criteria]
+    sections = [Section("", intro), Section("Criteria", table(["", "criterion", "detail"], criteria)),
+                Section("Engines", _engine_table(result))]
+    if result.exact:
+        sections.append(Section(f"Bit-exact agreement ({result.variables_text()} of every node, step, neuron)",
+                                _exact_table(result)))
+    sections += [Section(f"Spike timing: {pair}", _timing_html(per_node)) for pair, per_node in result.timing.items()]
+    if result.quantization:
+        header, rows = quantization_rows(result.quantization)
+        sections.append(Section("Quantization", table(header, [[escape(str(c)) for c in r] for r in rows])))
+    sections.append(Section("Figures", figures=figures(result)))
+    seeds = {f"seed ({k})": v for k, v in result.seeds.items()}
+    sections.append(Section("Versions and seeds", table(["", ""], [
+        [escape(k), escape(str(v))] for k, v in {**data["versions"], **data["platform"], **seeds}.items()])))
+    return sections
+
+
+def figures(result) -> list:
+    """(file name, caption, Figure): the timing histogram, the rasters, the quantization table."""
+    out = []
+    if result.timing_pair:
+        out.append(("timing_hist.png", f"first-spike-time error, {result.timing_pair}", timing_figure(result)))
+    out += [(f"raster_{k}.png", _sample_caption(result, k), raster_figure(result, k)) for k in chosen_samples(result)]
+    if result.quantization:
+        out.append(("quantization.png", "quantization table", quantization_figure(result.quantization)))
     return out
 
 
@@ -228,96 +201,45 @@ def quantization_figure(quantization: dict) -> Figure:
     fig = Figure(figsize=(10, 0.28 * (len(rows) + 1) + 0.2))
     ax = fig.add_axes((0.01, 0.01, 0.98, 0.98))
     ax.axis("off")
-    table = ax.table(cellText=[[str(c) for c in r] for r in rows], colLabels=header, loc="center",
+    cells = ax.table(cellText=[[str(c) for c in r] for r in rows], colLabels=header, loc="center",
                      cellLoc="left")
-    table.auto_set_font_size(False)
-    table.set_fontsize(8)
-    table.auto_set_column_width(list(range(len(header))))
-    table.scale(1, 1.4)
+    cells.auto_set_font_size(False)
+    cells.set_fontsize(8)
+    cells.auto_set_column_width(list(range(len(header))))
+    cells.scale(1, 1.4)
     return fig
 
 
 # --------------------------------------------------------------------- html
-CSS = """body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
-th{background:#f0f0f0}td.num{text-align:right}.pass{color:#1a7f37;font-weight:bold}
-.fail{color:#cf222e;font-weight:bold}img{max-width:100%;border:1px solid #ddd;margin:.3em 0}
-code{background:#f6f8fa;padding:1px 4px}"""
-
-
-def render_html(result, data: dict, images: dict) -> str:
-    """The self-contained HTML page; ``images``: file name -> (caption, path of the PNG)."""
-    verdict = "PASS" if result.passed else "FAIL"
-    parts = [f"<h1>spikeport verify: <span class='{verdict.lower()}'>{verdict}</span></h1>",
-             f"<p><code>{_e(result.source)}</code>, task <b>{_e(result.task)}</b>, {result.samples} held-out "
-             f"test samples (Lava: {result.lava_samples or 'not run'}); float reference: {_e(result.float_engine)}; "
-             f"{_e(result.compile_mode)}. Steps are numbered 1..T.</p>",
-             "<h2>Criteria</h2>", _table(["", "criterion", "detail"],
-                                         [[_verdict(c.passed), _e(c.name), _e(c.detail)] for c in result.criteria]),
-             "<h2>Engines</h2>", _engine_table(result)]
-    if result.exact:
-        parts += ["<h2>Bit-exact agreement (s, v, u of every node, step, neuron)</h2>", _exact_table(result)]
-    for pair, per_node in result.timing.items():
-        parts += [f"<h2>Spike timing: {_e(pair)}</h2>", _timing_html(per_node)]
-    if result.quantization:
-        header, rows = quantization_rows(result.quantization)
-        parts += ["<h2>Quantization</h2>", _table(header, [[_e(str(c)) for c in r] for r in rows])]
-    parts += ["<h2>Figures</h2>"] + [f"<h3>{_e(caption)}</h3>{_img(path)}" for caption, path in images.values()]
-    parts += ["<h2>Versions and seeds</h2>",
-              _table(["", ""], [[_e(k), _e(str(v))] for k, v in {**data["versions"], **data["platform"],
-                                                                  **{f"seed ({k})": v for k, v in
-                                                                     result.seeds.items()}}.items()])]
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>spikeport verify report</title>"
-            f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
-
-
-def _e(text) -> str:
-    return html.escape(str(text))
-
-
-def _verdict(passed: bool) -> str:
-    return f"<span class='{'pass' if passed else 'fail'}'>{'PASS' if passed else 'FAIL'}</span>"
-
-
-def _table(header: list, rows: list) -> str:
-    head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _img(path: Path) -> str:
-    return f"<img alt='{_e(path.name)}' src='data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}'>"
-
-
 def _engine_table(result) -> str:
     rows = []
     for name, e in result.engines.items():
         agree = result.agreement.get(f"float vs {name}")
-        rows.append([_e(name), e["samples"], f"{e['accuracy']:.1%}", "-" if agree is None else f"{agree:.1%}",
+        rows.append([escape(name), e["samples"], f"{e['accuracy']:.1%}", "-" if agree is None else f"{agree:.1%}",
                      f"{e['seconds']:.2f}"])
-    return _table(["engine", "samples", "accuracy", "same prediction as float", "seconds"], rows)
+    return table(["engine", "samples", "accuracy", "same prediction as float", "seconds"], rows)
 
 
 def _exact_table(result) -> str:
     rows = []
     for c in result.exact:
         by_node = ", ".join(f"{n}: {k}" for n, k in c.identical_by_node.items())
-        rows.append([_verdict(c.identical), _e(c.label), f"{c.identical_samples}/{c.samples}", _e(by_node),
-                     _e(c.first_divergence.describe() if c.first_divergence else "none")])
-    return _table(["", "engines", "identical samples", "identical by node", "first divergence"], rows)
+        rows.append([verdict(c.identical), escape(c.label), f"{c.identical_samples}/{c.samples}", escape(by_node),
+                     escape(c.first_divergence.describe() if c.first_divergence else "none")])
+    return table(["", "engines", "identical samples", "identical by node", "first divergence"], rows)
 
 
 def _timing_html(per_node: dict) -> str:
     rows = []
     for node, m in per_node.items():
         f, mt, vr = m["first_spike"], m["matched"], m["van_rossum"]
-        rows.append([_e(node), m["ref_spikes"], m["test_spikes"], m["abs_count_diff"],
+        rows.append([escape(node), m["ref_spikes"], m["test_spikes"], m["abs_count_diff"],
                      f"{m['same_count_fraction']:.1%}", *(f"{mt[k]['ref']:.1%}" for k in (0, 1, 2)),
                      f"{f['mean_abs']:.2f} / {f['max_abs']}", f"{f['exact_fraction']:.1%}",
                      f"{f['only_ref']} / {f['only_test']}", f"{vr['mean']:.3f}"])
-    return _table(["node", "ref spikes", "test spikes", "sum |count diff|", "same count", "matched 0",
-                   "matched +-1", "matched +-2", "first-spike |err| mean / max (steps)", "first spike exact",
-                   "first spike only ref / only test", f"van Rossum mean (tau {_tau(per_node)} steps)"], rows)
+    return table(["node", "ref spikes", "test spikes", "sum |count diff|", "same count", "matched 0",
+                  "matched +-1", "matched +-2", "first-spike |err| mean / max (steps)", "first spike exact",
+                  "first spike only ref / only test", f"van Rossum mean (tau {_tau(per_node)} steps)"], rows)
 
 
 def _tau(per_node: dict) -> str:

@@ -1,0 +1,66 @@
+"""`spikeport verify` for a classification checkpoint: the printed summary and the command.
+
+The summary table numbers steps 1..T; spike-timing columns are in steps.
+Exit status of `cmd_verify`: 0 when every criterion holds, 1 when one fails,
+2 on bad input (`SpikeportError`, printed as one line by the CLI).
+"""
+from __future__ import annotations
+
+from toolchain.verify.criteria import Tolerances
+from toolchain.verify.run import VerifyResult, verify
+
+
+def format_summary(result: VerifyResult) -> str:
+    """The short table `cmd_verify` prints."""
+    lava = f"Lava: {result.lava_samples}" if result.lava_samples else "Lava: not run"
+    lines = [f"verify {result.source}: task {result.task}, {result.samples} test samples ({lava}); "
+             f"{result.compile_mode}", "",
+             f"{'engine':<16}{'samples':>8}{'accuracy':>10}{'agrees w/ float':>17}{'seconds':>9}"]
+    for name, e in result.engines.items():
+        agree = result.agreement.get(f"float vs {name}")
+        lines.append(f"{name:<16}{e['samples']:>8}{e['accuracy']:>10.1%}"
+                     f"{'-' if agree is None else f'{agree:.1%}':>17}{e['seconds']:>9.2f}")
+    if result.exact:
+        lines += ["", f"bit-exact ({result.variables_text()} of every node, step and neuron):"]
+        lines += [f"  {c.label:<26}{c.identical_samples:>4}/{c.samples} samples identical" for c in result.exact]
+    if result.timing_pair:
+        lines += ["", _timing_table(result.timing[result.timing_pair], result.timing_pair)]
+    for pair, per_node in result.timing.items():
+        if pair != result.timing_pair:
+            m = per_node[result.output_node]["matched"]
+            lines.append(f"  {pair}: {result.output_node} spikes matched {m[0]['ref']:.1%} exactly, "
+                         f"{m[1]['ref']:.1%} within +-1 step")
+    lines += ["", "criteria:"] + [f"  {'PASS' if c.passed else 'FAIL'}  {c.name}: {c.detail}"
+                                  for c in result.criteria]
+    lines.append(f"verify: {'PASS' if result.passed else 'FAIL'}")
+    return "\n".join(lines)
+
+
+def _timing_table(per_node: dict, pair: str) -> str:
+    lines = [f"spike timing, {pair} (steps):",
+             f"  {'node':<12}{'spikes ref/test':>17}{'|dcount|':>9}{'match 0':>9}{'+-1':>7}{'+-2':>7}"
+             f"{'first |err| mean/max':>22}{'only one':>9}{'vR':>7}"]
+    for node, m in per_node.items():
+        f, mt = m["first_spike"], m["matched"]
+        lines.append(f"  {node:<12}{m['ref_spikes']:>8}/{m['test_spikes']:<8}{m['abs_count_diff']:>9}"
+                     f"{mt[0]['ref']:>9.1%}{mt[1]['ref']:>7.1%}{mt[2]['ref']:>7.1%}"
+                     f"{f['mean_abs']:>15.2f}/{f['max_abs']:<6}{f['only_ref'] + f['only_test']:>9}"
+                     f"{m['van_rossum']['mean']:>7.3f}")
+    return "\n".join(lines)
+
+
+def cmd_verify(args) -> int:
+    """`spikeport verify`: run, print the summary (and any failure), write the report, return 0/1."""
+    result = verify(args.model, task=args.task, samples=args.samples, lava_samples=args.lava_samples,
+                    backends=args.backends, seed=args.seed, tolerances=Tolerances.from_args(args),
+                    ir=getattr(args, "ir", None))
+    print(format_summary(result))
+    for c in result.criteria:
+        if not c.passed:
+            print(f"FAILED: {c.name}: {c.detail}")
+    if getattr(args, "report", None) and not getattr(args, "no_report", False):
+        from toolchain.verify.verify_report import write_verify_report
+
+        folder = write_verify_report(result, args.report)
+        print(f"report: {folder / 'report.html'}")
+    return result.exit_status
