@@ -80,6 +80,6 @@ def fit_raster(model: Network, task: RasterTask, steps: int, lr: float, mode: st
 
 def hit_fraction(spikes: np.ndarray, target: np.ndarray, tolerance: int = 1) -> float:
     """Fraction of target spikes matched one-to-one by an output spike within ``tolerance`` steps."""
-    from toolchain.timing import matched_fraction
+    from toolchain.verify.timing import matched_fraction
 
     return float(matched_fraction(np.asarray(target), np.asarray(spikes), (tolerance,))[tolerance]["ref"])

@@ -447,11 +447,11 @@ def spike_time_errors(test_steps, target_times, max_error: float = 5.0) -> dict:
     (step - ceil(t̂)), ``mean_abs``, ``max_abs``, ``exact`` (fraction of pairs
     with error 0), ``matched``/``missing``/``extra`` counts, the error of the
     same steps against the continuous t̂ (``mean_vs_continuous``, ms: ceil adds
-    ~+0.5), and `toolchain.timing.matched_fraction` at 0/1/2 steps.
+    ~+0.5), and `toolchain.verify.timing.matched_fraction` at 0/1/2 steps.
     """
     from scipy.optimize import linear_sum_assignment
 
-    from toolchain.timing import matched_fraction
+    from toolchain.verify.timing import matched_fraction
 
     out, tgt = _np(raster_to_times(test_steps)), _np(target_times)
     errors, vs_cont, n_tgt, n_out = [], [], int(np.isfinite(tgt).sum()), int(np.isfinite(out).sum())
