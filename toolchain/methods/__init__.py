@@ -19,9 +19,12 @@ import pkgutil
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from models.errors import SpikeportError
+
+if TYPE_CHECKING:  # annotations only: the registry stays light (no torch)
+    from toolchain.ir import IR
 
 VERBS = ("train", "compile", "verify")
 
@@ -56,7 +59,7 @@ class Method:
     label: str
     add_options: Callable[[str, OptionAdder], None]
     train: Callable[[argparse.Namespace], int]
-    compile: Callable[[Path, argparse.Namespace], tuple]
+    compile: Callable[[Path, argparse.Namespace], "tuple[IR, str]"]
     verify: Callable[[argparse.Namespace], int]
     reads_any_file: bool = False
 
