@@ -40,8 +40,11 @@ def test_methods_keep_todays_checkpoint_tags_one_kind_each():
     assert {m.kind for m in methods.registry()} == TODAYS_KINDS
 
 
-def test_exactly_one_method_takes_files_of_no_registered_kind():
-    assert [m.name for m in methods.registry() if m.reads_any_file] == ["superspike"]
+def test_superspike_is_the_one_default_method_and_surrogate_the_default_rule():
+    assert [m.name for m in methods.registry() if m.default] == ["superspike"]
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
+    assert sub.get_default("method") == "surrogate"
 
 
 @pytest.mark.parametrize("rule, task, name", [
@@ -127,6 +130,11 @@ def test_a_method_rule_on_a_task_it_does_not_train_names_the_rules_that_do(tmp_p
     assert main(["train", "--task", "mnist", "--method", "exact", "--out", str(tmp_path / "m.pt")]) == 2
     err = capsys.readouterr().err.strip()
     assert "--method exact applies to --task spike-transform only" in err and "surrogate | ttfs" in err
+
+
+def test_an_unknown_task_names_the_tasks_of_the_method_rule(tmp_path, capsys):
+    assert main(["train", "--task", "nope", "--method", "exact", "--out", str(tmp_path / "m.pt")]) == 2
+    assert capsys.readouterr().err.strip() == "spikeport: error: train: unknown task 'nope'; choose one of spike-transform"
 
 
 # -------------------------------------------------------------------- config

@@ -142,9 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a network with one of the learning methods")
     t.add_argument("--task", default="digits", help=" | ".join(methods.tasks()) + " (default: digits)")
-    t.add_argument("--method", choices=methods.rules(), default="surrogate",
+    t.add_argument("--method", choices=methods.rules(), default=methods.default().rules[0],
                    help="; ".join(f"{' | '.join(m.rules)} on {'|'.join(m.tasks)}: {m.description}"
-                                  for m in methods.registry()) + " (default: surrogate)")
+                                  for m in methods.registry()) + " (default: %(default)s)")
     t.add_argument("--epochs", type=int, help="training epochs (spike-transform: iterations; default: the task's)")
     t.add_argument("--seed", type=int, help="seed of the initialisation and the data order (default: 0)")
     t.add_argument("--out", default="model.pt", help="checkpoint to write (default: model.pt)")

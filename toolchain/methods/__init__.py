@@ -47,8 +47,9 @@ class Method:
     writes ``args.out`` and returns the exit code; compile(path, args) returns the validated fixed
     IR and a printable quantization report (may be empty); verify(args) prints a summary with its
     PASS/FAIL criteria, writes the report unless ``args.no_report`` and returns 0 (pass) or 1.
-    reads_any_file: compile/verify of a file with no registered kind (a compiled ``.onnx``, a
-    foreign ``.pt``) go to this method, which explains what is wrong with it.
+    default: exactly one method is the default: its first rule is ``--method``'s default, and
+    compile/verify of a file with no registered kind (a compiled ``.onnx``, a foreign ``.pt``) and
+    training on a task no method lists go to it, which explains what is wrong.
     """
 
     name: str
@@ -61,7 +62,7 @@ class Method:
     train: Callable[[argparse.Namespace], int]
     compile: Callable[[Path, argparse.Namespace], "tuple[IR, str]"]
     verify: Callable[[argparse.Namespace], int]
-    reads_any_file: bool = False
+    default: bool = False
 
 
 @cache
@@ -75,6 +76,8 @@ def registry() -> tuple[Method, ...]:
                 raise TypeError(f"{__name__}.{info.name} defines no METHOD = Method(...)")
             found.append(method)
     _check_unique(found)
+    if sum(m.default for m in found) != 1:
+        raise TypeError(f"exactly one method must be the default, not {[m.name for m in found if m.default]}")
     return tuple(found)
 
 
@@ -90,6 +93,11 @@ def _check_unique(methods: list) -> None:
                                 f"{sorted(set(a.rules) & set(b.rules))} on {sorted(set(a.tasks) & set(b.tasks))}")
 
 
+def default() -> Method:
+    """The default method (see `Method`)."""
+    return next(m for m in registry() if m.default)
+
+
 def rules() -> list[str]:
     """Every ``--method`` value, in registry order, without repeats."""
     return list(dict.fromkeys(r for m in registry() for r in m.rules))
@@ -101,12 +109,16 @@ def tasks() -> list[str]:
 
 
 def for_training(rule: str, task: str) -> Method:
-    """The method that trains ``--method rule`` on ``--task task``; a one-line error if none does."""
+    """The method that trains ``--method rule`` on ``--task task``; a one-line error if none does.
+    A task no method lists goes to the default method if it has ``rule`` (it names its tasks)."""
     for method in registry():
         if rule in method.rules and task in method.tasks:
             return method
     if task not in tasks():
-        raise SpikeportError(f"train: unknown task {task!r}; choose one of {', '.join(tasks())}")
+        if rule in default().rules:
+            return default()
+        known = [t for m in registry() if rule in m.rules for t in m.tasks]
+        raise SpikeportError(f"train: unknown task {task!r}; choose one of {', '.join(known)}")
     owners = [t for m in registry() if rule in m.rules for t in m.tasks]
     fitting = [r for m in registry() if task in m.tasks for r in m.rules]
     raise SpikeportError(f"train: --method {rule} applies to --task {' | '.join(owners)} only "
@@ -124,10 +136,10 @@ def for_kind(kind: str) -> Method:
 
 def for_file(path) -> tuple[Method, bool]:
     """(method, recognised) for compile/verify of ``path``: the method of its checkpoint kind, or
-    (the method that `reads_any_file`, False) for any file without a registered kind."""
+    (the default method, False) for any file without a registered kind."""
     from toolchain.checkpoint import kind_of
 
     kind = kind_of(path) if Path(path).suffix == ".pt" else None
     if kind in {m.kind for m in registry()}:
         return for_kind(kind), True
-    return next(m for m in registry() if m.reads_any_file), False
+    return default(), False

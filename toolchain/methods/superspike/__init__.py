@@ -17,4 +17,4 @@ METHOD = Method(
     description="SuperSpike surrogate gradients, spike-count classification (optionally quantization-aware)",
     rules=("surrogate",), tasks=tuple(TASK_DEFAULTS), kind=KIND, label="SuperSpike",
     add_options=commands.add_options, train=commands.train, compile=commands.compile, verify=commands.verify,
-    reads_any_file=True)
+    default=True)
