@@ -36,6 +36,14 @@ def test_every_registered_method_has_a_name_kind_tasks_rules_and_the_three_verbs
         assert callable(m.add_options) and callable(m.train) and callable(m.compile) and callable(m.verify)
 
 
+@pytest.mark.parametrize("verb", methods.VERBS)
+def test_every_flag_a_method_adds_has_help_text(verb):
+    for m in methods.registry():
+        group = argparse.ArgumentParser().add_argument_group(m.label)
+        m.add_options(verb, group)
+        assert all(a.help for a in group._group_actions), (m.name, verb)
+
+
 def test_methods_keep_todays_checkpoint_tags_one_kind_each():
     assert {m.kind for m in methods.registry()} == TODAYS_KINDS
 

@@ -42,7 +42,7 @@ def _cmd_verify(args) -> int:
 
 
 def _method_of_file(args, verb: str):
-    """The method whose checkpoint kind ``args.model`` carries (or the one that reads any other
+    """The method whose checkpoint kind ``args.model`` carries (the default method for any other
     file), after refusing the flags of other methods."""
     from toolchain import methods
 
