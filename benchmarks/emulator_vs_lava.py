@@ -10,8 +10,8 @@ Everything is measured in this one run on this machine (the load average is
 printed; the machine has 2 cores and may be shared, so medians are used):
 
 1. **Model**: the digits network (64-128-10 LIF, T=20) trained with
-   ``toolchain.train.train("digits", seed=0)`` (or loaded with ``--model``),
-   compiled by ``toolchain.compiler.compile_network`` to the fixed-point IR;
+   ``toolchain.methods.superspike.train.train("digits", seed=0)`` (or loaded with ``--model``),
+   compiled by ``toolchain.methods.superspike.compile.compile_network`` to the fixed-point IR;
    inputs are the first ``--samples`` (100) held-out test samples encoded as
    ``spikeport verify`` encodes them (``toolchain.verify.held_out_inputs``).
 2. **Identity**: Lava ``fixed_pt`` (``backends.lava.runner.run_lava``) and the
@@ -157,9 +157,9 @@ def identity(emu: dict, other: dict, nodes: list) -> tuple[str, str, bool]:
 
 # ------------------------------------------------------------------ the model
 def digits_model(path):
-    from toolchain import checkpoint
-    from toolchain.compiler import compile_network
-    from toolchain.train import train
+    from toolchain.methods.superspike import checkpoint
+    from toolchain.methods.superspike.compile import compile_network
+    from toolchain.methods.superspike.train import train
     from toolchain.verify import with_task
 
     start = time.perf_counter()

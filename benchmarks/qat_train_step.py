@@ -27,7 +27,8 @@ import torch
 from models.losses import spike_count_ce
 from models.network import Network
 from toolchain.tasks import datasets
-from toolchain.train import TASK_DEFAULTS, encode, network_config, resolve_config
+from toolchain.methods.superspike.config import TASK_DEFAULTS
+from toolchain.methods.superspike.train import encode, network_config, resolve_config
 
 
 def step_time(model, x, y, mode) -> float:

@@ -1,6 +1,6 @@
 """Spike timing as the output: post-training quantization vs quantization-aware training.
 
-For every seed, `toolchain.raster_task` freezes 50 Poisson-like input channels
+For every seed, `raster_task` (next to this script) freezes 50 Poisson-like input channels
 over 100 steps and a random target raster on 50 output neurons (2-4 spikes
 each, >= 8 steps apart). A 50-200-50 LIF network learns it with the van Rossum
 loss (SuperSpike surrogate, float mode). Then, each scored on the *deployed*
@@ -47,7 +47,7 @@ from toolchain.ir import passes  # noqa: E402
 from toolchain.files import atomic_path  # noqa: E402
 from toolchain.lower import lower  # noqa: E402
 from toolchain.quantize import apply_scales, calibration_stats, quantize  # noqa: E402
-from toolchain.raster_task import fit_raster, hit_fraction, make_raster_task, raster_network  # noqa: E402
+from raster_task import fit_raster, hit_fraction, make_raster_task, raster_network  # noqa: E402
 
 NODES = ("layers.0", "layers.1")
 OUT = "layers.1"

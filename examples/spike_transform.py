@@ -6,9 +6,9 @@ output trains over a 100-step (100 ms) window; a student of the same shape,
 initialised from another seed, learns the transformation with
 
 * ``exact``: continuous time, exact spike-time gradients of Banerjee's error
-  functional (`toolchain.spike_transform.train_exact`);
+  functional (`toolchain.methods.spike_train.exact.train_exact`);
 * ``surrogate``: the same initialisation discretised to Lava CUBA LIF, SuperSpike
-  with the van Rossum loss (`toolchain.spike_transform.train_surrogate`).
+  with the van Rossum loss (`toolchain.methods.spike_train.surrogate.train_surrogate`).
 
 Training stops at the first iteration that meets the convergence criterion
 (`match_trains`: every output train has the desired spike count, every spike
@@ -69,27 +69,32 @@ def run_seed(job: tuple) -> dict:
     method, seed, method_cfg, lava, out = job
     torch.set_num_threads(1)
     from models.spike_train import error_functional, raster_to_times
-    from toolchain import spike_transform as st
+    from toolchain.methods.spike_train.checkpoint import save_checkpoint
+    from toolchain.methods.spike_train.config import METHOD_DEFAULTS
+    from toolchain.methods.spike_train.deploy import deploy, score_summary
+    from toolchain.methods.spike_train.exact import make_kernel
+    from toolchain.methods.spike_train.report import plain, train_lists
+    from toolchain.methods.spike_train.train import train_spike_transform
 
-    result = st.train_spike_transform(method, seed, None, method_cfg)
-    st.save_checkpoint(Path(out) / "checkpoints" / f"{method}_seed{seed}.pt", result)
+    result = train_spike_transform(method, seed, None, method_cfg)
+    save_checkpoint(Path(out) / "checkpoints" / f"{method}_seed{seed}.pt", result)
     start = time.perf_counter()
-    dep = st.deploy(result.model, result.task, lava=lava)
+    dep = deploy(result.model, result.task, lava=lava)
     deployed = raster_to_times(dep["runs"]["fixed"][f"{dep['output_node']}/s"])
-    kernel = st.make_kernel(st.METHOD_DEFAULTS["exact"]["kernel"])
+    kernel = make_kernel(METHOD_DEFAULTS["exact"]["kernel"])
     row = dict(result.final, deploy_seconds=time.perf_counter() - start,
-               scores={engine: {k: st.score_summary(v) for k, v in s.items()}
+               scores={engine: {k: score_summary(v) for k, v in s.items()}
                        for engine, s in dep["scores"].items()},
                deployed_error=float(error_functional(deployed, result.task.target_times, kernel).sum(-1).mean()),
                quantization=[dict(node=r.node, limited_by=r.limited_by, state_use=r.state_use,
                                   weights_clipped=sum(syn.clipped for syn in r.synapses),
                                   weights_rounded_to_zero=sum(syn.rounded_to_zero for syn in r.synapses))
                              for r in dep["reports"]],
-               trains=dict(target=st.train_lists(result.task.target_times), learned=st.train_lists(dep["learned"]),
-                           deployed=st.train_lists(deployed)))
+               trains=dict(target=train_lists(result.task.target_times), learned=train_lists(dep["learned"]),
+                           deployed=train_lists(deployed)))
     if lava:
         row["lava_vs_emulator"] = {k: v for k, v in dep["lava_vs_emulator"].items() if k != "keys"}
-    return st._plain(row)
+    return plain(row)
 
 
 # --------------------------------------------------------------- aggregates
@@ -149,7 +154,7 @@ def summary_lines(agg: dict) -> list:
 # --------------------------------------------------------------------- plot
 def plot_rasters(rows: list, path: Path) -> int:
     """Target vs learned vs deployed output trains of one seed (both methods), to a PNG; returns the seed."""
-    from toolchain.spike_transform import plot_rasters as plot
+    from toolchain.methods.spike_train.report import plot_rasters as plot
 
     seed = _plot_seed(rows)
     panels = [(f"{r['method']} (seed {seed}, {'converged' if r['converged'] else 'not converged'})", r["trains"])
@@ -208,7 +213,8 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from toolchain.files import atomic_path
-    from toolchain.spike_transform import METHOD_DEFAULTS, TASK_DEFAULTS
+    from toolchain.methods.spike_train.config import METHOD_DEFAULTS
+    from toolchain.tasks.spike_transform import TASK_DEFAULTS
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

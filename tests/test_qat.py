@@ -4,15 +4,20 @@
   the .pt and .onnx files, to exactly the integers its fixed-mode forward used;
 * its torch fixed-point forward equals the emulator (and Lava) on s, v and u.
 """
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from models import fixed_point as fx
-from toolchain import checkpoint
 from toolchain.formats import onnx as onnx_io
-from toolchain.compiler import compile_checkpoint
-from toolchain.train import train
+from toolchain.methods.superspike import checkpoint
+from toolchain.methods.superspike.compile import compile_checkpoint
+from toolchain.methods.superspike.train import train
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))  # raster_task: the example's task
 
 SMALL = dict(hidden=[24], epochs=2, batch_size=128, threads=1)
 
@@ -83,7 +88,7 @@ def test_qat_checkpoint_compiles_to_the_integers_it_trained_with(start, float_ch
 
 def test_finetune_starts_from_the_post_training_scales(float_checkpoint):
     """--finetune --qat: the scales are the quantizer's for the float model and stay put."""
-    from toolchain.compiler import compile_checkpoint as compile_ptq
+    from toolchain.methods.superspike.compile import compile_checkpoint as compile_ptq
 
     ptq = compile_ptq(float_checkpoint)
     result = train("digits", mode="fixed", progress=False, finetune=float_checkpoint, epochs=1, threads=1)
@@ -95,7 +100,7 @@ def test_finetune_starts_from_the_post_training_scales(float_checkpoint):
 
 def test_compile_says_when_training_clipped_weights(float_checkpoint, tmp_path):
     model, meta = checkpoint.load(float_checkpoint)
-    from toolchain.train import init_fixed_scales
+    from toolchain.methods.superspike.train import init_fixed_scales
 
     init_fixed_scales(model, meta)
     with torch.no_grad():
@@ -107,7 +112,7 @@ def test_compile_says_when_training_clipped_weights(float_checkpoint, tmp_path):
 
 # ------------------------------------------------------------ spike timing (raster task)
 def _small_raster():
-    from toolchain.raster_task import fit_raster, make_raster_task, raster_network
+    from raster_task import fit_raster, make_raster_task, raster_network
     from toolchain.lower import lower
     from toolchain.quantize import apply_scales, calibration_stats, quantize
 
@@ -129,7 +134,7 @@ def _traces(traces):
 @pytest.fixture(scope="module")
 def raster_qat():
     """A small raster network fine-tuned a few steps in fixed point from its PTQ scales."""
-    from toolchain.raster_task import fit_raster
+    from raster_task import fit_raster
 
     task, net = _small_raster()
     before = [layer.fixed_parameters()["weight"].detach().clone() for layer in net.layers]
@@ -187,7 +192,7 @@ def test_qat_raster_network_deploys_bit_exact_on_lava(raster_qat):
 
 def test_raster_task_with_a_short_window_terminates_or_says_why():
     from models.errors import SpikeportError
-    from toolchain.raster_task import make_raster_task
+    from raster_task import make_raster_task
 
     for seed in range(10):  # T=40: rejection sampling used to dead-end (loop forever) on some seeds
         target = make_raster_task(n_in=5, n_out=20, T=40, seed=seed).target[0].numpy()

@@ -196,7 +196,7 @@ def test_out_of_range_layer_config_names_layer_parameter_value_and_limit(bad, ma
 
 
 def test_network_is_rebuilt_from_config_and_state_dict(tmp_path):
-    from toolchain import checkpoint
+    from toolchain.methods.superspike import checkpoint
 
     net = Network(dict(n_in=5, layers=[dict(n=7, recurrent=True, max_delay=3), dict(n=2)], seed=4))
     path = tmp_path / "m.pt"
@@ -209,7 +209,7 @@ def test_network_is_rebuilt_from_config_and_state_dict(tmp_path):
 
 
 def test_truncated_or_foreign_checkpoint_is_a_one_line_error(tmp_path):
-    from toolchain import checkpoint
+    from toolchain.methods.superspike import checkpoint
 
     net = Network(dict(n_in=3, layers=[dict(n=2)]))
     good = tmp_path / "good.pt"

@@ -10,10 +10,16 @@ import numpy as np
 import pytest
 import torch
 
+from models.errors import SpikeportError
 from models.exact_spikes import ExactNetwork, membrane
 from models.spike_train import (difference_of_exponentials, drive, error_functional, error_gradient,
                                 exponential_kernel, pad_times, raster_to_times, times_to_raster)
-from toolchain import spike_transform as st
+from toolchain.methods.spike_train.checkpoint import load, load_checkpoint
+from toolchain.methods.spike_train.deploy import deploy, spike_time_errors
+from toolchain.methods.spike_train.exact import unmatched_spikes
+from toolchain.methods.spike_train.surrogate import discretize
+from toolchain.methods.spike_train.train import train_spike_transform
+from toolchain.tasks.spike_transform import make_task, match_trains, student_network
 
 INF = math.inf
 TINY = dict(n_in=10, hidden=4, n_out=1, T=40, patterns=2, test_patterns=1)
@@ -69,7 +75,7 @@ def _two_layer_case():
     near the window's end, so central differences with h = 1e-7 keep the spike set and are
     accurate; near a grazing crossing a spike time is strongly curved in the parameters and
     finite differences need far smaller steps (the gradient stays exact)."""
-    task = st.make_task(6, n_in=8, hidden=5, n_out=2, T=50, patterns=2, test_patterns=0)
+    task = make_task(6, n_in=8, hidden=5, n_out=2, T=50, patterns=2, test_patterns=0)
     return task.teacher, task.x_times
 
 
@@ -135,7 +141,7 @@ def test_discretisation_samples_the_continuous_membrane_at_integer_ms():
     with torch.no_grad():
         net.weights[0].copy_(torch.rand(3, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 0.01)
     x = (np.random.RandomState(0).rand(2, 30, 5) < 0.2).astype(np.float32)
-    ir = lower(st.discretize(net))
+    ir = lower(discretize(net))
     v_steps = run(ir, x, mode="float")[f"{ir.names(irm.Neuron)[0]}/v"]  # step n = index n-1
     no_spikes = torch.full((2, 3, 1), INF, dtype=torch.float64)
     v_cont = membrane(torch.arange(1.0, 31.0, dtype=torch.float64), raster_to_times(x), net.weights[0],
@@ -146,7 +152,7 @@ def test_discretisation_samples_the_continuous_membrane_at_integer_ms():
 
 # ------------------------------------------------------------------ task, match
 def test_teacher_task_is_deterministic_per_seed_and_every_desired_train_is_deployable():
-    a, b, c = st.make_task(5, **TINY), st.make_task(5, **TINY), st.make_task(6, **TINY)
+    a, b, c = make_task(5, **TINY), make_task(5, **TINY), make_task(6, **TINY)
     for key in ("x_times", "target_times", "x_test_times", "target_test_times"):
         torch.testing.assert_close(getattr(a, key), getattr(b, key))
     assert not torch.equal(a.target_times, c.target_times)
@@ -157,27 +163,27 @@ def test_teacher_task_is_deterministic_per_seed_and_every_desired_train_is_deplo
 
 
 def test_task_refuses_an_unknown_option_by_name():
-    with pytest.raises(st.SpikeportError, match="hiden"):
-        st.make_task(0, hiden=3)
+    with pytest.raises(SpikeportError, match="hiden"):
+        make_task(0, hiden=3)
 
 
 def test_match_trains_needs_every_count_right_and_every_spike_within_tolerance():
     target = pad_times([[[10.0, 20.0], [5.0]]])
-    assert st.match_trains(pad_times([[[10.9, 19.2], [4.5]]]), target)["converged"]
-    late = st.match_trains(pad_times([[[10.0, 21.5], [5.0]]]), target)
+    assert match_trains(pad_times([[[10.9, 19.2], [4.5]]]), target)["converged"]
+    late = match_trains(pad_times([[[10.0, 21.5], [5.0]]]), target)
     assert not late["converged"] and late["count_ok"] == 1.0 and late["max_abs"] == pytest.approx(1.5)
-    extra = st.match_trains(pad_times([[[10.0, 20.0, 30.0], [5.0]]]), target)
+    extra = match_trains(pad_times([[[10.0, 20.0, 30.0], [5.0]]]), target)
     assert not extra["converged"] and extra["count_ok"] == 0.5 and extra["max_abs"] == 0.0
 
 
 def test_unmatched_spikes_come_from_a_one_to_one_assignment_and_reach_breaks_far_pairs():
     target = pad_times([[[11.0, 30.0]]])
-    extra, missing = st.unmatched_spikes(pad_times([[[10.0, 12.0, 60.0]]]), target)
+    extra, missing = unmatched_spikes(pad_times([[[10.0, 12.0, 60.0]]]), target)
     assert extra.tolist() == [[[False, False, True]]] and not missing.any()
     far = pad_times([[[10.0, 60.0]]])  # right count, but 60 is 30 ms from its partner
-    extra, missing = st.unmatched_spikes(far, target)
+    extra, missing = unmatched_spikes(far, target)
     assert not extra.any() and not missing.any()
-    extra, missing = st.unmatched_spikes(far, target, reach=10.0)
+    extra, missing = unmatched_spikes(far, target, reach=10.0)
     assert extra.tolist() == [[[False, True]]] and missing.tolist() == [[[False, True]]]
 
 
@@ -185,7 +191,7 @@ def test_spike_time_errors_score_steps_against_the_ceiling_of_the_desired_time()
     target = pad_times([[[9.3, 20.0, 31.5]]])
     raster = np.zeros((1, 40, 1), np.uint8)
     raster[0, [9, 20, 37], 0] = 1  # steps 10 (exact), 21 (one late), 38 (no partner within 5)
-    score = st.spike_time_errors(raster, target)
+    score = spike_time_errors(raster, target)
     assert score["matched"] == 2 and score["missing"] == 1 and score["extra"] == 1
     np.testing.assert_array_equal(np.sort(score["errors"]), [0.0, 1.0])
     assert score["mean_abs"] == 0.5 and score["exact"] == 0.5
@@ -199,7 +205,7 @@ def test_raster_and_times_round_trip_on_the_step_grid():
 # -------------------------------------------------------------------- training
 @pytest.mark.parametrize("method, iterations", [("exact", 25), ("surrogate", 60)])
 def test_training_at_least_halves_the_error_on_a_tiny_task_and_keeps_the_best_state(method, iterations):
-    result = st.train_spike_transform(method, 0, TINY, dict(iterations=iterations, lr=1e-2))
+    result = train_spike_transform(method, 0, TINY, dict(iterations=iterations, lr=1e-2))
     errors = [row["error"] for row in result.history]
     assert result.final["error"] == min(errors) < 0.5 * errors[0]
     assert result.history[result.final["best_iteration"]]["error"] == result.final["error"]
@@ -207,8 +213,8 @@ def test_training_at_least_halves_the_error_on_a_tiny_task_and_keeps_the_best_st
 
 # ------------------------------------------------------------------- deployment
 def test_the_teacher_deployed_emits_its_desired_trains_within_a_step_on_average():
-    task = st.make_task(0, **TINY)
-    scores = st.deploy(task.teacher, task, lava=False)["scores"]
+    task = make_task(0, **TINY)
+    scores = deploy(task.teacher, task, lava=False)["scores"]
     for engine in ("float", "fixed"):
         s = scores[engine]["vs_target"]
         assert s["matched"] >= 0.75 * s["target_spikes"] and s["mean_abs"] <= 1.0, (engine, s)
@@ -216,8 +222,8 @@ def test_the_teacher_deployed_emits_its_desired_trains_within_a_step_on_average(
 
 @pytest.mark.lava
 def test_lava_is_identical_to_the_emulator_on_a_deployed_student():
-    task = st.make_task(0, **TINY)
-    result = st.deploy(st.student_network(task, 0), task, lava=True)
+    task = make_task(0, **TINY)
+    result = deploy(student_network(task, 0), task, lava=True)
     same = result["lava_vs_emulator"]
     assert same["all_identical"] and same["total"] > 0, same
     assert any(r.endswith("/s") and np.asarray(result["runs"]["lava"][r]).any() for r in result["runs"]["lava"])
@@ -234,9 +240,9 @@ def test_train_command_writes_a_checkpoint_that_rebuilds_the_student(method, tmp
     assert cli.main(["train", "--task", "spike-transform", "--method", method, "--epochs", "3", "--config",
                      str(config), "--out", str(out), "--quiet"]) == 0
     assert f"spike-transform ({method}, seed 0): error" in capsys.readouterr().out
-    model, payload = st.load_checkpoint(out)
+    model, payload = load_checkpoint(out)
     assert payload["method"] == method and payload["final"]["iterations"] <= 3
-    task = st.make_task(payload["task"]["seed"], **{k: payload["task"][k] for k in TINY})
+    task = make_task(payload["task"]["seed"], **{k: payload["task"][k] for k in TINY})
     if method == "exact":
         assert isinstance(model, ExactNetwork)
         model.simulate(task.x_times)
@@ -300,8 +306,7 @@ def test_verify_scores_the_deployed_output_against_the_target_and_writes_json_an
 def test_verify_split_test_scores_the_held_out_patterns_against_their_own_targets(surrogate_checkpoint,
                                                                                    tmp_path, capsys):
     from toolchain import cli
-    from toolchain.spike_transform import train_lists
-    from toolchain.spike_transform_commands import load
+    from toolchain.methods.spike_train.report import train_lists
 
     rc = cli.main(["verify", str(surrogate_checkpoint), "--backends", "emulator", "--split", "test",
                    "--report", str(tmp_path / "rep")])

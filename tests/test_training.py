@@ -7,7 +7,7 @@ import torch
 
 from models import losses
 from toolchain import cli
-from toolchain.train import train
+from toolchain.methods.superspike.train import train
 
 pytestmark = pytest.mark.slow
 

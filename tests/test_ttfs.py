@@ -1,4 +1,4 @@
-"""Exact time-to-first-spike networks (models.ttfs) and their discrete deployment (toolchain.ttfs).
+"""Exact time-to-first-spike networks (models.ttfs) and their discrete deployment (toolchain.methods.ttfs).
 
 Fast: small random layers, the digits set or synthetic data; no MNIST.
 """
@@ -9,7 +9,10 @@ import pytest
 import torch
 
 from models.ttfs import TTFSNetwork, output_logits, ttfs_layer, ttfs_loss
-from toolchain import ttfs as tt
+from toolchain.methods.ttfs.lower import encode_input, lower_ttfs
+from toolchain.methods.ttfs.quantize import quantize_ttfs
+from toolchain.methods.ttfs.readout import continuous_times, output_readout, run_deployed
+from toolchain.methods.ttfs.train import load_checkpoint, train_ttfs
 
 
 def _finite(z):
@@ -119,11 +122,11 @@ def _digits_net(seed=0):
 
 def test_discretised_ir_first_spikes_approach_continuous_times():
     net, x = _digits_net()
-    cont = tt.continuous_times(net, x)
+    cont = continuous_times(net, x)
     errors = []
     for dt in (0.2, 0.05, 0.0125):
-        ir = tt.lower_ttfs(net, dt, refire="inhibit", t_end=6.0)
-        res = tt.run_deployed(ir, x, mode="float")
+        ir = lower_ttfs(net, dt, refire="inhibit", t_end=6.0)
+        res = run_deployed(ir, x, mode="float")
         first = res["first"]["layers.0"]
         both = np.isfinite(first) & np.isfinite(cont[0])
         assert both.sum() > 0.8 * np.isfinite(cont[0]).sum()
@@ -132,21 +135,21 @@ def test_discretised_ir_first_spikes_approach_continuous_times():
     assert errors[0] > errors[1] > errors[2]
     assert errors[2] < 0.02  # units of tau_syn; ~ dt/2 at the finest step
     # fixed point (bound-calibrated, snapped scales) follows the float engine
-    irq, _ = tt.quantize_ttfs(tt.lower_ttfs(net, 0.05, t_end=6.0), x)
-    fixed = tt.run_deployed(irq, x, mode="fixed")
-    flt = tt.run_deployed(tt.lower_ttfs(net, 0.05, t_end=6.0), x, mode="float")
+    irq, _ = quantize_ttfs(lower_ttfs(net, 0.05, t_end=6.0), x)
+    fixed = run_deployed(irq, x, mode="fixed")
+    flt = run_deployed(lower_ttfs(net, 0.05, t_end=6.0), x, mode="float")
     assert (fixed["pred"] == flt["pred"]).mean() >= 0.9
     assert fixed["spike_counts"]["layers.0"].max() == 1
 
 
 def test_discrete_membrane_is_continuous_membrane_over_du():
-    """One input of weight w at index k: v[i] = V(i dt) / du exactly (the derivation in toolchain.ttfs)."""
+    """One input of weight w at index k: v[i] = V(i dt) / du exactly (the derivation in toolchain.methods.ttfs.lower)."""
     net = TTFSNetwork(dict(n_in=1, sizes=[1, 1], theta=100.0, t_max_in=1.0))
     with torch.no_grad():
         net.weights[0].fill_(0.7)
         net.weights[1].fill_(1.0)
     dt = 0.1
-    ir = tt.lower_ttfs(net, dt, refire="allow", t_end=3.0)
+    ir = lower_ttfs(net, dt, refire="allow", t_end=3.0)
     from backends.emulator import run
 
     x = np.zeros((1, ir.meta["ttfs"]["steps"], 1))
@@ -170,8 +173,8 @@ def test_latch_makes_the_inhibition_exactly_h_after_the_spike():
         net.weights[0].copy_(torch.tensor([[3.0, 2.0]]))
         net.weights[1].fill_(2.0)
     dt = 0.1
-    allow = tt.lower_ttfs(net, dt, refire="allow", t_end=4.0)
-    inhibit = tt.lower_ttfs(net, dt, refire="inhibit", inhibit="bound", t_end=4.0)
+    allow = lower_ttfs(net, dt, refire="allow", t_end=4.0)
+    inhibit = lower_ttfs(net, dt, refire="inhibit", inhibit="bound", t_end=4.0)
     x = np.zeros((1, allow.meta["ttfs"]["steps"], 2))
     x[0, 0, 0] = x[0, 12, 1] = 1  # a second input arrives after the first spike
     a = run(allow, x, ["layers.0/s", "layers.0/u"], mode="float")
@@ -189,7 +192,7 @@ def test_readout_breaks_ties_by_interpolated_crossing():
     s[0, 2, [0, 2]] = 1  # neurons 0 and 2 both spike at index 2
     v[0, 1] = [5.0, 1.0, 9.0]  # neuron 2 was closer to threshold 10
     u[0, 2] = [10.0, 1.0, 10.0]
-    pred, first, t_int, any_out = tt.output_readout(s, v, u, 10.0)
+    pred, first, t_int, any_out = output_readout(s, v, u, 10.0)
     assert pred[0] == 2 and any_out[0]
     np.testing.assert_allclose(t_int[0, [0, 2]], [1.5, 1.1])
     assert np.isinf(first[0, 1])
@@ -199,10 +202,10 @@ def test_train_digits_smoke_and_checkpoint(tmp_path):
     from toolchain.tasks.datasets import load_digits
 
     data = load_digits()
-    res = tt.train_ttfs("digits", epochs=3, seed=0, out=tmp_path / "t.pt", progress=False, log=None,
+    res = train_ttfs("digits", epochs=3, seed=0, out=tmp_path / "t.pt", progress=False, log=None,
                         hidden=[32], t_max_in=2.0, lr=5e-3, max_train=600, data=data)
     assert res.meta["accuracy"]["test"] > 0.5
-    model, meta = tt.load_checkpoint(tmp_path / "t.pt")
+    model, meta = load_checkpoint(tmp_path / "t.pt")
     x = torch.as_tensor(data.x_test[:20])
     torch.testing.assert_close(model(x)[-1], res.model(x)[-1])
     assert meta["method"] == "ttfs" and meta["epochs"] == 3
@@ -217,8 +220,8 @@ def test_lava_matches_emulator_on_deployed_ttfs():
     net = TTFSNetwork({**net.config, "sizes": [12, 4]}).double()
     with torch.no_grad():
         net.weights[1].mul_(3.0)
-    ir, _ = tt.quantize_ttfs(tt.lower_ttfs(net, 0.25, t_end=5.0), x)
-    xin = tt.encode_input(x[:3], ir.meta)
+    ir, _ = quantize_ttfs(lower_ttfs(net, 0.25, t_end=5.0), x)
+    xin = encode_input(x[:3], ir.meta)
     emu = run(ir, xin, mode="fixed")
     lava = run_lava(ir, xin, mode="fixed")
     assert set(emu) == set(lava)

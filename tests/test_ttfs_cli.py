@@ -17,7 +17,7 @@ def ttfs_checkpoint(tmp_path_factory):
 
 
 def test_train_method_ttfs_writes_a_tagged_checkpoint_and_reports_accuracy(ttfs_checkpoint, capsys):
-    from toolchain.ttfs import load_checkpoint
+    from toolchain.methods.ttfs.train import load_checkpoint
 
     model, meta = load_checkpoint(ttfs_checkpoint)
     assert meta["method"] == "ttfs" and meta["task"] == "digits"
@@ -81,7 +81,7 @@ def test_bad_method_or_task_is_a_one_line_error_with_exit_2(argv, message, tmp_p
 
 
 def test_dt_on_a_superspike_checkpoint_is_refused(tmp_path, capsys):
-    from toolchain import checkpoint
+    from toolchain.methods.superspike import checkpoint
     from models.network import Network
 
     path = tmp_path / "ss.pt"
@@ -94,8 +94,8 @@ def test_dt_on_a_superspike_checkpoint_is_refused(tmp_path, capsys):
 def test_a_superspike_checkpoint_is_not_read_as_a_ttfs_one(tmp_path):
     from models.errors import SpikeportError
     from models.network import Network
-    from toolchain import checkpoint
-    from toolchain.ttfs import load_checkpoint
+    from toolchain.methods.superspike import checkpoint
+    from toolchain.methods.ttfs.train import load_checkpoint
 
     path = tmp_path / "ss.pt"
     checkpoint.save(path, Network(dict(n_in=4, layers=[dict(n=3)])), dict(task="digits"))

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from models import fixed_point as fx
-from toolchain import checkpoint
 from toolchain.formats import onnx as onnx_io
 from toolchain.cli import main
-from toolchain.compiler import compile_checkpoint
 from toolchain.lower import lower
-from toolchain.train import train
+from toolchain.methods.superspike import checkpoint
+from toolchain.methods.superspike.compile import compile_checkpoint
+from toolchain.methods.superspike.train import train
 from toolchain.verify import held_out_inputs, verify
 
 TINY = dict(epochs=4, hidden=[16], lr=2e-2, encoding=dict(name="regular", T=12, max_rate=0.5))

@@ -1,12 +1,14 @@
-"""Model checkpoints: ``.pt`` files holding the architecture config and weights.
+"""Checkpoints: ``.pt`` files holding one tagged plain dict, for every learning method.
 
-Layout (a plain dict, loadable with ``torch.load(weights_only=True)``)::
+Layout (loadable with ``torch.load(weights_only=True)``)::
 
-    {"format": "spikeport-checkpoint", "version": 1,
-     "config": Network.config, "state_dict": ..., "meta": {task, encoding, accuracy, seed, ...}}
+    {"format": <kind tag>, "version": 1, **payload}
 
-The network is rebuilt from ``config`` alone, so the code that trained it is
-not needed. Writes are atomic.
+The kind tag says which method wrote the file and rebuilds its model from the
+payload (``"spikeport-checkpoint"`` SuperSpike, ``"spikeport-ttfs-checkpoint"``,
+``"spikeport-spike-transform-checkpoint"``; see `toolchain.methods`). Only
+plain tensors and containers are stored, so the code that trained a network
+is not needed to read it. Writes are atomic.
 """
 from __future__ import annotations
 
@@ -17,34 +19,20 @@ from pathlib import Path
 import torch
 
 from models.errors import SpikeportError
-from models.network import Network
 from toolchain.files import atomic_path
 
-FORMAT = "spikeport-checkpoint"
 VERSION = 1
 
 
-def save(path, model: Network, meta: dict) -> None:
-    """Write ``model`` and ``meta`` to ``path`` atomically."""
-    write_payload(path, FORMAT, VERSION, config=model.config, state_dict=model.state_dict(), meta=meta)
-
-
-def load(path) -> tuple[Network, dict]:
-    """Rebuild the network in ``path``; any unreadable or foreign file is a one-line error."""
-    payload = read_payload(path, FORMAT, VERSION)
-    model = Network(payload["config"])
-    load_weights(path, model, payload["state_dict"])
-    return model, payload.get("meta", {})
-
-
-def write_payload(path, fmt: str, version: int, **fields) -> None:
-    """Atomically ``torch.save`` ``{"format": fmt, "version": version, **fields}`` to ``path``."""
+def write(path, kind: str, **payload) -> None:
+    """Atomically ``torch.save`` ``{"format": kind, "version": VERSION, **payload}`` to ``path``."""
     with atomic_path(path) as tmp:
-        torch.save({"format": fmt, "version": version, **fields}, tmp)
+        torch.save({"format": kind, "version": VERSION, **payload}, tmp)
 
 
-def read_payload(path, fmt: str, version: int) -> dict:
-    """The dict in ``path`` if it carries format tag ``fmt`` at a version <= ``version``.
+def read(path, kind: str | None = None) -> dict:
+    """The payload dict in ``path`` (with its ``format`` and ``version``), if it carries tag
+    ``kind`` (any spikeport tag when None) at a version <= `VERSION`.
 
     A missing, truncated, foreign or newer file is a one-line `SpikeportError`;
     only plain tensors and containers are unpickled (``weights_only=True``).
@@ -57,17 +45,19 @@ def read_payload(path, fmt: str, version: int) -> dict:
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SpikeportError(f"{path}: not a readable spikeport checkpoint (truncated or corrupt: {first})") from None
-    if not isinstance(payload, dict) or payload.get("format") != fmt:
-        found = payload.get("format") if isinstance(payload, dict) else None
-        raise SpikeportError(f"{path}: not a spikeport checkpoint of kind {fmt!r} (format tag {found!r}; "
+    found = payload.get("format") if isinstance(payload, dict) else None
+    if kind is not None and found != kind:
+        raise SpikeportError(f"{path}: not a spikeport checkpoint of kind {kind!r} (format tag {found!r}; "
                              "written by another program?)")
-    if int(payload.get("version", 0)) > version:
-        raise SpikeportError(f"{path}: checkpoint version {payload['version']} is newer than this spikeport ({version})")
+    if not (isinstance(found, str) and found.startswith("spikeport")):
+        raise SpikeportError(f"{path}: not a spikeport checkpoint (format tag {found!r}; written by another program?)")
+    if int(payload.get("version", 0)) > VERSION:
+        raise SpikeportError(f"{path}: checkpoint version {payload['version']} is newer than this spikeport ({VERSION})")
     return payload
 
 
-def format_of(path) -> str | None:
-    """The format tag of a readable ``.pt`` checkpoint, else None (never raises)."""
+def kind_of(path) -> str | None:
+    """The kind tag of a readable checkpoint, else None (never raises)."""
     try:
         payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - anything unreadable simply has no tag
@@ -81,3 +71,4 @@ def load_weights(path, model: torch.nn.Module, state_dict: dict) -> None:
         model.load_state_dict(state_dict)
     except RuntimeError as exc:
         raise SpikeportError(f"{path}: weights do not match the stored config ({str(exc).splitlines()[0]})") from None
+

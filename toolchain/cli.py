@@ -1,12 +1,15 @@
 """The `spikeport` command: train | compile | simulate | verify | export | inspect | demo.
 
+train, compile and verify come from the learning methods (`toolchain.methods`):
+``--method`` choices, each method's own flags, and the dispatch (train by
+``--method`` and ``--task``, compile/verify by the checkpoint's kind tag).
+
 Every user-caused failure is a `SpikeportError`: printed as one line on
 stderr, exit code 2, and no output file left behind (all writes are atomic).
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 
@@ -15,90 +18,61 @@ from toolchain.engines import ENGINES, SIMULATE_BACKENDS
 
 
 def _cmd_train(args) -> int:
-    if args.task == "spike-transform":
-        from toolchain.spike_transform import cmd_train_spike_transform
+    from toolchain import methods
 
-        return cmd_train_spike_transform(args)
-    if args.method == "ttfs":
-        from toolchain.ttfs_commands import train_command
-
-        return train_command(args)
-    if args.method != "surrogate":
-        raise SpikeportError(f"train: --method {args.method} applies to --task spike-transform only "
-                             "(classification tasks: surrogate | ttfs)")
-    from toolchain import checkpoint
-    from toolchain.train import train
-
-    overrides = dict(epochs=args.epochs, seed=args.seed, feedback=args.feedback, threads=args.threads)
-    if args.qat:
-        overrides["mode"] = "fixed"
-    result = train(args.task, config_file=args.config, progress=not args.quiet, finetune=args.finetune,
-                   **overrides)
-    checkpoint.save(args.out, result.model, result.meta)
-    acc = result.meta["accuracy"]
-    print(f"{args.task}: train accuracy {acc['train']:.2%}, test accuracy {acc['test']:.2%} -> {args.out}")
-    return 0
-
-
-# compile/verify options that only one kind of checkpoint takes: argparse dest -> (flag, kind)
-KIND_OPTIONS = {"dt": ("--dt", "TTFS"), "finetune_qat": ("--finetune-qat", "spike-transform"),
-                "split": ("--split", "spike-transform")}
-
-
-def _method_command(args, command: str, name: str):
-    """``compile_command``/``verify_command`` of the module that owns the checkpoint's format tag
-    (TTFS, spike transform), or None for a SuperSpike checkpoint or any other file. An option
-    another kind of checkpoint takes (`KIND_OPTIONS`) is refused, naming the option and the kind."""
-    kind, module = _checkpoint_kind(args.model)
-    for dest, (flag, owner) in KIND_OPTIONS.items():
-        if getattr(args, dest, None) not in (None, 0) and owner != kind:
-            raise SpikeportError(f"{command}: {flag} applies to {owner} checkpoints only; {args.model} is "
-                                 + (f"a {kind} checkpoint" if kind else "not one"))
-    return getattr(importlib.import_module(module), name) if module else None
-
-
-def _checkpoint_kind(path) -> tuple:
-    """(kind, command module) of a TTFS or spike-transform checkpoint, by its format tag;
-    (None, None) for any other file."""
-    from pathlib import Path
-
-    from toolchain import spike_transform, ttfs
-    from toolchain.checkpoint import format_of
-
-    if Path(path).suffix != ".pt" or not Path(path).is_file():
-        return None, None
-    owners = {ttfs.CHECKPOINT_FORMAT: ("TTFS", "toolchain.ttfs_commands"),
-              spike_transform.CHECKPOINT_FORMAT: ("spike-transform", "toolchain.spike_transform_commands")}
-    return owners.get(format_of(path), (None, None))
+    method = methods.for_training(args.method, args.task)
+    _refuse_foreign_options(args, "train", method, f"--method {args.method} --task {args.task} training")
+    return method.train(args)
 
 
 def _cmd_compile(args) -> int:
-    command = _method_command(args, "compile", "compile_command")
-    if command is not None:
-        return command(args)
     from toolchain import formats
-    from toolchain.compiler import compile_checkpoint
-    from toolchain.quantize import format_report
 
-    ir = compile_checkpoint(args.model, args.calibration_samples, args.target)
+    method = _method_of_file(args, "compile")
+    ir, report = method.compile(args.model, args)
     formats.save(ir, args.out)
     print(ir.meta["quantization_mode"])
-    if "quantization" in ir.meta:
-        print(format_report(list(_reports(ir))))
+    if report:
+        print(report)
     print(f"wrote {args.out}")
     return 0
 
 
-def _reports(ir):
-    from toolchain.quantize import LayerReport
+def _cmd_verify(args) -> int:
+    return _method_of_file(args, "verify").verify(args)
 
-    for r in ir.meta["quantization"].values():
-        yield LayerReport(**r)
+
+def _method_of_file(args, verb: str):
+    """The method whose checkpoint kind ``args.model`` carries (the default method for any other
+    file), after refusing the flags of other methods."""
+    from toolchain import methods
+
+    method, recognised = methods.for_file(args.model)
+    what = f"a {method.label} checkpoint" if recognised else "not one"
+    _refuse_foreign_options(args, verb, method, what)
+    return method
+
+
+def _refuse_foreign_options(args, verb: str, method, what: str) -> None:
+    """A flag another method added for ``verb`` and set away from its default is a one-line error:
+    for compile/verify "FLAG applies to LABEL checkpoints only; PATH is WHAT"."""
+    for owner, actions in args.method_options.items():
+        if owner is method:
+            continue
+        for action in actions:
+            if getattr(args, action.dest) != action.default:
+                flag = action.option_strings[0]
+                if verb == "train":
+                    raise SpikeportError(f"train: {flag} applies to --method {' | '.join(owner.rules)} on "
+                                         f"--task {' | '.join(owner.tasks)} only, not to {what}")
+                raise SpikeportError(f"{verb}: {flag} applies to {owner.label} checkpoints only; {args.model} is "
+                                     f"{what}")
 
 
 def _cmd_export(args) -> int:
-    from toolchain import checkpoint, formats
+    from toolchain import formats
     from toolchain.lower import lower
+    from toolchain.methods.superspike import checkpoint
 
     model, meta = checkpoint.load(args.model)
     ir = lower(model, name=meta.get("task", "network"))
@@ -123,15 +97,6 @@ def _cmd_simulate(args) -> int:
     return cmd_simulate(args) or 0
 
 
-def _cmd_verify(args) -> int:
-    command = _method_command(args, "verify", "verify_command")
-    if command is not None:
-        return command(args)
-    from toolchain.verify import cmd_verify
-
-    return cmd_verify(args)
-
-
 def _cmd_demo(args) -> int:
     from toolchain.demo import run_demo
 
@@ -145,33 +110,57 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
 
 
+def _add_method_options(verb: str, parser: argparse.ArgumentParser) -> dict:
+    """Every method's own flags for ``verb``, one argument group per method that has some:
+    {method: [argparse actions]} (so the flags of other methods can be refused)."""
+    from toolchain import methods
+
+    owned = {}
+    for method in methods.registry():
+        recorder = _Recorder(parser.add_argument_group(f"{method.label} ({method.name})"))
+        method.add_options(verb, recorder)
+        owned[method] = recorder.actions
+    return owned
+
+
+class _Recorder:
+    """An argument group that remembers the actions added to it."""
+
+    def __init__(self, group):
+        self.group, self.actions = group, []
+
+    def add_argument(self, *flags, **kwargs) -> argparse.Action:
+        action = self.group.add_argument(*flags, **kwargs)
+        self.actions.append(action)
+        return action
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from toolchain import methods
+
     p = _Parser(prog="spikeport", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a network (SuperSpike surrogate gradients)")
-    t.add_argument("--task", default="digits", help="digits | mnist | yinyang | spike-transform")
-    t.add_argument("--method", choices=["surrogate", "ttfs", "exact"], default="surrogate",
-                   help="surrogate: SuperSpike (default); ttfs: exact time-to-first-spike (Mostafa 2018, "
-                        "digits|mnist); exact: exact spike-time gradients (Banerjee 2016, spike-transform)")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--seed", type=int)
-    t.add_argument("--out", default="model.pt")
-    t.add_argument("--config", help="JSON file overriding the task's training defaults")
-    t.add_argument("--feedback", choices=["symmetric", "random", "uniform"])
-    t.add_argument("--qat", action="store_true", help="train in Lava fixed-point arithmetic")
-    t.add_argument("--finetune", help="start from this checkpoint (with --qat: quantize, then fine-tune)")
-    t.add_argument("--threads", type=int)
-    t.add_argument("--quiet", action="store_true")
-    t.set_defaults(func=_cmd_train)
+    t = sub.add_parser("train", help="train a network with one of the learning methods")
+    t.add_argument("--task", default="digits", help=" | ".join(methods.tasks()) + " (default: digits)")
+    t.add_argument("--method", choices=methods.rules(), default=methods.default().rules[0],
+                   help="; ".join(f"{' | '.join(m.rules)} on {'|'.join(m.tasks)}: {m.description}"
+                                  for m in methods.registry()) + " (default: %(default)s)")
+    t.add_argument("--epochs", type=int, help="training epochs (spike-transform: iterations; default: the task's)")
+    t.add_argument("--seed", type=int, help="seed of the initialisation and the data order (default: 0)")
+    t.add_argument("--out", default="model.pt", help="checkpoint to write (default: model.pt)")
+    t.add_argument("--config", help="JSON file overriding the method's training defaults")
+    t.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=_cmd_train, method_options=_add_method_options("train", t))
 
     c = sub.add_parser("compile", help="checkpoint -> fixed-point IR (.onnx)")
-    c.add_argument("model")
-    c.add_argument("--out", default="model.onnx")
-    c.add_argument("--calibration-samples", type=int, default=256)
-    c.add_argument("--target", default="loihi2")
-    c.add_argument("--dt", type=float, help="TTFS checkpoints: deployed step in units of tau_syn (default 1/16)")
-    c.set_defaults(func=_cmd_compile)
+    c.add_argument("model", help=".pt checkpoint of any method, recognised by its kind tag")
+    c.add_argument("--out", default="model.onnx", help="IR file to write (default: model.onnx)")
+    c.add_argument("--calibration-samples", type=int, default=256,
+                   help="training samples that calibrate post-training quantization (default: 256)")
+    c.add_argument("--target", default="loihi2", help="hardware target the IR is validated for (default: loihi2)")
+    c.set_defaults(func=_cmd_compile, method_options=_add_method_options("compile", c))
 
     s = sub.add_parser("simulate", help="run an IR on the emulator, the float engine or Lava")
     s.add_argument("model")
@@ -185,29 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="cross-check float model, emulator and Lava; write a report")
     v.add_argument("model", help=".pt checkpoint or compiled .onnx")
-    v.add_argument("--task")
-    v.add_argument("--samples", type=int, default=100)
-    v.add_argument("--lava-samples", type=int)
+    v.add_argument("--samples", type=int, default=100, help="held-out samples to run (default: 100)")
+    v.add_argument("--lava-samples", type=int, help="of those, how many also run on Lava (default: the method's)")
     v.add_argument("--backends", default="float,emulator,lava",
-                   help="comma-separated engines: " + "; ".join(f"{n}: {t}" for n, t in ENGINES.items()))
-    v.add_argument("--report", default="report")
-    v.add_argument("--max-timing-error", type=float, default=None,
-                   help="fail if the output layer's mean |first-spike error| (steps, float vs fixed) exceeds this")
-    v.add_argument("--min-match-1", type=float, default=None,
-                   help="fail if fewer float output spikes are matched within +-1 step (fraction; default 0.9)")
+                   help="comma-separated engines (default: float,emulator,lava): "
+                        + "; ".join(f"{n}: {t}" for n, t in ENGINES.items()))
+    v.add_argument("--report", default="report", help="report folder to write (default: report)")
     v.add_argument("--max-accuracy-drop", type=float, default=None,
-                   help="fail if float minus fixed test accuracy exceeds this (fraction; default 0.05)")
-    v.add_argument("--ir", help="a compiled .onnx to verify against the .pt checkpoint (default: compile in memory)")
+                   help="fail if float minus fixed test accuracy exceeds this (fraction; default 0.05, TTFS 0.005)")
     v.add_argument("--no-report", action="store_true", help="print the summary only, write no report folder")
-    v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--dt", type=float, help="TTFS checkpoints: deployed step in units of tau_syn (default 1/16)")
-    v.add_argument("--finetune-qat", type=int, default=0, metavar="N",
-                   help="spike-transform checkpoints: N iterations of quantization-aware fine-tuning after "
-                        "post-training quantization (reports both)")
-    v.add_argument("--qat-lr", type=float, default=1e-3, help="with --finetune-qat: Adam learning rate")
-    v.add_argument("--split", choices=["train", "test"],
-                   help="spike-transform checkpoints: score the training patterns (default) or held-out ones")
-    v.set_defaults(func=_cmd_verify)
+    v.set_defaults(func=_cmd_verify, method_options=_add_method_options("verify", v))
 
     e = sub.add_parser("export", help="write the float network as ONNX IR or NIR")
     e.add_argument("model")

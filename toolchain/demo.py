@@ -13,10 +13,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from toolchain import checkpoint, formats
-from toolchain.compiler import compile_network
+from toolchain import formats
+from toolchain.methods.superspike import checkpoint
+from toolchain.methods.superspike.compile import compile_network
+from toolchain.methods.superspike.train import train
 from toolchain.quantize import LayerReport, format_report
-from toolchain.train import train
 from toolchain.verify import format_summary, verify, write_verify_report
 
 TASK, SEED, SAMPLES, LAVA_SAMPLES = "digits", 0, 100, 20

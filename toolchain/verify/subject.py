@@ -36,7 +36,7 @@ def load_subject(target, ir=None, meta: Optional[dict] = None, calibration_sampl
     ``target``: a ``.pt`` checkpoint or a compiled network file path, an `IR`, or a
     `Network` (then ``meta`` gives its ``task`` and ``encoding``). ``ir``: a
     compiled IR (path or `IR`) to verify against the checkpoint; without it a
-    checkpoint is compiled in memory (`toolchain.compiler.compile_network`,
+    checkpoint is compiled in memory (`toolchain.methods.superspike.compile.compile_network`,
     calibrated on ``task``'s training data, default the recorded task).
     """
     model, source = None, _describe_target(target)
@@ -47,7 +47,7 @@ def load_subject(target, ir=None, meta: Optional[dict] = None, calibration_sampl
     else:
         path = _existing(target)
         if path.suffix == ".pt":
-            from toolchain import checkpoint
+            from toolchain.methods.superspike import checkpoint
 
             model, stored = checkpoint.load(path)
             subject_ir, meta = None, {**stored, **(meta or {})}
@@ -58,7 +58,7 @@ def load_subject(target, ir=None, meta: Optional[dict] = None, calibration_sampl
         subject_ir = ir if isinstance(ir, irm.IR) else _load_ir(_existing(ir))
         source += f" with {_describe_target(ir)}" if isinstance(ir, irm.IR) else f" with IR {ir}"
     if subject_ir is None:
-        from toolchain.compiler import compile_network
+        from toolchain.methods.superspike.compile import compile_network
 
         subject_ir = compile_network(model, with_task(meta, task), calibration_samples)
     if not subject_ir.is_fixed:
@@ -106,7 +106,7 @@ def _check_same_architecture(model: Network, ir: irm.IR) -> None:
 
 def with_task(meta: dict, task: Optional[str]) -> dict:
     """``meta`` with the task (``task`` overrides) and its input encoding filled in."""
-    from toolchain.train import TASK_DEFAULTS
+    from toolchain.methods.superspike.config import TASK_DEFAULTS
 
     task = task or meta.get("task")
     if not task:
@@ -125,11 +125,10 @@ def held_out_inputs(task: str, encoding: dict, samples: int, seed: int) -> tuple
     ``seed`` seeds a stochastic encoder unless the recorded encoding fixes one.
     """
     from toolchain.tasks import datasets, encoders
-    from toolchain.train import encode
 
     data = datasets.load_task(task)
     encoder = encoders.ENCODERS.get(encoding.get("name"))
     if encoder is not None and "seed" in inspect.signature(encoder).parameters:
         encoding = {"seed": seed, **encoding}
-    x = encode(data.x_test[:samples], encoding).numpy()
+    x = np.asarray(encoders.encode(data.x_test[:samples], **encoding))
     return np.rint(x).astype(np.int32), np.asarray(data.y_test[:samples])

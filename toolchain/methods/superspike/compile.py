@@ -1,4 +1,4 @@
-"""`spikeport compile`: checkpoint -> validated IR with float and fixed-point parameters.
+"""SuperSpike `spikeport compile`: checkpoint -> validated IR with float and fixed-point parameters.
 
     checkpoint ──lower──► float IR ──calibrate+quantize──► fixed IR ──validate──► .onnx
 
@@ -11,20 +11,18 @@ import numpy as np
 
 from models import fixed_params as fp
 from models.network import Network
-from toolchain import checkpoint
 from toolchain.ir import passes
-from toolchain.tasks import datasets
+from toolchain.tasks import datasets, encoders
 from toolchain import ir as irm
 from toolchain.lower import lower
+from toolchain.methods.superspike import checkpoint
 from toolchain.quantize import calibration_stats, quantize
 
 
 def calibration_inputs(meta: dict, samples: int) -> np.ndarray:
     """Encoded training inputs (B, T, N) for calibration, as the model was trained."""
-    from toolchain.train import encode
-
     data = datasets.load_task(meta["task"])
-    return encode(data.x_train[:samples], meta["encoding"]).numpy()
+    return np.asarray(encoders.encode(data.x_train[:samples], **meta["encoding"]))
 
 
 def compile_network(model: Network, meta: dict, calibration_samples: int = 256,
@@ -58,5 +56,6 @@ def _qat_clipping_note(model: Network) -> str:
 
 
 def compile_checkpoint(path, calibration_samples: int = 256, target: str = "loihi2") -> irm.IR:
+    """`compile_network` of the SuperSpike checkpoint at ``path``."""
     model, meta = checkpoint.load(path)
     return compile_network(model, meta, calibration_samples, target)

@@ -1,9 +1,5 @@
-"""`spikeport verify|compile` for spike-transform checkpoints (`train --task spike-transform`).
-
-A checkpoint with format tag ``spikeport-spike-transform-checkpoint`` is
-recognised by ``compile`` and ``verify`` without a flag. The task (teacher,
-input patterns, desired trains) is rebuilt from the seed and task config the
-checkpoint stores; 1 deployed step = 1 ms, so ``--dt`` does not apply.
+"""The spike-transform verify report: summary (JSON-ready), its text, ``deploy.json`` and the
+raster plot (target vs learned vs deployed output trains). 1 step = 1 ms.
 """
 from __future__ import annotations
 
@@ -11,40 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from models.errors import SpikeportError
-
-BACKENDS = ("float", "emulator", "lava")
-
-
-def load(path):
-    """(model, payload, task) of a spike-transform checkpoint; the task rebuilt from its stored config."""
-    from toolchain.spike_transform import load_checkpoint, make_task
-
-    model, payload = load_checkpoint(path)
-    task_cfg = dict(payload["task"])
-    task_cfg["weight_spread"] = tuple(task_cfg["weight_spread"])
-    return model, payload, make_task(**task_cfg)
-
-
-def compile_command(args) -> int:
-    """`spikeport compile model.pt`: discretise, post-training quantize (calibrated on the training
-    patterns), validate for ``--target`` and write the fixed-point IR."""
-    from toolchain import formats
-    from toolchain.ir import passes
-    from toolchain.quantize import format_report
-    from toolchain.spike_transform import compile_transform
-
-    model, payload, task = load(args.model)
-    _, fixed, reports = compile_transform(model, task.raster(task.x_times).numpy())
-    passes.validate(fixed, args.target, require_fixed=True)
-    fixed.meta.update(task="spike-transform", method=payload["method"], seed=payload["task"]["seed"],
-                      target=args.target, quantization_mode=f"post-training ({task.x_times.shape[0]} training "
-                                                            "patterns as calibration)")
-    formats.save(fixed, args.out)
-    print(fixed.meta["quantization_mode"])
-    print(format_report(reports))
-    print(f"wrote {args.out}")
-    return 0
+import numpy as np
 
 
 def verify_report(model, payload: dict, task, *, lava: bool = True, finetune_qat: int = 0,
@@ -58,7 +21,7 @@ def verify_report(model, payload: dict, task, *, lava: bool = True, finetune_qat
     (target, learned, deployed = emulator fixed point) for the raster plot.
     """
     from models.spike_train import raster_to_times
-    from toolchain.spike_transform import _plain, deploy, score_summary, train_lists
+    from toolchain.methods.spike_train.deploy import deploy, score_summary
 
     dep = deploy(model, task, lava=lava, finetune_qat=finetune_qat, qat_lr=qat_lr, split=split)
     deployed = raster_to_times(dep["runs"]["fixed"][f"{dep['output_node']}/s"])
@@ -75,10 +38,12 @@ def verify_report(model, payload: dict, task, *, lava: bool = True, finetune_qat
         rep["qat"] = dep["qat"]
     if lava:
         rep["lava_vs_emulator"] = {k: v for k, v in dep["lava_vs_emulator"].items() if k != "keys"}
-    return _plain(rep)
+    return plain(rep)
 
 
 SPLIT_NAMES = {"train": "training", "test": "held-out test"}
+
+
 ENGINE_NAMES = {"float": "emulator float", "fixed_ptq": "emulator PTQ", "fixed": "emulator fixed",
                 "lava": "lava fixed"}
 
@@ -117,13 +82,12 @@ def _f(x: float, fmt: str = ".3f") -> str:
 def write_report(rep: dict, out_dir) -> tuple[Path, Path]:
     """``deploy.json`` and ``rasters.png`` (target vs learned vs deployed) into ``out_dir`` (atomic)."""
     from toolchain.files import atomic_path
-    from toolchain.spike_transform import _plain, plot_rasters
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     js, png = out_dir / "deploy.json", out_dir / "rasters.png"
     with atomic_path(js) as tmp:
-        tmp.write_text(json.dumps(_plain(rep, nan_to_none=True), indent=1))
+        tmp.write_text(json.dumps(plain(rep, nan_to_none=True), indent=1))
     title = (f"spike-transform, {rep['method']} (seed {rep['seed']})\n"
              "target (black), learned (blue), deployed: emulator fixed point"
              f"{', QAT-fine-tuned' if 'qat' in rep else ''} (red)")
@@ -131,25 +95,62 @@ def write_report(rep: dict, out_dir) -> tuple[Path, Path]:
     return js, png
 
 
-def verify_command(args) -> int:
-    """`spikeport verify model.pt` for a spike-transform checkpoint. Exit 1 when Lava differs
-    from the emulator (fixed point, any recorded s/v/u entry), else 0."""
-    from toolchain.verify import backend_names
+def train_lists(times) -> list:
+    """(P, n, K) inf-padded times -> nested lists of the finite times, sorted."""
+    t = np.asarray(times, dtype=np.float64)
+    return [[[float(x) for x in np.sort(train[np.isfinite(train)])] for train in pattern] for pattern in t]
 
-    backends = backend_names(args.backends, BACKENDS, "spike-transform")
-    model, payload, task = load(args.model)
-    if args.finetune_qat < 0:
-        raise SpikeportError(f"verify: --finetune-qat {args.finetune_qat} must be >= 0")
-    if not args.qat_lr > 0:
-        raise SpikeportError(f"verify: --qat-lr {args.qat_lr} must be > 0")
-    rep = verify_report(model, payload, task, lava="lava" in backends, finetune_qat=args.finetune_qat,
-                        qat_lr=args.qat_lr, split=args.split or "train")
-    print(format_report(rep))
-    if not args.no_report:
-        js, png = write_report(rep, args.report)
-        print(f"report: {js}, {png}")
-    lv = rep.get("lava_vs_emulator")
-    if lv is not None and not lv["all_identical"]:
-        print(f"FAILED: lava vs emulator: {lv['total'] - lv['identical']}/{lv['total']} recorded entries differ")
-        return 1
-    return 0
+
+def raster_panel(ax, trains: dict, T: int = 100) -> None:
+    """Target (black), learned (blue) and deployed (red) output trains, one row per (pattern, neuron).
+
+    ``trains``: ``{"target"|"learned"|"deployed": nested lists}`` as `train_lists` gives them
+    (a deployed spike in step n drawn at n ms).
+    """
+    styles = [("target", "k", 0.25), ("learned", "tab:blue", 0.0), ("deployed", "tab:red", -0.25)]
+    labels, y = [], 0
+    for p, pattern in enumerate(trains["target"]):
+        for n in range(len(pattern)):
+            for name, color, dy in styles:
+                times = trains[name][p][n]
+                ax.scatter(times, [y + dy] * len(times), marker="|", s=120, color=color,
+                           label=name if (p, n) == (0, 0) else None)
+            labels.append(f"pattern {p}, out {n}")
+            y -= 1
+    ax.set_yticks(range(0, y, -1), labels)
+    ax.set_xlim(0, T)
+    ax.set_xlabel("time (ms) = step")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def plot_rasters(panels: list, path, T: int = 100) -> None:
+    """One `raster_panel` per ``(title, trains)`` side by side, to a PNG at ``path`` (atomic)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from toolchain.files import atomic_path
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5), sharey=True, squeeze=False)
+    for ax, (title, trains) in zip(axes[0], panels):
+        raster_panel(ax, trains, T)
+        ax.set_title(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+
+
+def plain(d: dict, nan_to_none: bool = False) -> dict:
+    """Tuples -> lists, numpy scalars -> Python (for torch's weights_only loader and JSON);
+    with ``nan_to_none`` NaN/inf -> None, so the result is strict JSON."""
+    def conv(v):
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        v = v.item() if isinstance(v, np.generic) else v
+        return None if nan_to_none and isinstance(v, float) and not math.isfinite(v) else v
+    return conv(d)

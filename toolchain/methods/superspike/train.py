@@ -1,4 +1,4 @@
-"""Training with SuperSpike surrogate gradients (`spikeport train`).
+"""Training with SuperSpike surrogate gradients (`spikeport train --method surrogate`).
 
 A run is fully described by a plain dict (task defaults, overridden by a
 config file and flags) and is deterministic for a given seed. The checkpoint
@@ -7,11 +7,8 @@ keeps the config, the input encoding and the measured accuracies, so
 """
 from __future__ import annotations
 
-import copy
-import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,19 +17,9 @@ from tqdm import tqdm
 from models.errors import SpikeportError
 from models.losses import LOSSES, predict
 from models.network import Network
+from toolchain.methods.config import resolve
+from toolchain.methods.superspike.config import FINETUNE_DEFAULTS, RUN_DEFAULTS, TASK_DEFAULTS
 from toolchain.tasks import datasets, encoders
-
-TASK_DEFAULTS = {
-    "digits": dict(encoding=dict(name="regular", T=20, max_rate=0.5), hidden=[128], du=0.2, dv=0.05,
-                   weight_gain=3.0, epochs=30, lr=3e-3, weight_decay=0.05, batch_size=64, loss="count"),
-    "yinyang": dict(encoding=dict(name="regular", T=30, max_rate=0.5), hidden=[64], du=0.2, dv=0.05,
-                    weight_gain=3.0, epochs=30, lr=3e-3, weight_decay=0.01, batch_size=64, loss="count"),
-    "mnist": dict(encoding=dict(name="regular", T=20, max_rate=0.5), hidden=[256], du=0.2, dv=0.05,
-                  weight_gain=3.0, epochs=5, lr=2e-3, weight_decay=0.01, batch_size=128, loss="count"),
-}
-FINETUNE_DEFAULTS = dict(epochs=10, lr=3e-4)  # a short, gentle run from a trained network
-RUN_DEFAULTS = dict(seed=0, feedback="symmetric", slope=10.0, mode="float", threads=None,
-                    max_delay=0, recurrent=False)
 
 
 @dataclass
@@ -43,20 +30,10 @@ class TrainResult:
 
 
 def resolve_config(task: str, config_file: str | None = None, **overrides) -> dict:
-    """Task defaults <- config file (JSON) <- non-None keyword overrides."""
+    """Run and task defaults (`config`) <- config file (JSON) <- non-None keyword overrides."""
     if task not in TASK_DEFAULTS:
         raise SpikeportError(f"unknown task {task!r}; choose one of {', '.join(TASK_DEFAULTS)}")
-    cfg = {**RUN_DEFAULTS, **copy.deepcopy(TASK_DEFAULTS[task]), "task": task}
-    if config_file:
-        try:
-            cfg.update(json.loads(Path(config_file).read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise SpikeportError(f"{config_file}: unreadable config ({exc})") from None
-    cfg.update({k: v for k, v in overrides.items() if v is not None})
-    unknown = sorted(set(cfg) - set(RUN_DEFAULTS) - set(TASK_DEFAULTS[task]) - {"task"})
-    if unknown:
-        raise SpikeportError(f"config: unknown key {unknown[0]!r}; known keys: "
-                             f"{', '.join(sorted(set(RUN_DEFAULTS) | set(TASK_DEFAULTS[task])))}")
+    cfg = resolve({**RUN_DEFAULTS, **TASK_DEFAULTS[task], "task": task}, config_file, **overrides)
     if cfg["loss"] not in LOSSES:
         raise SpikeportError(f"config: loss={cfg['loss']!r} is not one of {', '.join(LOSSES)}")
     return cfg
@@ -103,7 +80,7 @@ def train(task: str = "digits", *, config_file=None, progress: bool = True, fine
         torch.set_num_threads(int(cfg["threads"]))
     data = datasets.load_task(task)
     if finetune:
-        from toolchain import checkpoint
+        from toolchain.methods.superspike import checkpoint
 
         model, start_meta = checkpoint.load(finetune)
         cfg["encoding"] = start_meta.get("encoding", cfg["encoding"])
@@ -129,7 +106,7 @@ def init_fixed_scales(model: Network, meta: dict) -> None:
     """Give ``model`` the per-layer scales post-training quantization would choose for its
     current float weights (re-chosen from scratch if it already has scales: a scaled
     network would otherwise compile as quantization-aware, with no calibration)."""
-    from toolchain.compiler import compile_network
+    from toolchain.methods.superspike.compile import compile_network
     from toolchain.quantize import apply_scales
 
     for layer in model.layers:

@@ -1,25 +1,33 @@
-"""The `spikeport` subcommands for time-to-first-spike networks (`--method ttfs`).
+"""The `spikeport` verbs for time-to-first-spike networks (``--method ttfs``).
 
-A TTFS checkpoint (format tag ``spikeport-ttfs-checkpoint``) is recognised by
+A TTFS checkpoint (kind ``spikeport-ttfs-checkpoint``) is recognised by
 ``compile`` and ``verify`` without a flag; the deployed step ``--dt`` is in
-units of tau_syn (default 1/16, the step `examples/ttfs_mnist.py` justifies).
+units of tau_syn (default `DEFAULT_DT` = 1/16, the step `examples/ttfs_mnist.py` justifies).
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from models.errors import SpikeportError
+from toolchain.methods.ttfs.config import DEFAULT_DT
 
-DEFAULT_DT = 0.0625
+
+def add_options(verb: str, parser) -> None:
+    """``--dt`` for compile and verify."""
+    if verb in ("compile", "verify"):
+        parser.add_argument("--dt", type=float,
+                            help=f"TTFS checkpoints: deployed step in units of tau_syn (default {DEFAULT_DT})")
 
 
-def train_command(args) -> int:
+def train(args: argparse.Namespace) -> int:
     """`spikeport train --method ttfs --task digits|mnist`."""
-    from toolchain.ttfs import train_ttfs
+    from toolchain.methods.ttfs.train import train_ttfs
 
     overrides = {"threads": args.threads} if args.threads else {}
     result = train_ttfs(args.task, epochs=args.epochs, seed=args.seed or 0, out=args.out,
-                        progress=not args.quiet, log=None if args.quiet else print, **overrides)
+                        progress=not args.quiet, log=None if args.quiet else print, config_file=args.config,
+                        **overrides)
     acc, meta = result.meta["accuracy"], result.meta
     print(f"{args.task} (ttfs): train accuracy {acc['train']:.2%}, test accuracy {acc['test']:.2%}, "
           f"{meta['epochs']} epochs in {meta['wall_time_s']:.0f} s -> {args.out}")
@@ -27,9 +35,12 @@ def train_command(args) -> int:
 
 
 def compile_ttfs(path, dt: float, calibration_samples: int):
-    """Checkpoint -> fixed IR: discretise at ``dt``, calibrate on training samples, quantize."""
+    """Checkpoint -> (fixed IR, layer reports): discretise at ``dt`` (units of tau_syn), calibrate on
+    the first ``calibration_samples`` training samples, quantize."""
+    from toolchain.methods.ttfs.lower import lower_ttfs
+    from toolchain.methods.ttfs.quantize import quantize_ttfs
+    from toolchain.methods.ttfs.train import load_checkpoint
     from toolchain.tasks import datasets
-    from toolchain.ttfs import load_checkpoint, lower_ttfs, quantize_ttfs
 
     model, meta = load_checkpoint(path)
     model = model.double().eval()
@@ -41,29 +52,24 @@ def compile_ttfs(path, dt: float, calibration_samples: int):
     return fixed, reports
 
 
-def compile_command(args) -> int:
-    """`spikeport compile model.pt` for a TTFS checkpoint."""
-    from toolchain import formats
+def compile(path: Path, args: argparse.Namespace) -> tuple:
+    """`spikeport compile model.pt` for a TTFS checkpoint: (fixed IR validated for ``--target``, report)."""
     from toolchain.ir import passes
     from toolchain.quantize import format_report
 
-    fixed, reports = compile_ttfs(args.model, args.dt or DEFAULT_DT, args.calibration_samples)
+    fixed, reports = compile_ttfs(path, args.dt or DEFAULT_DT, args.calibration_samples)
     passes.validate(fixed, args.target, require_fixed=True)
-    formats.save(fixed, args.out)
-    print(fixed.meta["quantization_mode"])
-    print(format_report(reports))
-    print(f"wrote {args.out}")
-    return 0
+    return fixed, format_report(reports)
 
 
-def verify_command(args) -> int:
+def verify(args: argparse.Namespace) -> int:
     """`spikeport verify model.pt` for a TTFS checkpoint: continuous vs deployed, Lava vs emulator.
 
     Exit 1 when Lava and the emulator differ on any sample, or the fixed-point
     accuracy falls more than ``--max-accuracy-drop`` (default 0.005) below
     continuous time.
     """
-    from toolchain.ttfs import deploy_ttfs, format_deploy_report
+    from toolchain.methods.ttfs.deploy import deploy_ttfs, format_deploy_report
     from toolchain.verify import backend_names
 
     backends = backend_names(args.backends, ("float", "emulator", "lava"), "TTFS")

@@ -1,0 +1,109 @@
+"""The `spikeport` verbs for spike-transform students (``--task spike-transform --method exact|surrogate``).
+
+A checkpoint of kind ``spikeport-spike-transform-checkpoint`` is recognised by
+``compile`` and ``verify`` without a flag. The task (teacher, input patterns,
+desired trains) is rebuilt from the seed and task config the checkpoint
+stores; 1 deployed step = 1 ms, so ``--dt`` does not apply.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from models.errors import SpikeportError
+
+BACKENDS = ("float", "emulator", "lava")
+
+
+def add_options(verb: str, parser) -> None:
+    """The quantization-aware fine-tuning and split flags of verify."""
+    if verb == "verify":
+        parser.add_argument("--finetune-qat", type=int, default=0, metavar="N",
+                            help="spike-transform checkpoints: N iterations of quantization-aware fine-tuning "
+                                 "after post-training quantization (reports both; default 0)")
+        parser.add_argument("--qat-lr", type=float, default=1e-3,
+                            help="with --finetune-qat: Adam learning rate (default 1e-3)")
+        parser.add_argument("--split", choices=["train", "test"],
+                            help="spike-transform checkpoints: score the training patterns (default) or held-out ones")
+
+
+def train(args: argparse.Namespace) -> int:
+    """``spikeport train --task spike-transform --method exact|surrogate``.
+
+    ``--epochs`` sets the iterations (each is one full-batch pass over the training
+    patterns); ``--seed`` picks the teacher, inputs and student initialisation;
+    ``--config`` is a JSON file ``{"task": {...}, "method": {...}}`` overriding
+    `toolchain.tasks.spike_transform.TASK_DEFAULTS` and `config.METHOD_DEFAULTS`.
+    Writes the checkpoint, prints one summary line.
+    """
+    import torch
+
+    from toolchain.methods.config import read_json
+    from toolchain.methods.spike_train.checkpoint import save_checkpoint
+    from toolchain.methods.spike_train.train import train_spike_transform
+
+    extra = read_json(args.config) if args.config else {}
+    if not isinstance(extra, dict) or set(extra) - {"task", "method"}:
+        raise SpikeportError(f"{args.config}: expected an object with keys 'task' and/or 'method'")
+    if args.threads:
+        torch.set_num_threads(int(args.threads))
+    method = args.method
+    result = train_spike_transform(method, 0 if args.seed is None else args.seed, extra.get("task"),
+                                   dict(extra.get("method") or {}, iterations=args.epochs), not args.quiet)
+    save_checkpoint(args.out, result)
+    f = result.final
+    print(f"spike-transform ({method}, seed {f['seed']}): error {f['error']:.4g} at iteration "
+          f"{f['best_iteration']}/{f['iterations']}, {'converged' if f['converged'] else 'not converged'} "
+          f"(right spike count in {f['count_ok']:.0%} of trains{_worst(f, method)}), {f['seconds']:.1f} s "
+          f"-> {args.out}")
+    return 0
+
+
+def _worst(final: dict, method: str) -> str:
+    """``, max |dt| ... in those`` when some train has the right count (else nothing is paired)."""
+    if not final["count_ok"]:
+        return ""
+    return f", max |dt| {final['max_abs']:.3g} {'ms' if method == 'exact' else 'steps'} in those"
+
+
+def compile(path: Path, args: argparse.Namespace) -> tuple:
+    """Discretise, post-training quantize (calibrated on the training patterns) and validate for
+    ``--target``: (fixed IR, quantization report)."""
+    from toolchain.ir import passes
+    from toolchain.methods.spike_train.checkpoint import load
+    from toolchain.methods.spike_train.deploy import compile_transform
+    from toolchain.quantize import format_report
+
+    model, payload, task = load(path)
+    _, fixed, reports = compile_transform(model, task.raster(task.x_times).numpy())
+    passes.validate(fixed, args.target, require_fixed=True)
+    fixed.meta.update(task="spike-transform", method=payload["method"], seed=payload["task"]["seed"],
+                      target=args.target, quantization_mode=f"post-training ({task.x_times.shape[0]} training "
+                                                            "patterns as calibration)")
+    return fixed, format_report(reports)
+
+
+def verify(args: argparse.Namespace) -> int:
+    """`spikeport verify model.pt` for a spike-transform checkpoint. Exit 1 when Lava differs
+    from the emulator (fixed point, any recorded s/v/u entry), else 0."""
+    from toolchain.methods.spike_train.checkpoint import load
+    from toolchain.methods.spike_train.report import format_report, verify_report, write_report
+    from toolchain.verify import backend_names
+
+    backends = backend_names(args.backends, BACKENDS, "spike-transform")
+    model, payload, task = load(args.model)
+    if args.finetune_qat < 0:
+        raise SpikeportError(f"verify: --finetune-qat {args.finetune_qat} must be >= 0")
+    if not args.qat_lr > 0:
+        raise SpikeportError(f"verify: --qat-lr {args.qat_lr} must be > 0")
+    rep = verify_report(model, payload, task, lava="lava" in backends, finetune_qat=args.finetune_qat,
+                        qat_lr=args.qat_lr, split=args.split or "train")
+    print(format_report(rep))
+    if not args.no_report:
+        js, png = write_report(rep, args.report)
+        print(f"report: {js}, {png}")
+    lv = rep.get("lava_vs_emulator")
+    if lv is not None and not lv["all_identical"]:
+        print(f"FAILED: lava vs emulator: {lv['total'] - lv['identical']}/{lv['total']} recorded entries differ")
+        return 1
+    return 0

@@ -1,0 +1,27 @@
+"""SuperSpike checkpoints: the `Network` config, its weights and the training meta.
+
+Payload (kind ``spikeport-checkpoint``, `toolchain.checkpoint`)::
+
+    {"config": Network.config, "state_dict": ..., "meta": {task, encoding, accuracy, seed, ...}}
+
+The network is rebuilt from ``config`` alone.
+"""
+from __future__ import annotations
+
+from models.network import Network
+from toolchain import checkpoint
+
+KIND = "spikeport-checkpoint"  # the checkpoint tag of this method (`toolchain.checkpoint`)
+
+
+def save(path, model: Network, meta: dict) -> None:
+    """Write ``model`` and ``meta`` to ``path`` atomically."""
+    checkpoint.write(path, KIND, config=model.config, state_dict=model.state_dict(), meta=meta)
+
+
+def load(path) -> tuple[Network, dict]:
+    """Rebuild the network in ``path``; any unreadable or foreign file is a one-line error."""
+    payload = checkpoint.read(path, KIND)
+    model = Network(payload["config"])
+    checkpoint.load_weights(path, model, payload["state_dict"])
+    return model, payload.get("meta", {})

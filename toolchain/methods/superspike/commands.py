@@ -1,0 +1,63 @@
+"""The `spikeport` verbs for SuperSpike classification networks (``--method surrogate``).
+
+Time: one step per synaptic hop; the input encoding (steps ``T``) is the task's
+and is stored in the checkpoint. Verify is the classification cross-check
+(`toolchain.verify`), which also takes compiled ``.onnx`` files.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_options(verb: str, parser) -> None:
+    """The flags only SuperSpike takes, per verb."""
+    if verb == "train":
+        parser.add_argument("--feedback", choices=["symmetric", "random", "uniform"],
+                            help="feedback weights of the surrogate gradient (default: symmetric)")
+        parser.add_argument("--qat", action="store_true", help="train in Lava fixed-point arithmetic")
+        parser.add_argument("--finetune", help="start from this checkpoint (with --qat: quantize, then fine-tune)")
+    elif verb == "verify":
+        parser.add_argument("--task", help="the task whose test set to run (default: the recorded one)")
+        parser.add_argument("--max-timing-error", type=float, default=None,
+                            help="fail if the output layer's mean |first-spike error| (steps, float vs fixed) "
+                                 "exceeds this")
+        parser.add_argument("--min-match-1", type=float, default=None,
+                            help="fail if fewer float output spikes are matched within +-1 step (fraction; "
+                                 "default 0.9)")
+        parser.add_argument("--ir", help="a compiled .onnx to verify against the .pt checkpoint "
+                                         "(default: compile in memory)")
+        parser.add_argument("--seed", type=int, default=0, help="seed of a stochastic input encoder (default: 0)")
+
+
+def train(args: argparse.Namespace) -> int:
+    """`spikeport train --method surrogate --task digits|mnist|yinyang [--qat] [--finetune X]`."""
+    from toolchain.methods.superspike import checkpoint
+    from toolchain.methods.superspike.train import train as train_network
+
+    overrides = dict(epochs=args.epochs, seed=args.seed, feedback=args.feedback, threads=args.threads)
+    if args.qat:
+        overrides["mode"] = "fixed"
+    result = train_network(args.task, config_file=args.config, progress=not args.quiet, finetune=args.finetune,
+                           **overrides)
+    checkpoint.save(args.out, result.model, result.meta)
+    acc = result.meta["accuracy"]
+    print(f"{args.task}: train accuracy {acc['train']:.2%}, test accuracy {acc['test']:.2%} -> {args.out}")
+    return 0
+
+
+def compile(path: Path, args: argparse.Namespace) -> tuple:
+    """Checkpoint -> (validated fixed IR, quantization report; empty for a quantization-aware network)."""
+    from toolchain.methods.superspike.compile import compile_checkpoint
+    from toolchain.quantize import LayerReport, format_report
+
+    ir = compile_checkpoint(path, args.calibration_samples, args.target)
+    reports = [LayerReport(**r) for r in ir.meta.get("quantization", {}).values()]
+    return ir, format_report(reports) if reports else ""
+
+
+def verify(args: argparse.Namespace) -> int:
+    """The classification cross-check (`toolchain.verify.cmd_verify`)."""
+    from toolchain.verify import cmd_verify
+
+    return cmd_verify(args)

@@ -1,0 +1,10 @@
+"""TTFS training defaults (times in units of tau_syn) and the deployed step."""
+
+TASK_DEFAULTS = {
+    "digits": dict(hidden=[100], epochs=40, lr=2e-3, batch_size=32),
+    "mnist": dict(hidden=[800], epochs=20, lr=1e-3, batch_size=32),
+}
+RUN_DEFAULTS = dict(theta=1.0, t_max_in=2.0, init_mean=6.0, init_std=1.0, k_penalty=1.0,
+                    lr_decay=0.1, clip=10.0, weight_decay=0.0, seed=0, threads=1,
+                    max_train=None, bucket=16, log_every=0, loss_domain="z", loss_scale=1.0)
+DEFAULT_DT = 0.0625  # deployed step, units of tau_syn (the step examples/ttfs_mnist.py justifies)

@@ -1,0 +1,164 @@
+"""Deployment of a trained TTFS network: discretise, quantize, run on the emulator and on Lava,
+and compare with continuous time (`deploy_ttfs`, `format_deploy_report`).
+
+Times are in units of tau_syn; a deployed step is ``dt``; step index ``i`` stands for ``i * dt``.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from models.ttfs import TTFSNetwork
+from toolchain.files import atomic_path
+from toolchain.methods.ttfs.analysis import analyse_engine, hidden_spikes_before_decision
+from toolchain.methods.ttfs.lower import encode_input, layer_nodes, lower_ttfs
+from toolchain.methods.ttfs.quantize import quantize_ttfs
+from toolchain.methods.ttfs.readout import continuous_times, output_readout, run_deployed, vth_effective
+from toolchain.methods.ttfs.train import load_checkpoint
+from toolchain.tasks import datasets
+
+
+def deploy_ttfs(model, dt: float = 0.0625, *, refire: str = "inhibit", stats: str = "data",
+                t_end: float | None = None, n_test: int | None = None, engines=("emulator",),
+                lava_samples: int = 200, lava_chunk: int = 25, modes=("float", "fixed"), out_dir=None,
+                data=None, batch_size: int = 250, calibration_samples: int = 256, progress: bool = True,
+                log=print) -> dict:
+    """Discretise, quantize and run a trained TTFS network; compare with continuous time.
+
+    Quantization (`quantize_ttfs`) calibrates on the first ``calibration_samples``
+    *training* samples (``stats="data"``) or uses the worst-case bounds (``"bound"``).
+
+    ``model``: a `TTFSNetwork` or a checkpoint path. Runs the float and the fixed IR on
+    the emulator over ``n_test`` test samples (all by default); with ``"lava"`` in
+    ``engines`` also runs the fixed IR on Lava for the first ``lava_samples`` and
+    counts the samples whose s, v, u (every population, every step) equal the
+    emulator's. Writes ``ttfs_float.onnx``, ``ttfs_fixed.onnx`` and ``deploy.json``
+    to ``out_dir`` if given. Returns the report dict.
+    """
+    meta = {}
+    if not isinstance(model, TTFSNetwork):
+        model, meta = load_checkpoint(model)
+    model = model.double().eval()
+    task = meta.get("task", "mnist")
+    data = data if data is not None else datasets.load_task(task)
+    x, y = data.x_test.astype(np.float64), data.y_test
+    if n_test:
+        x, y = x[:n_test], y[:n_test]
+    say = log or (lambda *_: None)
+    t0 = time.time()
+    cont = continuous_times(model, x)
+    cont_pred = np.argmin(cont[-1], 1)
+    t_first_out = cont[-1].min(1)
+    x_cal = data.x_train[:calibration_samples].astype(np.float64)
+    ir = lower_ttfs(model, dt, refire=refire, inhibit="data" if stats == "data" else "bound", x_cal=x_cal,
+                    t_end=t_end)
+    m = ir.meta["ttfs"]
+    # the continuous model fed the grid-rounded input times isolates the input rounding
+    x_grid = 1.0 - np.floor(m["t_max_in"] * (1.0 - x) / dt + 0.5) * dt / m["t_max_in"]
+    cont_grid = continuous_times(model, np.clip(x_grid, 0.0, 1.0))
+    neurons = layer_nodes(ir)
+    report = dict(task=task, dt=dt, clock=m, refire=refire, stats=stats, samples=int(len(y)),
+                  continuous=dict(accuracy=float((cont_pred == y).mean()),
+                                  accuracy_grid_inputs=float((np.argmin(cont_grid[-1], 1) == y).mean()),
+                                  no_output_spike=int(np.isinf(t_first_out).sum()),
+                                  output_after_t_end=int((t_first_out > m["t_end"]).sum()),
+                                  decision_time_mean=float(t_first_out[np.isfinite(t_first_out)].mean()),
+                                  decision_time_p99=float(np.percentile(t_first_out[np.isfinite(t_first_out)], 99)),
+                                  hidden_spikes_before_decision_mean=float(
+                                      hidden_spikes_before_decision(cont[0], cont[-1]).mean()),
+                                  hidden_spikes_total_mean=float(np.isfinite(cont[0]).sum(1).mean())),
+                  engines={})
+    say(f"continuous: accuracy {report['continuous']['accuracy']:.4f} (grid inputs "
+        f"{report['continuous']['accuracy_grid_inputs']:.4f}); dt={dt} tau_syn, {m['steps']} steps, "
+        f"du={m['du']:.6f} (du_int {m['du_int']}), tau_eff={m['tau_eff']:.5f}")
+    irq, qreports = quantize_ttfs(ir, x_cal, stats=stats)
+    from toolchain.quantize import format_report
+    report["quantization"] = format_report(qreports)
+    say(report["quantization"])
+    if out_dir is not None:
+        from toolchain import formats
+
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        formats.save(ir, Path(out_dir) / "ttfs_float.onnx")
+        formats.save(irq, Path(out_dir) / "ttfs_fixed.onnx")
+    results = {}
+    for mode in modes:
+        t = time.time()
+        res = run_deployed(irq if mode == "fixed" else ir, x, mode=mode, batch_size=batch_size, progress=progress)
+        results[mode] = res
+        rep = analyse_engine(res, cont, y, dt, neurons)
+        rep["wall_s"] = time.time() - t
+        report["engines"][f"emulator/{mode}"] = rep
+        say(f"emulator {mode}: accuracy {rep['accuracy']:.4f} (same prediction as continuous "
+            f"{rep['same_prediction_as_continuous']:.4f}), no output spike {rep['no_output_spike']}, "
+            f"hidden spikes before decision {rep['hidden_spikes_before_decision_mean']:.1f} [{rep['wall_s']:.0f} s]")
+    if "lava" in engines:
+        report["lava"] = lava_identity(irq, x[:lava_samples], chunk=lava_chunk, log=say)
+    report["wall_s"] = time.time() - t0
+    if out_dir is not None:
+        import json
+
+        with atomic_path(Path(out_dir) / "deploy.json") as tmp:
+            tmp.write_text(json.dumps(report, indent=1, default=float))
+    return report
+
+
+def lava_identity(irq, x, *, chunk: int = 25, log=print) -> dict:
+    """Run the fixed IR on Lava and on the emulator (every population's s, v, u) and count
+    identical samples and arrays."""
+    from backends.emulator import run
+    from backends.lava.runner import run_lava
+    from toolchain.verify import compare_exact
+
+    same_samples = total = arrays_same = arrays_total = mismatched_values = 0
+    lava_pred, t0 = [], time.time()
+    for i in range(0, len(x), chunk):
+        xin = encode_input(x[i:i + chunk], irq.meta)
+        emu = run(irq, xin, mode="fixed")
+        lava = run_lava(irq, xin, mode="fixed")
+        c = compare_exact("emulator", emu, "lava", lava, sorted({k.rpartition("/")[0] for k in emu}))
+        same_samples += c.identical_samples
+        arrays_same += c.identical_arrays
+        arrays_total += c.arrays
+        mismatched_values += c.values - c.equal_values
+        total += len(xin)
+        out_node = [k for k in emu if k.endswith("/s")][-1].split("/")[0]
+        vth = vth_effective(irq, out_node, "fixed")
+        lava_pred.append(output_readout(lava[f"{out_node}/s"], lava[f"{out_node}/v"], lava[f"{out_node}/u"], vth)[0])
+        if log:
+            log(f"  lava: {total}/{len(x)} samples, identical so far {same_samples} [{time.time() - t0:.0f} s]")
+    return dict(samples=total, identical_samples=same_samples, identical_arrays=arrays_same,
+                arrays=arrays_total, mismatched_values=mismatched_values,
+                predictions=np.concatenate(lava_pred).tolist(), wall_s=time.time() - t0)
+
+
+def format_deploy_report(rep: dict) -> str:
+    """A short human-readable summary of `deploy_ttfs`'s report."""
+    c = rep["continuous"]
+    lines = [f"TTFS deployment: dt = {rep['dt']} tau_syn ({rep['clock']['steps']} steps), refire={rep['refire']}, "
+             f"stats={rep['stats']}, {rep['samples']} test samples",
+             f"  continuous time: accuracy {c['accuracy']:.4f}, with grid-rounded inputs {c['accuracy_grid_inputs']:.4f}, "
+             f"decision at t = {c['decision_time_mean']:.3f} tau (p99 {c['decision_time_p99']:.3f}), "
+             f"hidden spikes before decision {c['hidden_spikes_before_decision_mean']:.1f} "
+             f"(of {c['hidden_spikes_total_mean']:.1f} that ever spike)"]
+    for name, e in rep["engines"].items():
+        lines.append(f"  {name}: accuracy {e['accuracy']:.4f} ({e['accuracy'] - c['accuracy']:+.4f}), same prediction as "
+                     f"continuous {e['same_prediction_as_continuous']:.4f}, no output spike {e['no_output_spike']}, "
+                     f"hidden spikes before decision {e['hidden_spikes_before_decision_mean']:.1f}, "
+                     f"max spikes/neuron {e['spikes_per_neuron_max']}")
+        for layer, t in e["timing_steps"].items():
+            if t.get("n"):
+                extra = (f", spike only deployed/only continuous {t['only_deployed']}/{t['only_continuous']}"
+                         if "only_deployed" in t else "")
+                lines.append(f"    {layer:<32} error (steps) mean {t['mean']:+.3f} std {t['std']:.3f} "
+                             f"p1/50/99 {t['p1']:+.2f}/{t['median']:+.2f}/{t['p99']:+.2f} "
+                             f"|err|<=1: {t['within_1_step']:.3f}{extra}")
+    if "lava" in rep:
+        lv = rep["lava"]
+        lines.append(f"  lava fixed vs emulator fixed: {lv['identical_samples']}/{lv['samples']} samples identical "
+                     f"(s, v, u of every population at every step); {lv['identical_arrays']}/{lv['arrays']} arrays, "
+                     f"{lv['mismatched_values']} differing values [{lv['wall_s']:.0f} s]")
+    return "\n".join(lines)
+
