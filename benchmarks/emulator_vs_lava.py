@@ -139,10 +139,10 @@ def mem_total_mb() -> float:
 
 def identity(emu: dict, other: dict, nodes: list) -> tuple[str, str, bool]:
     """Identical samples (s, v, u of every node and step) and equal elements per array."""
-    from toolchain.verify import compare_exact
+    from toolchain.verify import compare_bit_identity
     from toolchain.verify.compare import compared_variables
 
-    cmp = compare_exact("emulator", emu, "lava", other, nodes)
+    cmp = compare_bit_identity("emulator", emu, "lava", other, nodes)
     parts = []
     for node in nodes:
         for var in compared_variables(emu, other, node):

@@ -33,7 +33,7 @@ def test_report_folder_holds_json_html_and_the_pngs(folder):
 
 def test_report_json_has_every_number_versions_seeds_and_the_quantization(folder, result):
     data = json.loads((folder / "report.json").read_text())
-    assert {"source", "task", "samples", "lava_samples", "engines", "agreement", "exact", "timing", "criteria",
+    assert {"source", "task", "samples", "lava_samples", "engines", "agreement", "bit_identity", "timing", "criteria",
             "passed", "exit_status", "versions", "seeds", "quantization", "compile_mode", "tolerances",
             "encoding", "platform"} <= set(data)
     assert {"spikeport", "torch", "numpy", "lava-nc"} <= set(data["versions"])
@@ -41,7 +41,7 @@ def test_report_json_has_every_number_versions_seeds_and_the_quantization(folder
     assert set(data["quantization"]) == {"layers.0", "layers.1"}
     node = data["timing"]["float vs emulator"]["layers.1"]
     assert {"0", "1", "2"} == set(node["matched"]) and "histogram" in node["first_spike"]
-    assert data["exact"][0]["identical_samples"] == 20 and data["passed"] is result.passed
+    assert data["bit_identity"][0]["identical_samples"] == 20 and data["passed"] is result.passed
 
 
 def test_report_html_is_self_contained(folder):
@@ -49,7 +49,7 @@ def test_report_html_is_self_contained(folder):
     assert not re.search(r"(src|href)=['\"]?(https?:|file:|//)", page)
     pngs = len(list(folder.glob("*.png")))
     assert page.count("src='data:image/png;base64,") == pngs
-    assert "Bit-exact agreement" in page and "Quantization" in page
+    assert "Bit-identical engines" in page and "Quantization" in page
 
 
 def test_rewriting_a_report_replaces_it_and_leaves_no_temporary_folder(result, tmp_path):

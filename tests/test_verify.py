@@ -67,11 +67,11 @@ def test_verify_measures_accuracy_agreement_timing_and_exactness_of_every_engine
     assert list(result.engines) == ["float", "torch-fixed", "emulator"]
     assert all(0 <= e["accuracy"] <= 1 and e["samples"] == SAMPLES for e in result.engines.values())
     assert result.agreement["torch-fixed vs emulator"] == 1.0
-    [exact] = result.exact
-    assert exact.identical and exact.first_divergence is None
-    assert exact.identical_by_node == {"layers.0": SAMPLES, "layers.1": SAMPLES}
-    assert exact.arrays == exact.identical_arrays == SAMPLES * 2 * 3  # samples x nodes x (s, v, u)
-    assert exact.values == exact.equal_values > exact.arrays
+    [identity] = result.bit_identity
+    assert identity.identical and identity.first_divergence is None
+    assert identity.identical_by_node == {"layers.0": SAMPLES, "layers.1": SAMPLES}
+    assert identity.arrays == identity.identical_arrays == SAMPLES * 2 * 3  # samples x nodes x (s, v, u)
+    assert identity.values == identity.equal_values > identity.arrays
     assert result.timing_pair == "float vs emulator" and set(result.timing[result.timing_pair]) == {"layers.0", "layers.1"}
     assert result.float_engine == "torch model, float64" and result.output_node == "layers.1"
     json.dumps(result.to_dict(), allow_nan=False)
@@ -80,7 +80,7 @@ def test_verify_measures_accuracy_agreement_timing_and_exactness_of_every_engine
 def test_verify_of_a_compiled_onnx_uses_the_float_emulator_as_reference(compiled):
     result = verify(compiled, samples=SAMPLES, backends=("float", "emulator"))
     assert result.float_engine.startswith("emulator") and "torch-fixed" not in result.engines
-    assert result.exact == [] and result.passed
+    assert result.bit_identity == [] and result.passed
 
 
 def perturbed(ir, x):
@@ -109,7 +109,7 @@ def test_a_perturbed_weight_in_the_onnx_fails_and_names_the_first_divergent_node
     code, out, _ = run_cli(capsys, tiny, "--ir", tmp_path / "bad.onnx", "--backends", "float,emulator",
                            "--samples", SAMPLES, "--no-report")
     assert code == 1
-    failed = [line for line in out.splitlines() if line.startswith("FAILED: bit-exact torch-fixed = emulator")]
+    failed = [line for line in out.splitlines() if line.startswith("FAILED: bit-identical torch-fixed = emulator")]
     assert failed and f"first divergence at node layers.0, neuron {neuron}, step {step}, sample {sample}: u" in failed[0]
 
 
@@ -119,11 +119,11 @@ def test_a_perturbed_ir_in_memory_gives_the_divergence_record(tiny, compiled):
     bad, (sample, neuron, step) = perturbed(ir, x)
     result = verify(tiny, ir=bad, samples=SAMPLES, backends=("float", "emulator"))
     assert result.exit_status == 1
-    d = result.exact[0].first_divergence
+    d = result.bit_identity[0].first_divergence
     assert (d.engines, d.node, d.var, d.sample, d.neuron, d.step) == (
         ("torch-fixed", "emulator"), "layers.0", "u", sample, neuron, step)
     assert d.values[0] != d.values[1]
-    c = result.exact[0]
+    c = result.bit_identity[0]
     assert c.identical_arrays < c.arrays and c.equal_values < c.values
     assert c.arrays - c.identical_arrays >= c.samples - c.identical_samples > 0
 
@@ -208,7 +208,7 @@ def test_lava_is_bit_identical_to_the_emulator_and_the_report_shows_it(tiny, tmp
     assert "emulator = lava" in out and "3/3 samples identical" in out
     data = json.loads((tmp_path / "report" / "report.json").read_text())
     assert data["engines"]["lava"]["samples"] == 3 and data["passed"]
-    assert [c["engines"] for c in data["exact"]] == [["torch-fixed", "emulator"], ["emulator", "lava"]]
+    assert [c["engines"] for c in data["bit_identity"]] == [["torch-fixed", "emulator"], ["emulator", "lava"]]
 
 
 @pytest.mark.lava

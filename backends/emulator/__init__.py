@@ -1,4 +1,4 @@
-"""The emulator backend: Lava's LIF networks on numpy, batched, bit-exact.
+"""The emulator backend: Lava's LIF networks on numpy, batched, bit-identical.
 
 ``run(ir, x, record=None, *, mode="fixed")`` executes an IR for a batch of
 inputs and returns ``{"<node>/s|<state var>": (B, T, n)}``; ``prepare(ir, mode)``

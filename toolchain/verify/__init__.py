@@ -4,7 +4,7 @@ One concept per module:
 
 * `subject`: what is verified (checkpoint, network file, IR) and its held-out inputs;
 * `run`: `verify` itself, the engine plan and the `VerifyResult`;
-* `compare`: the one bit-identity comparison of two engines (`compare_exact`);
+* `compare`: the one bit-identity comparison of two engines (`compare_bit_identity`);
 * `timing`: the one spike-matching module (tolerance matching, optimal pairing);
 * `criteria`: `Tolerances` and the PASS/FAIL of each check;
 * `summary`: the printed table and the CLI command `cmd_verify`;
@@ -12,7 +12,7 @@ One concept per module:
 
 The engines themselves are `toolchain.engines`. Steps are t = 1..T in every message.
 """
-from toolchain.verify.compare import Divergence, ExactComparison, compare_exact
+from toolchain.verify.compare import Divergence, BitIdentity, compare_bit_identity
 from toolchain.verify.criteria import Criterion, Tolerances
 from toolchain.verify.run import ENGINES, FIXED_CHAIN, VerifyResult, backend_names, run_engine, verify
 from toolchain.verify.subject import Subject, held_out_inputs, load_subject, with_task
@@ -26,6 +26,6 @@ def write_verify_report(result, folder, extra_sections=()):
     return write(result, folder, extra_sections)
 
 
-__all__ = ["Criterion", "Divergence", "ENGINES", "ExactComparison", "FIXED_CHAIN", "Subject", "Tolerances",
-           "VerifyResult", "backend_names", "cmd_verify", "compare_exact", "format_summary", "held_out_inputs",
+__all__ = ["Criterion", "Divergence", "ENGINES", "BitIdentity", "FIXED_CHAIN", "Subject", "Tolerances",
+           "VerifyResult", "backend_names", "cmd_verify", "compare_bit_identity", "format_summary", "held_out_inputs",
            "load_subject", "run_engine", "verify", "with_task", "write_verify_report"]

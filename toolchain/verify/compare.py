@@ -42,7 +42,7 @@ class Divergence:
 
 
 @dataclass
-class ExactComparison:
+class BitIdentity:
     """Bit-identity of two engines over their common samples (every compared variable of every node)."""
 
     engines: tuple
@@ -90,7 +90,7 @@ def variables_text(out_a: dict, out_b: dict, node: str) -> str:
 
 
 # ------------------------------------------------------------- comparing
-def compare_exact(a: str, out_a: dict, b: str, out_b: dict, nodes: Optional[list] = None) -> ExactComparison:
+def compare_bit_identity(a: str, out_a: dict, b: str, out_b: dict, nodes: Optional[list] = None) -> BitIdentity:
     """Bit-identity of the recordings ``out_a`` (engine ``a``) and ``out_b`` (engine ``b``) over
     the samples both ran: identical samples (per node and in all), arrays and values, and the
     first divergence. ``nodes``: upstream first (None: the nodes both recorded, in ``out_a``'s order)."""
@@ -123,14 +123,14 @@ def compare_exact(a: str, out_a: dict, b: str, out_b: dict, nodes: Optional[list
                                                                    _scalar(y[sample, step, neuron])))
         by_node[node] = int(same.sum())
         identical &= same
-    return ExactComparison(engines=(a, b), samples=n, identical_samples=int(identical.sum()),
+    return BitIdentity(engines=(a, b), samples=n, identical_samples=int(identical.sum()),
                            identical_by_node=by_node, first_divergence=first[1] if first else None, **counts)
 
 
-def combine(chunks: list) -> ExactComparison:
-    """One comparison of consecutive sample chunks (each a `compare_exact` of the same two engines
+def combine(chunks: list) -> BitIdentity:
+    """One comparison of consecutive sample chunks (each a `compare_bit_identity` of the same two engines
     and nodes): counts summed; the first divergence is the earliest step, then the most upstream
-    node, then the earliest chunk (within a chunk, as `compare_exact` chose), its sample counted
+    node, then the earliest chunk (within a chunk, as `compare_bit_identity` chose), its sample counted
     from the first chunk."""
     if not chunks:
         raise ValueError("combine: no comparisons")
@@ -141,7 +141,7 @@ def combine(chunks: list) -> ExactComparison:
     first = min(found, key=lambda f: f[:3], default=None)
     counts = {k: sum(getattr(c, k) for c in chunks)
               for k in ("samples", "identical_samples", "arrays", "identical_arrays", "values", "equal_values")}
-    return ExactComparison(engines=chunks[0].engines,
+    return BitIdentity(engines=chunks[0].engines,
                            identical_by_node={n: sum(c.identical_by_node[n] for c in chunks) for n in nodes},
                            first_divergence=replace(first[3], sample=first[3].sample + first[4]) if first else None,
                            **counts)

@@ -43,7 +43,7 @@ def criteria(comparisons: list, timing_result: dict, pair: Optional[str], output
              tol: Tolerances) -> list:
     """Pass/fail of every check.
 
-    ``comparisons``: (`ExactComparison`, text naming its compared variables) per fixed-point
+    ``comparisons``: (`BitIdentity`, text naming its compared variables) per fixed-point
     pair; ``timing_result``: pair -> node -> `toolchain.verify.timing.compare`; ``correct``:
     engine -> per-sample correctness of its prediction.
     """
@@ -67,7 +67,7 @@ def criteria(comparisons: list, timing_result: dict, pair: Optional[str], output
 def bit_identity(comparison, variables: str) -> Criterion:
     """Every common sample identical in ``variables`` (e.g. "s, v, u") of every node."""
     c = comparison
-    return Criterion(f"bit-exact {c.label}", c.identical,
+    return Criterion(f"bit-identical {c.label}", c.identical,
                      f"{c.identical_samples}/{c.samples} samples identical ({variables}, every node)"
                      + (f"; {c.first_divergence.describe()}" if c.first_divergence else ""))
 

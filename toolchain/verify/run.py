@@ -36,7 +36,7 @@ from models.losses import predict
 from toolchain import engines as eng
 from toolchain import ir as irm
 from toolchain.verify import timing
-from toolchain.verify.compare import compare_exact, variables_text
+from toolchain.verify.compare import compare_bit_identity, variables_text
 from toolchain.verify.criteria import Tolerances, criteria
 from toolchain.verify.subject import Subject, held_out_inputs, load_subject, with_task
 
@@ -62,7 +62,7 @@ class VerifyResult:
     nodes: list
     engines: dict  # name -> {samples, accuracy, seconds}
     agreement: dict  # "a vs b" -> fraction of common samples with the same prediction
-    exact: list  # ExactComparison, bit-identity of each fixed-point neighbour pair
+    bit_identity: list  # BitIdentity of each fixed-point neighbour pair
     timing: dict  # "float vs X" -> node -> timing.compare(...)
     timing_pair: Optional[str]  # the float-vs-fixed pair the criteria read
     tolerances: Tolerances
@@ -84,7 +84,7 @@ class VerifyResult:
 
     def variables_text(self, comparison=None) -> str:
         """The variables a bit-identity comparison (default: the first) compared, as text ("s, v, u")."""
-        return _variables(self.outputs, comparison or self.exact[0], self.output_node)
+        return _variables(self.outputs, comparison or self.bit_identity[0], self.output_node)
 
     def to_dict(self) -> dict:
         """All numbers, JSON-ready (no raw traces)."""
@@ -161,11 +161,11 @@ def verify(model_path_or_ir, task: Optional[str] = None, samples: int = 100, lav
         engines[name] = dict(samples=int(n), accuracy=float((preds[name] == y[:n]).mean()),
                              seconds=time.perf_counter() - start)
     fixed = [e for e in FIXED_CHAIN if e in outputs]
-    exact = [compare_exact(a, outputs[a], b, outputs[b], nodes) for a, b in zip(fixed, fixed[1:])]
+    identity = [compare_bit_identity(a, outputs[a], b, outputs[b], nodes) for a, b in zip(fixed, fixed[1:])]
     pairs = _timing_pairs(outputs, fixed)
     timing_result = _timing(outputs, nodes, pairs)
     pair = f"{pairs[0][0]} vs {pairs[0][1]}" if pairs and pairs[0][1] in fixed else None
-    compared = [(c, _variables(outputs, c, output_node)) for c in exact]
+    compared = [(c, _variables(outputs, c, output_node)) for c in identity]
     checks = criteria(compared, timing_result, pair, output_node, {e: p == y[:len(p)] for e, p in preds.items()}, tol)
     return VerifyResult(
         source=subject.source, task=meta["task"], encoding=meta["encoding"], samples=len(x),
@@ -175,7 +175,7 @@ def verify(model_path_or_ir, task: Optional[str] = None, samples: int = 100, lav
         compile_mode=subject.ir.meta.get("quantization_mode", "unknown"),
         quantization=subject.ir.meta.get("quantization", {}), output_node=output_node, nodes=nodes,
         engines=engines, agreement=_agreement(preds),
-        exact=exact, timing=timing_result, timing_pair=pair, tolerances=tol, criteria=checks,
+        bit_identity=identity, timing=timing_result, timing_pair=pair, tolerances=tol, criteria=checks,
         outputs=outputs, inputs=x, labels=y)
 
 

@@ -20,9 +20,9 @@ def format_summary(result: VerifyResult) -> str:
         agree = result.agreement.get(f"float vs {name}")
         lines.append(f"{name:<16}{e['samples']:>8}{e['accuracy']:>10.1%}"
                      f"{'-' if agree is None else f'{agree:.1%}':>17}{e['seconds']:>9.2f}")
-    if result.exact:
-        lines += ["", f"bit-exact ({result.variables_text()} of every node, step and neuron):"]
-        lines += [f"  {c.label:<26}{c.identical_samples:>4}/{c.samples} samples identical" for c in result.exact]
+    if result.bit_identity:
+        lines += ["", f"bit-identical ({result.variables_text()} of every node, step and neuron):"]
+        lines += [f"  {c.label:<26}{c.identical_samples:>4}/{c.samples} samples identical" for c in result.bit_identity]
     if result.timing_pair:
         lines += ["", _timing_table(result.timing[result.timing_pair], result.timing_pair)]
     for pair, per_node in result.timing.items():

@@ -52,8 +52,8 @@ def verify_sections(result, data: dict) -> list:
     criteria = [[verdict(c.passed), escape(c.name), escape(c.detail)] for c in result.criteria]
     sections = [Section("", intro), Section("Criteria", table(["", "criterion", "detail"], criteria)),
                 Section("Engines", _engine_table(result))]
-    if result.exact:
-        sections.append(Section(f"Bit-exact agreement ({result.variables_text()} of every node, step, neuron)",
+    if result.bit_identity:
+        sections.append(Section(f"Bit-identical engines ({result.variables_text()} of every node, step, neuron)",
                                 _exact_table(result)))
     sections += [Section(f"Spike timing: {pair}", _timing_html(per_node)) for pair, per_node in result.timing.items()]
     if result.quantization:
@@ -82,7 +82,7 @@ def chosen_samples(result) -> list:
     """Samples worth a raster, at most `MAX_RASTERS`: the first divergence's sample, sample 0,
     the first sample where float and fixed predict differently, and the one whose spikes
     differ most (van Rossum, summed over nodes). Lava-run samples are preferred."""
-    candidates = [c.first_divergence.sample for c in result.exact if c.first_divergence]
+    candidates = [c.first_divergence.sample for c in result.bit_identity if c.first_divergence]
     candidates.append(0)
     ref, test = _timing_engines(result)
     if ref and test:
@@ -222,7 +222,7 @@ def _engine_table(result) -> str:
 
 def _exact_table(result) -> str:
     rows = []
-    for c in result.exact:
+    for c in result.bit_identity:
         by_node = ", ".join(f"{n}: {k}" for n, k in c.identical_by_node.items())
         rows.append([verdict(c.identical), escape(c.label), f"{c.identical_samples}/{c.samples}", escape(by_node),
                      escape(c.first_divergence.describe() if c.first_divergence else "none")])

@@ -57,11 +57,11 @@ def spike_time_errors(test_steps, target_times, max_error: float = 5.0) -> dict:
 
 def identical_states(a: dict, b: dict) -> dict:
     """How many recorded entries (every s, v, u of every node) are identical between two runs
-    (`toolchain.verify.compare_exact`'s value counts)."""
-    from toolchain.verify import compare_exact
+    (`toolchain.verify.compare_bit_identity`'s value counts)."""
+    from toolchain.verify import compare_bit_identity
 
     keys = sorted(set(a) & set(b))
-    c = compare_exact("a", a, "b", b, sorted({k.rpartition("/")[0] for k in keys}))
+    c = compare_bit_identity("a", a, "b", b, sorted({k.rpartition("/")[0] for k in keys}))
     return dict(identical=c.equal_values, total=c.values, keys=keys,
                 all_identical=c.equal_values == c.values and set(a) == set(b))
 

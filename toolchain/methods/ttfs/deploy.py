@@ -110,7 +110,7 @@ def lava_identity(irq, x, *, chunk: int = 25, log=print) -> dict:
     identical samples and arrays."""
     from backends.emulator import run
     from backends.lava.runner import run_lava
-    from toolchain.verify import compare_exact
+    from toolchain.verify import compare_bit_identity
 
     same_samples = total = arrays_same = arrays_total = mismatched_values = 0
     lava_pred, t0 = [], time.time()
@@ -118,7 +118,7 @@ def lava_identity(irq, x, *, chunk: int = 25, log=print) -> dict:
         xin = encode_input(x[i:i + chunk], irq.meta)
         emu = run(irq, xin, mode="fixed")
         lava = run_lava(irq, xin, mode="fixed")
-        c = compare_exact("emulator", emu, "lava", lava, sorted({k.rpartition("/")[0] for k in emu}))
+        c = compare_bit_identity("emulator", emu, "lava", lava, sorted({k.rpartition("/")[0] for k in emu}))
         same_samples += c.identical_samples
         arrays_same += c.identical_arrays
         arrays_total += c.arrays
