@@ -46,7 +46,8 @@ import torch  # noqa: E402
 from toolchain.ir import passes  # noqa: E402
 from toolchain.files import atomic_path  # noqa: E402
 from toolchain.lower import lower  # noqa: E402
-from toolchain.quantize import apply_scales, calibration_stats, quantize  # noqa: E402
+from toolchain.lower import apply_scales
+from toolchain.quantize import calibration_stats, quantize  # noqa: E402
 from raster_task import fit_raster, hit_fraction, make_raster_task, raster_network  # noqa: E402
 
 NODES = ("layers.0", "layers.1")

@@ -114,7 +114,8 @@ def test_compile_says_when_training_clipped_weights(float_checkpoint, tmp_path):
 def _small_raster():
     from raster_task import fit_raster, make_raster_task, raster_network
     from toolchain.lower import lower
-    from toolchain.quantize import apply_scales, calibration_stats, quantize
+    from toolchain.lower import apply_scales
+    from toolchain.quantize import calibration_stats, quantize
 
     torch.manual_seed(0)
     task = make_raster_task(n_in=20, n_out=8, T=40, seed=3, input_rate=0.1)

@@ -325,8 +325,8 @@ def test_verify_exits_1_when_lava_differs_from_the_emulator(surrogate_checkpoint
     from backends.emulator import run
     from toolchain import cli
 
-    def lava_with_one_flipped_spike(ir, x, mode="fixed", **kw):
-        out = {k: np.array(v, copy=True) for k, v in run(ir, x, mode=mode).items()}
+    def lava_with_one_flipped_spike(ir, x, record=None, *, mode="fixed", **kw):
+        out = {k: np.array(v, copy=True) for k, v in run(ir, x, record, mode=mode).items()}
         key = next(k for k in out if k.endswith("/s"))
         out[key][0, 0, 0] = 1 - out[key][0, 0, 0]
         return out

@@ -58,6 +58,16 @@ def run(engine: str, ir, x, record: Optional[Sequence[str]] = None, *, model=Non
     return run_emulator(ir, x, record, mode=mode, **options)
 
 
+def named(backend: str, mode: str) -> str:
+    """The engine name of a backend ("emulator" | "lava") in an arithmetic ("fixed" | "float")."""
+    names = {("emulator", "fixed"): "emulator", ("emulator", "float"): "float-emulator",
+             ("lava", "fixed"): "lava", ("lava", "float"): "lava-float"}
+    if (backend, mode) not in names:
+        raise SpikeportError(f"no engine runs backend {backend!r} in mode {mode!r}; "
+                             f"backends: emulator, lava; modes: fixed, float")
+    return names[backend, mode]
+
+
 def check_name(engine: str) -> str:
     """``engine`` if it names an engine; otherwise a one-line error naming the choices."""
     if engine not in ENGINES:
@@ -95,7 +105,7 @@ def torch_outputs(model, x, mode: str) -> dict:
 
 def fixed_model(model, ir):
     """A copy of the torch model scaled like the IR, so its fixed mode computes the IR's integers."""
-    from toolchain.quantize import apply_scales
+    from toolchain.lower import apply_scales
 
     model = copy.deepcopy(model)
     if "quantization" in ir.meta:

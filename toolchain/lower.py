@@ -11,7 +11,8 @@ A layer with delays lowers to a DelayDense. Float parameters are always
 written. When the network carries fixed-point scales (quantization-aware
 training, or a network the quantizer already scaled) the fixed-point records
 are written too, computed by the *same* functions fixed mode trains with, so
-the integers are identical to the ones used in training.
+the integers are identical to the ones used in training. `apply_scales` goes
+the other way: it gives a network the scales a quantized IR was made with.
 """
 from __future__ import annotations
 
@@ -82,3 +83,12 @@ def _lif_fixed(layer: LIFLayer, fixed):
 
 def _np(t) -> np.ndarray:
     return t.detach().cpu().double().numpy() if t.is_floating_point() else t.detach().cpu().numpy()
+
+
+def apply_scales(model, ir: irm.IR) -> None:
+    """Give a `Network` the scales a quantized IR was made with (for its fixed mode)."""
+    q = ir.meta.get("quantization", {})
+    for i, layer in enumerate(model.layers):
+        node = f"layers.{i}"
+        exps = {s["node"]: s["weight_exp"] for s in q[node]["synapses"]}
+        layer.set_fixed_scale(q[node]["lam"], exps.get(f"{node}.dense", 0), exps.get(f"{node}.rec", 0))

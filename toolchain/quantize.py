@@ -71,12 +71,12 @@ class SynapseReport:
 
 def calibration_stats(ir: irm.IR, x: np.ndarray) -> dict:
     """Peak |u| and |v| (pre-reset membrane bound) per neuron node, from the float engine."""
-    from backends.emulator import run
+    from toolchain import engines
 
     names = ir.names(irm.Neuron)
     for name in names:
         quantization_rule(name, ir.op(name))
-    out = run(ir, x, record=names, mode="float")
+    out = engines.run("float-emulator", ir, x, names)
     stats = {}
     for name in names:
         op = ir.op(name)
@@ -226,11 +226,3 @@ def format_report(reports: list[LayerReport]) -> str:
                          f"  max rel err {s.max_rel_error:.2%}")
     return "\n".join(lines)
 
-
-def apply_scales(model, ir: irm.IR) -> None:
-    """Give a `Network` the scales a quantized IR was made with (for its fixed mode)."""
-    q = ir.meta.get("quantization", {})
-    for i, layer in enumerate(model.layers):
-        node = f"layers.{i}"
-        exps = {s["node"]: s["weight_exp"] for s in q[node]["synapses"]}
-        layer.set_fixed_scale(q[node]["lam"], exps.get(f"{node}.dense", 0), exps.get(f"{node}.rec", 0))

@@ -15,6 +15,7 @@ import torch
 
 from models.exact_spikes import ExactNetwork
 from models.spike_train import raster_to_times, times_to_raster
+from toolchain import ir as irm
 from toolchain.methods.spike_train.loop import Keeper
 from toolchain.methods.spike_train.surrogate import discretize
 from toolchain.tasks.spike_transform import SpikeTransformTask, match_trains, sorted_times
@@ -31,20 +32,17 @@ def spike_time_errors(test_steps, target_times, max_error: float = 5.0) -> dict:
     same steps against the continuous t̂ (``mean_vs_continuous``, ms: ceil adds
     ~+0.5), and `toolchain.verify.timing.matched_fraction` at 0/1/2 steps.
     """
-    from scipy.optimize import linear_sum_assignment
-
-    from toolchain.verify.timing import matched_fraction
+    from toolchain.verify.timing import matched_fraction, optimal_pairs
 
     out, tgt = sorted_times(raster_to_times(test_steps)), sorted_times(target_times)
     errors, vs_cont, n_tgt, n_out = [], [], int(np.isfinite(tgt).sum()), int(np.isfinite(out).sum())
     for idx in np.ndindex(*tgt.shape[:-1]):
         o, t = out[idx][np.isfinite(out[idx])], tgt[idx][np.isfinite(tgt[idx])]
-        if not (len(o) and len(t)):
-            continue
-        rows, cols = linear_sum_assignment(np.abs(o[:, None] - np.ceil(t)[None, :]))
-        keep = np.abs(o[rows] - np.ceil(t[cols])) <= max_error
-        errors += list(o[rows][keep] - np.ceil(t[cols][keep]))
-        vs_cont += list(o[rows][keep] - t[cols][keep])
+        i, j = optimal_pairs(np.ceil(t), o, reach=max_error)
+        order = np.argsort(j, kind="stable")  # in the order of the deployed spikes
+        i, j = i[order], j[order]
+        errors += list(o[j] - np.ceil(t[i]))
+        vs_cont += list(o[j] - t[i])
     err = np.asarray(errors)
     frac = matched_fraction(times_to_raster(target_times, np.asarray(test_steps).shape[1]), np.asarray(test_steps))
     return dict(errors=err, mean_abs=float(np.abs(err).mean()) if err.size else float("nan"),
@@ -94,7 +92,7 @@ def qat_finetune(net, task: SpikeTransformTask, fixed_ir, iterations: int, lr: f
     from tqdm import tqdm
 
     from models.losses import van_rossum
-    from toolchain.quantize import apply_scales
+    from toolchain.lower import apply_scales
 
     qat = copy.deepcopy(net)
     apply_scales(qat, fixed_ir)
@@ -136,7 +134,7 @@ def deploy(model, task: SpikeTransformTask, *, lava: bool = True, split: str = "
     fine-tuned integers, ``fixed_ptq`` the post-training ones, and ``qat`` summarises the run
     (van Rossum loss at the PTQ start and at the kept iteration).
     """
-    from backends.emulator import run
+    from toolchain import engines
 
     x_times, target = (task.x_times, task.target_times) if split == "train" else \
         (task.x_test_times, task.target_test_times)
@@ -153,17 +151,15 @@ def deploy(model, task: SpikeTransformTask, *, lava: bool = True, split: str = "
         qat = dict(iterations=int(finetune_qat), lr=qat_lr, ptq_error=history[0]["error"],
                    ptq_converged=history[0]["converged"], best_iteration=best["iteration"],
                    error=best["error"], converged=best["converged"])
-        runs = {"float": run(ir, x, mode="float"), "fixed_ptq": run(fixed, x, mode="fixed")}
+        runs = {"float": engines.run("float-emulator", ir, x), "fixed_ptq": engines.run("emulator", fixed, x)}
         fixed = lower(tuned, name="spike-transform")
         passes.validate(fixed, require_fixed=True)
-        runs["fixed"] = run(fixed, x, mode="fixed")
+        runs["fixed"] = engines.run("emulator", fixed, x)
     else:
-        runs = {"float": run(ir, x, mode="float"), "fixed": run(fixed, x, mode="fixed")}
+        runs = {"float": engines.run("float-emulator", ir, x), "fixed": engines.run("emulator", fixed, x)}
     if lava:
-        from backends.lava.runner import run_lava
-
-        runs["lava"] = run_lava(fixed, x, mode="fixed")
-    out_node = ir.names(_neuron_role())[-1]
+        runs["lava"] = engines.run("lava", fixed, x)
+    out_node = ir.names(irm.Neuron)[-1]
     learned = model.simulate(x_times)[-1] if isinstance(model, ExactNetwork) else \
         raster_to_times(runs["float"][f"{out_node}/s"]).numpy()
     scores = {name: dict(vs_target=spike_time_errors(r[f"{out_node}/s"], target),
@@ -176,12 +172,6 @@ def deploy(model, task: SpikeTransformTask, *, lava: bool = True, split: str = "
     if lava:
         result["lava_vs_emulator"] = identical_states(runs["lava"], runs["fixed"])
     return result
-
-
-def _neuron_role():
-    from toolchain import ir as irm
-
-    return irm.Neuron
 
 
 def score_summary(score: dict) -> dict:

@@ -47,20 +47,14 @@ def unmatched_spikes(out_times, target_times, reach: Optional[float] = None) -> 
     ``reach`` (ms): every train is assigned and a pair further apart than ``reach`` counts as one
     extra and one missing spike (the error functional cannot pull spikes across such distances).
     """
-    from scipy.optimize import linear_sum_assignment
+    from toolchain.verify.timing import unpaired
 
     out, tgt = sorted_times(out_times), sorted_times(target_times)
     extra, missing = np.zeros(out.shape, bool), np.zeros(tgt.shape, bool)
     n_out, n_tgt = np.isfinite(out).sum(-1), np.isfinite(tgt).sum(-1)
     check = (n_out != n_tgt) if reach is None else (n_out + n_tgt > 0)
     for idx in zip(*np.nonzero(check)):
-        o, t = out[idx][:n_out[idx]], tgt[idx][:n_tgt[idx]]
-        rows, cols = linear_sum_assignment(np.abs(o[:, None] - t[None, :]))
-        if reach is not None:
-            near = np.abs(o[rows] - t[cols]) <= reach
-            rows, cols = rows[near], cols[near]
-        extra[idx][:len(o)] = ~np.isin(np.arange(len(o)), rows)
-        missing[idx][:len(t)] = ~np.isin(np.arange(len(t)), cols)
+        missing[idx][:n_tgt[idx]], extra[idx][:n_out[idx]] = unpaired(tgt[idx][:n_tgt[idx]], out[idx][:n_out[idx]], reach)
     return extra, missing
 
 

@@ -107,7 +107,7 @@ def init_fixed_scales(model: Network, meta: dict) -> None:
     current float weights (re-chosen from scratch if it already has scales: a scaled
     network would otherwise compile as quantization-aware, with no calibration)."""
     from toolchain.methods.superspike.compile import compile_network
-    from toolchain.quantize import apply_scales
+    from toolchain.lower import apply_scales
 
     for layer in model.layers:
         layer.fixed_scale.zero_()

@@ -108,16 +108,15 @@ def deploy_ttfs(model, dt: float = 0.0625, *, refire: str = "inhibit", stats: st
 def lava_identity(irq, x, *, chunk: int = 25, log=print) -> dict:
     """Run the fixed IR on Lava and on the emulator (every population's s, v, u) and count
     identical samples and arrays."""
-    from backends.emulator import run
-    from backends.lava.runner import run_lava
+    from toolchain import engines
     from toolchain.verify import compare_bit_identity
 
     same_samples = total = arrays_same = arrays_total = mismatched_values = 0
     lava_pred, t0 = [], time.time()
     for i in range(0, len(x), chunk):
         xin = encode_input(x[i:i + chunk], irq.meta)
-        emu = run(irq, xin, mode="fixed")
-        lava = run_lava(irq, xin, mode="fixed")
+        emu = engines.run("emulator", irq, xin)
+        lava = engines.run("lava", irq, xin)
         c = compare_bit_identity("emulator", emu, "lava", lava, sorted({k.rpartition("/")[0] for k in emu}))
         same_samples += c.identical_samples
         arrays_same += c.identical_arrays

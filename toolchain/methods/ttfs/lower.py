@@ -118,13 +118,13 @@ def data_inhibition(name: str, weights: list, meta: dict, bound: dict, x_cal, ma
     """H per hidden layer from calibration inputs ``x_cal``: ``margin`` x the peak current each
     neuron receives with its own inhibition off (layer by layer, the ones below already set),
     at least ``1e-3 theta`` and at most ``bound`` (the sum of its positive input weights)."""
-    from backends.emulator import run
+    from toolchain import engines
 
     h = dict(bound)
     for i in range(len(weights) - 1):
         h[i] = None
         probe = build_ir(name, weights, meta, h)
-        out = run(probe, encode_input(np.asarray(x_cal), probe.meta), [f"layers.{i}/u"], mode="float")
+        out = engines.run("float-emulator", probe, encode_input(np.asarray(x_cal), probe.meta), [f"layers.{i}/u"])
         peak = np.asarray(out[f"layers.{i}/u"]).max(axis=(0, 1))
         h[i] = np.minimum(bound[i], np.maximum(margin * peak, 1e-3 * meta["theta"]))
     return h

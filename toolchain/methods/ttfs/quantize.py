@@ -52,10 +52,10 @@ def data_stats(ir, x_cal) -> dict:
     from then on; output: only the first spike is read), so it is not covered and may
     saturate (with refire="allow" the hidden v is covered at every step). The quantizer
     adds its 2x headroom. Latches: u = v = 1."""
-    from backends.emulator import run
+    from toolchain import engines
 
     nodes = layer_nodes(ir)
-    out = run(ir, encode_input(x_cal, ir.meta), [f"{n}/{f}" for n in nodes for f in "suv"], mode="float")
+    out = engines.run("float-emulator", ir, encode_input(x_cal, ir.meta), [f"{n}/{f}" for n in nodes for f in "suv"])
     stats = {}
     for node in nodes:
         s, u, v = (np.asarray(out[f"{node}/{f}"]) for f in "suv")

@@ -66,12 +66,11 @@ def run_deployed(ir, x, *, engine: str = "emulator", mode: str = "fixed", batch_
     """
     neurons = layer_nodes(ir)
     out_node = neurons[-1]
-    if engine == "emulator":
-        from backends.emulator import run as engine_run
-    elif engine == "lava":
-        from backends.lava.runner import run_lava as engine_run
-    else:
+    from toolchain import engines
+
+    if engine not in ("emulator", "lava"):
         raise SpikeportError(f"ttfs: engine={engine!r} is not 'emulator' or 'lava'")
+    name = engines.named(engine, mode)
     x = np.asarray(x)
     res = dict(pred=[], t_out_interp=[], any_output=[], first={n: [] for n in neurons},
                spike_counts={n: [] for n in neurons}, raw={})
@@ -82,7 +81,7 @@ def run_deployed(ir, x, *, engine: str = "emulator", mode: str = "fixed", batch_
         record = [f"{n}/s" for n in neurons] + [f"{out_node}/v", f"{out_node}/u"]
         if record_hidden_state:
             record = [f"{n}/{f}" for n in neurons for f in ("s", "v", "u")]
-        out = engine_run(ir, xin, record, mode=mode)
+        out = engines.run(name, ir, xin, record)
         pred, _, t_int, any_out = output_readout(out[f"{out_node}/s"], out[f"{out_node}/v"],
                                                  out[f"{out_node}/u"], vth)
         res["pred"].append(pred)
