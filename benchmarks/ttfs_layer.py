@@ -1,4 +1,4 @@
-"""Throughput of the exact TTFS layer (models.ttfs) on MNIST-shaped batches.
+"""Throughput of the exact TTFS layer (models.ttfs_layer) on MNIST-shaped batches.
 
 Prints forward+backward samples/s of a 784-800-10 network for a few batch
 sizes, with the black-pixel tail merged into one event (what training uses)
@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from models.ttfs import TTFSNetwork, ttfs_layer, ttfs_loss  # noqa: E402
+from models.ttfs_layer import TTFSNetwork, ttfs_layer, ttfs_loss  # noqa: E402
 
 
 def synthetic_mnist(n: int, seed: int = 0) -> torch.Tensor:

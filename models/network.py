@@ -29,7 +29,7 @@ from torch import nn
 from models import fixed_point as fx
 from models import fixed_params as fp
 from models.errors import SpikeportError, out_of_range
-from models.neurons import LIFTrace, lif_scan
+from models.lif import LIFTrace, lif_scan
 from models.synapses import FEEDBACK_MODES, make_feedback, synaptic_input
 
 LAYER_DEFAULTS = dict(du=0.2, dv=0.1, vth=1.0, recurrent=False, max_delay=0, bias=True,

@@ -8,7 +8,7 @@ import torch
 from models import fixed_point as fx
 from models.errors import SpikeportError
 from models.network import Network
-from models.neurons import lif_scan
+from models.lif import lif_scan
 from models.surrogate import fast_sigmoid_grad, spike
 from models.synapses import synaptic_input
 

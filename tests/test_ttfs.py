@@ -1,4 +1,4 @@
-"""Exact time-to-first-spike networks (models.ttfs) and their discrete deployment (toolchain.methods.ttfs).
+"""Exact time-to-first-spike networks (models.ttfs_layer) and their discrete deployment (toolchain.methods.ttfs).
 
 Fast: small random layers, the digits set or synthetic data; no MNIST.
 """
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.ttfs import TTFSNetwork, output_logits, ttfs_layer, ttfs_loss
+from models.ttfs_layer import TTFSNetwork, output_logits, ttfs_layer, ttfs_loss
 from toolchain.methods.ttfs.lower import encode_input, lower_ttfs
 from toolchain.methods.ttfs.quantize import quantize_ttfs
 from toolchain.methods.ttfs.readout import continuous_times, output_readout, run_deployed

@@ -1,6 +1,6 @@
 """Exact time-to-first-spike learning (Mostafa 2018) and its discrete deployment.
 
-Training (`train`) runs the exact continuous-time model of `models.ttfs`;
+Training (`train`) runs the exact continuous-time model of `models.ttfs_layer`;
 deployment discretises it to Lava CUBA LIF neurons (`lower`), quantizes it
 (`quantize`) and runs it on the emulator and on Lava (`readout`, `deploy`,
 `analysis`). Times are in units of tau_syn throughout; a deployed step is

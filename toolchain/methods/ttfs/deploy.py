@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.ttfs import TTFSNetwork
+from models.ttfs_layer import TTFSNetwork
 from toolchain.files import atomic_path
 from toolchain.methods.ttfs.analysis import analyse_engine, hidden_spikes_before_decision
 from toolchain.methods.ttfs.lower import encode_input, layer_nodes, lower_ttfs

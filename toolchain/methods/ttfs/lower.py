@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from models.errors import SpikeportError
-from models.ttfs import TTFSNetwork
+from models.ttfs_layer import TTFSNetwork
 
 #
 # Discretisation (derivation). Lava's CUBA LIF with dv = 0 and no bias is, per step,

@@ -8,7 +8,7 @@ import torch
 from tqdm import tqdm
 
 from models.errors import SpikeportError
-from models.ttfs import TTFSNetwork
+from models.ttfs_layer import TTFSNetwork
 from toolchain.methods.ttfs.lower import encode_input, layer_nodes
 
 

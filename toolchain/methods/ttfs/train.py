@@ -1,6 +1,6 @@
 """Time-to-first-spike (Mostafa 2018) training in continuous time, and TTFS checkpoints.
 
-`train_ttfs` runs the exact continuous-time model of `models.ttfs` with exact
+`train_ttfs` runs the exact continuous-time model of `models.ttfs_layer` with exact
 spike-time gradients. Times are in units of tau_syn; ``z = exp(t / tau_syn)``.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from models.errors import SpikeportError
-from models.ttfs import TTFSNetwork, predict, ttfs_loss
+from models.ttfs_layer import TTFSNetwork, predict, ttfs_loss
 from toolchain import checkpoint
 from toolchain.methods.config import resolve
 from toolchain.methods.ttfs.config import RUN_DEFAULTS, TASK_DEFAULTS
