@@ -160,7 +160,7 @@ def digits_model(path):
     from toolchain.methods.superspike import checkpoint
     from toolchain.methods.superspike.compile import compile_network
     from toolchain.methods.superspike.train import train
-    from toolchain.verify import with_task
+    from toolchain.methods.superspike.config import with_task
 
     start = time.perf_counter()
     if path:

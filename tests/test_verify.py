@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from models import fixed_point as fx
+from toolchain import formats
 from toolchain.formats import onnx as onnx_io
 from toolchain.cli import main
 from toolchain.lower import lower
@@ -164,13 +165,15 @@ def test_command_line_mistakes_are_one_line_with_exit_2(argv, message, capsys):
     assert err.count("\n") == 1 and err.startswith(message) and "-h)" in err, err
 
 
-def test_a_float_only_ir_is_bad_input(tiny, tmp_path, capsys):
+def test_a_float_only_ir_is_compiled_in_memory_on_its_recorded_task(tiny, tmp_path, capsys):
     model, meta = checkpoint.load(tiny)
     ir = lower(model)
     ir.meta.update(task="digits", encoding=meta["encoding"])
     onnx_io.save(ir, tmp_path / "float.onnx")
-    code, _, err = run_cli(capsys, tmp_path / "float.onnx", "--no-report")
-    assert code == 2 and "float parameters only" in err
+    code, out, err = run_cli(capsys, tmp_path / "float.onnx", "--backends", "float,emulator", "--samples", 6,
+                             "--no-report")
+    assert code == 0, out + err
+    assert "post-training (256 calibration samples)" in out and "emulator, IR float parameters" not in err
 
 
 @pytest.fixture(scope="module")
@@ -195,10 +198,30 @@ def test_simulate_runs_a_nir_export_on_the_float_engine(nir_export, tmp_path, ca
         assert all(np.array_equal(saved[k], want[k]) for k in want)
 
 
-def test_verify_of_a_nir_export_is_a_one_line_error_asking_to_compile(nir_export, capsys):
-    code, out, err = run_cli(capsys, nir_export, "--no-report")
-    assert code == 2 and out == "" and err.count("\n") == 1
-    assert "the IR holds float parameters only; compile it first" in err
+def test_verify_of_a_nir_export_compiles_it_in_memory_and_checks_the_engines(nir_export, capsys):
+    code, out, err = run_cli(capsys, nir_export, "--backends", "float,emulator", "--samples", 6, "--no-report")
+    assert code == 0, out + err
+    assert "verify: PASS" in out and "float-emulator" not in err
+
+
+def test_compile_and_inspect_read_a_nir_export(nir_export, tmp_path, capsys):
+    assert main(["compile", str(nir_export), "--out", str(tmp_path / "from_nir.onnx")]) == 0
+    ir = formats.load(tmp_path / "from_nir.onnx")
+    assert ir.is_fixed and ir.meta["task"] == "digits"
+    capsys.readouterr()
+    assert main(["inspect", str(nir_export)]) == 0
+    assert "float parameters" in capsys.readouterr().out
+
+
+def test_compiling_a_nir_file_that_records_no_task_asks_for_one(nir_export, tmp_path, capsys):
+    ir = formats.load(nir_export)
+    ir.meta.clear()
+    formats.save(ir, tmp_path / "foreign.nir")
+    assert main(["compile", str(tmp_path / "foreign.nir"), "--out", str(tmp_path / "x.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no task recorded in the model; pass --task" in err
+    assert not (tmp_path / "x.onnx").exists()
+    assert main(["compile", str(tmp_path / "foreign.nir"), "--task", "digits", "--out", str(tmp_path / "x.onnx")]) == 0
 
 
 @pytest.mark.lava

@@ -31,7 +31,7 @@ def _cmd_compile(args) -> int:
     method = _method_of_file(args, "compile")
     ir, report = method.compile(args.model, args)
     formats.save(ir, args.out)
-    print(ir.meta["quantization_mode"])
+    print(ir.meta.get("quantization_mode", "fixed-point parameters as given"))
     if report:
         print(report)
     print(f"wrote {args.out}")

@@ -15,7 +15,7 @@ The engines themselves are `toolchain.engines`. Steps are t = 1..T in every mess
 from toolchain.verify.compare import Divergence, BitIdentity, compare_bit_identity
 from toolchain.verify.criteria import Criterion, Tolerances
 from toolchain.verify.run import ENGINES, FIXED_CHAIN, VerifyResult, backend_names, run_engine, verify
-from toolchain.verify.subject import Subject, held_out_inputs, load_subject, with_task
+from toolchain.verify.subject import Subject, held_out_inputs, load_subject
 from toolchain.verify.summary import cmd_verify, format_summary
 
 
@@ -28,4 +28,4 @@ def write_verify_report(result, folder, extra_sections=()):
 
 __all__ = ["Criterion", "Divergence", "ENGINES", "BitIdentity", "FIXED_CHAIN", "Subject", "Tolerances",
            "VerifyResult", "backend_names", "cmd_verify", "compare_bit_identity", "format_summary", "held_out_inputs",
-           "load_subject", "run_engine", "verify", "with_task", "write_verify_report"]
+           "load_subject", "run_engine", "verify", "write_verify_report"]

@@ -38,7 +38,8 @@ from toolchain import ir as irm
 from toolchain.verify import timing
 from toolchain.verify.compare import compare_bit_identity, variables_text
 from toolchain.verify.criteria import Tolerances, criteria
-from toolchain.verify.subject import Subject, held_out_inputs, load_subject, with_task
+from toolchain.methods.superspike.config import with_task
+from toolchain.verify.subject import Subject, held_out_inputs, load_subject
 
 FIXED_CHAIN = ("torch-fixed", "emulator", "lava")  # neighbours here must be bit-identical
 ENGINES = tuple(eng.ENGINES)

@@ -57,12 +57,13 @@ def load_subject(target, ir=None, meta: Optional[dict] = None, calibration_sampl
     if ir is not None:
         subject_ir = ir if isinstance(ir, irm.IR) else _load_ir(_existing(ir))
         source += f" with {_describe_target(ir)}" if isinstance(ir, irm.IR) else f" with IR {ir}"
-    if subject_ir is None:
-        from toolchain.methods.superspike.compile import compile_network
+    if subject_ir is None or not subject_ir.is_fixed:
+        from toolchain.methods.superspike.compile import compile_ir, compile_network
+        from toolchain.methods.superspike.config import with_task
 
-        subject_ir = compile_network(model, with_task(meta, task), calibration_samples)
-    if not subject_ir.is_fixed:
-        raise SpikeportError(f"{source}: the IR holds float parameters only; compile it first (spikeport compile)")
+        meta = with_task(meta, task)
+        subject_ir = (compile_network(model, meta, calibration_samples) if subject_ir is None
+                      else compile_ir(subject_ir, meta, calibration_samples))
     if model is not None:
         _check_same_architecture(model, subject_ir)
     return Subject(ir=subject_ir, model=model, meta=meta, source=source)
@@ -102,21 +103,6 @@ def _check_same_architecture(model: Network, ir: irm.IR) -> None:
             found = tuple(ir.op(node).weight.shape) if node in ir.graph else "missing"
             raise SpikeportError(f"{node}: the IR does not match the checkpoint (weight shape {found}, "
                                  f"checkpoint {shape})")
-
-
-def with_task(meta: dict, task: Optional[str]) -> dict:
-    """``meta`` with the task (``task`` overrides) and its input encoding filled in."""
-    from toolchain.methods.superspike.config import TASK_DEFAULTS
-
-    task = task or meta.get("task")
-    if not task:
-        raise SpikeportError("no task recorded in the model; pass --task")
-    encoding = meta.get("encoding")
-    if encoding is None:
-        if task not in TASK_DEFAULTS:
-            raise SpikeportError(f"unknown task {task!r}; choose one of {', '.join(TASK_DEFAULTS)}")
-        encoding = TASK_DEFAULTS[task]["encoding"]
-    return {**meta, "task": task, "encoding": dict(encoding)}
 
 
 def held_out_inputs(task: str, encoding: dict, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

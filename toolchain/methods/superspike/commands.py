@@ -17,6 +17,9 @@ def add_options(verb: str, parser) -> None:
                             help="feedback weights of the surrogate gradient (default: symmetric)")
         parser.add_argument("--qat", action="store_true", help="train in Lava fixed-point arithmetic")
         parser.add_argument("--finetune", help="start from this checkpoint (with --qat: quantize, then fine-tune)")
+    elif verb == "compile":
+        parser.add_argument("--task", help="for a float network file (.nir, .onnx): the task whose training "
+                                           "inputs calibrate it (default: the one the file records)")
     elif verb == "verify":
         parser.add_argument("--task", help="the task whose test set to run (default: the recorded one)")
         parser.add_argument("--max-timing-error", type=float, default=None,
@@ -47,11 +50,19 @@ def train(args: argparse.Namespace) -> int:
 
 
 def compile(path: Path, args: argparse.Namespace) -> tuple:
-    """Checkpoint -> (validated fixed IR, quantization report; empty for a quantization-aware network)."""
-    from toolchain.methods.superspike.compile import compile_checkpoint
+    """Checkpoint, or a network file of any format (`toolchain.formats`) -> (validated fixed IR,
+    quantization report; empty for a quantization-aware or already fixed-point network)."""
+    from toolchain import formats
+    from toolchain.methods.superspike.compile import compile_checkpoint, compile_ir
+    from toolchain.methods.superspike.config import with_task
     from toolchain.quantize import LayerReport, format_report
 
-    ir = compile_checkpoint(path, args.calibration_samples, args.target)
+    if formats.is_network_file(path):
+        network = formats.load(path)
+        meta = network.meta if network.is_fixed else with_task(network.meta, args.task)
+        ir = compile_ir(network, meta, args.calibration_samples, args.target)
+    else:
+        ir = compile_checkpoint(path, args.calibration_samples, args.target)
     reports = [LayerReport(**r) for r in ir.meta.get("quantization", {}).values()]
     return ir, format_report(reports) if reports else ""
 

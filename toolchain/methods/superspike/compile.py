@@ -32,10 +32,23 @@ def compile_network(model: Network, meta: dict, calibration_samples: int = 256,
     ir.meta.update({k: meta[k] for k in ("task", "encoding", "accuracy") if k in meta})
     if model.has_fixed_scale:
         ir.meta["quantization_mode"] = "quantization-aware (integers from training)" + _qat_clipping_note(model)
-    else:
+        return _validated(ir, target)
+    return compile_ir(ir, meta, calibration_samples, target)
+
+
+def compile_ir(ir: irm.IR, meta: dict, calibration_samples: int = 256, target: str = "loihi2") -> irm.IR:
+    """A network read from any format: a fixed IR validated as it is; a float one calibrated on
+    ``calibration_samples`` training inputs of ``meta``'s task, encoded by its ``encoding``
+    (see `toolchain.methods.superspike.config.with_task`), post-training quantized and validated."""
+    if not ir.is_fixed:
         stats = calibration_stats(ir, calibration_inputs(meta, calibration_samples))
         ir, _ = quantize(ir, stats)
+        ir.meta.update({k: meta[k] for k in ("task", "encoding") if k in meta})
         ir.meta["quantization_mode"] = f"post-training ({calibration_samples} calibration samples)"
+    return _validated(ir, target)
+
+
+def _validated(ir: irm.IR, target: str) -> irm.IR:
     passes.validate(ir, target, require_fixed=True)
     ir.meta["target"] = target
     return ir

@@ -1,4 +1,10 @@
-"""SuperSpike training defaults: per task, for fine-tuning, and for every run."""
+"""SuperSpike training defaults: per task, for fine-tuning, and for every run; a network's task and encoding."""
+from __future__ import annotations
+
+from typing import Optional
+
+from models.errors import SpikeportError
+
 
 TASK_DEFAULTS = {
     "digits": dict(encoding=dict(name="regular", T=20, max_rate=0.5), hidden=[128], du=0.2, dv=0.05,
@@ -11,3 +17,16 @@ TASK_DEFAULTS = {
 FINETUNE_DEFAULTS = dict(epochs=10, lr=3e-4)  # a short, gentle run from a trained network
 RUN_DEFAULTS = dict(seed=0, feedback="symmetric", slope=10.0, mode="float", threads=None,
                     max_delay=0, recurrent=False)
+
+
+def with_task(meta: dict, task: Optional[str]) -> dict:
+    """``meta`` with the task (``task`` overrides) and its input encoding filled in."""
+    task = task or meta.get("task")
+    if not task:
+        raise SpikeportError("no task recorded in the model; pass --task")
+    encoding = meta.get("encoding")
+    if encoding is None:
+        if task not in TASK_DEFAULTS:
+            raise SpikeportError(f"unknown task {task!r}; choose one of {', '.join(TASK_DEFAULTS)}")
+        encoding = TASK_DEFAULTS[task]["encoding"]
+    return {**meta, "task": task, "encoding": dict(encoding)}
