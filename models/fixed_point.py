@@ -21,6 +21,10 @@ gradients straight through (STE), which is what quantization-aware training
 needs; numpy callers never see a difference.
 
 Time convention (every engine): steps t = 1..T; a synaptic hop adds one step.
+
+Why one module of ~440 lines: the design asks for Lava's integer arithmetic to
+be written exactly once, in one place every engine imports; splitting it by
+rule would spread one definition over several files.
 """
 from __future__ import annotations
 

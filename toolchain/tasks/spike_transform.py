@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from models.errors import SpikeportError
-from models.exact_spikes import ExactNetwork, simulate_layer
+from models.exact_spikes import ExactNetwork
+from models.spike_events import simulate_layer
 from models.spike_train import raster_to_times, times_to_raster
 from toolchain.methods.config import resolve
 
