@@ -1,6 +1,6 @@
 """Exact event-based forward simulation of a layer of continuous-time CUBA LIF neurons.
 
-The neuron model and its units are `models.exact_spikes` (time in ms, ``v`` in
+The neuron model and its units are `models.continuous_lif` (time in ms, ``v`` in
 threshold units). A layer's presynaptic spike arrivals are all known before it
 runs. Between two arrivals ``v`` is ``A exp(-x/tau_mem) + D exp(-x/tau_syn)``, a
 function with at most one extremum (closed form), so whether ``v`` reaches
@@ -13,14 +13,10 @@ at once), batched over samples and neurons in numpy. No gradient flows here:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
-
 import numpy as np
 
+from models.continuous_lif import ContinuousLIF
 from models.errors import SpikeportError
-
-if TYPE_CHECKING:  # annotations only: the neuron is defined with the gradients
-    from models.exact_spikes import ContinuousLIF
 
 INF = math.inf
 
