@@ -70,13 +70,18 @@ def _refuse_foreign_options(args, verb: str, method, what: str) -> None:
 
 
 def _cmd_export(args) -> int:
+    """A SuperSpike checkpoint (lowered, float parameters, plus fixed ones if trained
+    quantization-aware) or a network file of any format, written in ``--format``."""
     from toolchain import formats
     from toolchain.lower import lower
     from toolchain.methods.superspike import checkpoint
 
-    model, meta = checkpoint.load(args.model)
-    ir = lower(model, name=meta.get("task", "network"))
-    ir.meta.update({k: meta[k] for k in ("task", "encoding") if k in meta})
+    if formats.is_network_file(args.model):
+        ir = formats.load(args.model)
+    else:
+        model, meta = checkpoint.load(args.model)
+        ir = lower(model, name=meta.get("task", "network"))
+        ir.meta.update({k: meta[k] for k in ("task", "encoding") if k in meta})
     formats.save(ir, args.out, args.format)
     print(f"wrote {args.out} ({args.format}, {'fixed' if ir.is_fixed else 'float'} parameters)")
     return 0
@@ -154,8 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=_cmd_train, method_options=_add_method_options("train", t))
 
-    c = sub.add_parser("compile", help="checkpoint -> fixed-point IR (.onnx)")
-    c.add_argument("model", help=".pt checkpoint of any method, recognised by its kind tag")
+    c = sub.add_parser("compile", help="checkpoint or network file -> fixed-point IR (.onnx)")
+    c.add_argument("model", help=".pt checkpoint of any method (recognised by its kind tag), or a network file "
+                                 "of any format (.onnx, .nir)")
     c.add_argument("--out", default="model.onnx", help="IR file to write (default: model.onnx)")
     c.add_argument("--calibration-samples", type=int, default=256,
                    help="training samples that calibrate post-training quantization (default: 256)")
@@ -185,13 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--no-report", action="store_true", help="print the summary only, write no report folder")
     v.set_defaults(func=_cmd_verify, method_options=_add_method_options("verify", v))
 
-    e = sub.add_parser("export", help="write the float network as ONNX IR or NIR")
-    e.add_argument("model")
-    e.add_argument("--format", choices=["onnx", "nir"], default="onnx")
-    e.add_argument("--out", required=True)
+    from toolchain import formats
+
+    e = sub.add_parser("export", help="write a network in another format (ONNX IR, NIR, ...)")
+    e.add_argument("model", help="SuperSpike .pt checkpoint, or a network file of any format")
+    e.add_argument("--format", choices=formats.names(), default="onnx",
+                   help="; ".join(f"{f.name}: {f.description}" for f in formats.FORMATS.values())
+                        + " (default: onnx)")
+    e.add_argument("--out", required=True, help="file to write")
     e.set_defaults(func=_cmd_export)
 
-    i = sub.add_parser("inspect", help="show an IR file: graph, parameters, resources")
+    i = sub.add_parser("inspect", help="show a network file of any format: graph, parameters, resources")
     i.add_argument("model")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_cmd_inspect)
