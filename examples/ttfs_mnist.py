@@ -9,7 +9,8 @@
 3. sweep dt: accuracy and timing error against the step (emulator).
 
 Times are in units of tau_syn. Writes to ``--out``: ``ttfs.pt`` (checkpoint),
-``ttfs_float.onnx``/``ttfs_fixed.onnx`` (IRs), ``deploy.json``, ``dt_sweep.json``,
+``report/`` (the deployment's report folder: ``report.json``, ``report.html``,
+``ttfs_float.onnx``/``ttfs_fixed.onnx``), ``dt_sweep.json``,
 ``dt_sweep.png`` and ``summary.txt``.
 
     python examples/ttfs_mnist.py                      # full run (hours on one CPU core)
@@ -69,7 +70,8 @@ def main(argv=None) -> int:
             f"test accuracy {meta['accuracy']['test']:.4f}")
 
     report = deploy_ttfs(ckpt, args.dt, engines=("emulator", "lava") if args.lava_samples else ("emulator",),
-                            lava_samples=args.lava_samples, n_test=args.n_test or None, out_dir=out, log=print)
+                            lava_samples=args.lava_samples, n_test=args.n_test or None, out_dir=out / "report",
+                            log=print)
     say(format_deploy_report(report))
     allow = deploy_ttfs(ckpt, args.dt, refire="allow", n_test=args.n_test or None, log=None, progress=False)
     say("without the re-spike fix (refire='allow': Lava's reset keeps u, hidden neurons spike again):")

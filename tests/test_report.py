@@ -97,6 +97,39 @@ def test_the_writer_takes_any_data_and_sections_and_refuses_repeated_figure_name
     assert json.loads((folder / "report.json").read_text()) == {"loss": 0.5}
     assert "<title>t</title>" in (folder / "report.html").read_text()
     twice = [report.Section("A", figures=[("x.png", "x", fig)]), report.Section("B", figures=[("x.png", "y", fig)])]
-    with pytest.raises(ValueError, match="figure file names repeat"):
+    with pytest.raises(ValueError, match="file names repeat"):
         report.write_report(tmp_path / "s", {}, twice)
+    with pytest.raises(ValueError, match="file names repeat"):
+        report.write_report(tmp_path / "s", {}, [], attachments={"report.json": lambda path: None})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_attachments_are_written_inside_the_folder_and_a_failing_one_leaves_no_report(tmp_path):
+    folder = report.write_report(tmp_path / "r", {}, [], attachments={"net.onnx": lambda p: p.write_bytes(b"ir")})
+    assert (folder / "net.onnx").read_bytes() == b"ir" and (folder / "report.json").is_file()
+
+    def broken(path):
+        path.write_bytes(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        report.write_report(tmp_path / "s", {}, [], attachments={"net.onnx": broken})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_check_replaceable_accepts_absent_empty_and_report_folders_only(tmp_path, folder):
+    report.check_replaceable(tmp_path / "absent")
+    report.check_replaceable(tmp_path)
+    report.check_replaceable(folder)
+    (tmp_path / "model.pt").write_bytes(b"x")
+    for bad in (tmp_path, tmp_path / "model.pt"):
+        with pytest.raises(SpikeportError, match="not a spikeport report folder; choose another --report"):
+            report.check_replaceable(bad)
+
+
+def test_plain_makes_numpy_scalars_python_and_with_nan_to_none_strict_json():
+    import numpy as np
+
+    data = report.plain({"a": (np.int64(3), np.float64("nan")), "b": float("inf")}, nan_to_none=True)
+    assert data == {"a": [3, None], "b": None} and type(data["a"][0]) is int
+    assert json.loads(json.dumps(data, allow_nan=False)) == data

@@ -285,8 +285,10 @@ def test_compile_recognises_a_spike_transform_checkpoint_and_writes_a_fixed_poin
     assert ir.is_fixed and ir.meta["method"] == "surrogate" and ir.meta["task"] == "spike-transform"
 
 
-def test_verify_scores_the_deployed_output_against_the_target_and_writes_json_and_raster(surrogate_checkpoint,
+def test_verify_scores_the_deployed_output_against_the_target_and_writes_a_report_folder(surrogate_checkpoint,
                                                                                          tmp_path, capsys):
+    import html
+
     from toolchain import cli
 
     rep_dir = tmp_path / "rep"
@@ -294,13 +296,33 @@ def test_verify_scores_the_deployed_output_against_the_target_and_writes_json_an
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "emulator fixed" in out and "mean |error|" in out and "lava: not run" in out
-    rep = json.loads((rep_dir / "deploy.json").read_text())
+    assert out.splitlines()[-1] == f"report: {rep_dir / 'report.html'}"
+    assert sorted(p.name for p in rep_dir.iterdir()) == ["rasters.png", "report.html", "report.json"]
+    rep = json.loads((rep_dir / "report.json").read_text())
     fixed = rep["engines"]["fixed"]["vs_target"]
     assert set(rep["engines"]) == {"float", "fixed"} and "lava_vs_emulator" not in rep
     assert fixed["target_spikes"] == sum(len(t) for p in rep["trains"]["target"] for t in p) > 0
     assert fixed["matched"] + fixed["missing"] == fixed["target_spikes"]
     assert set(fixed["within_steps"]) >= {"0", "1"}
     assert (rep_dir / "rasters.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (rep_dir / "report.html").read_text()
+    summary = "\n".join(out.splitlines()[:-1])
+    assert f"<h2>Summary</h2><pre>{html.escape(summary)}</pre>" in page
+    assert "<h2>Output trains</h2>" in page and page.count("src='data:image/png;base64,") == 1
+
+
+def test_verify_never_replaces_a_folder_that_is_not_a_report_and_refuses_before_running(surrogate_checkpoint,
+                                                                                        tmp_path, monkeypatch,
+                                                                                        capsys):
+    import toolchain.methods.spike_train.report as report
+    from toolchain import cli
+
+    monkeypatch.setattr(report, "verify_report", lambda *a, **k: pytest.fail("ran before refusing"))
+    (tmp_path / "model.pt").write_bytes(b"precious")
+    assert cli.main(["verify", str(surrogate_checkpoint), "--report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "exists and is not a spikeport report folder" in err and len(err.splitlines()) == 1, err
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"] and (tmp_path / "model.pt").read_bytes() == b"precious"
 
 
 def test_verify_split_test_scores_the_held_out_patterns_against_their_own_targets(surrogate_checkpoint,
@@ -312,7 +334,7 @@ def test_verify_split_test_scores_the_held_out_patterns_against_their_own_target
                    "--report", str(tmp_path / "rep")])
     out = capsys.readouterr().out
     assert rc == 0 and " held-out test patterns" in out, out
-    rep = json.loads((tmp_path / "rep" / "deploy.json").read_text())
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     _, _, task = load(surrogate_checkpoint)
     assert rep["split"] == "test" and rep["patterns"] == len(task.target_test_times)
     assert rep["trains"]["target"] == train_lists(task.target_test_times) != train_lists(task.target_times)
@@ -345,7 +367,7 @@ def test_verify_of_a_spike_transform_checkpoint_finds_lava_identical_to_the_emul
     rc = cli.main(["verify", str(surrogate_checkpoint), "--report", str(tmp_path / "rep")])
     out = capsys.readouterr().out
     assert rc == 0, out
-    rep = json.loads((tmp_path / "rep" / "deploy.json").read_text())
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert rep["lava_vs_emulator"]["all_identical"] and rep["lava_vs_emulator"]["total"] > 0
     assert rep["engines"]["lava"]["vs_target"] == rep["engines"]["fixed"]["vs_target"]
 
@@ -358,7 +380,7 @@ def test_verify_of_an_exact_checkpoint_with_a_silent_output_writes_strict_json(t
     assert cli.main(["train", "--task", "spike-transform", "--method", "exact", "--epochs", "2",
                      "--config", str(tmp_path / "c.json"), "--out", str(path), "--quiet"]) == 0
     assert cli.main(["verify", str(path), "--backends", "emulator", "--report", str(tmp_path / "rep")]) == 0
-    rep = json.loads((tmp_path / "rep" / "deploy.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text(), parse_constant=lambda c: pytest.fail(c))
     assert rep["method"] == "exact" and rep["engines"]["fixed"]["vs_target"]["target_spikes"] > 0
 
 
@@ -384,7 +406,7 @@ def test_verify_finetune_qat_reports_post_training_and_fine_tuned_deployments(su
                    "--report", str(tmp_path / "rep")])
     out = capsys.readouterr().out
     assert rc == 0 and "quantization-aware fine-tuning: 20 iterations" in out and "emulator PTQ" in out, out
-    rep = json.loads((tmp_path / "rep" / "deploy.json").read_text())
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert set(rep["engines"]) == {"float", "fixed_ptq", "fixed"}
     q = rep["qat"]
     assert q["iterations"] == 20 and q["error"] <= q["ptq_error"] and 0 <= q["best_iteration"] <= 20

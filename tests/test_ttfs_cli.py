@@ -42,8 +42,40 @@ def test_verify_of_a_ttfs_checkpoint_checks_lava_against_the_emulator_and_the_ac
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "3/3 samples identical" in out
-    rep = json.loads((tmp_path / "rep" / "deploy.json").read_text())
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert rep["lava"]["identical_samples"] == 3 and rep["samples"] == 60
+    assert "lava fixed vs emulator fixed" in (tmp_path / "rep" / "report.html").read_text()
+
+
+def test_verify_of_a_ttfs_checkpoint_writes_a_report_folder_with_both_irs(ttfs_checkpoint, tmp_path, capsys):
+    import html
+
+    rep_dir = tmp_path / "rep"
+    assert main(["verify", str(ttfs_checkpoint), "--samples", "30", "--backends", "float,emulator",
+                 "--max-accuracy-drop", "1", "--dt", "0.125", "--report", str(rep_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == f"report: {rep_dir / 'report.html'}"
+    assert sorted(p.name for p in rep_dir.iterdir()) == ["report.html", "report.json", "timing_errors.png",
+                                                         "ttfs_fixed.onnx", "ttfs_float.onnx"]
+    rep = json.loads((rep_dir / "report.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert {"task", "dt", "clock", "refire", "stats", "samples", "continuous", "engines", "quantization",
+            "wall_s"} == set(rep)
+    assert set(rep["engines"]) == {"emulator/float", "emulator/fixed"} and rep["samples"] == 30
+    fixed, floating = onnx_io.load(rep_dir / "ttfs_fixed.onnx"), onnx_io.load(rep_dir / "ttfs_float.onnx")
+    assert fixed.is_fixed and not floating.is_fixed and fixed.meta["ttfs"]["dt"] == 0.125
+    page = (rep_dir / "report.html").read_text()
+    assert f"<h2>Summary</h2><pre>{html.escape(chr(10).join(out.splitlines()[:-1]))}</pre>" in page
+    assert "<h2>Engines</h2>" in page and "<h2>First-spike timing" in page and "emulator/fixed" in page
+    assert page.count("src='data:image/png;base64,") == 1
+
+
+def test_verify_of_a_ttfs_checkpoint_refuses_a_folder_that_is_not_a_report_before_running(ttfs_checkpoint,
+                                                                                          tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("precious")
+    assert main(["verify", str(ttfs_checkpoint), "--backends", "emulator", "--report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "exists and is not a spikeport report folder" in err and len(err.splitlines()) == 1, err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
 def test_an_impossible_accuracy_tolerance_fails_verify_with_exit_1(ttfs_checkpoint, capsys):

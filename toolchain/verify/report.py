@@ -4,6 +4,7 @@
       report.json        the caller's numbers (``data``), as JSON
       report.html        every section in order; PNGs embedded as base64, opens offline
       <name>.png         the sections' figures
+      <attachment>       any further file the caller writes (an IR, say)
 
 A report is a list of `Section` (title, HTML body, figures), so a learning
 method writes its own report by giving its own sections, or extends another
@@ -11,7 +12,8 @@ method writes its own report by giving its own sections, or extends another
 
 The folder is built under a temporary name beside the target and renamed
 into place, so a report is either complete or absent. An existing folder is
-only replaced if it is a previous report (it holds ``report.json``) or empty.
+only replaced if it is a previous report (it holds ``report.json``) or empty;
+`check_replaceable` tells before a long run.
 """
 from __future__ import annotations
 
@@ -19,12 +21,15 @@ import base64
 import html
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from models.errors import SpikeportError
 
@@ -53,16 +58,19 @@ def text_section(title: str, text: str) -> Section:
 
 
 # ------------------------------------------------------------------ writing
-def write_report(folder, data: dict, sections: list, title: str = "spikeport report") -> Path:
-    """Write ``data`` (JSON-ready) and ``sections`` into ``folder`` atomically; returns the folder.
-    ``title``: the page's ``<title>``."""
+def write_report(folder, data: dict, sections: list, title: str = "spikeport report",
+                 attachments: dict | None = None) -> Path:
+    """Write ``data`` (JSON-ready, see `plain`) and ``sections`` into ``folder`` atomically; returns the folder.
+    ``title``: the page's ``<title>``. ``attachments``: ``{file name: write(path)}`` for further files
+    (an IR, say), each written by its callable inside the temporary folder, so they too appear
+    with the rest or not at all."""
     folder = Path(folder)
-    _check_replaceable(folder)
+    check_replaceable(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
         os.chmod(tmp, 0o755)
-        _write_contents(tmp, data, sections, title)
+        _write_contents(tmp, data, sections, title, attachments or {})
         _move_into_place(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -70,7 +78,10 @@ def write_report(folder, data: dict, sections: list, title: str = "spikeport rep
     return folder
 
 
-def _check_replaceable(folder: Path) -> None:
+def check_replaceable(folder) -> None:
+    """Raise `SpikeportError` unless `write_report` may write ``folder``: absent, empty or a previous
+    report. Call it before a long run, so a wrong ``--report`` fails at once."""
+    folder = Path(folder)
     if folder.is_file() or (folder.is_dir() and any(folder.iterdir()) and not (folder / "report.json").is_file()):
         raise SpikeportError(f"{folder}: exists and is not a spikeport report folder; choose another --report")
 
@@ -85,15 +96,31 @@ def _move_into_place(tmp: Path, folder: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_contents(folder: Path, data: dict, sections: list, title: str) -> None:
-    (folder / "report.json").write_text(json.dumps(data, indent=1, allow_nan=False))
-    names = [name for section in sections for name, _, _ in section.figures]
+def _write_contents(folder: Path, data: dict, sections: list, title: str, attachments: dict) -> None:
+    figures = [name for section in sections for name, _, _ in section.figures]
+    names = ["report.json", "report.html", *figures, *attachments]
     if len(set(names)) != len(names):
-        raise ValueError(f"report: figure file names repeat: {names}")
+        raise ValueError(f"report: file names repeat among report.json/html, figures and attachments: {names}")
+    (folder / "report.json").write_text(json.dumps(data, indent=1, allow_nan=False))
     for section in sections:
         for name, _, fig in section.figures:
             fig.savefig(folder / name, dpi=90)
+    for name, write in attachments.items():
+        write(folder / name)
     (folder / "report.html").write_text(render_html(sections, folder, title))
+
+
+def plain(d: dict, nan_to_none: bool = False) -> dict:
+    """Tuples -> lists, numpy scalars -> Python (for torch's weights_only loader and JSON);
+    with ``nan_to_none`` NaN/inf -> None, so the result is strict JSON (what `write_report` takes)."""
+    def conv(v):
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        v = v.item() if isinstance(v, np.generic) else v
+        return None if nan_to_none and isinstance(v, float) and not math.isfinite(v) else v
+    return conv(d)
 
 
 def provenance() -> dict:

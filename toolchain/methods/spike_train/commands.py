@@ -84,11 +84,13 @@ def compile(path: Path, args: argparse.Namespace) -> tuple:
 
 
 def verify(args: argparse.Namespace) -> int:
-    """`spikeport verify model.pt` for a spike-transform checkpoint. Exit 1 when Lava differs
-    from the emulator (fixed point, any recorded s/v/u entry), else 0."""
+    """`spikeport verify model.pt` for a spike-transform checkpoint: prints the summary, writes the
+    report folder ``--report`` (`report.write_spike_report`) unless ``--no-report``. Exit 1 when Lava
+    differs from the emulator (fixed point, any recorded s/v/u entry), else 0."""
     from toolchain.methods.spike_train.checkpoint import load
-    from toolchain.methods.spike_train.report import format_report, verify_report, write_report
+    from toolchain.methods.spike_train.report import format_report, verify_report, write_spike_report
     from toolchain.verify import backend_names
+    from toolchain.verify.report import check_replaceable
 
     backends = backend_names(args.backends, BACKENDS, "spike-transform")
     model, payload, task = load(args.model)
@@ -96,14 +98,16 @@ def verify(args: argparse.Namespace) -> int:
         raise SpikeportError(f"verify: --finetune-qat {args.finetune_qat} must be >= 0")
     if not args.qat_lr > 0:
         raise SpikeportError(f"verify: --qat-lr {args.qat_lr} must be > 0")
+    if not args.no_report:
+        check_replaceable(args.report)
     rep = verify_report(model, payload, task, lava="lava" in backends, finetune_qat=args.finetune_qat,
                         qat_lr=args.qat_lr, split=args.split or "train")
-    print(format_report(rep))
-    if not args.no_report:
-        js, png = write_report(rep, args.report)
-        print(f"report: {js}, {png}")
     lv = rep.get("lava_vs_emulator")
-    if lv is not None and not lv["all_identical"]:
-        print(f"FAILED: lava vs emulator: {lv['total'] - lv['identical']}/{lv['total']} recorded entries differ")
-        return 1
-    return 0
+    failed = lv is not None and not lv["all_identical"]
+    summary = format_report(rep) + (f"\nFAILED: lava vs emulator: {lv['total'] - lv['identical']}/{lv['total']} "
+                                    "recorded entries differ" if failed else "")
+    print(summary)
+    if not args.no_report:
+        folder = write_spike_report(rep, args.report, summary)
+        print(f"report: {Path(folder) / 'report.html'}")
+    return 1 if failed else 0

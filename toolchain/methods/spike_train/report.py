@@ -1,13 +1,23 @@
-"""The spike-transform verify report: summary (JSON-ready), its text, ``deploy.json`` and the
-raster plot (target vs learned vs deployed output trains). 1 step = 1 ms.
+"""The spike-transform verify report: summary (JSON-ready), its text, and the report folder
+(`toolchain.verify.report`) with the raster plot (target vs learned vs deployed output trains).
+1 step = 1 ms.
+
+    report/
+      report.json        `verify_report`'s numbers (strict JSON: NaN -> null)
+      report.html        the summary, the quantization table and the rasters (embedded)
+      rasters.png        target vs learned vs deployed output trains
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
+
+from toolchain.verify.report import Section, escape, plain, table, text_section, write_report
+
+TITLE = "spikeport verify report: spike-transform"
 
 
 def verify_report(model, payload: dict, task, *, lava: bool = True, finetune_qat: int = 0,
@@ -79,20 +89,24 @@ def _f(x: float, fmt: str = ".3f") -> str:
     return format(x, fmt) if math.isfinite(x) else "n/a"
 
 
-def write_report(rep: dict, out_dir) -> tuple[Path, Path]:
-    """``deploy.json`` and ``rasters.png`` (target vs learned vs deployed) into ``out_dir`` (atomic)."""
-    from toolchain.files import atomic_path
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    js, png = out_dir / "deploy.json", out_dir / "rasters.png"
-    with atomic_path(js) as tmp:
-        tmp.write_text(json.dumps(plain(rep, nan_to_none=True), indent=1))
+def write_spike_report(rep: dict, folder, summary: str) -> Path:
+    """The report folder of `verify_report` ``rep`` (atomic; `toolchain.verify.report.write_report`):
+    report.json = ``rep`` as strict JSON, report.html = ``summary`` (the printed text), the
+    quantization table and the rasters. Returns the folder."""
     title = (f"spike-transform, {rep['method']} (seed {rep['seed']})\n"
              "target (black), learned (blue), deployed: emulator fixed point"
              f"{', QAT-fine-tuned' if 'qat' in rep else ''} (red)")
-    plot_rasters([(title, rep["trains"])], png, rep["T"])
-    return js, png
+    legend = ("<p>One row per (pattern, output neuron). Black: target (continuous desired times); blue: learned "
+              "(exact: the continuous student; surrogate: its float discrete output); red: deployed (emulator, "
+              "fixed point, a spike in step n drawn at n ms).</p>")
+    rows = [[escape(q["node"]), escape(q["limited_by"]), f"{q['state_use']:.1%}", q["weights_clipped"],
+             q["weights_rounded_to_zero"]] for q in rep["quantization"]]
+    sections = [text_section("Summary", summary),
+                Section("Quantization", table(["node", "limited by", "state use", "weights clipped",
+                                               "weights rounded to zero"], rows)),
+                Section("Output trains", legend, [("rasters.png", f"{SPLIT_NAMES[rep['split']]} patterns",
+                                                   raster_figure([(title, rep["trains"])], rep["T"]))])]
+    return write_report(folder, plain(rep, nan_to_none=True), sections, TITLE)
 
 
 def train_lists(times) -> list:
@@ -124,33 +138,20 @@ def raster_panel(ax, trains: dict, T: int = 100) -> None:
     ax.grid(axis="x", alpha=0.3)
 
 
-def plot_rasters(panels: list, path, T: int = 100) -> None:
-    """One `raster_panel` per ``(title, trains)`` side by side, to a PNG at ``path`` (atomic)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from toolchain.files import atomic_path
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5), sharey=True, squeeze=False)
+def raster_figure(panels: list, T: int = 100) -> Figure:
+    """One `raster_panel` per ``(title, trains)``, side by side."""
+    fig = Figure(figsize=(7 * len(panels), 5))
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)
     for ax, (title, trains) in zip(axes[0], panels):
         raster_panel(ax, trains, T)
         ax.set_title(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_rasters(panels: list, path, T: int = 100) -> None:
+    """`raster_figure` to a PNG at ``path`` (atomic)."""
+    from toolchain.files import atomic_path
+
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-
-
-def plain(d: dict, nan_to_none: bool = False) -> dict:
-    """Tuples -> lists, numpy scalars -> Python (for torch's weights_only loader and JSON);
-    with ``nan_to_none`` NaN/inf -> None, so the result is strict JSON."""
-    def conv(v):
-        if isinstance(v, dict):
-            return {k: conv(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [conv(x) for x in v]
-        v = v.item() if isinstance(v, np.generic) else v
-        return None if nan_to_none and isinstance(v, float) and not math.isfinite(v) else v
-    return conv(d)
+        raster_figure(panels, T).savefig(tmp, dpi=110)

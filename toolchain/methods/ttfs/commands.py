@@ -63,29 +63,33 @@ def compile(path: Path, args: argparse.Namespace) -> tuple:
 
 
 def verify(args: argparse.Namespace) -> int:
-    """`spikeport verify model.pt` for a TTFS checkpoint: continuous vs deployed, Lava vs emulator.
+    """`spikeport verify model.pt` for a TTFS checkpoint: continuous vs deployed, Lava vs emulator;
+    prints the summary, writes the report folder ``--report`` (`deploy.write_ttfs_report`: report.json,
+    report.html, ttfs_float.onnx, ttfs_fixed.onnx) unless ``--no-report``.
 
     Exit 1 when Lava and the emulator differ on any sample, or the fixed-point
     accuracy falls more than ``--max-accuracy-drop`` (default 0.005) below
     continuous time.
     """
-    from toolchain.methods.ttfs.deploy import deploy_ttfs, format_deploy_report
+    from toolchain.methods.ttfs.deploy import deployment, format_deploy_report, write_ttfs_report
     from toolchain.verify import backend_names
+    from toolchain.verify.report import check_replaceable
 
     backends = backend_names(args.backends, ("float", "emulator", "lava"), "TTFS")
     if args.samples is not None and args.samples < 1:
         raise SpikeportError(f"verify: --samples {args.samples} must be >= 1")
-    modes = tuple(m for m, b in (("float", "float"), ("fixed", "emulator")) if b in backends) or ("fixed",)
-    rep = deploy_ttfs(args.model, args.dt or DEFAULT_DT, n_test=args.samples,
-                      engines=("emulator", "lava") if "lava" in backends else ("emulator",),
-                      lava_samples=args.lava_samples or 20, modes=modes, progress=True, log=None,
-                      out_dir=None if args.no_report else args.report)
-    print(format_deploy_report(rep))
-    failures = _failures(rep, 0.005 if args.max_accuracy_drop is None else args.max_accuracy_drop)
-    for f in failures:
-        print(f"FAILED: {f}")
     if not args.no_report:
-        print(f"report: {Path(args.report) / 'deploy.json'}")
+        check_replaceable(args.report)
+    modes = tuple(m for m, b in (("float", "float"), ("fixed", "emulator")) if b in backends) or ("fixed",)
+    dep = deployment(args.model, args.dt or DEFAULT_DT, n_test=args.samples,
+                     engines=("emulator", "lava") if "lava" in backends else ("emulator",),
+                     lava_samples=args.lava_samples or 20, modes=modes, progress=True, log=None)
+    failures = _failures(dep.report, 0.005 if args.max_accuracy_drop is None else args.max_accuracy_drop)
+    summary = "\n".join([format_deploy_report(dep.report), *(f"FAILED: {f}" for f in failures)])
+    print(summary)
+    if not args.no_report:
+        folder = write_ttfs_report(dep, args.report, summary)
+        print(f"report: {Path(folder) / 'report.html'}")
     return 1 if failures else 0
 
 

@@ -1,17 +1,25 @@
 """Deployment of a trained TTFS network: discretise, quantize, run on the emulator and on Lava,
-and compare with continuous time (`deploy_ttfs`, `format_deploy_report`).
+and compare with continuous time (`deploy_ttfs`, `format_deploy_report`, `write_ttfs_report`).
 
 Times are in units of tau_syn; a deployed step is ``dt``; step index ``i`` stands for ``i * dt``.
+
+    report/              `write_ttfs_report` (`toolchain.verify.report`), atomically
+      report.json        `deploy_ttfs`'s numbers (strict JSON: NaN -> null)
+      report.html        summary, per-engine accuracy and timing tables, quantization, figure
+      timing_errors.png  first-spike-time error percentiles (steps) per engine and layer
+      ttfs_float.onnx    the discretised float IR
+      ttfs_fixed.onnx    the quantized IR the fixed-point engines ran
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from models.ttfs_layer import TTFSNetwork
-from toolchain.files import atomic_path
+from toolchain.ir import IR
 from toolchain.methods.ttfs.analysis import analyse_engine, hidden_spikes_before_decision
 from toolchain.methods.ttfs.lower import encode_input, layer_nodes, lower_ttfs
 from toolchain.methods.ttfs.quantize import quantize_ttfs
@@ -19,23 +27,47 @@ from toolchain.methods.ttfs.readout import continuous_times, output_readout, run
 from toolchain.methods.ttfs.train import load_checkpoint
 from toolchain.tasks import datasets
 
+TITLE = "spikeport verify report: TTFS"
 
-def deploy_ttfs(model, dt: float = 0.0625, *, refire: str = "inhibit", stats: str = "data",
-                t_end: float | None = None, n_test: int | None = None, engines=("emulator",),
-                lava_samples: int = 200, lava_chunk: int = 25, modes=("float", "fixed"), out_dir=None,
-                data=None, batch_size: int = 250, calibration_samples: int = 256, progress: bool = True,
-                log=print) -> dict:
+
+@dataclass
+class Deployment:
+    """What `deployment` computes: ``report`` (the numbers, see `deploy_ttfs`), the discretised
+    float IR ``ir`` and the quantized IR ``irq``."""
+
+    report: dict
+    ir: IR
+    irq: IR
+
+
+def deploy_ttfs(model, dt: float = 0.0625, *, out_dir=None, **options) -> dict:
+    """`deployment`'s report dict (``options`` as there); with ``out_dir`` also writes the report
+    folder there (`write_ttfs_report`; refused before the run if ``out_dir`` is not a report folder)."""
+    if out_dir is not None:
+        from toolchain.verify.report import check_replaceable
+
+        check_replaceable(out_dir)
+    dep = deployment(model, dt, **options)
+    if out_dir is not None:
+        write_ttfs_report(dep, out_dir, format_deploy_report(dep.report))
+    return dep.report
+
+
+def deployment(model, dt: float = 0.0625, *, refire: str = "inhibit", stats: str = "data",
+               t_end: float | None = None, n_test: int | None = None, engines=("emulator",),
+               lava_samples: int = 200, lava_chunk: int = 25, modes=("float", "fixed"), data=None,
+               batch_size: int = 250, calibration_samples: int = 256, progress: bool = True,
+               log=print) -> Deployment:
     """Discretise, quantize and run a trained TTFS network; compare with continuous time.
 
     Quantization (`quantize_ttfs`) calibrates on the first ``calibration_samples``
     *training* samples (``stats="data"``) or uses the worst-case bounds (``"bound"``).
 
-    ``model``: a `TTFSNetwork` or a checkpoint path. Runs the float and the fixed IR on
-    the emulator over ``n_test`` test samples (all by default); with ``"lava"`` in
-    ``engines`` also runs the fixed IR on Lava for the first ``lava_samples`` and
-    counts the samples whose s, v, u (every population, every step) equal the
-    emulator's. Writes ``ttfs_float.onnx``, ``ttfs_fixed.onnx`` and ``deploy.json``
-    to ``out_dir`` if given. Returns the report dict.
+    ``model``: a `TTFSNetwork` or a checkpoint path; ``dt``: the deployed step (units of
+    tau_syn). Runs the float and the fixed IR on the emulator over ``n_test`` test samples
+    (all by default); with ``"lava"`` in ``engines`` also runs the fixed IR on Lava for the
+    first ``lava_samples`` and counts the samples whose s, v, u (every population, every
+    step) equal the emulator's. Writes nothing.
     """
     meta = {}
     if not isinstance(model, TTFSNetwork):
@@ -77,12 +109,6 @@ def deploy_ttfs(model, dt: float = 0.0625, *, refire: str = "inhibit", stats: st
     from toolchain.quantize import format_report
     report["quantization"] = format_report(qreports)
     say(report["quantization"])
-    if out_dir is not None:
-        from toolchain import formats
-
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        formats.save(ir, Path(out_dir) / "ttfs_float.onnx")
-        formats.save(irq, Path(out_dir) / "ttfs_fixed.onnx")
     results = {}
     for mode in modes:
         t = time.time()
@@ -97,12 +123,7 @@ def deploy_ttfs(model, dt: float = 0.0625, *, refire: str = "inhibit", stats: st
     if "lava" in engines:
         report["lava"] = lava_identity(irq, x[:lava_samples], chunk=lava_chunk, log=say)
     report["wall_s"] = time.time() - t0
-    if out_dir is not None:
-        import json
-
-        with atomic_path(Path(out_dir) / "deploy.json") as tmp:
-            tmp.write_text(json.dumps(report, indent=1, default=float))
-    return report
+    return Deployment(report, ir, irq)
 
 
 def lava_identity(irq, x, *, chunk: int = 25, log=print) -> dict:
@@ -161,3 +182,98 @@ def format_deploy_report(rep: dict) -> str:
                      f"{lv['mismatched_values']} differing values [{lv['wall_s']:.0f} s]")
     return "\n".join(lines)
 
+
+
+# ------------------------------------------------------------------- report
+def write_ttfs_report(dep: Deployment, folder, summary: str) -> Path:
+    """The report folder of ``dep`` (atomic; `toolchain.verify.report.write_report`): report.json =
+    ``dep.report`` as strict JSON, report.html = ``summary`` (the printed text), the engine and
+    timing tables, the quantization and `timing_figure`, plus both IRs. Returns the folder."""
+    from toolchain import formats
+    from toolchain.verify.report import Section, plain, text_section, write_report
+
+    rep = dep.report
+    figure = [("timing_errors.png", "first-spike-time error percentiles (steps), deployed vs continuous",
+               timing_figure(rep["engines"]))] if _timed_layers(rep["engines"]) else []
+    files = ("<p><code>ttfs_float.onnx</code>: the float IR discretised at dt; <code>ttfs_fixed.onnx</code>: "
+             "the quantized IR the fixed-point engines ran (read with <code>toolchain.formats.load</code>).</p>")
+    sections = [text_section("Summary", summary), Section("Engines", engine_table(rep)),
+                Section("First-spike timing (steps): deployed step minus continuous time / dt",
+                        timing_table(rep), figure),
+                text_section("Quantization", rep["quantization"]), Section("Files", files)]
+    irs = {"ttfs_float.onnx": dep.ir, "ttfs_fixed.onnx": dep.irq}
+    attachments = {name: (lambda path, ir=ir: formats.save(ir, path)) for name, ir in irs.items()}
+    return write_report(folder, plain(rep, nan_to_none=True), sections, TITLE, attachments)
+
+
+def engine_table(rep: dict) -> str:
+    """Accuracy, agreement and sparsity per engine against continuous time (HTML)."""
+    from toolchain.verify.report import escape, table
+
+    c = rep["continuous"]
+    rows = [["continuous", rep["samples"], f"{c['accuracy']:.4f}", "", "", c["no_output_spike"],
+             f"{c['hidden_spikes_before_decision_mean']:.1f}", f"{c['decision_time_mean'] / rep['dt']:.2f}", "", ""]]
+    for name, e in rep["engines"].items():
+        rows.append([escape(name), e["samples"], f"{e['accuracy']:.4f}", f"{e['accuracy'] - c['accuracy']:+.4f}",
+                     f"{e['same_prediction_as_continuous']:.4f}", e["no_output_spike"],
+                     f"{e['hidden_spikes_before_decision_mean']:.1f}", f"{e['decision_step_mean']:.2f}",
+                     escape(", ".join(f"{n}: {k}" for n, k in e["spikes_per_neuron_max"].items())),
+                     f"{e['wall_s']:.1f}"])
+    html = table(["engine", "samples", "accuracy", "vs continuous", "same prediction as continuous",
+                  "no output spike", "hidden spikes before decision", "decision (steps)", "max spikes/neuron",
+                  "seconds"], rows)
+    if "lava" in rep:
+        lv = rep["lava"]
+        html += table(["lava fixed vs emulator fixed", "identical samples", "identical arrays",
+                       "differing values", "seconds"],
+                      [["s, v, u of every population at every step", f"{lv['identical_samples']}/{lv['samples']}",
+                        f"{lv['identical_arrays']}/{lv['arrays']}", lv["mismatched_values"], f"{lv['wall_s']:.1f}"]])
+    return html
+
+
+def timing_table(rep: dict) -> str:
+    """First-spike-time error statistics (steps) per engine and layer (HTML)."""
+    from toolchain.verify.report import escape, table
+
+    rows = [[escape(name), escape(layer), t["n"], *(f"{t[k]:+.3f}" for k in ("mean", "p1", "p5", "median", "p95",
+                                                                            "p99")),
+             f"{t['std']:.3f}", f"{t['mean_abs']:.3f}", f"{t['max_abs']:.2f}", f"{t['within_1_step']:.3f}",
+             f"{t['only_deployed']}/{t['only_continuous']}" if "only_deployed" in t else ""]
+            for name, e in rep["engines"].items() for layer, t in e["timing_steps"].items() if t.get("n")]
+    return table(["engine", "layer", "spikes", "mean", "p1", "p5", "median", "p95", "p99", "std", "mean |err|",
+                  "max |err|", "|err| <= 1", "only deployed / only continuous"], rows)
+
+
+def _timed_layers(engines: dict) -> list:
+    return list(dict.fromkeys(layer for e in engines.values() for layer, t in e["timing_steps"].items()
+                              if t.get("n")))
+
+
+def timing_figure(engines: dict):
+    """First-spike-time error (steps, deployed step minus continuous time / dt) per layer, one bar per
+    engine, from the report's percentiles: p1-p99 thin, p5-p95 thick, median |, mean o."""
+    from matplotlib.figure import Figure
+
+    layers, n = _timed_layers(engines), len(engines)
+    fig = Figure(figsize=(8, 1.2 + 0.28 * len(layers) * (n + 1)))
+    ax = fig.subplots()
+    for k, (name, e) in enumerate(engines.items()):
+        label = name
+        for i, layer in enumerate(layers):
+            t = e["timing_steps"].get(layer, {})
+            if not t.get("n"):
+                continue
+            y = -(i * (n + 1) + k)
+            ax.plot([t["p1"], t["p99"]], [y, y], color=f"C{k}", lw=1)
+            ax.plot([t["p5"], t["p95"]], [y, y], color=f"C{k}", lw=6, solid_capstyle="butt", label=label)
+            ax.plot([t["median"]], [y], "|", color="k", ms=12)
+            ax.plot([t["mean"]], [y], "o", color="white", mec="k", ms=5)
+            label = None
+    ax.set_yticks([-(i * (n + 1) + (n - 1) / 2) for i in range(len(layers))], layers)
+    ax.axvline(0, color="gray", lw=0.8)
+    ax.set_xlabel("first-spike error (steps): deployed step - continuous time / dt", fontsize=9)
+    ax.set_title("p1-p99 thin, p5-p95 thick, median |, mean o", fontsize=9)
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
