@@ -3,7 +3,9 @@ one checkpoint reader/writer, and the CLI built from the registry."""
 import argparse
 import json
 import sys
+import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +14,8 @@ from models.errors import SpikeportError
 from toolchain import checkpoint, methods
 from toolchain.cli import build_parser, main
 from toolchain.methods.config import resolve
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TODAYS_KINDS = {"spikeport-checkpoint", "spikeport-ttfs-checkpoint", "spikeport-spike-transform-checkpoint"}
 
@@ -203,3 +207,10 @@ def test_kind_of_an_unreadable_or_foreign_file_is_none(tmp_path):
     torch.save([1, 2], tmp_path / "list.pt")
     assert checkpoint.kind_of(tmp_path / "junk.pt") is None and checkpoint.kind_of(tmp_path / "list.pt") is None
     assert checkpoint.kind_of(tmp_path / "missing.pt") is None
+
+
+def test_building_the_cli_parser_imports_neither_torch_nor_lava():
+    code = ("import sys; from toolchain.cli import build_parser; build_parser(); "
+            "print(sorted({'torch', 'lava'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -247,3 +247,15 @@ def test_demo_trains_compiles_verifies_and_reports(tmp_path, monkeypatch, capsys
     names = {p.name for p in (tmp_path / "demo").iterdir()}
     assert names == {"model.pt", "model.onnx", "report"}
     assert (tmp_path / "demo" / "report" / "report.html").is_file()
+
+
+def test_a_report_folder_that_is_not_a_report_is_refused_before_anything_runs(tiny, tmp_path, capsys,
+                                                                               monkeypatch):
+    import toolchain.verify.summary as summary
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    monkeypatch.setattr(summary, "verify", lambda *a, **k: pytest.fail("verify ran"))
+    code, out, err = run_cli(capsys, tiny, "--report", tmp_path / "mine")
+    assert code == 2 and "exists and is not a spikeport report folder" in err and err.count("\n") == 1
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"

@@ -6,6 +6,8 @@ Exit status of `cmd_verify`: 0 when every criterion holds, 1 when one fails,
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from toolchain.verify.criteria import Tolerances
 from toolchain.verify.run import VerifyResult, verify
 
@@ -50,7 +52,14 @@ def _timing_table(per_node: dict, pair: str) -> str:
 
 
 def cmd_verify(args) -> int:
-    """`spikeport verify`: run, print the summary (and any failure), write the report, return 0/1."""
+    """`spikeport verify`: run, print the summary (and any failure), write the report, return 0/1.
+
+    A ``--report`` folder that is not a previous report is refused before anything runs."""
+    folder = getattr(args, "report", None) if not getattr(args, "no_report", False) else None
+    if folder:
+        from toolchain.verify.report import check_replaceable
+
+        check_replaceable(Path(folder))
     result = verify(args.model, task=args.task, samples=args.samples, lava_samples=args.lava_samples,
                     backends=args.backends, seed=args.seed, tolerances=Tolerances.from_args(args),
                     ir=getattr(args, "ir", None))
@@ -58,9 +67,8 @@ def cmd_verify(args) -> int:
     for c in result.criteria:
         if not c.passed:
             print(f"FAILED: {c.name}: {c.detail}")
-    if getattr(args, "report", None) and not getattr(args, "no_report", False):
+    if folder:
         from toolchain.verify.verify_report import write_verify_report
 
-        folder = write_verify_report(result, args.report)
-        print(f"report: {folder / 'report.html'}")
+        print(f"report: {write_verify_report(result, folder) / 'report.html'}")
     return result.exit_status

@@ -12,7 +12,7 @@ on Lava; output spikes are scored in steps against ``ceil(t̂)``. Time unit: 1 m
 """
 from toolchain.methods import Method
 from toolchain.methods.spike_train import commands
-from toolchain.methods.spike_train.checkpoint import KIND
+from toolchain.methods.spike_train.config import KIND
 
 
 METHOD = Method(

@@ -14,8 +14,8 @@ from toolchain import checkpoint
 from toolchain.methods.spike_train.report import plain
 from toolchain.methods.spike_train.train import TransformResult
 from toolchain.tasks.spike_transform import SpikeTransformTask, make_task
+from toolchain.methods.spike_train.config import KIND
 
-KIND = "spikeport-spike-transform-checkpoint"  # the checkpoint tag of this method (`toolchain.checkpoint`)
 
 
 def save_checkpoint(path, result: TransformResult) -> None:

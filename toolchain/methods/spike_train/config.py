@@ -20,3 +20,5 @@ def method_config(method: str, **overrides) -> dict:
     if int(cfg["iterations"]) < 1:
         raise SpikeportError(f"spike-transform ({method}): iterations={cfg['iterations']} is outside [1, inf)")
     return cfg
+
+KIND = "spikeport-spike-transform-checkpoint"  # the tag of this method's checkpoints (`toolchain.checkpoint`)

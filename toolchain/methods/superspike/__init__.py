@@ -8,8 +8,7 @@ with the trained integers after quantization-aware training.
 """
 from toolchain.methods import Method
 from toolchain.methods.superspike import commands
-from toolchain.methods.superspike.checkpoint import KIND
-from toolchain.methods.superspike.config import TASK_DEFAULTS
+from toolchain.methods.superspike.config import KIND, TASK_DEFAULTS
 
 
 METHOD = Method(

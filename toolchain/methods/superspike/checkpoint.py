@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from models.network import Network
 from toolchain import checkpoint
+from toolchain.methods.superspike.config import KIND
 
-KIND = "spikeport-checkpoint"  # the checkpoint tag of this method (`toolchain.checkpoint`)
 
 
 def save(path, model: Network, meta: dict) -> None:

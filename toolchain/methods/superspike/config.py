@@ -30,3 +30,5 @@ def with_task(meta: dict, task: Optional[str]) -> dict:
             raise SpikeportError(f"unknown task {task!r}; choose one of {', '.join(TASK_DEFAULTS)}")
         encoding = TASK_DEFAULTS[task]["encoding"]
     return {**meta, "task": task, "encoding": dict(encoding)}
+
+KIND = "spikeport-checkpoint"  # the tag of this method's checkpoints (`toolchain.checkpoint`)

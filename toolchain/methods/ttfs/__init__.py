@@ -9,8 +9,7 @@ stands for continuous time ``i * dt``.
 """
 from toolchain.methods import Method
 from toolchain.methods.ttfs import commands
-from toolchain.methods.ttfs.train import KIND
-from toolchain.methods.ttfs.config import TASK_DEFAULTS
+from toolchain.methods.ttfs.config import KIND, TASK_DEFAULTS
 
 
 METHOD = Method(

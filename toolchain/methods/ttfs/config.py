@@ -8,3 +8,5 @@ RUN_DEFAULTS = dict(theta=1.0, t_max_in=2.0, init_mean=6.0, init_std=1.0, k_pena
                     lr_decay=0.1, clip=10.0, weight_decay=0.0, seed=0, threads=1,
                     max_train=None, bucket=16, log_every=0, loss_domain="z", loss_scale=1.0)
 DEFAULT_DT = 0.0625  # deployed step, units of tau_syn (the step examples/ttfs_mnist.py justifies)
+
+KIND = "spikeport-ttfs-checkpoint"  # the tag of this method's checkpoints (`toolchain.checkpoint`)

@@ -19,8 +19,8 @@ from toolchain import checkpoint
 from toolchain.methods.config import resolve
 from toolchain.methods.ttfs.config import RUN_DEFAULTS, TASK_DEFAULTS
 from toolchain.tasks import datasets
+from toolchain.methods.ttfs.config import KIND
 
-KIND = "spikeport-ttfs-checkpoint"  # the checkpoint tag of this method (`toolchain.checkpoint`)
 
 
 @dataclass
