@@ -14,20 +14,19 @@ import json
 import sys
 
 from models.errors import SpikeportError
+from toolchain import formats, methods
+from toolchain.describe import describe, format_description
 from toolchain.engines import ENGINES, SIMULATE_BACKENDS
+from toolchain.simulate import cmd_simulate
 
 
 def _cmd_train(args) -> int:
-    from toolchain import methods
-
     method = methods.for_training(args.method, args.task)
     _refuse_foreign_options(args, "train", method, f"--method {args.method} --task {args.task} training")
     return method.train(args)
 
 
 def _cmd_compile(args) -> int:
-    from toolchain import formats
-
     method = _method_of_file(args, "compile")
     ir, report = method.compile(args.model, args)
     formats.save(ir, args.out)
@@ -45,8 +44,6 @@ def _cmd_verify(args) -> int:
 def _method_of_file(args, verb: str):
     """The method whose checkpoint kind ``args.model`` carries (the default method for any other
     file), after refusing the flags of other methods."""
-    from toolchain import methods
-
     method, recognised = methods.for_file(args.model)
     what = f"a {method.label} checkpoint" if recognised else "not one"
     _refuse_foreign_options(args, verb, method, what)
@@ -72,9 +69,8 @@ def _refuse_foreign_options(args, verb: str, method, what: str) -> None:
 def _cmd_export(args) -> int:
     """A SuperSpike checkpoint (lowered, float parameters, plus fixed ones if trained
     quantization-aware) or a network file of any format, written in ``--format``."""
-    from toolchain import formats
-    from toolchain.lower import lower
-    from toolchain.methods.superspike import checkpoint
+    from toolchain.lower import lower  # lazy: imports torch (`spikeport -h` stays free of it)
+    from toolchain.methods.superspike import checkpoint  # lazy: imports torch
 
     if formats.is_network_file(args.model):
         ir = formats.load(args.model)
@@ -88,22 +84,17 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_inspect(args) -> int:
-    from toolchain import formats
-    from toolchain.describe import describe, format_description
-
     ir = formats.load(args.model)
     print(json.dumps(describe(ir)) if args.json else format_description(ir))
     return 0
 
 
 def _cmd_simulate(args) -> int:
-    from toolchain.simulate import cmd_simulate
-
     return cmd_simulate(args) or 0
 
 
 def _cmd_demo(args) -> int:
-    from toolchain.demo import run_demo
+    from toolchain.demo import run_demo  # lazy: imports torch (`spikeport -h` stays free of it)
 
     return run_demo(args.out)
 
@@ -118,8 +109,6 @@ class _Parser(argparse.ArgumentParser):
 def _add_method_options(verb: str, parser: argparse.ArgumentParser) -> dict:
     """Every method's own flags for ``verb``, one argument group per method that has some:
     {method: [argparse actions]} (so the flags of other methods can be refused)."""
-    from toolchain import methods
-
     owned = {}
     for method in methods.registry():
         recorder = _Recorder(parser.add_argument_group(f"{method.label} ({method.name})"))
@@ -141,8 +130,6 @@ class _Recorder:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from toolchain import methods
-
     p = _Parser(prog="spikeport", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -190,8 +177,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fail if float minus fixed test accuracy exceeds this (fraction; default 0.05, TTFS 0.005)")
     v.add_argument("--no-report", action="store_true", help="print the summary only, write no report folder")
     v.set_defaults(func=_cmd_verify, method_options=_add_method_options("verify", v))
-
-    from toolchain import formats
 
     e = sub.add_parser("export", help="write a network in another format (ONNX IR, NIR, ...)")
     e.add_argument("model", help="SuperSpike .pt checkpoint, or a network file of any format")

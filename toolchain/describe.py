@@ -13,6 +13,7 @@ import numpy as np
 
 from toolchain import ir as irm
 from toolchain.ir import passes
+from toolchain.quantize import LayerReport, format_report
 
 
 def _jsonable(value):
@@ -95,7 +96,5 @@ def format_description(ir: irm.IR) -> str:
         lines.append(f"  {row['node']:<18} {row['neurons']:>6} neurons {row['synapses']:>9} synapses "
                      f"-> {row['cores']} core(s)")
     if "quantization" in ir.meta:
-        from toolchain.quantize import LayerReport, format_report
-
         lines += ["", "quantization:", format_report([LayerReport(**r) for r in ir.meta["quantization"].values()])]
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from backends.recording import resolve_record
 from models.errors import SpikeportError
 
 ENGINES = {
@@ -50,10 +51,10 @@ def run(engine: str, ir, x, record: Optional[Sequence[str]] = None, *, model=Non
         return _run_torch(engine, ir, x, record, model, options)
     mode = "fixed" if engine in ("emulator", "lava") else "float"
     if engine.startswith("lava"):
-        from backends.lava.runner import run_lava
+        from backends.lava.runner import run_lava  # lazy: pulls scipy (~250 ms) into the CLI parser
 
         return run_lava(ir, x, record, mode=mode, **options)
-    from backends.emulator import run as run_emulator
+    from backends.emulator import run as run_emulator  # lazy: pulls scipy (~180 ms) into the CLI parser
 
     return run_emulator(ir, x, record, mode=mode, **options)
 
@@ -105,7 +106,7 @@ def torch_outputs(model, x, mode: str) -> dict:
 
 def fixed_model(model, ir):
     """A copy of the torch model scaled like the IR, so its fixed mode computes the IR's integers."""
-    from toolchain.lower import apply_scales
+    from toolchain.lower import apply_scales  # lazy: imports torch (engines is on the torch-free CLI path)
 
     model = copy.deepcopy(model)
     if "quantization" in ir.meta:
@@ -120,8 +121,6 @@ def _recorded(ir, outputs: dict, record) -> dict:
     """The part of a torch run that ``record`` asks for, keyed as the backends key it."""
     if record is None:
         return outputs
-    from backends.recording import resolve_record
-
     wanted = resolve_record(ir, record)
     missing = next((f"{node}/{var}" for node, var in wanted.values() if f"{node}/{var}" not in outputs), None)
     if missing is not None:

@@ -29,9 +29,10 @@ from typing import Optional
 
 import numpy as np
 
-from models import fixed_point as fx
 from models import fixed_params as fp
+from models import fixed_point as fx
 from models.errors import SpikeportError
+from toolchain import engines
 from toolchain import ir as irm
 
 HEADROOM = 2.0  # calibrated state * HEADROOM must fit in 24 bits
@@ -71,8 +72,6 @@ class SynapseReport:
 
 def calibration_stats(ir: irm.IR, x: np.ndarray) -> dict:
     """Peak |u| and |v| (pre-reset membrane bound) per neuron node, from the float engine."""
-    from toolchain import engines
-
     names = ir.names(irm.Neuron)
     for name in names:
         quantization_rule(name, ir.op(name))

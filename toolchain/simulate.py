@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from models.errors import SpikeportError
-from toolchain import engines
+from toolchain import engines, formats
 from toolchain import ir as irm
 from toolchain.engines import SIMULATE_BACKENDS
 from toolchain.files import atomic_path, save_npz
@@ -70,8 +70,6 @@ def cmd_simulate(args) -> int:
     emit_hw = getattr(args, "emit_hw", None)
     if emit_hw:
         return _emit_hardware_script(args.model, emit_hw, args.backend)
-    from toolchain import formats
-
     ir = formats.load(args.model)
     x = load_input(args.input)
     out = simulate(ir, x, args.backend, args.record or None)
@@ -92,7 +90,7 @@ def _emit_hardware_script(model, script, backend: str) -> int:
 def write_hardware_script(ir_path, out_path, ir_name: str = "network") -> Path:
     """Write `backends.lava.hardware.hardware_script` to ``out_path`` atomically (made
     executable); returns the path."""
-    from backends.lava.hardware import hardware_script
+    from backends.lava.hardware import hardware_script  # lazy: pulls scipy (~250 ms) into the CLI parser
 
     out = Path(out_path)
     with atomic_path(out) as tmp:

@@ -23,6 +23,7 @@ from typing import Optional
 import networkx as nx
 import numpy as np
 
+from backends.lava.compat import import_lava
 from backends.lava.ops import Context, lava_op
 from models.errors import SpikeportError
 from toolchain import ir as irm
@@ -142,8 +143,6 @@ def build_network(ir: irm.IR, data: dict, *, mode: str = "fixed", tiles: int = 1
     ``record`` lists ``(neuron node, "s"|"v"|"u")`` pairs to probe, one
     Monitor each (on ``s_out``, ``v``, ``u``); None probes nothing.
     """
-    from backends.lava.compat import import_lava
-
     import_lava()
     require_mode(mode)
     check_structure(ir)

@@ -21,6 +21,8 @@ import dataclasses
 import functools
 import multiprocessing
 
+from models.errors import SpikeportError
+
 _PATCHED = False
 
 
@@ -66,8 +68,6 @@ def import_lava():
         import lava  # noqa: F401
         import lava.magma.core.run_configs  # noqa: F401  (first import that needs the shim)
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        from models.errors import SpikeportError
-
         raise SpikeportError(
             f"lava-nc is not importable ({exc}); install it with "
             "`pip install --no-deps --ignore-requires-python lava-nc==0.10.0` (see `make install`)"

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Optional
 
 from backends.lava.builder import LavaNetwork, build_network, check_lava_params, run_network
+from backends.lava.compat import import_lava
 from backends.lava.runner import batched_inputs, format_outputs, tile_inputs
 from backends.recording import resolve_record
 from models.errors import SpikeportError
@@ -68,8 +69,6 @@ def run_process_graph(net: LavaNetwork, run_cfg=None) -> dict:
 
 def loihi_extension_available() -> bool:
     """True when Intel's lava-loihi extension (needed by ``Loihi2HwCfg``) is importable."""
-    from backends.lava.compat import import_lava
-
     import_lava()
     try:
         return importlib.util.find_spec(LOIHI_EXTENSION_MODULE) is not None

@@ -137,7 +137,7 @@ def for_kind(kind: str) -> Method:
 def for_file(path) -> tuple[Method, bool]:
     """(method, recognised) for compile/verify of ``path``: the method of its checkpoint kind, or
     (the default method, False) for any file without a registered kind."""
-    from toolchain.checkpoint import kind_of
+    from toolchain.checkpoint import kind_of  # lazy: imports torch (registry loading stays torch-free)
 
     kind = kind_of(path) if Path(path).suffix == ".pt" else None
     if kind in {m.kind for m in registry()}:

@@ -21,7 +21,7 @@ from toolchain.verify.summary import cmd_verify, format_summary
 
 def write_verify_report(result, folder, extra_sections=()):
     """`toolchain.verify.verify_report.write_verify_report` (imported on use: it needs matplotlib)."""
-    from toolchain.verify.verify_report import write_verify_report as write
+    from toolchain.verify.verify_report import write_verify_report as write  # lazy: imports matplotlib (~1 s)
 
     return write(result, folder, extra_sections)
 

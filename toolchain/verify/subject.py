@@ -16,7 +16,12 @@ import numpy as np
 
 from models.errors import SpikeportError
 from models.network import Network
+from toolchain import formats
 from toolchain import ir as irm
+from toolchain.methods.superspike import checkpoint
+from toolchain.methods.superspike.compile import compile_ir, compile_network
+from toolchain.methods.superspike.config import with_task
+from toolchain.tasks import datasets, encoders
 
 
 @dataclass
@@ -47,8 +52,6 @@ def load_subject(target, ir=None, meta: Optional[dict] = None, calibration_sampl
     else:
         path = _existing(target)
         if path.suffix == ".pt":
-            from toolchain.methods.superspike import checkpoint
-
             model, stored = checkpoint.load(path)
             subject_ir, meta = None, {**stored, **(meta or {})}
         else:
@@ -58,9 +61,6 @@ def load_subject(target, ir=None, meta: Optional[dict] = None, calibration_sampl
         subject_ir = ir if isinstance(ir, irm.IR) else _load_ir(_existing(ir))
         source += f" with {_describe_target(ir)}" if isinstance(ir, irm.IR) else f" with IR {ir}"
     if subject_ir is None or not subject_ir.is_fixed:
-        from toolchain.methods.superspike.compile import compile_ir, compile_network
-        from toolchain.methods.superspike.config import with_task
-
         meta = with_task(meta, task)
         subject_ir = (compile_network(model, meta, calibration_samples) if subject_ir is None
                       else compile_ir(subject_ir, meta, calibration_samples))
@@ -86,8 +86,6 @@ def _existing(path) -> Path:
 
 def _load_ir(path: Path) -> irm.IR:
     """A network file of any format `toolchain.formats` reads; another suffix is a one-line error."""
-    from toolchain import formats
-
     if not formats.is_network_file(path):
         known = ", ".join(sorted(s for f in formats.FORMATS.values() for s in f.suffixes))
         raise SpikeportError(f"{path}: expected a .pt checkpoint or a compiled .onnx file (network formats: {known})")
@@ -110,8 +108,6 @@ def held_out_inputs(task: str, encoding: dict, samples: int, seed: int) -> tuple
 
     ``seed`` seeds a stochastic encoder unless the recorded encoding fixes one.
     """
-    from toolchain.tasks import datasets, encoders
-
     data = datasets.load_task(task)
     encoder = encoders.ENCODERS.get(encoding.get("name"))
     if encoder is not None and "seed" in inspect.signature(encoder).parameters:

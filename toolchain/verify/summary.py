@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from toolchain.verify.criteria import Tolerances
+from toolchain.verify.report import check_replaceable
 from toolchain.verify.run import VerifyResult, verify
 
 
@@ -57,8 +58,6 @@ def cmd_verify(args) -> int:
     A ``--report`` folder that is not a previous report is refused before anything runs."""
     folder = getattr(args, "report", None) if not getattr(args, "no_report", False) else None
     if folder:
-        from toolchain.verify.report import check_replaceable
-
         check_replaceable(Path(folder))
     result = verify(args.model, task=args.task, samples=args.samples, lava_samples=args.lava_samples,
                     backends=args.backends, seed=args.seed, tolerances=Tolerances.from_args(args),
@@ -68,7 +67,7 @@ def cmd_verify(args) -> int:
         if not c.passed:
             print(f"FAILED: {c.name}: {c.detail}")
     if folder:
-        from toolchain.verify.verify_report import write_verify_report
+        from toolchain.verify.verify_report import write_verify_report  # lazy: imports matplotlib (~1 s); only a written report needs it
 
         print(f"report: {write_verify_report(result, folder) / 'report.html'}")
     return result.exit_status

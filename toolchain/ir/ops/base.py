@@ -31,7 +31,7 @@ from typing import ClassVar, Optional
 
 import numpy as np
 
-from models.errors import SpikeportError
+from models.errors import SpikeportError, out_of_range
 
 OP_TYPES: dict[str, type] = {}  # op kind (class name) -> class, filled as op classes are defined
 
@@ -169,8 +169,6 @@ def check_range(node: str, param: str, values, lo, hi, note: str = "") -> None:
 
     NaN is outside every range.
     """
-    from models.errors import out_of_range
-
     arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
     if not arr.size:
         return

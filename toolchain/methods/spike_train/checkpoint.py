@@ -10,11 +10,12 @@ from __future__ import annotations
 import torch
 
 from models.exact_spikes import ExactNetwork
+from models.network import Network
 from toolchain import checkpoint
+from toolchain.methods.spike_train.config import KIND
 from toolchain.methods.spike_train.report import plain
 from toolchain.methods.spike_train.train import TransformResult
 from toolchain.tasks.spike_transform import SpikeTransformTask, make_task
-from toolchain.methods.spike_train.config import KIND
 
 
 
@@ -30,8 +31,6 @@ def load_checkpoint(path) -> tuple[torch.nn.Module, dict]:
     ``exact`` gives an `ExactNetwork` (continuous time), ``surrogate`` a discrete
     `models.network.Network`; `load` also rebuilds the task.
     """
-    from models.network import Network
-
     payload = checkpoint.read(path, KIND)
     model = ExactNetwork(**payload["config"]) if payload["method"] == "exact" else Network(payload["config"])
     checkpoint.load_weights(path, model, payload["state_dict"])

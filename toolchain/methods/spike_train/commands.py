@@ -11,6 +11,11 @@ import argparse
 from pathlib import Path
 
 from models.errors import SpikeportError
+from toolchain import quantize
+from toolchain.ir import passes
+from toolchain.methods.config import read_json
+
+# Building the CLI parser loads this module: imports that pull torch stay inside the functions.
 
 BACKENDS = ("float", "emulator", "lava")
 
@@ -38,9 +43,8 @@ def train(args: argparse.Namespace) -> int:
     """
     import torch
 
-    from toolchain.methods.config import read_json
-    from toolchain.methods.spike_train.checkpoint import save_checkpoint
-    from toolchain.methods.spike_train.train import train_spike_transform
+    from toolchain.methods.spike_train.checkpoint import save_checkpoint  # lazy: imports torch
+    from toolchain.methods.spike_train.train import train_spike_transform  # lazy: imports torch
 
     extra = read_json(args.config) if args.config else {}
     if not isinstance(extra, dict) or set(extra) - {"task", "method"}:
@@ -69,10 +73,8 @@ def _worst(final: dict, method: str) -> str:
 def compile(path: Path, args: argparse.Namespace) -> tuple:
     """Discretise, post-training quantize (calibrated on the training patterns) and validate for
     ``--target``: (fixed IR, quantization report)."""
-    from toolchain.ir import passes
-    from toolchain.methods.spike_train.checkpoint import load
-    from toolchain.methods.spike_train.deploy import compile_transform
-    from toolchain.quantize import format_report
+    from toolchain.methods.spike_train.checkpoint import load  # lazy: imports torch
+    from toolchain.methods.spike_train.deploy import compile_transform  # lazy: imports torch
 
     model, payload, task = load(path)
     _, fixed, reports = compile_transform(model, task.raster(task.x_times).numpy())
@@ -80,17 +82,18 @@ def compile(path: Path, args: argparse.Namespace) -> tuple:
     fixed.meta.update(task="spike-transform", method=payload["method"], seed=payload["task"]["seed"],
                       target=args.target, quantization_mode=f"post-training ({task.x_times.shape[0]} training "
                                                             "patterns as calibration)")
-    return fixed, format_report(reports)
+    return fixed, quantize.format_report(reports)
 
 
 def verify(args: argparse.Namespace) -> int:
     """`spikeport verify model.pt` for a spike-transform checkpoint: prints the summary, writes the
     report folder ``--report`` (`report.write_spike_report`) unless ``--no-report``. Exit 1 when Lava
     differs from the emulator (fixed point, any recorded s/v/u entry), else 0."""
-    from toolchain.methods.spike_train.checkpoint import load
-    from toolchain.methods.spike_train.report import format_report, verify_report, write_spike_report
-    from toolchain.verify import backend_names
-    from toolchain.verify.report import check_replaceable
+    from toolchain.methods.spike_train.checkpoint import load  # lazy: imports torch
+    from toolchain.methods.spike_train.report import (  # lazy: imports torch
+        format_report, verify_report, write_spike_report)
+    from toolchain.verify import backend_names  # lazy: imports torch
+    from toolchain.verify.report import check_replaceable  # lazy: imports torch
 
     backends = backend_names(args.backends, BACKENDS, "spike-transform")
     model, payload, task = load(args.model)

@@ -14,11 +14,18 @@ import numpy as np
 import torch
 
 from models.exact_spikes import ExactNetwork
+from models.losses import van_rossum
 from models.spike_train import raster_to_times, times_to_raster
+from toolchain import engines
 from toolchain import ir as irm
+from toolchain.ir import passes
+from toolchain.lower import apply_scales, lower
 from toolchain.methods.spike_train.loop import Keeper
 from toolchain.methods.spike_train.surrogate import discretize
+from toolchain.quantize import calibration_stats, quantize
 from toolchain.tasks.spike_transform import SpikeTransformTask, match_trains, sorted_times
+from toolchain.verify import compare_bit_identity
+from toolchain.verify.timing import matched_fraction, optimal_pairs
 
 
 def spike_time_errors(test_steps, target_times, max_error: float = 5.0) -> dict:
@@ -32,8 +39,6 @@ def spike_time_errors(test_steps, target_times, max_error: float = 5.0) -> dict:
     same steps against the continuous t̂ (``mean_vs_continuous``, ms: ceil adds
     ~+0.5), and `toolchain.verify.timing.matched_fraction` at 0/1/2 steps.
     """
-    from toolchain.verify.timing import matched_fraction, optimal_pairs
-
     out, tgt = sorted_times(raster_to_times(test_steps)), sorted_times(target_times)
     errors, vs_cont, n_tgt, n_out = [], [], int(np.isfinite(tgt).sum()), int(np.isfinite(out).sum())
     for idx in np.ndindex(*tgt.shape[:-1]):
@@ -56,8 +61,6 @@ def spike_time_errors(test_steps, target_times, max_error: float = 5.0) -> dict:
 def identical_states(a: dict, b: dict) -> dict:
     """How many recorded entries (every s, v, u of every node) are identical between two runs
     (`toolchain.verify.compare_bit_identity`'s value counts)."""
-    from toolchain.verify import compare_bit_identity
-
     keys = sorted(set(a) & set(b))
     c = compare_bit_identity("a", a, "b", b, sorted({k.rpartition("/")[0] for k in keys}))
     return dict(identical=c.equal_values, total=c.values, keys=keys,
@@ -67,10 +70,6 @@ def identical_states(a: dict, b: dict) -> dict:
 def compile_transform(model, x_cal: np.ndarray):
     """Discretise (an `ExactNetwork`; a trained discrete `Network` is taken as is), lower and
     post-training quantize -> (float IR, fixed IR, quantization reports)."""
-    from toolchain.ir import passes
-    from toolchain.lower import lower
-    from toolchain.quantize import calibration_stats, quantize
-
     net = discretize(model) if isinstance(model, ExactNetwork) else model
     ir = lower(net, name="spike-transform")
     fixed, reports = quantize(ir, calibration_stats(ir, x_cal))
@@ -90,9 +89,6 @@ def qat_finetune(net, task: SpikeTransformTask, fixed_ir, iterations: int, lr: f
     (fine-tuned copy, history rows ``iteration, error, converged, ...``).
     """
     from tqdm import tqdm
-
-    from models.losses import van_rossum
-    from toolchain.lower import apply_scales
 
     qat = copy.deepcopy(net)
     apply_scales(qat, fixed_ir)
@@ -134,17 +130,12 @@ def deploy(model, task: SpikeTransformTask, *, lava: bool = True, split: str = "
     fine-tuned integers, ``fixed_ptq`` the post-training ones, and ``qat`` summarises the run
     (van Rossum loss at the PTQ start and at the kept iteration).
     """
-    from toolchain import engines
-
     x_times, target = (task.x_times, task.target_times) if split == "train" else \
         (task.x_test_times, task.target_test_times)
     x = task.raster(x_times).numpy()
     ir, fixed, reports = compile_transform(model, task.raster(task.x_times).numpy())
     qat = None
     if finetune_qat:
-        from toolchain.ir import passes
-        from toolchain.lower import lower
-
         net = discretize(model) if isinstance(model, ExactNetwork) else model
         tuned, history = qat_finetune(net, task, fixed, int(finetune_qat), lr=qat_lr)
         best = min(history, key=lambda row: (not row["converged"], row["error"]))

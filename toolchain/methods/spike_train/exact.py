@@ -18,6 +18,7 @@ from models.exact_spikes import ExactNetwork, membrane
 from models.spike_train import difference_of_exponentials, error_functional, exponential_kernel
 from toolchain.methods.spike_train.loop import Keeper, adam_cosine, iterations
 from toolchain.tasks.spike_transform import SpikeTransformTask, match_trains, sorted_times
+from toolchain.verify.timing import unpaired
 
 if TYPE_CHECKING:  # annotations only
     from models.spike_train import Kernel
@@ -47,8 +48,6 @@ def unmatched_spikes(out_times, target_times, reach: Optional[float] = None) -> 
     ``reach`` (ms): every train is assigned and a pair further apart than ``reach`` counts as one
     extra and one missing spike (the error functional cannot pull spikes across such distances).
     """
-    from toolchain.verify.timing import unpaired
-
     out, tgt = sorted_times(out_times), sorted_times(target_times)
     extra, missing = np.zeros(out.shape, bool), np.zeros(tgt.shape, bool)
     n_out, n_tgt = np.isfinite(out).sum(-1), np.isfinite(tgt).sum(-1)

@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from models.spike_train import raster_to_times
+from toolchain.files import atomic_path
+from toolchain.methods.spike_train.deploy import deploy, score_summary
 from toolchain.verify.report import Section, escape, plain, table, text_section, write_report
 
 TITLE = "spikeport verify report: spike-transform"
@@ -30,9 +33,6 @@ def verify_report(model, payload: dict, task, *, lava: bool = True, finetune_qat
     ``fixed``/``lava`` the fine-tuned one); the Lava vs emulator identity count; the output trains
     (target, learned, deployed = emulator fixed point) for the raster plot.
     """
-    from models.spike_train import raster_to_times
-    from toolchain.methods.spike_train.deploy import deploy, score_summary
-
     dep = deploy(model, task, lava=lava, finetune_qat=finetune_qat, qat_lr=qat_lr, split=split)
     deployed = raster_to_times(dep["runs"]["fixed"][f"{dep['output_node']}/s"])
     rep = dict(method=payload["method"], seed=payload["task"]["seed"], task=payload["task"],
@@ -151,7 +151,5 @@ def raster_figure(panels: list, T: int = 100) -> Figure:
 
 def plot_rasters(panels: list, path, T: int = 100) -> None:
     """`raster_figure` to a PNG at ``path`` (atomic)."""
-    from toolchain.files import atomic_path
-
     with atomic_path(path) as tmp:
         raster_figure(panels, T).savefig(tmp, dpi=110)

@@ -4,20 +4,17 @@ SuperSpike surrogate gradients on the van Rossum distance to the target raster, 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from models.exact_spikes import ExactNetwork
+from models.losses import van_rossum
+from models.network import Network
 from models.spike_train import raster_to_times
 from toolchain.methods.spike_train.loop import Keeper, adam_cosine, iterations
 from toolchain.tasks.spike_transform import SpikeTransformTask, match_trains
 
-if TYPE_CHECKING:  # annotations only: models.network is imported where it is used
-    from models.network import Network
 
-
-def discretize(model: ExactNetwork, slope: float = 2.0) -> "Network":  # noqa: F821
+def discretize(model: ExactNetwork, slope: float = 2.0) -> Network:
     """The continuous student as Lava's CUBA LIF, 1 step = 1 ms (`models.network.Network`, float).
 
     ``du = 1 - exp(-1/tau_syn)``, ``dv = 1 - exp(-1/tau_mem)``, ``vth`` unchanged, no bias,
@@ -25,8 +22,6 @@ def discretize(model: ExactNetwork, slope: float = 2.0) -> "Network":  # noqa: F
     `models.exact_spikes`). The hidden hop's one step is the continuous ``hop_delay`` (0.5 ms)
     plus the rounding of a spike to the end of its step.
     """
-    from models.network import Network
-
     nr = model.neuron
     layer = dict(du=nr.du, dv=nr.dv, vth=nr.vth, bias=False)
     net = Network(dict(n_in=model.sizes[0], layers=[dict(layer, n=n) for n in model.sizes[1:]], slope=slope))
@@ -39,8 +34,6 @@ def discretize(model: ExactNetwork, slope: float = 2.0) -> "Network":  # noqa: F
 def train_surrogate(net, task: SpikeTransformTask, cfg: dict, progress: bool = False) -> list:
     """SuperSpike surrogate gradients on the van Rossum distance to the target raster (Adam),
     float mode of `models.network.Network`. Same convergence criterion, in steps."""
-    from models.losses import van_rossum
-
     x, target = task.raster(task.x_times), task.raster(task.target_times)
     target_steps = raster_to_times(target)
     opt, sched = adam_cosine(net.parameters(), cfg)

@@ -9,6 +9,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from toolchain import formats
+from toolchain.methods.superspike.config import with_task
+from toolchain.quantize import LayerReport, format_report
+
+# Building the CLI parser loads this module: imports that pull torch stay inside the functions.
+
 
 def add_options(verb: str, parser) -> None:
     """The flags only SuperSpike takes, per verb."""
@@ -35,8 +41,8 @@ def add_options(verb: str, parser) -> None:
 
 def train(args: argparse.Namespace) -> int:
     """`spikeport train --method surrogate --task digits|mnist|yinyang [--qat] [--finetune X]`."""
-    from toolchain.methods.superspike import checkpoint
-    from toolchain.methods.superspike.train import train as train_network
+    from toolchain.methods.superspike import checkpoint  # lazy: imports torch
+    from toolchain.methods.superspike.train import train as train_network  # lazy: imports torch
 
     overrides = dict(epochs=args.epochs, seed=args.seed, feedback=args.feedback, threads=args.threads)
     if args.qat:
@@ -52,10 +58,7 @@ def train(args: argparse.Namespace) -> int:
 def compile(path: Path, args: argparse.Namespace) -> tuple:
     """Checkpoint, or a network file of any format (`toolchain.formats`) -> (validated fixed IR,
     quantization report; empty for a quantization-aware or already fixed-point network)."""
-    from toolchain import formats
-    from toolchain.methods.superspike.compile import compile_checkpoint, compile_ir
-    from toolchain.methods.superspike.config import with_task
-    from toolchain.quantize import LayerReport, format_report
+    from toolchain.methods.superspike.compile import compile_checkpoint, compile_ir  # lazy: imports torch
 
     if formats.is_network_file(path):
         network = formats.load(path)
@@ -69,6 +72,6 @@ def compile(path: Path, args: argparse.Namespace) -> tuple:
 
 def verify(args: argparse.Namespace) -> int:
     """The classification cross-check (`toolchain.verify.cmd_verify`)."""
-    from toolchain.verify import cmd_verify
+    from toolchain.verify import cmd_verify  # lazy: imports torch
 
     return cmd_verify(args)

@@ -17,7 +17,10 @@ from tqdm import tqdm
 from models.errors import SpikeportError
 from models.losses import LOSSES, predict
 from models.network import Network
+from toolchain.lower import apply_scales
 from toolchain.methods.config import resolve
+from toolchain.methods.superspike import checkpoint
+from toolchain.methods.superspike.compile import compile_network
 from toolchain.methods.superspike.config import FINETUNE_DEFAULTS, RUN_DEFAULTS, TASK_DEFAULTS
 from toolchain.tasks import datasets, encoders
 
@@ -80,8 +83,6 @@ def train(task: str = "digits", *, config_file=None, progress: bool = True, fine
         torch.set_num_threads(int(cfg["threads"]))
     data = datasets.load_task(task)
     if finetune:
-        from toolchain.methods.superspike import checkpoint
-
         model, start_meta = checkpoint.load(finetune)
         cfg["encoding"] = start_meta.get("encoding", cfg["encoding"])
     x_train, x_test = encode(data.x_train, cfg["encoding"]), encode(data.x_test, cfg["encoding"])
@@ -106,9 +107,6 @@ def init_fixed_scales(model: Network, meta: dict) -> None:
     """Give ``model`` the per-layer scales post-training quantization would choose for its
     current float weights (re-chosen from scratch if it already has scales: a scaled
     network would otherwise compile as quantization-aware, with no calibration)."""
-    from toolchain.methods.superspike.compile import compile_network
-    from toolchain.lower import apply_scales
-
     for layer in model.layers:
         layer.fixed_scale.zero_()
     apply_scales(model, compile_network(model, meta))

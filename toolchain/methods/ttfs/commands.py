@@ -10,7 +10,12 @@ import argparse
 from pathlib import Path
 
 from models.errors import SpikeportError
+from toolchain.ir import passes
 from toolchain.methods.ttfs.config import DEFAULT_DT
+from toolchain.quantize import format_report
+from toolchain.tasks import datasets
+
+# Building the CLI parser loads this module: imports that pull torch stay inside the functions.
 
 
 def add_options(verb: str, parser) -> None:
@@ -22,7 +27,7 @@ def add_options(verb: str, parser) -> None:
 
 def train(args: argparse.Namespace) -> int:
     """`spikeport train --method ttfs --task digits|mnist`."""
-    from toolchain.methods.ttfs.train import train_ttfs
+    from toolchain.methods.ttfs.train import train_ttfs  # lazy: imports torch
 
     overrides = {"threads": args.threads} if args.threads else {}
     result = train_ttfs(args.task, epochs=args.epochs, seed=args.seed or 0, out=args.out,
@@ -37,10 +42,9 @@ def train(args: argparse.Namespace) -> int:
 def compile_ttfs(path, dt: float, calibration_samples: int):
     """Checkpoint -> (fixed IR, layer reports): discretise at ``dt`` (units of tau_syn), calibrate on
     the first ``calibration_samples`` training samples, quantize."""
-    from toolchain.methods.ttfs.lower import lower_ttfs
-    from toolchain.methods.ttfs.quantize import quantize_ttfs
-    from toolchain.methods.ttfs.train import load_checkpoint
-    from toolchain.tasks import datasets
+    from toolchain.methods.ttfs.lower import lower_ttfs  # lazy: imports torch
+    from toolchain.methods.ttfs.quantize import quantize_ttfs  # lazy: imports torch
+    from toolchain.methods.ttfs.train import load_checkpoint  # lazy: imports torch
 
     model, meta = load_checkpoint(path)
     model = model.double().eval()
@@ -54,9 +58,6 @@ def compile_ttfs(path, dt: float, calibration_samples: int):
 
 def compile(path: Path, args: argparse.Namespace) -> tuple:
     """`spikeport compile model.pt` for a TTFS checkpoint: (fixed IR validated for ``--target``, report)."""
-    from toolchain.ir import passes
-    from toolchain.quantize import format_report
-
     fixed, reports = compile_ttfs(path, args.dt or DEFAULT_DT, args.calibration_samples)
     passes.validate(fixed, args.target, require_fixed=True)
     return fixed, format_report(reports)
@@ -71,9 +72,10 @@ def verify(args: argparse.Namespace) -> int:
     accuracy falls more than ``--max-accuracy-drop`` (default 0.005) below
     continuous time.
     """
-    from toolchain.methods.ttfs.deploy import deployment, format_deploy_report, write_ttfs_report
-    from toolchain.verify import backend_names
-    from toolchain.verify.report import check_replaceable
+    from toolchain.methods.ttfs.deploy import (  # lazy: imports torch
+        deployment, format_deploy_report, write_ttfs_report)
+    from toolchain.verify import backend_names  # lazy: imports torch
+    from toolchain.verify.report import check_replaceable  # lazy: imports torch
 
     backends = backend_names(args.backends, ("float", "emulator", "lava"), "TTFS")
     if args.samples is not None and args.samples < 1:

@@ -19,13 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from models.ttfs_layer import TTFSNetwork
+from toolchain import engines, formats
 from toolchain.ir import IR
 from toolchain.methods.ttfs.analysis import analyse_engine, hidden_spikes_before_decision
 from toolchain.methods.ttfs.lower import encode_input, layer_nodes, lower_ttfs
 from toolchain.methods.ttfs.quantize import quantize_ttfs
 from toolchain.methods.ttfs.readout import continuous_times, output_readout, run_deployed, vth_effective
 from toolchain.methods.ttfs.train import load_checkpoint
+from toolchain.quantize import format_report
 from toolchain.tasks import datasets
+from toolchain.verify import compare_bit_identity
+from toolchain.verify.report import Section, check_replaceable, escape, plain, table, text_section, write_report
 
 TITLE = "spikeport verify report: TTFS"
 
@@ -44,8 +48,6 @@ def deploy_ttfs(model, dt: float = 0.0625, *, out_dir=None, **options) -> dict:
     """`deployment`'s report dict (``options`` as there); with ``out_dir`` also writes the report
     folder there (`write_ttfs_report`; refused before the run if ``out_dir`` is not a report folder)."""
     if out_dir is not None:
-        from toolchain.verify.report import check_replaceable
-
         check_replaceable(out_dir)
     dep = deployment(model, dt, **options)
     if out_dir is not None:
@@ -106,7 +108,6 @@ def deployment(model, dt: float = 0.0625, *, refire: str = "inhibit", stats: str
         f"{report['continuous']['accuracy_grid_inputs']:.4f}); dt={dt} tau_syn, {m['steps']} steps, "
         f"du={m['du']:.6f} (du_int {m['du_int']}), tau_eff={m['tau_eff']:.5f}")
     irq, qreports = quantize_ttfs(ir, x_cal, stats=stats)
-    from toolchain.quantize import format_report
     report["quantization"] = format_report(qreports)
     say(report["quantization"])
     results = {}
@@ -129,9 +130,6 @@ def deployment(model, dt: float = 0.0625, *, refire: str = "inhibit", stats: str
 def lava_identity(irq, x, *, chunk: int = 25, log=print) -> dict:
     """Run the fixed IR on Lava and on the emulator (every population's s, v, u) and count
     identical samples and arrays."""
-    from toolchain import engines
-    from toolchain.verify import compare_bit_identity
-
     same_samples = total = arrays_same = arrays_total = mismatched_values = 0
     lava_pred, t0 = [], time.time()
     for i in range(0, len(x), chunk):
@@ -189,9 +187,6 @@ def write_ttfs_report(dep: Deployment, folder, summary: str) -> Path:
     """The report folder of ``dep`` (atomic; `toolchain.verify.report.write_report`): report.json =
     ``dep.report`` as strict JSON, report.html = ``summary`` (the printed text), the engine and
     timing tables, the quantization and `timing_figure`, plus both IRs. Returns the folder."""
-    from toolchain import formats
-    from toolchain.verify.report import Section, plain, text_section, write_report
-
     rep = dep.report
     figure = [("timing_errors.png", "first-spike-time error percentiles (steps), deployed vs continuous",
                timing_figure(rep["engines"]))] if _timed_layers(rep["engines"]) else []
@@ -208,8 +203,6 @@ def write_ttfs_report(dep: Deployment, folder, summary: str) -> Path:
 
 def engine_table(rep: dict) -> str:
     """Accuracy, agreement and sparsity per engine against continuous time (HTML)."""
-    from toolchain.verify.report import escape, table
-
     c = rep["continuous"]
     rows = [["continuous", rep["samples"], f"{c['accuracy']:.4f}", "", "", c["no_output_spike"],
              f"{c['hidden_spikes_before_decision_mean']:.1f}", f"{c['decision_time_mean'] / rep['dt']:.2f}", "", ""]]
@@ -233,8 +226,6 @@ def engine_table(rep: dict) -> str:
 
 def timing_table(rep: dict) -> str:
     """First-spike-time error statistics (steps) per engine and layer (HTML)."""
-    from toolchain.verify.report import escape, table
-
     rows = [[escape(name), escape(layer), t["n"], *(f"{t[k]:+.3f}" for k in ("mean", "p1", "p5", "median", "p95",
                                                                             "p99")),
              f"{t['std']:.3f}", f"{t['mean_abs']:.3f}", f"{t['max_abs']:.2f}", f"{t['within_1_step']:.3f}",

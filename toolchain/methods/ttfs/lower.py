@@ -9,8 +9,12 @@ import math
 
 import numpy as np
 
+from models import fixed_params as fp
 from models.errors import SpikeportError
 from models.ttfs_layer import TTFSNetwork
+from toolchain import engines
+from toolchain import ir as irm
+from toolchain.tasks import encoders
 
 #
 # Discretisation (derivation). Lava's CUBA LIF with dv = 0 and no bias is, per step,
@@ -64,8 +68,6 @@ INPUT, OUTPUT = "input", "output"
 
 def ttfs_clock(dt: float) -> dict:
     """Decay and threshold scale for step ``dt`` (units of tau_syn), with Lava's integer du."""
-    from models import fixed_params as fp
-
     du_float = 1.0 - math.exp(-dt)
     du_int, _ = fp.decays_to_fixed(du_float, 0.0)
     du_eff, _ = fp.decays_from_fixed(du_int, 0)
@@ -118,8 +120,6 @@ def data_inhibition(name: str, weights: list, meta: dict, bound: dict, x_cal, ma
     """H per hidden layer from calibration inputs ``x_cal``: ``margin`` x the peak current each
     neuron receives with its own inhibition off (layer by layer, the ones below already set),
     at least ``1e-3 theta`` and at most ``bound`` (the sum of its positive input weights)."""
-    from toolchain import engines
-
     h = dict(bound)
     for i in range(len(weights) - 1):
         h[i] = None
@@ -134,8 +134,6 @@ def build_ir(name: str, weights: list, meta: dict, inhibition: dict):
     """The IR of feed-forward ``weights`` [(n_out, n_in) per layer] at the clock in ``meta`` (its
     ``du``, ``theta`` and ``config``; stored as ``meta["ttfs"]``). Hidden layer ``i`` gets the
     self-inhibition and latch of strength ``inhibition[i]`` (H, (n,)); none where it is absent or None."""
-    from toolchain import ir as irm
-
     du, theta, last = meta["du"], meta["theta"], len(weights) - 1
     ir = irm.IR(name, meta={"ttfs": dict(meta)})
     src = ir.add(INPUT, irm.Input(meta["config"]["n_in"], source="input"))
@@ -152,8 +150,6 @@ def build_ir(name: str, weights: list, meta: dict, inhibition: dict):
 
 def _add_spike_once(ir, path: str, h: np.ndarray, du: float) -> None:
     """Self-inhibition ``-H`` and the latch that holds it from the step after the first spike on."""
-    from toolchain import ir as irm
-
     n = len(h)
     ir.add(f"{path}.inhibit", irm.Sparse(-np.diag(h), source=path), [path])
     ir.connect(f"{path}.inhibit", path)
@@ -165,8 +161,6 @@ def _add_spike_once(ir, path: str, h: np.ndarray, du: float) -> None:
 
 def encode_input(x, meta: dict) -> np.ndarray:
     """Input spikes (B, steps, n_in), bool: pixel x at index ``round(t_max_in (1 - x) / dt)``."""
-    from toolchain.tasks import encoders
-
     m = meta["ttfs"] if "ttfs" in meta else meta
     return encoders.latency_encode(np.asarray(x), int(m["steps"]), t_min=0.0,
                                    t_max=m["t_max_in"] / m["dt"], threshold=-1.0)

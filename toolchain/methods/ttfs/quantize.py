@@ -7,8 +7,11 @@ from __future__ import annotations
 import numpy as np
 
 from models.errors import SpikeportError
+from toolchain import engines
+from toolchain.ir import passes
 from toolchain.methods.ttfs.lower import encode_input, layer_nodes
 from toolchain.methods.ttfs.readout import first_spike_index
+from toolchain.quantize import HEADROOM, quantize
 
 
 def _feedforward_sums(ir, node: str):
@@ -52,8 +55,6 @@ def data_stats(ir, x_cal) -> dict:
     from then on; output: only the first spike is read), so it is not covered and may
     saturate (with refire="allow" the hidden v is covered at every step). The quantizer
     adds its 2x headroom. Latches: u = v = 1."""
-    from toolchain import engines
-
     nodes = layer_nodes(ir)
     out = engines.run("float-emulator", ir, encode_input(x_cal, ir.meta), [f"{n}/{f}" for n in nodes for f in "suv"])
     stats = {}
@@ -81,9 +82,6 @@ def quantize_ttfs(ir, x_cal=None, stats: str = "data"):
     Each layer's scale is then lowered until its feed-forward weights fill their 8-bit grid,
     whatever it costs (``max_snap_loss`` 2: at most one bit of state headroom).
     """
-    from toolchain.ir import passes
-    from toolchain.quantize import HEADROOM, quantize
-
     if stats == "bound":
         raw = {node: {k: val / HEADROOM for k, val in st.items()} for node, st in bound_stats(ir).items()}
     elif stats == "data":

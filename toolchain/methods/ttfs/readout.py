@@ -7,8 +7,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from models import fixed_point as fx
 from models.errors import SpikeportError
 from models.ttfs_layer import TTFSNetwork
+from toolchain import engines
 from toolchain.methods.ttfs.lower import encode_input, layer_nodes
 
 
@@ -49,8 +51,6 @@ def output_readout(s, v, u, vth_eff: float):
 
 def vth_effective(ir, node: str, mode: str) -> float:
     """The value v must exceed to spike, in the engine's units (fixed: vth << 6)."""
-    from models import fixed_point as fx
-
     op = ir.op(node)
     return float(fx.effective_threshold(op.fixed.vth)) if mode == "fixed" else float(op.vth)
 
@@ -66,8 +66,6 @@ def run_deployed(ir, x, *, engine: str = "emulator", mode: str = "fixed", batch_
     """
     neurons = layer_nodes(ir)
     out_node = neurons[-1]
-    from toolchain import engines
-
     if engine not in ("emulator", "lava"):
         raise SpikeportError(f"ttfs: engine={engine!r} is not 'emulator' or 'lava'")
     name = engines.named(engine, mode)
