@@ -52,6 +52,10 @@ printed; the machine has 2 cores and may be shared, so medians are used):
 
 torch and numpy use the default threads (torch is set to 2, the core count).
 The final table gives PASS/MISS per target.
+
+Why one script of ~500 lines: every ratio must come from one run on one machine, with
+the engines timed in alternating phases, so the Lava, emulator and torch measurements
+share this one process and its set-up.
 """
 from __future__ import annotations
 

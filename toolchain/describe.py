@@ -78,7 +78,7 @@ def _param_summary(op) -> str:
     if isinstance(op, irm.Neuron):
         text = _fields(op, skip=("source", "fixed", "n", "bias"))
         if op.fixed is not None:
-            text += " | " + _fields(op.fixed, skip=("u", "v", "bias_exp"))
+            text += " | " + _fields(op.fixed, skip=(*op.state_vars, "bias_exp"))  # initial state: not shown
     return text
 
 

@@ -37,7 +37,7 @@ class LavaNetwork:
     """A built (not yet compiled) Lava process graph for one IR.
 
     ``processes`` maps IR node names to their Lava process (Output nodes have
-    none); ``monitors`` maps a probed neuron node to ``{"s"|"v"|"u": Monitor}``.
+    none); ``monitors`` maps a probed neuron node to ``{var: Monitor}`` (``"s"`` and its state variables).
     ``tiles`` samples sit side by side in every population; ``num_steps`` is T.
     ``models`` maps processes Lava does not ship to the process model that runs them.
     """
@@ -140,8 +140,8 @@ def build_network(ir: irm.IR, data: dict, *, mode: str = "fixed", tiles: int = 1
     ``(tiles * n, T)`` (time last, as Lava wants; sample b owns rows
     ``[b·n, (b+1)·n)``). ``tiles == 1`` builds the original Dense/DelayDense
     processes; ``tiles > 1`` the block-diagonal Sparse/DelaySparse ones.
-    ``record`` lists ``(neuron node, "s"|"v"|"u")`` pairs to probe, one
-    Monitor each (on ``s_out``, ``v``, ``u``); None probes nothing.
+    ``record`` lists ``(neuron node, var)`` pairs to probe, one Monitor each (``"s"``
+    on the process's ``s_out``, a state variable on the Var of that name); None probes nothing.
     """
     import_lava()
     require_mode(mode)
@@ -167,7 +167,7 @@ def build_network(ir: irm.IR, data: dict, *, mode: str = "fixed", tiles: int = 1
 
 
 def run_network(net: LavaNetwork, run_cfg=None, scratch: Optional[str] = None) -> dict:
-    """Run ``net`` for its T steps and return ``{node: {"s"|"v"|"u": (tiles, T, n)}}``.
+    """Run ``net`` for its T steps and return ``{node: {var: (tiles, T, n)}}``.
 
     ``run_cfg`` defaults to ``Loihi2SimCfg(select_tag=...)`` for the network's
     mode; either way its ``exception_proc_model_map`` gets the network's own

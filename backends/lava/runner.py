@@ -57,7 +57,7 @@ def run_lava(ir: irm.IR, x, record: Optional[list] = None, *, mode: str = "fixed
     is a spike; a graded Input sends its values (integers within int32 in
     fixed mode).
 
-    record: neuron (LIF/LIFReset) or Output node names (an Output records its
+    record: neuron or Output node names (an Output records its
     predecessor under the Output's name), or ``"<node>/s"`` etc. for one
     array; None records every neuron node. Only what is asked for is probed
     (one Lava Monitor per array).
@@ -67,13 +67,13 @@ def run_lava(ir: irm.IR, x, record: Optional[list] = None, *, mode: str = "fixed
     (one compile, T steps); "per-sample" builds one network per sample with
     the IR's own Dense processes (slow; for fidelity checks). Fixed mode:
     both give identical integers. Float mode: Lava's float Sparse sums in
-    another order than its Dense, so tiled v/u may differ in the last bits
+    another order than its Dense, so tiled state may differ in the last bits
     (~1e-14 relative).
     timeout: seconds for the whole call (None: a generous estimate from the
     network size, see `default_timeout`).
     workers: child processes the batch is split over (run concurrently).
 
-    Returns ``{f"{node}/s": int8, f"{node}/v", f"{node}/u": int32 (fixed, Lava's
+    Returns ``{f"{node}/s": int8, f"{node}/<state var>" (LIF: u, v): int32 (fixed, Lava's
     own dtype) or float64 (float)}``, each of shape (B, T, n), also for a (T, N) input.
     Any failure raises a one-line `SpikeportError`.
     """
@@ -170,7 +170,7 @@ class Job:
 
 
 def execute(job: Job, scratch: str) -> dict:
-    """Run a job in this process: ``{node: {"s"|"v"|"u": (B, T, n) float64}}``.
+    """Run a job in this process: ``{node: {var: (B, T, n) float64}}``.
 
     Monitor files go to ``scratch`` (the job folder, removed by the parent).
     """

@@ -38,7 +38,7 @@ CSS = """body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
 th{background:#f0f0f0}td.num{text-align:right}.pass{color:#1a7f37;font-weight:bold}
 .fail{color:#cf222e;font-weight:bold}img{max-width:100%;border:1px solid #ddd;margin:.3em 0}
-code{background:#f6f8fa;padding:1px 4px}"""
+code{background:#f6f8fa;padding:1px 4px}pre{overflow-x:auto;font-size:12px}"""
 
 
 @dataclass
