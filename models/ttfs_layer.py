@@ -200,11 +200,6 @@ def _buffer(name: str, shape, dtype, device) -> torch.Tensor:
     return buf[:n].view(shape)
 
 
-def release_workspace() -> None:
-    """Free the layer's scratch memory."""
-    _WORKSPACE.clear()
-
-
 def _prefix_sums(ws: torch.Tensor, z: torch.Tensor):
     """Running sums over axis 0 of ``ws`` and ``ws * z``: (K, B, n) each.
 
@@ -251,11 +246,6 @@ def encode_times(x: torch.Tensor, t_max_in: float) -> torch.Tensor:
 def encode_z(x: torch.Tensor, t_max_in: float) -> torch.Tensor:
     """``z_in = exp(t_max_in * (1 - x))``; black pixels (x = 0) all get ``exp(t_max_in)``."""
     return torch.exp(encode_times(x, t_max_in))
-
-
-def z_to_t(z: torch.Tensor) -> torch.Tensor:
-    """Spike time in units of tau_syn (``inf`` stays ``inf``)."""
-    return torch.log(z)
 
 
 # ------------------------------------------------------------------ network

@@ -5,7 +5,7 @@ new op family is one new module (imported by whoever uses it) and edits
 nothing here. The built-in families are imported below.
 """
 from toolchain.ir.ops.base import OP_TYPES, Neuron, Op, Sink, Source, Synapse, check_range, floats, ints, plain
-from toolchain.ir.ops.io import Input, Output
+from toolchain.ir.ops.endpoints import Input, Output
 from toolchain.ir.ops.lif import LIF, LIFFixed, LIFReset
 from toolchain.ir.ops.synapses import DelayDense, Dense, Sparse, SynapseFixed
 
