@@ -51,6 +51,7 @@ def impulse(steps, n_in=1, at=0, value=1):
     return x
 
 
-def trace(ir, x, key="n", mode="fixed"):
-    out = run(ir, x, mode=mode)
+def trace(ir, x, key="n", mode="fixed", check=True):
+    """``check=False``: a probe of Lava's arithmetic outside Loihi's ranges (`backends.emulator.prepare`)."""
+    out = run(ir, x, mode=mode, check=check)
     return {f: out[f"{key}/{f}"][0, :, 0].tolist() for f in "svu"}

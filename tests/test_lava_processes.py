@@ -55,7 +55,7 @@ def test_an_exception_inside_lava_becomes_a_one_line_error_and_leaves_nothing_be
     ir.add("dd", dense([[100]], delays=[[-1]]), ["in"])
     ir.add("l", lif(1), ["dd"])
     with pytest.raises(SpikeportError) as err:
-        run_lava(ir, impulses(3, 1, 1), timeout=60)
+        run_lava(ir, impulses(3, 1, 1), timeout=60, check=False)  # the escape hatch: validation refuses it too
     assert str(err.value).startswith("lava: ValueError: DelayDense Process 'delays' expects only positive")
     assert "\n" not in str(err.value)
     assert_no_survivors(marker)

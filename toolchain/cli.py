@@ -84,9 +84,25 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_inspect(args) -> int:
-    ir = formats.load(args.model)
-    print(json.dumps(describe(ir)) if args.json else format_description(ir))
-    return 0
+    """Show the network as it is, valid or not, and name every violation (`formats.problems`).
+
+    Text: the description, then a "violations:" section; ``--json``: the description with a
+    ``"violations"`` list (empty when valid). Exit 0 when valid; 2 when it has violations,
+    with one summary line on stderr. A file that does not parse is the usual one-line error.
+    """
+    ir = formats.read(args.model)
+    found = formats.problems(ir)
+    if args.json:
+        print(json.dumps({**describe(ir), "violations": found}))
+    else:
+        print(format_description(ir))
+        if found:
+            print("\n".join(["", f"violations ({len(found)}):", *(f"  {v}" for v in found)]))
+    if not found:
+        return 0
+    print(f"spikeport: error: {args.model}: {len(found)} violation(s), listed above; the first: {found[0]}",
+          file=sys.stderr)
+    return 2
 
 
 def _cmd_simulate(args) -> int:
@@ -186,9 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, help="file to write")
     e.set_defaults(func=_cmd_export)
 
-    i = sub.add_parser("inspect", help="show a network file of any format: graph, parameters, resources")
+    i = sub.add_parser("inspect", help="show a network file of any format: graph, parameters, resources, "
+                                       "and every violation (exit 2 if any)",
+                       description="Show a network file of any format, valid or not: graph, parameters, "
+                                   "resources, and every violation of its checks (ranges, finite values, "
+                                   "structure, quantization metadata). Exit 0 when valid, 2 when it has "
+                                   "violations (listed under 'violations', one summary line on stderr).")
     i.add_argument("model")
-    i.add_argument("--json", action="store_true")
+    i.add_argument("--json", action="store_true", help="print JSON (violations under \"violations\")")
     i.set_defaults(func=_cmd_inspect)
 
     d = sub.add_parser("demo", help="train on digits, compile, verify against emulator and Lava")

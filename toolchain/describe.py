@@ -4,6 +4,9 @@
 node has ``name``, ``op``, ``shape`` and ``fixed``: the fixed-point keyword
 arguments exactly as they are handed to Lava (None for a float IR). Both views
 read each op's own fields, so a new op type is described without an entry here.
+Both describe an invalid network too (as `toolchain.formats.read` parses it):
+what it holds is shown as it is, unreadable quantization metadata as
+"unreadable"; naming the violations is `toolchain.formats.problems`' job.
 """
 from __future__ import annotations
 
@@ -11,9 +14,10 @@ import dataclasses
 
 import numpy as np
 
+from models.errors import SpikeportError
 from toolchain import ir as irm
 from toolchain.ir import passes
-from toolchain.quantize import LayerReport, format_report
+from toolchain.quantize import format_report, read_reports
 
 
 def _jsonable(value):
@@ -96,5 +100,13 @@ def format_description(ir: irm.IR) -> str:
         lines.append(f"  {row['node']:<18} {row['neurons']:>6} neurons {row['synapses']:>9} synapses "
                      f"-> {row['cores']} core(s)")
     if "quantization" in ir.meta:
-        lines += ["", "quantization:", format_report([LayerReport(**r) for r in ir.meta["quantization"].values()])]
+        lines += ["", "quantization:", _quantization_text(ir.meta)]
     return "\n".join(lines)
+
+
+def _quantization_text(meta: dict) -> str:
+    """The quantization report table, or one line saying why the metadata is unreadable."""
+    try:
+        return format_report(read_reports(meta))
+    except SpikeportError as e:
+        return f"  unreadable ({e})"

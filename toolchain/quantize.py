@@ -23,7 +23,9 @@ clipped silently, and a synapse whose weights would all vanish is an error.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import typing
 from dataclasses import asdict, dataclass
 from typing import Optional
 
@@ -211,6 +213,49 @@ def _quantize_neuron(node, op: irm.LIF, lam, reason, stat, synapses) -> LayerRep
 
 
 RULES = {irm.LIF: _quantize_neuron}  # neuron op type -> (node, op, lam, reason, stat, synapses) -> LayerReport
+
+
+def read_reports(meta: dict) -> list[LayerReport]:
+    """The quantization report an IR's ``meta["quantization"]`` holds (``{node: LayerReport fields}``,
+    as `quantize` writes it), as `LayerReport` records with `SynapseReport` synapses; [] when absent.
+
+    Anything else (not an object, a missing, unknown or mistyped field) is a one-line
+    `SpikeportError` naming the node and the field.
+    """
+    if "quantization" not in meta:
+        return []
+    q = meta["quantization"]
+    if not isinstance(q, dict):
+        raise SpikeportError(f"quantization metadata: is a JSON {type(q).__name__}, expected an object "
+                             "{node: report}")
+    reports = [_record(LayerReport, r, f"quantization metadata for {node!r}") for node, r in q.items()]
+    for r, node in zip(reports, q):
+        if not isinstance(r.synapses, list):
+            raise SpikeportError(f"quantization metadata for {node!r}: synapses is not a list")
+        r.synapses = [_record(SynapseReport, s, f"quantization metadata for {node!r}, synapse {i}")
+                      for i, s in enumerate(r.synapses)]
+    return reports
+
+
+_READABLE = {int: (int,), float: (int, float), str: (str,), list: (list,)}
+
+
+def _record(cls, data, where: str):
+    """``cls(**data)`` after checking that ``data`` has exactly its fields, each of its type."""
+    if not isinstance(data, dict):
+        raise SpikeportError(f"{where}: is a JSON {type(data).__name__}, expected an object")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    missing = [n for n in names if n not in data]
+    unknown = [k for k in data if k not in names]
+    if missing or unknown:
+        what = f"missing field {missing[0]!r}" if missing else f"unknown field {unknown[0]!r}"
+        raise SpikeportError(f"{where}: {what}")
+    for name in names:
+        value = data[name]
+        if isinstance(value, bool) or not isinstance(value, _READABLE[hints[name]]):
+            raise SpikeportError(f"{where}: {name}={value!r} is not {hints[name].__name__}")
+    return cls(**data)
 
 
 def format_report(reports: list[LayerReport]) -> str:

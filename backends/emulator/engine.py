@@ -50,8 +50,8 @@ LONG_RUN = 50_000_000  # neuron-steps (B * T * neurons) from which a progress ba
 
 
 def run(ir: irm.IR, x, record: Optional[Sequence[str]] = None, *, mode: str = "fixed",
-        progress: Optional[bool] = None) -> dict:
-    """Run ``ir`` on inputs ``x`` and return the recorded traces: ``prepare(ir, mode).run(x, ...)``.
+        progress: Optional[bool] = None, check: bool = True) -> dict:
+    """Run ``ir`` on inputs ``x`` and return the recorded traces: ``prepare(ir, mode, check).run(x, ...)``.
 
     ``x``: ``(B, T, N)`` or ``(T, N)``, N = the Input nodes' channels (in node
     order). A binary Input (``num_message_bits == 0``) sends one spike for
@@ -72,18 +72,32 @@ def run(ir: irm.IR, x, record: Optional[Sequence[str]] = None, *, mode: str = "f
     dtype of Lava's ``fixed_pt`` u and v) or float64 (float)}``, each ``(B, T, n)``.
 
     ``progress``: show a tqdm bar (default: only for long runs on a terminal).
+
+    ``check``: see `prepare` (False only for tests that probe Lava's arithmetic outside
+    Loihi's ranges; never the CLI).
     """
-    return prepare(ir, mode).run(x, record, progress=progress)
+    return prepare(ir, mode, check=check).run(x, record, progress=progress)
 
 
-def prepare(ir: irm.IR, mode: str = "fixed") -> "Program":
+def prepare(ir: irm.IR, mode: str = "fixed", check: bool = True) -> "Program":
     """Prepare ``ir`` for repeated runs: Lava's weights and neuron constants, the schedule.
 
     The program is a snapshot (weights and constants copied, the graph's structure
     kept apart): changing the IR afterwards does not change it; prepare again.
+
+    ``check`` (default True): refuse, in one line, every network
+    `toolchain.ir.passes.validate` refuses (structure, reachability, Loihi 2 ranges of
+    the fixed-point record, finite and meaningful float parameters), so an in-memory
+    IR is checked as a file is. ``check=False`` is the escape hatch for tests that
+    probe how Lava's own storage arithmetic treats values outside Loihi's ranges
+    (e.g. ``tests/test_emulator_arithmetic.py``); only shapes are checked then. The
+    CLI, verify and the methods never pass it.
     """
     arithmetic = _arithmetic(ir, mode)
-    passes.infer_shapes(ir)
+    if check:
+        passes.validate(ir)
+    else:
+        passes.infer_shapes(ir)
     for _, op in ir.nodes():
         implementation(op)
     return Program(ir, mode, arithmetic)

@@ -66,17 +66,22 @@ def require_mode(mode: str) -> str:
     return mode
 
 
-def check_lava_params(ir: irm.IR, mode: str = "fixed") -> None:
-    """Refuse parameters Lava would silently misread (hang on, wrap, or shift undefined).
+def check_lava_params(ir: irm.IR, mode: str = "fixed", check: bool = True) -> None:
+    """Refuse what spikeport refuses, then parameters Lava would silently misread.
 
-    Checks the graph (`check_structure`), then each node with its op type's
-    ``LavaOp.check``: Lava's storage and arithmetic limits (e.g. int16
-    ``bias_mant``, int32 weights and state, integer ``du/dv/vth``, delays
-    0..63); the narrower Loihi 2 hardware limits are
-    `toolchain.ir.passes.validate`'s job. Raises `SpikeportError` naming node,
+    ``check`` (default True): first `toolchain.ir.passes.validate` (the Loihi 2
+    ranges, finite float parameters, reachability: exactly what the emulator's
+    `backends.emulator.prepare` refuses). ``check=False`` is the escape hatch for
+    tests probing Lava's storage arithmetic outside Loihi's ranges; the CLI never
+    passes it. Always: the graph (`check_structure`), then each node with its op
+    type's ``LavaOp.check``: Lava's storage and arithmetic limits (e.g. int16
+    ``bias_mant``, int32 weights and state, integer ``du/dv/vth``, delays 0..63),
+    which keep Lava from hanging even then. Raises `SpikeportError` naming node,
     parameter, value and limit.
     """
     require_mode(mode)
+    if check:
+        passes.validate(ir)
     check_structure(ir)
     for name, op in ir.nodes():
         check = lava_op(name, op).check
@@ -133,7 +138,7 @@ def _monitor(proc, target: str, num_steps: int):
 
 
 def build_network(ir: irm.IR, data: dict, *, mode: str = "fixed", tiles: int = 1,
-                  record: Optional[list] = None) -> LavaNetwork:
+                  record: Optional[list] = None, check: bool = True) -> LavaNetwork:
     """Build the Lava processes for ``ir`` without compiling or running them.
 
     ``data`` maps each Input node to its RingBuffer data, shape
@@ -142,9 +147,14 @@ def build_network(ir: irm.IR, data: dict, *, mode: str = "fixed", tiles: int = 1
     processes; ``tiles > 1`` the block-diagonal Sparse/DelaySparse ones.
     ``record`` lists ``(neuron node, var)`` pairs to probe, one Monitor each (``"s"``
     on the process's ``s_out``, a state variable on the Var of that name); None probes nothing.
+    ``check`` (default True): refuse what `toolchain.ir.passes.validate` refuses, as the emulator
+    does; False only for tests that probe Lava outside Loihi's ranges. Lava's own storage
+    limits are `check_lava_params`' job (`run_lava` runs it before any child starts).
     """
     import_lava()
     require_mode(mode)
+    if check:
+        passes.validate(ir)
     check_structure(ir)
     steps = {np.shape(d)[-1] for d in data.values()}
     if len(steps) != 1 or set(data) != set(ir.names(irm.Input)):

@@ -49,7 +49,8 @@ _CHILD_CODE = "import sys; from backends.lava.runner import child_main; child_ma
 
 
 def run_lava(ir: irm.IR, x, record: Optional[list] = None, *, mode: str = "fixed",
-             batching: str = "tile", timeout: Optional[float] = None, workers: int = 1) -> dict:
+             batching: str = "tile", timeout: Optional[float] = None, workers: int = 1,
+             check: bool = True) -> dict:
     """Run ``ir`` on Lava's CPU simulator and return the recorded traces.
 
     x: array (B, T, N) or (T, N); N is the Input nodes' channels in node
@@ -72,6 +73,10 @@ def run_lava(ir: irm.IR, x, record: Optional[list] = None, *, mode: str = "fixed
     timeout: seconds for the whole call (None: a generous estimate from the
     network size, see `default_timeout`).
     workers: child processes the batch is split over (run concurrently).
+    check: refuse what `toolchain.ir.passes.validate` refuses, as the emulator does
+    (`check_lava_params`). ``check=False`` is the escape hatch for tests that probe
+    Lava's storage arithmetic outside Loihi's ranges (Lava's own limits are still
+    enforced, so Lava cannot hang on them); the CLI never passes it.
 
     Returns ``{f"{node}/s": int8, f"{node}/<state var>" (LIF: u, v): int32 (fixed, Lava's
     own dtype) or float64 (float)}``, each of shape (B, T, n), also for a (T, N) input.
@@ -82,11 +87,11 @@ def run_lava(ir: irm.IR, x, record: Optional[list] = None, *, mode: str = "fixed
         raise SpikeportError(f"lava: batching={batching!r} is not one of {list(BATCHING)}")
     inputs = batched_inputs(ir, x, mode)
     targets = resolve_record(ir, record)
-    check_lava_params(ir, mode)
+    check_lava_params(ir, mode, check=check)
     batch = next(iter(inputs.values())).shape[0]
     probes = sorted(set(targets.values()))
     chunks = np.array_split(np.arange(batch), max(1, min(int(workers), batch)))
-    jobs = [Job(ir, {k: v[idx] for k, v in inputs.items()}, probes, mode, batching) for idx in chunks]
+    jobs = [Job(ir, {k: v[idx] for k, v in inputs.items()}, probes, mode, batching, check) for idx in chunks]
     limit = timeout if timeout is not None else default_timeout(ir, inputs, len(probes), batching)
     return format_outputs(_concat(run_jobs(jobs, limit)), targets, mode)
 
@@ -167,6 +172,7 @@ class Job:
     probes: list
     mode: str
     batching: str
+    check: bool = True  # as `run_lava`'s (the parent already checked; the child's builder checks again)
 
 
 def execute(job: Job, scratch: str) -> dict:
@@ -187,7 +193,8 @@ def tile_inputs(inputs: dict) -> dict:
 
 
 def _run_tiled(job: Job, inputs: dict, tiles: int, scratch: str) -> dict:
-    net = build_network(job.ir, tile_inputs(inputs), mode=job.mode, tiles=tiles, record=job.probes)
+    net = build_network(job.ir, tile_inputs(inputs), mode=job.mode, tiles=tiles, record=job.probes,
+                        check=job.check)
     return run_network(net, scratch=scratch)
 
 

@@ -8,6 +8,15 @@ one new file and edits nothing else.
 
 Options are the format's own keyword arguments (NIR: ``dt``); a format that
 takes none refuses any.
+
+Every network is checked at the boundary: `load` parses (`read`) and then
+refuses, in one line prefixed with the path, anything `problems` names:
+a structure, reachability or parameter-range violation
+(`toolchain.ir.passes.validate`: Loihi 2 ranges of the fixed-point record,
+finite and meaningful float parameters) or unreadable quantization metadata
+(`toolchain.quantize.read_reports`). So no engine ever sees an unchecked
+file, whatever the verb. `read` alone is for ``spikeport inspect``, which
+shows an invalid network together with all its violations.
 """
 from __future__ import annotations
 
@@ -19,6 +28,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from models.errors import SpikeportError
+from toolchain.ir import passes
+from toolchain.quantize import read_reports
 
 
 @dataclass(frozen=True)
@@ -84,9 +95,34 @@ def is_network_file(path) -> bool:
 
 
 def load(path, fmt: Optional[str] = None, **options):
-    """Read the network in ``path`` as an IR (see the module docstring)."""
+    """Read the network in ``path`` as a checked IR: `read`, then `check` (see the module docstring)."""
+    ir = read(path, fmt, **options)
+    check(ir, path)
+    return ir
+
+
+def read(path, fmt: Optional[str] = None, **options):
+    """Parse the network in ``path`` as an IR without checking its parameters (`load` checks)."""
     chosen = find(path, fmt)
     return chosen.load(path, **_options(chosen, options))
+
+
+def problems(ir) -> list[str]:
+    """Every violation in ``ir`` (`toolchain.ir.passes.violations`), then its quantization metadata's
+    problem if it is unreadable; empty when the network is valid."""
+    found = passes.violations(ir)
+    try:
+        read_reports(ir.meta)
+    except SpikeportError as e:
+        found.append(str(e))
+    return found
+
+
+def check(ir, where) -> None:
+    """Refuse ``ir`` with its first problem (`problems`) as one line prefixed with ``where``."""
+    found = problems(ir)
+    if found:
+        raise SpikeportError(f"{where}: {found[0]}")
 
 
 def save(ir, path, fmt: Optional[str] = None, **options) -> None:

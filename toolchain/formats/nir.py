@@ -82,7 +82,7 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from models.errors import SpikeportError
+from models.errors import SpikeportError, out_of_range
 from toolchain import formats
 from toolchain import ir as irm
 from toolchain.ir import passes
@@ -308,6 +308,9 @@ def _neuron(name: str, node, dt: float) -> _Neuron:
     n = _size(name, node.input_type["input"])
     p = {key: _param(here, key, getattr(node, key), n) for key in vars(node)
          if key not in ("input_type", "output_type", "metadata")}
+    for key in ("tau_syn", "tau_mem", "tau"):
+        if key in p:
+            _check_time_constant(here, key, p[key])
     if np.any(p["v_reset"] != 0):
         raise SpikeportError(f"{here}: v_reset={_values(p['v_reset'])} is not supported (Lava resets v to 0)")
     ones = np.ones(n)
@@ -328,6 +331,14 @@ def _neuron(name: str, node, dt: float) -> _Neuron:
                                  f"spikeport needs finite values")
     return _Neuron(n, du=_uniform(here, "du", du), dv=_uniform(here, "dv", dv),
                    vth=_uniform(here, "v_threshold", p["v_threshold"]), bias=bias, gain=gain)
+
+
+def _check_time_constant(here: str, key: str, values: np.ndarray) -> None:
+    """A time constant is not negative (-inf included, which would read as no decay); 0 and NaN are
+    refused by the finiteness check of the parameters they give."""
+    bad = values[values < 0]
+    if bad.size:
+        raise out_of_range(here, key, bad[0], "(0, inf] (a time constant is positive; inf = no decay)")
 
 
 def _param(here: str, key: str, value, n: int) -> np.ndarray:

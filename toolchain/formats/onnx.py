@@ -287,9 +287,13 @@ def _array(tensor: TensorProto, where: str) -> np.ndarray:
     if tensor.data_location == TensorProto.EXTERNAL:
         raise SpikeportError(f"{where}: initializer {tensor.name!r} uses external data, which spikeport does not read")
     try:
-        return numpy_helper.to_array(tensor)
+        array = numpy_helper.to_array(tensor)
     except (ValueError, TypeError) as e:
         raise SpikeportError(f"{where}: initializer {tensor.name!r} is corrupt ({e})") from None
+    if array.dtype.kind not in "biuf":
+        raise SpikeportError(f"{where}: initializer {tensor.name!r} holds {array.dtype} values, "
+                             "expected numbers (float64 or int64)")
+    return array
 
 
 def _decode_op(node: onnx.NodeProto, arrays: dict, where: str) -> irm.Op:

@@ -3,7 +3,15 @@
 Passes are plain functions ``IR -> report`` that raise `SpikeportError`
 naming node, parameter, value and limit on the first violation. They know
 ops only by role (`Source`, `Synapse`, `Neuron`, `Sink`); each op's own
-parameter ranges are its ``check_fixed`` (`toolchain.ir.ops`).
+parameter ranges are its ``check_float`` (float parameters, and those both
+arithmetics share) and ``check_fixed`` (the fixed-point record)
+(`toolchain.ir.ops`).
+
+`validate` is the one check every network passes before any engine runs it:
+the file readers (`toolchain.formats.load`) and both engines' entry points
+(`backends.emulator.prepare`, `backends.lava.run_lava`) call it. `violations`
+is the same check collecting every violation instead of stopping at the first
+(``spikeport inspect``).
 """
 from __future__ import annotations
 
@@ -57,16 +65,15 @@ def _expect_one_source(name, srcs, roles, ir):
 
 
 def check_reachable(ir: IR) -> None:
-    """Every node must be reachable from an Input."""
+    """Every node must be reachable from an Input (an empty graph has none); each orphan is reported."""
     inputs = ir.names(ops.Source)
     if not inputs:
         raise SpikeportError(f"{ir.name}: the graph has no Input node")
     seen = set(inputs)
     for src in inputs:
         seen |= nx.descendants(ir.graph, src)
-    orphans = [n for n in ir.graph.nodes if n not in seen]
-    if orphans:
-        raise SpikeportError(f"{orphans[0]}: not reachable from any input")
+    for orphan in (n for n in ir.graph.nodes if n not in seen):
+        ops.report(SpikeportError(f"{orphan}: not reachable from any input"))
 
 
 # ------------------------------------------------------------------ parameters
@@ -75,19 +82,54 @@ def check_delays(name: str, op: ops.Synapse) -> None:
         ops.check_range(name, "delay", op.delays, 0, fx.MAX_DELAY, " (Loihi 2: 6-bit delays)")
 
 
+def check_params(name: str, op, require_fixed: bool = False) -> None:
+    """One node's parameters: float and shared ones (``check_float``, every op); for a synapse or
+    neuron also delays and the fixed-point record (``check_fixed``) when it has one
+    (``require_fixed``: it must)."""
+    op.check_float(name)
+    if not isinstance(op, (ops.Synapse, ops.Neuron)):
+        return
+    if isinstance(op, ops.Synapse):
+        check_delays(name, op)
+    if op.fixed is not None:
+        op.check_fixed(name)
+    elif require_fixed:
+        raise SpikeportError(f"{name}: no fixed-point parameters (compile the model first)")
+
+
 def validate(ir: IR, target: str = "loihi2", require_fixed: bool = False) -> dict:
-    """Structure, shapes and (fixed) parameter ranges (each op's ``check_fixed``); returns the node sizes."""
+    """Structure, shapes, reachability and every op's parameter ranges (`check_params`);
+    returns the node sizes. Raises `SpikeportError` on the first violation."""
     get_target(target)
     sizes = infer_shapes(ir)
     check_reachable(ir)
-    for name, op in ir.nodes(ops.Synapse, ops.Neuron):
-        if isinstance(op, ops.Synapse):
-            check_delays(name, op)
-        if op.fixed is not None:
-            op.check_fixed(name)
-        elif require_fixed:
-            raise SpikeportError(f"{name}: no fixed-point parameters (compile the model first)")
+    for name, op in ir.nodes():
+        check_params(name, op, require_fixed)
     return sizes
+
+
+def violations(ir: IR, target: str = "loihi2", require_fixed: bool = False) -> list[str]:
+    """Every message `validate` could raise, as a list (empty: the network is valid).
+
+    Structure (`infer_shapes`) stops at its first problem; every unreachable node and
+    every out-of-range parameter of every node is named.
+    """
+    get_target(target)
+    found: list[str] = []
+    with ops.collecting(found):
+        _collect(found, infer_shapes, ir)
+        _collect(found, check_reachable, ir)
+        for name, op in ir.nodes():
+            _collect(found, check_params, name, op, require_fixed)
+    return found
+
+
+def _collect(found: list, check, *args) -> None:
+    """Run ``check(*args)``, appending a raised `SpikeportError`'s message to ``found``."""
+    try:
+        check(*args)
+    except SpikeportError as e:
+        found.append(str(e))
 
 
 # ----------------------------------------------------------------- core mapping

@@ -42,7 +42,9 @@ def load_subject(target, ir=None, meta: Optional[dict] = None, calibration_sampl
     `Network` (then ``meta`` gives its ``task`` and ``encoding``). ``ir``: a
     compiled IR (path or `IR`) to verify against the checkpoint; without it a
     checkpoint is compiled in memory (`toolchain.methods.superspike.compile.compile_network`,
-    calibrated on ``task``'s training data, default the recorded task).
+    calibrated on ``task``'s training data, default the recorded task). The IR verified is
+    checked as `toolchain.formats.load` checks a file (`toolchain.formats.check`): an
+    invalid one is a one-line `SpikeportError` before any engine runs.
     """
     model, source = None, _describe_target(target)
     if isinstance(target, irm.IR):
@@ -64,6 +66,7 @@ def load_subject(target, ir=None, meta: Optional[dict] = None, calibration_sampl
         meta = with_task(meta, task)
         subject_ir = (compile_network(model, meta, calibration_samples) if subject_ir is None
                       else compile_ir(subject_ir, meta, calibration_samples))
+    formats.check(subject_ir, source)  # an in-memory IR is checked as a file is (`formats.load`)
     if model is not None:
         _check_same_architecture(model, subject_ir)
     return Subject(ir=subject_ir, model=model, meta=meta, source=source)

@@ -4,10 +4,12 @@ Every subclass of `Op` registers itself in `OP_TYPES` when it is defined, so a
 new op family is one new module (imported by whoever uses it) and edits
 nothing here. The built-in families are imported below.
 """
-from toolchain.ir.ops.base import OP_TYPES, Neuron, Op, Sink, Source, Synapse, check_range, floats, ints, plain
+from toolchain.ir.ops.base import (OP_TYPES, Neuron, Op, Sink, Source, Synapse, check_finite, check_range, collecting,
+                                   floats, ints, plain, report)
 from toolchain.ir.ops.endpoints import Input, Output
 from toolchain.ir.ops.lif import LIF, LIFFixed, LIFReset
 from toolchain.ir.ops.synapses import DelayDense, Dense, Sparse, SynapseFixed
 
 __all__ = ["OP_TYPES", "DelayDense", "Dense", "Input", "LIF", "LIFFixed", "LIFReset", "Neuron", "Op",
-           "Output", "Sink", "Source", "Sparse", "Synapse", "SynapseFixed", "check_range", "floats", "ints", "plain"]
+           "Output", "Sink", "Source", "Sparse", "Synapse", "SynapseFixed", "check_finite", "check_range",
+           "collecting", "floats", "ints", "plain", "report"]

@@ -16,7 +16,9 @@ Roles (a base class each, so ``isinstance`` and ``IR.nodes(role)`` select them):
 * `Sink` ops (`Output`) mark a population's spikes as a result.
 
 A `Neuron` op's module is the single definition of that neuron type: float
-and fixed-point records, parameter ranges (`Neuron.check_fixed`), state
+and fixed-point records, parameter ranges (`Neuron.check_float` for the float
+parameters and those both arithmetics share, `Neuron.check_fixed` for the
+fixed-point record), state
 variables, and the step rule (`Neuron.step`) that the emulator's generic
 kernel runs. Engines may register faster kernels per op type; the step rule
 stays the reference they are tested against.
@@ -26,6 +28,10 @@ from the state at t-1 and the synaptic input delivered at step t.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Optional
 
@@ -76,6 +82,14 @@ class Op:
         """Number of output channels (neurons, or synapse targets)."""
         raise NotImplementedError
 
+    def check_float(self, name: str) -> None:
+        """Refuse parameters that hold in both arithmetics and are out of range (via `report`).
+
+        Default: an op with a size field ``n`` needs n >= 1. Subclasses extend it.
+        """
+        if isinstance(getattr(self, "n", None), (int, np.integer)):
+            check_range(name, "n", self.n, 1, np.inf, " (channels)")
+
 
 class Source(Op):
     """Role: sends one value per channel and step (spikes, or graded values)."""
@@ -112,6 +126,12 @@ class Synapse(Op):
         """Per-synapse delays d (steps beyond the hop's one), or None for none."""
         return None
 
+    def check_float(self, name: str) -> None:
+        """Refuse float parameters a network cannot mean (`SpikeportError`, via `report`):
+        every float weight must be finite (NaN and inf are refused)."""
+        super().check_float(name)
+        check_finite(name, "weight", self.weight)
+
     def check_fixed(self, name: str) -> None:
         """Refuse fixed-point parameters outside the target's ranges (`SpikeportError`)."""
         raise NotImplementedError
@@ -125,7 +145,8 @@ class Neuron(Op):
     * ``state_vars``: its state variables, in the order one step computes them
       (recorded as ``<node>/<var>`` beside ``<node>/s``);
     * ``fixed``: its fixed-point record (None until quantized), and `check_fixed`,
-      the target's parameter ranges;
+      the target's parameter ranges; `check_float`, the ranges of its float
+      parameters (by default: every float field finite);
     * `initial_state` and `step`, the step rule in both arithmetics: ``mode="fixed"``
       holds the integers Lava's ``fixed_pt`` model holds (float64 arrays of exact
       integers), ``mode="float"`` the float parameters' units.
@@ -139,6 +160,18 @@ class Neuron(Op):
     @property
     def size(self) -> int:
         return self.n
+
+    def check_float(self, name: str) -> None:
+        """Refuse float parameters a network cannot mean (`SpikeportError`, via `report`).
+
+        Default: every float field (scalar or array) must be finite. An op type with
+        narrower meanings (LIF: decays in [0, 1]) overrides this.
+        """
+        super().check_float(name)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) or (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
+                check_finite(name, f.name, value)
 
     def check_fixed(self, name: str) -> None:
         """Refuse fixed-point parameters outside the target's ranges (`SpikeportError`)."""
@@ -164,17 +197,56 @@ def plain(x):
     return int(x) if float(x).is_integer() else x
 
 
-def check_range(node: str, param: str, values, lo, hi, note: str = "") -> None:
-    """Raise `out_of_range` naming node, parameter, value and limit if any value is outside [lo, hi].
+# ------------------------------------------------------------------ violations
+_collector: contextvars.ContextVar = contextvars.ContextVar("spikeport_violations", default=None)
 
-    NaN is outside every range.
+
+def report(error: SpikeportError) -> None:
+    """Raise ``error``, or, inside `collecting`, add its message to the list and go on.
+
+    Every range check goes through here, so one pass can name every violation
+    (``spikeport inspect``) while every other caller stops at the first.
+    """
+    found = _collector.get()
+    if found is None:
+        raise error
+    found.append(str(error))
+
+
+@contextlib.contextmanager
+def collecting(found: list):
+    """Within the block, `report` appends violation messages to ``found`` instead of raising."""
+    token = _collector.set(found)
+    try:
+        yield found
+    finally:
+        _collector.reset(token)
+
+
+def _bound(x) -> str:
+    return {math.inf: "inf", -math.inf: "-inf"}.get(x, str(x))
+
+
+def check_range(node: str, param: str, values, lo, hi, note: str = "") -> None:
+    """Report `out_of_range` naming node, parameter, value and limit if any value is outside [lo, hi].
+
+    NaN is outside every range. Raises (`report`) unless violations are being collected.
     """
     arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
     if not arr.size:
         return
+    limit = f"[{_bound(lo)}, {_bound(hi)}]{note}"
     if np.isnan(arr).any():
-        raise out_of_range(node, param, float("nan"), f"[{lo}, {hi}]{note}")
-    if arr.min() < lo or arr.max() > hi:
+        report(out_of_range(node, param, float("nan"), limit))
+    elif arr.min() < lo or arr.max() > hi:
         bad = arr.min() if arr.min() < lo else arr.max()
-        raise out_of_range(node, param, plain(bad), f"[{lo}, {hi}]{note}")
+        report(out_of_range(node, param, plain(bad), limit))
+
+
+def check_finite(node: str, param: str, values, note: str = " (float parameters must be finite)") -> None:
+    """Report `out_of_range` if any value is NaN or infinite: "node: param=nan is outside (-inf, inf) (...)"."""
+    arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    bad = arr[~np.isfinite(arr)]
+    if bad.size:
+        report(out_of_range(node, param, plain(bad[0]), f"(-inf, inf){note}"))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from toolchain.ir.ops.base import Sink, Source
+from toolchain.ir.ops.base import Sink, Source, check_range
 
 
 @dataclass
@@ -20,6 +20,11 @@ class Input(Source):
     @property
     def size(self) -> int:
         return self.n
+
+    def check_float(self, name: str) -> None:
+        """n >= 1 channels; ``num_message_bits`` in [0, 32] (0 = binary spikes)."""
+        super().check_float(name)
+        check_range(name, "num_message_bits", self.num_message_bits, 0, 32)
 
 
 @dataclass

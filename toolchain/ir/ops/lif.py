@@ -14,7 +14,13 @@ the ``<< 6`` scale, decays ``x (4096 - d) / 4096`` rounded toward zero, input
 ``t % reset_interval == reset_offset``.
 
 State variables: ``u`` (synaptic current), ``v`` (membrane voltage, recorded after
-reset), in that order. Parameter ranges are Loihi 2's (`LIF.check_fixed`).
+reset), in that order. Parameter ranges: the fixed record's are Loihi 2's
+(`LIF.check_fixed`); the float ones (`LIF.check_float`) are what Lava's
+``floating_pt`` equations above mean: ``du`` and ``dv`` are the fractions of u
+and v lost per step, in [0, 1] (0 = no decay, 1 = nothing kept; outside it the
+state would grow or flip sign every step, which no fixed-point decay can
+express), ``vth`` >= 0 (the fixed threshold mantissa is unsigned), every value
+finite. `LIFReset` needs ``reset_interval`` >= 1 in both arithmetics.
 """
 from __future__ import annotations
 
@@ -24,8 +30,7 @@ from typing import ClassVar, Optional
 import numpy as np
 
 from models import fixed_point as fx
-from models.errors import out_of_range
-from toolchain.ir.ops.base import Neuron, check_range, floats, ints
+from toolchain.ir.ops.base import Neuron, check_finite, check_range, floats, ints
 
 
 @dataclass
@@ -68,6 +73,16 @@ class LIF(Neuron):
 
     def lava_kwargs(self) -> dict:
         return self.fixed.lava_kwargs()
+
+    def check_float(self, name: str) -> None:
+        """Lava floating_pt meanings (module docstring): du, dv in [0, 1] (fraction lost per step),
+        vth in [0, inf) (same units as v), bias finite (v units per step)."""
+        check_range(name, "du", self.du, 0, 1, " (float: fraction of u lost per step)")
+        check_range(name, "dv", self.dv, 0, 1, " (float: fraction of v lost per step)")
+        check_finite(name, "vth", self.vth)
+        if np.isfinite(self.vth):  # a NaN or infinite one is reported once, above
+            check_range(name, "vth", self.vth, 0, np.inf, " (float threshold)")
+        check_finite(name, "bias", self.bias)
 
     def check_fixed(self, name: str) -> None:
         """Loihi 2 ranges: 12-bit du/dv (du = -1: no current decay), 17-bit vth, 13-bit bias
@@ -121,10 +136,14 @@ class LIFReset(LIF):
         kw.update(reset_interval=int(self.reset_interval), reset_offset=int(self.reset_offset))
         return kw
 
+    def check_float(self, name: str) -> None:
+        """`LIF.check_float`, and ``reset_interval`` >= 1 steps (it is a modulus, in both arithmetics)."""
+        super().check_float(name)
+        check_range(name, "reset_interval", self.reset_interval, 1, np.inf, " (steps)")
+
     def check_fixed(self, name: str) -> None:
+        """`LIF.check_fixed`; ``reset_interval`` is checked by `check_float` (both arithmetics)."""
         super().check_fixed(name)
-        if self.reset_interval < 1:
-            raise out_of_range(name, "reset_interval", self.reset_interval, "[1, inf)")
 
     def resets_at(self, t: int) -> bool:
         return fx.reset_interval_hits(t, int(self.reset_interval), int(self.reset_offset))

@@ -54,16 +54,23 @@ class Dense(Synapse):
         kw["num_message_bits"] = int(self.num_message_bits)
         return kw
 
+    def check_float(self, name: str) -> None:
+        """Float weights finite; ``num_message_bits`` in [0, 32] (0 = binary spikes; both arithmetics)."""
+        super().check_float(name)
+        check_range(name, "num_message_bits", self.num_message_bits, 0, 32)
+
     def check_fixed(self, name: str) -> None:
         """Loihi 2 ranges: weight_exp in [-8, 7], 1..8 weight bits, 8-bit mantissas of the sign mode."""
         f = self.fixed
         check_range(name, "weight_exp", f.weight_exp, *fx.WEIGHT_EXP_RANGE)
         check_range(name, "num_weight_bits", f.num_weight_bits, 1, fx.WEIGHT_BITS)
         check_range(name, "sign_mode", f.sign_mode, min(fx.SignMode), max(fx.SignMode))
-        mode = fx.SignMode(int(f.sign_mode))
-        lo, hi = fx.weight_clip_range(mode)
-        check_range(name, "weights", f.weights, lo, hi, f" (8-bit, sign mode {mode.name})")
-        check_range(name, "num_message_bits", self.num_message_bits, 0, 32)
+        if int(f.sign_mode) in set(fx.SignMode):  # the weights' range exists only for a known sign mode
+            mode = fx.SignMode(int(f.sign_mode))
+            if mode == fx.SignMode.NULL:  # Lava infers it from the matrix
+                mode = fx.infer_sign_mode(f.weights)
+            lo, hi = fx.weight_clip_range(mode)
+            check_range(name, "weights", f.weights, lo, hi, f" (8-bit, sign mode {mode.name})")
 
 
 @dataclass
