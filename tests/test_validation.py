@@ -367,3 +367,17 @@ def test_lava_refuses_what_the_emulator_refuses_before_it_starts(case):
     with pytest.raises(SpikeportError) as err:
         run_lava(case.make(), inputs())
     assert str(err.value) == case.message
+
+
+TORCH_CASES = [c for c in CASES if c.id in ("weight-300", "nan-weight-fixed", "unreachable-lif")]
+
+
+@pytest.mark.parametrize("engine", ["float", "torch-fixed"])
+@pytest.mark.parametrize("case", TORCH_CASES, ids=case_ids(TORCH_CASES))
+def test_the_torch_engines_refuse_an_invalid_in_memory_network_before_the_model_runs(case, engine):
+    from toolchain import engines
+
+    never_run = object()  # refused before the model is touched
+    with pytest.raises(SpikeportError) as err:
+        engines.run(engine, case.make(), inputs(), model=never_run)
+    assert str(err.value) == case.message

@@ -130,7 +130,7 @@ def test_a_perturbed_ir_in_memory_gives_the_divergence_record(tiny, compiled):
 
 
 def test_a_timing_criterion_that_cannot_hold_fails_with_exit_1(tiny, capsys):
-    code, out, _ = run_cli(capsys, tiny, "--backends", "float,emulator", "--samples", 10, "--min-match-1", 1.01,
+    code, out, _ = run_cli(capsys, tiny, "--backends", "float,emulator", "--samples", 10, "--min-match-1", 1.0,
                            "--no-report")
     assert code == 1 and "FAILED: layers.1 spikes matched within +-1 step" in out
 

@@ -12,21 +12,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 
 from models.errors import SpikeportError
-from toolchain import formats, methods
+from toolchain import flags, formats, methods
 from toolchain.describe import describe, format_description
 from toolchain.engines import ENGINES, SIMULATE_BACKENDS
+from toolchain.files import check_output, check_output_folder
 from toolchain.simulate import cmd_simulate
 
 
 def _cmd_train(args) -> int:
+    check_output(args.out, args.config, getattr(args, "finetune", None))
     method = methods.for_training(args.method, args.task)
     _refuse_foreign_options(args, "train", method, f"--method {args.method} --task {args.task} training")
     return method.train(args)
 
 
 def _cmd_compile(args) -> int:
+    check_output(args.out, args.model)
     method = _method_of_file(args, "compile")
     ir, report = method.compile(args.model, args)
     formats.save(ir, args.out)
@@ -38,7 +42,17 @@ def _cmd_compile(args) -> int:
 
 
 def _cmd_verify(args) -> int:
+    _check_lava_samples(args.lava_samples, args.samples)
+    if not args.no_report:
+        check_output_folder(args.report, args.model, getattr(args, "ir", None))
     return _method_of_file(args, "verify").verify(args)
+
+
+def _check_lava_samples(lava_samples, samples: int) -> None:
+    """``--lava-samples`` runs a subset of the ``--samples`` inputs: refused (not clipped) above it."""
+    if lava_samples is not None and lava_samples > samples:
+        raise SpikeportError(f"verify --lava-samples: lava_samples={lava_samples} is outside [1, {samples}] "
+                             f"(a subset of --samples {samples})")
 
 
 def _method_of_file(args, verb: str):
@@ -72,6 +86,7 @@ def _cmd_export(args) -> int:
     from toolchain.lower import lower  # lazy: imports torch (`spikeport -h` stays free of it)
     from toolchain.methods.superspike import checkpoint  # lazy: imports torch
 
+    check_output(args.out, args.model)
     if formats.is_network_file(args.model):
         ir = formats.load(args.model)
     else:
@@ -106,12 +121,17 @@ def _cmd_inspect(args) -> int:
 
 
 def _cmd_simulate(args) -> int:
+    if args.emit_hw:
+        check_output(args.emit_hw, args.model, args.input, flag="--emit-hw")
+    else:
+        check_output(args.out, args.model, args.input)
     return cmd_simulate(args) or 0
 
 
 def _cmd_demo(args) -> int:
     from toolchain.demo import run_demo  # lazy: imports torch (`spikeport -h` stays free of it)
 
+    check_output_folder(args.out, flag="--out")
     return run_demo(args.out)
 
 
@@ -154,11 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--method", choices=methods.rules(), default=methods.default().rules[0],
                    help="; ".join(f"{' | '.join(m.rules)} on {'|'.join(m.tasks)}: {m.description}"
                                   for m in methods.registry()) + " (default: %(default)s)")
-    t.add_argument("--epochs", type=int, help="training epochs (spike-transform: iterations; default: the task's)")
-    t.add_argument("--seed", type=int, help="seed of the initialisation and the data order (default: 0)")
+    t.add_argument("--epochs", type=flags.positive_int, help="training epochs (spike-transform: iterations; default: the task's)")
+    t.add_argument("--seed", type=flags.non_negative_int, help="seed of the initialisation and the data order (default: 0)")
     t.add_argument("--out", default="model.pt", help="checkpoint to write (default: model.pt)")
     t.add_argument("--config", help="JSON file overriding the method's training defaults")
-    t.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    t.add_argument("--threads", type=flags.positive_int, help="torch threads (default: torch's)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=_cmd_train, method_options=_add_method_options("train", t))
 
@@ -166,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("model", help=".pt checkpoint of any method (recognised by its kind tag), or a network file "
                                  "of any format (.onnx, .nir)")
     c.add_argument("--out", default="model.onnx", help="IR file to write (default: model.onnx)")
-    c.add_argument("--calibration-samples", type=int, default=256,
+    c.add_argument("--calibration-samples", type=flags.positive_int, default=256,
                    help="training samples that calibrate post-training quantization (default: 256)")
     c.add_argument("--target", default="loihi2", help="hardware target the IR is validated for (default: loihi2)")
     c.set_defaults(func=_cmd_compile, method_options=_add_method_options("compile", c))
@@ -183,14 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="cross-check float model, emulator and Lava; write a report")
     v.add_argument("model", help=".pt checkpoint or compiled .onnx")
-    v.add_argument("--samples", type=int, default=100, help="held-out samples to run (default: 100)")
-    v.add_argument("--lava-samples", type=int, help="of those, how many also run on Lava (default: the method's)")
+    v.add_argument("--samples", type=flags.positive_int, default=100, help="held-out samples to run (default: 100)")
+    v.add_argument("--lava-samples", type=flags.positive_int, help="of those, how many also run on Lava (default: the method's)")
     v.add_argument("--backends", default="float,emulator,lava",
                    help="comma-separated engines (default: float,emulator,lava): "
                         + "; ".join(f"{n}: {t}" for n, t in ENGINES.items()))
     v.add_argument("--report", default="report", help="report folder to write (default: report)")
-    v.add_argument("--max-accuracy-drop", type=float, default=None,
-                   help="fail if float minus fixed test accuracy exceeds this (fraction; default 0.05, TTFS 0.005)")
+    v.add_argument("--max-accuracy-drop", type=flags.fraction_difference, default=None,
+                   help="fail if float minus fixed test accuracy exceeds this (fraction in [-1, 1]; default 0.05, TTFS 0.005)")
     v.add_argument("--no-report", action="store_true", help="print the summary only, write no report folder")
     v.set_defaults(func=_cmd_verify, method_options=_add_method_options("verify", v))
 
@@ -215,19 +235,34 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="train on digits, compile, verify against emulator and Lava")
     d.add_argument("--out", default="out/demo")
     d.set_defaults(func=_cmd_demo)
+    for verb, parser in sub.choices.items():
+        parser.set_defaults(verb=verb, ranged_flags=flags.ranged_flags(parser))
     return p
 
 
 def main(argv=None) -> int:
+    """Run one command. Library warnings raised while it runs are held back: on success they are
+    shown afterwards (they may matter), on a `SpikeportError` dropped, so the one error line is
+    all stderr gets (torch, for one, warns about a foreign pickle before spikeport refuses it)."""
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except SpikeportError as exc:
-        print(f"spikeport: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("spikeport: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings(record=True) as held:
+        try:
+            flags.check_flags(args.verb, args, args.ranged_flags)
+            status = int(args.func(args) or 0)
+        except SpikeportError as exc:
+            print(f"spikeport: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("spikeport: interrupted", file=sys.stderr)
+            return 130
+    _replay(held)
+    return status
+
+
+def _replay(held: list) -> None:
+    """Issue the held-back warnings again, through the filters now in force."""
+    for w in held:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 if __name__ == "__main__":

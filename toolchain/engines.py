@@ -15,6 +15,10 @@ lava-float     `backends.lava.runner.run_lava` (lava-nc) in ``floating_pt``
 is time (index k is step t = k + 1), ``s`` the spikes and the other variables
 the neuron's state as the engine records it (LIF: ``u`` current, ``v`` voltage
 after reset). Lava is imported only when a Lava engine runs.
+
+Every engine refuses, in one line, a network `toolchain.ir.passes.validate` refuses
+(the emulator and Lava in their entry points, the torch engines here), so an
+in-memory IR is checked as a file read by `toolchain.formats.load` is.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import numpy as np
 
 from backends.recording import resolve_record
 from models.errors import SpikeportError
+from toolchain.ir import passes
 
 ENGINES = {
     "float": "torch model in float64 (given a model), else the float emulator",
@@ -83,6 +88,7 @@ def _run_torch(engine: str, ir, x, record, model, options: dict) -> dict:
         raise SpikeportError("engine 'torch-fixed' needs the torch model (a .pt checkpoint), not only an IR")
     if options:
         raise SpikeportError(f"engine {engine!r}: options {', '.join(sorted(options))} do not apply")
+    passes.validate(ir)
     if engine == "float":
         return _recorded(ir, torch_outputs(model, x, "float"), record)
     return _recorded(ir, torch_outputs(fixed_model(model, ir), x, "fixed"), record)

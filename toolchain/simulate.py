@@ -22,6 +22,8 @@ each ``(B, T, n)`` (LIF: ``s``, ``v`` post-reset, ``u``), written atomically
 """
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -51,7 +53,10 @@ def load_input(path) -> np.ndarray:
     if not path.is_file():
         raise SpikeportError(f"{path}: no such input file")
     try:
+        _check_fits_in_memory(path, *_npy_header(path))
         x = np.load(path, allow_pickle=False)
+    except MemoryError:
+        raise SpikeportError(f"{path}: the array does not fit in memory") from None
     except (ValueError, OSError, EOFError) as exc:
         raise SpikeportError(f"{path}: not a readable .npy file ({' '.join(str(exc).split())})") from None
     if x.dtype.kind not in "biuf":
@@ -59,6 +64,34 @@ def load_input(path) -> np.ndarray:
     if x.ndim not in (2, 3):
         raise SpikeportError(f"{path}: shape {x.shape} has {x.ndim} dimensions; expected (B, T, N) or (T, N)")
     return x
+
+
+def _npy_header(path: Path) -> tuple:
+    """(shape, dtype) a ``.npy`` header claims, read without loading the data (ValueError if bad)."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in read:
+            raise ValueError(f"unsupported .npy format version {version}")
+        shape, _, dtype = read[version](f)
+    return shape, dtype
+
+
+def available_memory() -> int:
+    """Physical memory of this machine, bytes (a large fallback where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+def _check_fits_in_memory(path: Path, shape: tuple, dtype) -> None:
+    """A one-line error when the array a header claims (shape x itemsize, bytes) exceeds physical memory."""
+    need = math.prod(shape) * dtype.itemsize
+    have = available_memory()
+    if need > have:
+        raise SpikeportError(f"{path}: header claims shape {tuple(shape)} of {dtype} = {need / 1e9:.3g} GB, "
+                             f"outside the {have / 1e9:.3g} GB of memory of this machine")
 
 
 def cmd_simulate(args) -> int:
@@ -73,7 +106,7 @@ def cmd_simulate(args) -> int:
     ir = formats.load(args.model)
     x = load_input(args.input)
     out = simulate(ir, x, args.backend, args.record or None)
-    save_npz(args.out, out)
+    save_npz(args.out, out, inputs=(args.model, args.input))
     shape = next(iter(out.values())).shape if out else x.shape
     print(f"wrote {args.out}: {len(out)} arrays from backend {args.backend} (B={shape[0]}, T={shape[1]})")
     return 0
@@ -93,7 +126,7 @@ def write_hardware_script(ir_path, out_path, ir_name: str = "network") -> Path:
     from backends.lava.hardware import hardware_script  # lazy: pulls scipy (~250 ms) into the CLI parser
 
     out = Path(out_path)
-    with atomic_path(out) as tmp:
+    with atomic_path(out, inputs=(ir_path,)) as tmp:
         tmp.write_text(hardware_script(ir_path, ir_name, out.name))
         tmp.chmod(0o755)
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from models.errors import SpikeportError
 from models.exact_spikes import ExactNetwork
 from models.network import Network
 from toolchain import checkpoint
@@ -31,8 +32,12 @@ def load_checkpoint(path) -> tuple[torch.nn.Module, dict]:
     ``exact`` gives an `ExactNetwork` (continuous time), ``surrogate`` a discrete
     `models.network.Network`; `load` also rebuilds the task.
     """
-    payload = checkpoint.read(path, KIND)
-    model = ExactNetwork(**payload["config"]) if payload["method"] == "exact" else Network(payload["config"])
+    payload = checkpoint.read(path, KIND, required=("method", "config", "state_dict", "task"))
+    factories = {"exact": lambda cfg: ExactNetwork(**cfg), "surrogate": Network}
+    if not isinstance(payload["method"], str) or payload["method"] not in factories:
+        raise SpikeportError(f"{path}: checkpoint method={payload['method']!r} is outside "
+                             f"{{{', '.join(factories)}}}")
+    model = checkpoint.build(path, factories[payload["method"]], payload["config"])
     checkpoint.load_weights(path, model, payload["state_dict"])
     return model, payload
 

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from models.errors import SpikeportError
-from toolchain import quantize
+from toolchain import flags, quantize
 from toolchain.ir import passes
 from toolchain.methods.config import read_json
 
@@ -23,10 +23,10 @@ BACKENDS = ("float", "emulator", "lava")
 def add_options(verb: str, parser) -> None:
     """The quantization-aware fine-tuning and split flags of verify."""
     if verb == "verify":
-        parser.add_argument("--finetune-qat", type=int, default=0, metavar="N",
+        parser.add_argument("--finetune-qat", type=flags.non_negative_int, default=0, metavar="N",
                             help="spike-transform checkpoints: N iterations of quantization-aware fine-tuning "
                                  "after post-training quantization (reports both; default 0)")
-        parser.add_argument("--qat-lr", type=float, default=1e-3,
+        parser.add_argument("--qat-lr", type=flags.positive_float, default=1e-3,
                             help="with --finetune-qat: Adam learning rate (default 1e-3)")
         parser.add_argument("--split", choices=["train", "test"],
                             help="spike-transform checkpoints: score the training patterns (default) or held-out ones")
@@ -46,14 +46,12 @@ def train(args: argparse.Namespace) -> int:
     from toolchain.methods.spike_train.checkpoint import save_checkpoint  # lazy: imports torch
     from toolchain.methods.spike_train.train import train_spike_transform  # lazy: imports torch
 
-    extra = read_json(args.config) if args.config else {}
-    if not isinstance(extra, dict) or set(extra) - {"task", "method"}:
-        raise SpikeportError(f"{args.config}: expected an object with keys 'task' and/or 'method'")
+    extra = _read_config(args.config)
     if args.threads:
         torch.set_num_threads(int(args.threads))
     method = args.method
     result = train_spike_transform(method, 0 if args.seed is None else args.seed, extra.get("task"),
-                                   dict(extra.get("method") or {}, iterations=args.epochs), not args.quiet)
+                                   _with_epochs(extra.get("method") or {}, args.epochs), not args.quiet)
     save_checkpoint(args.out, result)
     f = result.final
     print(f"spike-transform ({method}, seed {f['seed']}): error {f['error']:.4g} at iteration "
@@ -61,6 +59,27 @@ def train(args: argparse.Namespace) -> int:
           f"(right spike count in {f['count_ok']:.0%} of trains{_worst(f, method)}), {f['seconds']:.1f} s "
           f"-> {args.out}")
     return 0
+
+
+def _with_epochs(method_config: dict, epochs) -> dict:
+    """The ``method`` part of the config file with ``--epochs`` as its iterations, when given
+    (without the flag the file's own ``iterations``, if any, stands)."""
+    return method_config if epochs is None else {**method_config, "iterations": epochs}
+
+
+def _read_config(path) -> dict:
+    """The ``--config`` file: an object whose only keys are ``task`` and ``method``, each an object
+    (`toolchain.methods.config.resolve` then checks their keys and values); {} without a file."""
+    extra = read_json(path) if path else {}
+    if not isinstance(extra, dict) or set(extra) - {"task", "method"}:
+        found = f"keys {sorted(extra)}" if isinstance(extra, dict) else f"a JSON {type(extra).__name__}"
+        raise SpikeportError(f"{path}: {found} is outside the allowed values (an object with keys 'task' "
+                             "and/or 'method')")
+    for key, value in extra.items():
+        if not isinstance(value, dict):
+            raise SpikeportError(f"{path}: {key}={value!r} is outside the allowed values (an object of "
+                                 f"spike-transform {key} keys)")
+    return extra
 
 
 def _worst(final: dict, method: str) -> str:

@@ -21,7 +21,7 @@ def save(path, model: Network, meta: dict) -> None:
 
 def load(path) -> tuple[Network, dict]:
     """Rebuild the network in ``path``; any unreadable or foreign file is a one-line error."""
-    payload = checkpoint.read(path, KIND)
-    model = Network(payload["config"])
+    payload = checkpoint.read(path, KIND, required=("config", "state_dict"))
+    model = checkpoint.build(path, Network, payload["config"])
     checkpoint.load_weights(path, model, payload["state_dict"])
     return model, payload.get("meta", {})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from toolchain import formats
+from toolchain import flags, formats
 from toolchain.methods.superspike.config import with_task
 from toolchain.quantize import LayerReport, format_report
 
@@ -28,15 +28,15 @@ def add_options(verb: str, parser) -> None:
                                            "inputs calibrate it (default: the one the file records)")
     elif verb == "verify":
         parser.add_argument("--task", help="the task whose test set to run (default: the recorded one)")
-        parser.add_argument("--max-timing-error", type=float, default=None,
+        parser.add_argument("--max-timing-error", type=flags.non_negative_float, default=None,
                             help="fail if the output layer's mean |first-spike error| (steps, float vs fixed) "
                                  "exceeds this")
-        parser.add_argument("--min-match-1", type=float, default=None,
+        parser.add_argument("--min-match-1", type=flags.fraction, default=None,
                             help="fail if fewer float output spikes are matched within +-1 step (fraction; "
                                  "default 0.9)")
         parser.add_argument("--ir", help="a compiled .onnx to verify against the .pt checkpoint "
                                          "(default: compile in memory)")
-        parser.add_argument("--seed", type=int, default=0, help="seed of a stochastic input encoder (default: 0)")
+        parser.add_argument("--seed", type=flags.non_negative_int, default=0, help="seed of a stochastic input encoder (default: 0)")
 
 
 def train(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Optional
 
 from models.errors import SpikeportError
+from toolchain.flags import FRACTION, NON_NEGATIVE_INT, POSITIVE
 
 
 TASK_DEFAULTS = {
@@ -17,6 +18,8 @@ TASK_DEFAULTS = {
 FINETUNE_DEFAULTS = dict(epochs=10, lr=3e-4)  # a short, gentle run from a trained network
 RUN_DEFAULTS = dict(seed=0, feedback="symmetric", slope=10.0, mode="float", threads=None,
                     max_delay=0, recurrent=False)
+# Ranges of SuperSpike's own config keys (shared ones: `toolchain.methods.config.RANGES`); du, dv per step
+RANGES = dict(du=FRACTION, dv=FRACTION, weight_gain=POSITIVE, slope=POSITIVE, max_delay=NON_NEGATIVE_INT)
 
 
 def with_task(meta: dict, task: Optional[str]) -> dict:

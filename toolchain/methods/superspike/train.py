@@ -21,7 +21,7 @@ from toolchain.lower import apply_scales
 from toolchain.methods.config import resolve
 from toolchain.methods.superspike import checkpoint
 from toolchain.methods.superspike.compile import compile_network
-from toolchain.methods.superspike.config import FINETUNE_DEFAULTS, RUN_DEFAULTS, TASK_DEFAULTS
+from toolchain.methods.superspike.config import FINETUNE_DEFAULTS, RANGES, RUN_DEFAULTS, TASK_DEFAULTS
 from toolchain.tasks import datasets, encoders
 
 
@@ -36,7 +36,7 @@ def resolve_config(task: str, config_file: str | None = None, **overrides) -> di
     """Run and task defaults (`config`) <- config file (JSON) <- non-None keyword overrides."""
     if task not in TASK_DEFAULTS:
         raise SpikeportError(f"unknown task {task!r}; choose one of {', '.join(TASK_DEFAULTS)}")
-    cfg = resolve({**RUN_DEFAULTS, **TASK_DEFAULTS[task], "task": task}, config_file, **overrides)
+    cfg = resolve({**RUN_DEFAULTS, **TASK_DEFAULTS[task], "task": task}, config_file, ranges=RANGES, **overrides)
     if cfg["loss"] not in LOSSES:
         raise SpikeportError(f"config: loss={cfg['loss']!r} is not one of {', '.join(LOSSES)}")
     return cfg

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from models.errors import SpikeportError
+from toolchain import flags
 from toolchain.ir import passes
 from toolchain.methods.ttfs.config import DEFAULT_DT
 from toolchain.quantize import format_report
@@ -21,7 +22,7 @@ from toolchain.tasks import datasets
 def add_options(verb: str, parser) -> None:
     """``--dt`` for compile and verify."""
     if verb in ("compile", "verify"):
-        parser.add_argument("--dt", type=float,
+        parser.add_argument("--dt", type=flags.positive_float,
                             help=f"TTFS checkpoints: deployed step in units of tau_syn (default {DEFAULT_DT})")
 
 

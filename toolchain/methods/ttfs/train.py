@@ -17,7 +17,7 @@ from models.errors import SpikeportError
 from models.ttfs_layer import TTFSNetwork, predict, ttfs_loss
 from toolchain import checkpoint
 from toolchain.methods.config import resolve
-from toolchain.methods.ttfs.config import RUN_DEFAULTS, TASK_DEFAULTS
+from toolchain.methods.ttfs.config import RANGES, RUN_DEFAULTS, TASK_DEFAULTS
 from toolchain.tasks import datasets
 from toolchain.methods.ttfs.config import KIND
 
@@ -34,7 +34,8 @@ def ttfs_config(task: str, config_file=None, **overrides) -> dict:
     """Run and task defaults (`config`) <- config file (JSON) <- non-None keyword overrides."""
     if task not in TASK_DEFAULTS:
         raise SpikeportError(f"ttfs: unknown task {task!r}; choose one of {', '.join(TASK_DEFAULTS)}")
-    return resolve({**RUN_DEFAULTS, **TASK_DEFAULTS[task], "task": task}, config_file, what="ttfs", **overrides)
+    return resolve({**RUN_DEFAULTS, **TASK_DEFAULTS[task], "task": task}, config_file, what="ttfs",
+                   ranges=RANGES, **overrides)
 
 
 def network_config(cfg: dict, n_in: int, n_classes: int) -> dict:
@@ -160,7 +161,7 @@ def save_checkpoint(path, model: TTFSNetwork, meta: dict) -> None:
 
 def load_checkpoint(path) -> tuple[TTFSNetwork, dict]:
     """Rebuild a TTFS network from a checkpoint written by `save_checkpoint`."""
-    payload = checkpoint.read(path, KIND)
-    model = TTFSNetwork(payload["config"])
+    payload = checkpoint.read(path, KIND, required=("config", "state_dict"))
+    model = checkpoint.build(path, TTFSNetwork, payload["config"])
     checkpoint.load_weights(path, model, payload["state_dict"])
     return model, payload.get("meta", {})
