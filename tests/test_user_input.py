@@ -225,3 +225,12 @@ def test_well_formed_train_compile_simulate_and_verify_still_work(files, capsys,
                  "--lava-samples", "4", "--min-match-1", "0", "--max-accuracy-drop", "1", "--no-report"])
     assert code == 0, capsys.readouterr()
     assert {p.name for p in tmp_path.iterdir()} == {"c.json", "m.pt", "m.onnx", "s.npz"}
+
+
+def test_a_tolerance_outside_its_range_is_refused_by_the_library_too():
+    from models.errors import SpikeportError
+    from toolchain.verify.criteria import Tolerances
+
+    with pytest.raises(SpikeportError, match=r"verify: min_match_1=nan is outside \[0, 1\]"):
+        Tolerances(min_match_1=float("nan"))
+    assert Tolerances(max_accuracy_drop=-0.5, max_timing_error=0).max_timing_error == 0

@@ -6,6 +6,11 @@ train, compile and verify come from the learning methods (`toolchain.methods`):
 
 Every user-caused failure is a `SpikeportError`: printed as one line on
 stderr, exit code 2, and no output file left behind (all writes are atomic).
+Numeric flags are range-checked before any command runs (`toolchain.flags`),
+and every output path is checked against the command's inputs first
+(`toolchain.files.check_output`). Library warnings raised while a command runs
+are held back: shown after a success, dropped on an error, so an error is
+always the one line.
 """
 from __future__ import annotations
 

@@ -7,8 +7,14 @@ Times are in steps.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Optional
+
+from models.errors import SpikeportError
+from toolchain.flags import FRACTION, FRACTION_DIFFERENCE, NON_NEGATIVE
+
+# The allowed values of each tolerance (the CLI flags of the same names take the same ranges).
+TOLERANCE_RANGES = dict(min_match_1=FRACTION, max_accuracy_drop=FRACTION_DIFFERENCE, max_timing_error=NON_NEGATIVE)
 
 
 @dataclass
@@ -24,6 +30,14 @@ class Tolerances:
     min_match_1: Optional[float] = 0.9
     max_accuracy_drop: Optional[float] = 0.05
     max_timing_error: Optional[float] = None
+
+    def __post_init__(self):
+        """A tolerance outside `TOLERANCE_RANGES` (NaN, say) is a one-line `SpikeportError`."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            why = None if value is None else TOLERANCE_RANGES[f.name].problem(value)
+            if why:
+                raise SpikeportError(f"verify: {f.name}={why}")
 
     @classmethod
     def from_args(cls, args) -> "Tolerances":
