@@ -47,6 +47,7 @@ def train(args: argparse.Namespace) -> int:
     from toolchain.methods.spike_train.train import train_spike_transform  # lazy: imports torch
 
     extra = _read_config(args.config)
+    _check_config(args.config, args.method, extra)
     if args.threads:
         torch.set_num_threads(int(args.threads))
     method = args.method
@@ -80,6 +81,19 @@ def _read_config(path) -> dict:
             raise SpikeportError(f"{path}: {key}={value!r} is outside the allowed values (an object of "
                                  f"spike-transform {key} keys)")
     return extra
+
+
+def _check_config(path, method: str, extra: dict) -> None:
+    """Resolve the file's ``task`` and ``method`` parts before any work, so a bad key or value is
+    one line that names the file (`toolchain.methods.config.resolve` names the key and range)."""
+    from toolchain.methods.spike_train.config import method_config
+    from toolchain.tasks.spike_transform import task_config  # lazy: imports torch
+
+    try:
+        task_config(**extra.get("task", {}))
+        method_config(method, **extra.get("method", {}))
+    except SpikeportError as exc:
+        raise SpikeportError(f"{path}: {exc}") from None
 
 
 def _worst(final: dict, method: str) -> str:
