@@ -126,7 +126,11 @@ def grid(category: str, *axes, ids=None):
 
 @pytest.fixture(scope="module")
 def art(tmp_path_factory):
-    """Paths of the valid artefacts (read-only for every test)."""
+    """Paths of the valid artefacts (read-only for every test). Training runs with --threads 1 (two
+    shared cores); torch's thread count is restored after the module."""
+    import torch
+
+    threads = torch.get_num_threads()
     d = tmp_path_factory.mktemp("artefacts")
     _CASES_ROOT[:] = [tmp_path_factory.mktemp("cases")]
     quiet = dict(cwd=d, inputs=())
@@ -143,7 +147,8 @@ def art(tmp_path_factory):
     np.save(d / "x5.npy", np.random.default_rng(0).random((2, 12, 5)) < 0.4)
     (d / "cfg.json").write_text(json.dumps({"epochs": 1, "lr": 0.003}))
     shutil.copytree(d, d.parent / "pristine")
-    return d
+    yield d
+    torch.set_num_threads(threads)
 
 
 _CASES_ROOT = []
