@@ -88,24 +88,7 @@ NIR_VERBS = ("inspect", "simulate-float", "compile", "export")
 
 # Known gaps: (category, *param ids) -> the rule not enforced yet. Each such case is
 # xfail(strict=True): it must keep failing until the fix lands, then the marker must go.
-_TEXT_CHECKPOINT = ("checkpoint.read: a text file (neither pickle nor zip) makes torch's unpickler raise "
-                    "IndexError, which escapes as a traceback")
-_META_NOT_DICT = ("checkpoint load: a payload whose 'meta' is not a dict is not refused "
-                  "(AttributeError/TypeError traceback later)")
-GAPS: dict = {
-    ("onnx-flipped", "compile"): "ONNX reading: a node input name that is not UTF-8 (protobuf hands back bytes) "
-                                 "escapes from formats.onnx._split_inputs as a TypeError traceback",
-    ("onnx-lava", "emit-hw"): "simulate --emit-hw writes the Loihi 2 script without reading or validating the "
-                              "network file (a NaN-weight .onnx gives exit 0 and a script)",
-    **{("onnx-non-utf8", verb, "input"): "ONNX reading: a node input name that is not UTF-8 escapes from "
-       "formats.onnx._split_inputs as a TypeError traceback (str.startswith on bytes)" for verb in ONNX_VERBS},
-    **{("onnx-non-utf8", verb, "name"): "ONNX reading: a node name that is not UTF-8 escapes as a TypeError "
-       "traceback (str + bytes), not a one-line error" for verb in ONNX_VERBS},
-    **{("onnx-non-utf8", verb, "meta"): "ONNX reading: IR meta JSON that is not UTF-8 escapes from "
-       "formats.onnx.meta_from_json as a UnicodeDecodeError traceback" for verb in ONNX_VERBS},
-    **{("checkpoint", verb, "text"): _TEXT_CHECKPOINT for verb in ("compile", "verify", "finetune")},
-    **{("checkpoint", verb, "meta-not-dict"): _META_NOT_DICT for verb in ("compile", "verify", "finetune")},
-}
+GAPS: dict = {}  # (category, *case) -> the rule not enforced yet; every rule listed is enforced now
 
 
 def grid(category: str, *axes, ids=None):

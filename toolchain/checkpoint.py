@@ -46,7 +46,8 @@ def read(path, kind: str | None = None, required: tuple = ()) -> dict:
     except pickle.UnpicklingError:
         raise SpikeportError(f"{path}: not a spikeport checkpoint (it holds Python objects other than plain "
                              "tensors and containers; written by another program?)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, IndexError) as exc:
+        # IndexError: torch's legacy unpickler on a text file that is neither a pickle nor a zip
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SpikeportError(f"{path}: not a readable spikeport checkpoint (truncated or corrupt: {first})") from None
     found = payload.get("format") if isinstance(payload, dict) else None
@@ -59,6 +60,9 @@ def read(path, kind: str | None = None, required: tuple = ()) -> dict:
     for key in required:
         if key not in payload:
             raise SpikeportError(f"{path}: checkpoint has no {key!r} entry (keys: {', '.join(map(str, payload))})")
+    if not isinstance(payload.get("meta", {}), dict):
+        raise SpikeportError(f"{path}: checkpoint entry 'meta' is a {type(payload['meta']).__name__}, "
+                             "expected a dict")
     return payload
 
 

@@ -32,6 +32,7 @@ import numpy as np
 from models.errors import SpikeportError
 from toolchain import engines, formats
 from toolchain import ir as irm
+from toolchain.ir import passes
 from toolchain.engines import SIMULATE_BACKENDS
 from toolchain.files import atomic_path, save_npz
 
@@ -115,6 +116,8 @@ def cmd_simulate(args) -> int:
 def _emit_hardware_script(model, script, backend: str) -> int:
     if backend != "lava":
         raise SpikeportError(f"simulate: --emit-hw needs --backend lava, got --backend {backend}")
+    ir = formats.load(model)  # the script runs this file: refuse what no engine would run
+    passes.validate(ir, require_fixed=True)
     path = write_hardware_script(model, script)
     print(f"wrote {path}: runs {model} with Loihi2HwCfg (needs Intel's lava-loihi extension)")
     return 0

@@ -236,9 +236,24 @@ def _read(path) -> onnx.ModelProto:
     except OSError as e:
         raise SpikeportError(f"{path}: cannot read ({e.strerror})") from None
     try:
-        return onnx.load_model_from_string(data)
+        model = onnx.load_model_from_string(data)
     except DecodeError:
         raise SpikeportError(f"{path}: not an ONNX file, or truncated (it does not parse)") from None
+    _check_text(model, str(path))
+    return model
+
+
+def _check_text(model: onnx.ModelProto, where: str) -> None:
+    """Refuse a name or metadata text that is not valid UTF-8 (protobuf then hands back bytes)."""
+    graph = model.graph
+    texts = [graph.name, *(p.key for p in model.metadata_props), *(p.value for p in model.metadata_props),
+             *(t.name for t in graph.initializer), *(v.name for v in (*graph.input, *graph.output))]
+    for node in graph.node:
+        texts += [node.name, node.op_type, node.domain, *node.input, *node.output, *(a.name for a in node.attribute)]
+    bad = next((t for t in texts if not isinstance(t, str)), None)
+    if bad is not None:
+        raise SpikeportError(f"{where}: a name or metadata text ({bytes(bad)[:24]!r}...) is not valid UTF-8; "
+                             "the file is corrupt")
 
 
 def _check_opset(model: onnx.ModelProto, where: str) -> None:
