@@ -116,3 +116,15 @@ def load_weights(path, model: torch.nn.Module, state_dict: dict) -> None:
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise SpikeportError(f"{path}: weights do not match the stored config ({str(exc).splitlines()[0]})") from None
 
+
+def write_network(path, kind: str, model: torch.nn.Module, meta: dict) -> None:
+    """A network rebuilt from its ``config`` alone: ``{config, state_dict, meta}`` under ``kind``."""
+    write(path, kind, config=model.config, state_dict=model.state_dict(), meta=meta)
+
+
+def read_network(path, kind: str, factory) -> tuple:
+    """(``factory(config)`` with the stored weights, meta) of a `write_network` checkpoint."""
+    payload = read(path, kind, required=("config", "state_dict"))
+    model = build(path, factory, payload["config"])
+    load_weights(path, model, payload["state_dict"])
+    return model, payload.get("meta", {})

@@ -13,15 +13,11 @@ from toolchain import checkpoint
 from toolchain.methods.superspike.config import KIND
 
 
-
 def save(path, model: Network, meta: dict) -> None:
     """Write ``model`` and ``meta`` to ``path`` atomically."""
-    checkpoint.write(path, KIND, config=model.config, state_dict=model.state_dict(), meta=meta)
+    checkpoint.write_network(path, KIND, model, meta)
 
 
 def load(path) -> tuple[Network, dict]:
     """Rebuild the network in ``path``; any unreadable or foreign file is a one-line error."""
-    payload = checkpoint.read(path, KIND, required=("config", "state_dict"))
-    model = checkpoint.build(path, Network, payload["config"])
-    checkpoint.load_weights(path, model, payload["state_dict"])
-    return model, payload.get("meta", {})
+    return checkpoint.read_network(path, KIND, Network)

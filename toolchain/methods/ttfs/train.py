@@ -152,16 +152,11 @@ def train_ttfs(task: str = "mnist", epochs: int | None = None, seed: int = 0, ou
     return result
 
 
-
-
 def save_checkpoint(path, model: TTFSNetwork, meta: dict) -> None:
     """``.pt`` of kind ``spikeport-ttfs-checkpoint``: the network config, weights and meta (atomic)."""
-    checkpoint.write(path, KIND, config=model.config, state_dict=model.state_dict(), meta=meta)
+    checkpoint.write_network(path, KIND, model, meta)
 
 
 def load_checkpoint(path) -> tuple[TTFSNetwork, dict]:
     """Rebuild a TTFS network from a checkpoint written by `save_checkpoint`."""
-    payload = checkpoint.read(path, KIND, required=("config", "state_dict"))
-    model = checkpoint.build(path, TTFSNetwork, payload["config"])
-    checkpoint.load_weights(path, model, payload["state_dict"])
-    return model, payload.get("meta", {})
+    return checkpoint.read_network(path, KIND, TTFSNetwork)
