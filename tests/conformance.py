@@ -36,6 +36,15 @@ def _lif(n: int, cls=irm.LIF, **extra) -> irm.LIF:
     return cls(n, du=0.25, dv=0.125, vth=60 * 64 / 64 / 64, bias=(np.arange(n) % 3) * 2 / 64, fixed=fixed, **extra)
 
 
+def _qif(n: int) -> irm.QIF:
+    """Delta-pulse QIF at h = 2**-6, x in units of 2**-12, thresholds +-20, spread initial x."""
+    x0 = np.linspace(-3.0, 2.0, n)
+    fixed = irm.QIFFixed(k=6, frac=12, du=4095, u_shift=0, x_th=20 << 12, x_reset=-(20 << 12),
+                         bias=np.full(n, 64), x=np.round(x0 * 4096), u=np.zeros(n))
+    return irm.QIF(n, h=1 / 64, du=1.0, gain=1.0, x_th=20.0, x_reset=-20.0, bias=np.full(n, 1 / 64), x=x0,
+                   fixed=fixed)
+
+
 def _synapse(cls, w: np.ndarray, **extra):
     return cls(w / 64.0, fixed=irm.SynapseFixed(w, weight_exp=0, sign_mode=1), **extra)
 
@@ -46,7 +55,8 @@ def example(kind: str) -> irm.IR:
     w = rng.integers(-30, 90, (4, 5))
     synapse = {"Dense": lambda: _synapse(irm.Dense, w), "Sparse": lambda: _synapse(irm.Sparse, w * (w > 20)),
                "DelayDense": lambda: _synapse(irm.DelayDense, w, delay=rng.integers(0, 4, (4, 5)))}
-    neuron = {"LIF": lambda: _lif(4), "LIFReset": lambda: _lif(4, irm.LIFReset, reset_interval=7, reset_offset=2)}
+    neuron = {"LIF": lambda: _lif(4), "LIFReset": lambda: _lif(4, irm.LIFReset, reset_interval=7, reset_offset=2),
+              "QIF": lambda: _qif(4)}
     ir = irm.IR(f"example-{kind}")
     ir.add("input", irm.Input(5))
     ir.add("syn", synapse.get(kind, synapse["Dense"])(), ["input"])
@@ -55,4 +65,4 @@ def example(kind: str) -> irm.IR:
     return ir
 
 
-EXAMPLES = ("Input", "Dense", "Sparse", "DelayDense", "LIF", "LIFReset", "Output")  # built-in op types covered
+EXAMPLES = ("Input", "Dense", "Sparse", "DelayDense", "LIF", "LIFReset", "QIF", "Output")  # built-in op types covered

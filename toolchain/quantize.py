@@ -212,7 +212,13 @@ def _quantize_neuron(node, op: irm.LIF, lam, reason, stat, synapses) -> LayerRep
                        state_use=peak / fx.U_MAX, synapses=synapses)
 
 
-RULES = {irm.LIF: _quantize_neuron}  # neuron op type -> (node, op, lam, reason, stat, synapses) -> LayerReport
+def _refuse_qif(node: str, op: irm.QIF, *args):
+    raise SpikeportError(f"{node}: QIF is not quantized by calibration: its fixed-point record follows from "
+                         f"its step and thresholds (spikeport compile of a smooth checkpoint makes it)")
+
+
+# neuron op type -> (node, op, lam, reason, stat, synapses) -> LayerReport
+RULES = {irm.LIF: _quantize_neuron, irm.QIF: _refuse_qif}
 
 
 def read_reports(meta: dict) -> list[LayerReport]:

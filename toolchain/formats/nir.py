@@ -174,6 +174,11 @@ def _refuse_lif_reset(name: str, op: irm.LIFReset, dt: float, metadata: dict):
                          f"(NIR has no periodic reset)")
 
 
+def _refuse_qif(name: str, op: irm.QIF, dt: float, metadata: dict):
+    raise SpikeportError(f"{name}: QIF cannot be written to NIR (NIR has no quadratic integrate-and-fire "
+                         f"primitive; use ONNX)")
+
+
 def _export_output(name: str, op: irm.Output, dt: float, metadata: dict) -> nir.Output:
     return nir.Output(output_type=np.array([op.n]), metadata=metadata)
 
@@ -192,7 +197,7 @@ def _export_lif(name: str, op: irm.LIF, dt: float, metadata: dict) -> nir.CubaLI
 
 # op type -> (name, op, dt, metadata) -> NIR node (or a one-line refusal naming the reason)
 EXPORTS = {irm.Input: _export_input, irm.Dense: _export_synapse, irm.LIF: _export_lif,
-           irm.LIFReset: _refuse_lif_reset, irm.Output: _export_output}
+           irm.LIFReset: _refuse_lif_reset, irm.QIF: _refuse_qif, irm.Output: _export_output}
 
 
 def _tau(decay: float, dt: float) -> float:

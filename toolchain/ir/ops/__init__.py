@@ -8,8 +8,9 @@ from toolchain.ir.ops.base import (OP_TYPES, Neuron, Op, Sink, Source, Synapse, 
                                    floats, ints, plain, report)
 from toolchain.ir.ops.endpoints import Input, Output
 from toolchain.ir.ops.lif import LIF, LIFFixed, LIFReset
+from toolchain.ir.ops.qif import QIF, QIFFixed
 from toolchain.ir.ops.synapses import DelayDense, Dense, Sparse, SynapseFixed
 
 __all__ = ["OP_TYPES", "DelayDense", "Dense", "Input", "LIF", "LIFFixed", "LIFReset", "Neuron", "Op",
-           "Output", "Sink", "Source", "Sparse", "Synapse", "SynapseFixed", "check_finite", "check_range",
+           "Output", "QIF", "QIFFixed", "Sink", "Source", "Sparse", "Synapse", "SynapseFixed", "check_finite", "check_range",
            "collecting", "floats", "ints", "plain", "report"]
