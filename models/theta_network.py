@@ -49,7 +49,10 @@ class ThetaNetwork(nn.Module):
     def __init__(self, sizes, T: float = 2.0, neuron: theta.ThetaNeuron = theta.ThetaNeuron(),
                  levels=None, w_scale: float = 0.5, seed: int = 0, dtype=torch.float32):
         super().__init__()
-        self.sizes, self.T, self.neuron = list(sizes), float(T), neuron
+        self.sizes, self.T, self.neuron = [int(n) for n in sizes], float(T), neuron
+        self.config = dict(sizes=self.sizes, T=self.T, tau=neuron.tau, I0=neuron.I0, eps=neuron.eps,
+                           levels=None if levels is None else [float(v) for v in levels],
+                           w_scale=float(w_scale), seed=int(seed))
         gen = torch.Generator().manual_seed(int(seed))
         self.weights = nn.ParameterList()
         for n_in, n_out in zip(sizes[:-1], sizes[1:]):
@@ -59,6 +62,13 @@ class ThetaNetwork(nn.Module):
         self.phases = nn.ParameterList(
             nn.Parameter(torch.full((n,), neuron.Theta / 2, dtype=dtype)) for n in sizes[1:])
         self.register_buffer("levels", None if levels is None else torch.as_tensor(levels, dtype=dtype))
+
+    @classmethod
+    def from_config(cls, config: dict) -> "ThetaNetwork":
+        """The network `config` describes (weights and phases as initialised; load a state dict)."""
+        c = dict(config)
+        neuron = theta.ThetaNeuron(tau=c.pop("tau"), I0=c.pop("I0"), eps=c.pop("eps"))
+        return cls(c.pop("sizes"), neuron=neuron, **c)
 
     @torch.no_grad()
     def clamp_phases(self) -> None:
