@@ -21,7 +21,8 @@ Fixed point (the ``fixed`` record; only integer add, multiply, shift and compare
 with ``X = x 2**frac``, ``h = 2**-k`` and arithmetic (flooring) right shifts. ``X * X`` needs
 46 bits (int64 in the CPU models). The register X holds 24 bits: after the spike test it
 is ``x_reset`` or below ``x_th`` (<= 2**23 - 1); a step that would take it below
-``-2**23`` is refused at run time (`QIF.step`), never saturated.
+``-2**23``, or a current u beyond Lava's 24-bit range (where Lava's LIF would wrap it), is
+refused at run time by the emulator (`QIF.step`), never wrapped or saturated.
 """
 from __future__ import annotations
 
@@ -111,9 +112,10 @@ class QIF(Neuron):
         x = state["x"]
         if mode == "fixed":
             f = self.fixed
-            u = fx.wrap_u(fx.wrap_int32(fx.decay(state["u"], fx.current_factor(f.du)) + fx.scaled_input(a_in)))
+            u = fx.wrap_int32(fx.decay(state["u"], fx.current_factor(f.du)) + fx.scaled_input(a_in))
+            self._check_register("u", u, -fx.U_MAX + 1, fx.U_MAX, t, "24-bit current; one step's input beyond it")
             x = x + np.floor(x * x / 2.0 ** (f.frac + f.k)) + f.bias + np.floor(u / 2.0 ** f.u_shift)
-            self._check_register(x, t)
+            self._check_register("x", x, X_MIN, np.inf, t, "24-bit state; inhibition beyond the fixed-point range")
             th, reset = f.x_th, f.x_reset
         else:
             u = state["u"] * (1 - self.du) + a_in
@@ -122,8 +124,13 @@ class QIF(Neuron):
         s = x >= th
         return s, {"u": u, "x": np.where(s, float(reset), x)}
 
-    def _check_register(self, x, t: int) -> None:
-        low = np.min(x) if np.size(x) else 0
-        if low < X_MIN:
-            raise SpikeportError(f"{self.source or 'QIF'}: x={int(low)} at step {t} is outside "
-                                 f"[{X_MIN}, {X_MAX}] (24-bit state; inhibition beyond the fixed-point range)")
+    def _check_register(self, var: str, values, lo, hi, t: int, why: str) -> None:
+        """Refuse (never wrap or saturate) a register value outside [lo, hi] at step t."""
+        if not np.size(values):
+            return
+        low, high = float(np.min(values)), float(np.max(values))
+        if low < lo or high > hi:
+            bad = low if low < lo else high
+            top = X_MAX if var == "x" else hi
+            raise SpikeportError(f"{self.source or 'QIF'}: {var}={int(bad)} at step {t} is outside "
+                                 f"[{int(lo)}, {int(top)}] ({why})")
