@@ -93,12 +93,39 @@ def transfer(phi: torch.Tensor, w: torch.Tensor, neuron: ThetaNeuron) -> torch.T
     """H(phi, w) = Phi(Phi^-1(phi) + w): the phase after a voltage jump w.
 
     Phases within ``eps`` of 0 or Theta are left unchanged (the reference code's rule, which
-    keeps tan finite); the masked branch is evaluated at Theta/2 so no NaN reaches a gradient.
+    keeps tan finite). The backward pass is the closed form (`_Transfer`), one fused step
+    instead of autograd through tan and arctan.
     """
-    inside = (phi > neuron.eps) & (phi < neuron.Theta - neuron.eps)
-    safe = torch.where(inside, phi, torch.full_like(phi, neuron.Theta / 2))
-    moved = phase(voltage(safe, neuron) + w, neuron)
-    return torch.where(inside, moved, phi)
+    return _Transfer.apply(phi, w, neuron)
+
+
+class _Transfer(torch.autograd.Function):
+    """H with its exact derivatives, V = Phi^-1(phi), V' = V + w, c = I0 - 1/4::
+
+        dH/dphi = (c + (V - 1/2)**2) / (c + (V' - 1/2)**2),    dH/dw = tau / (c + (V' - 1/2)**2)
+
+    and (1, 0) where the phase is left unchanged.
+    """
+
+    @staticmethod
+    def forward(ctx, phi, w, neuron):
+        inside = (phi > neuron.eps) & (phi < neuron.Theta - neuron.eps)
+        safe = torch.where(inside, phi, torch.full_like(phi, neuron.Theta / 2))
+        x = voltage(safe, neuron) - 0.5
+        moved = x + w
+        ctx.save_for_backward(x, moved, inside)
+        ctx.neuron, ctx.shapes = neuron, (phi.shape, w.shape)
+        return torch.where(inside, phase(moved + 0.5, neuron), phi)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, moved, inside = ctx.saved_tensors
+        c = ctx.neuron.I0 - 0.25
+        denom = c + moved * moved
+        d_phi = torch.where(inside, (c + x * x) / denom, torch.ones_like(x)) * grad
+        d_w = torch.where(inside, ctx.neuron.tau / denom, torch.zeros_like(x)) * grad
+        phi_shape, w_shape = ctx.shapes
+        return d_phi.sum_to_size(phi_shape), d_w.sum_to_size(w_shape), None
 
 
 def layer(phi0: torch.Tensor, times: torch.Tensor, jumps, T: float, neuron: ThetaNeuron):
@@ -106,7 +133,7 @@ def layer(phi0: torch.Tensor, times: torch.Tensor, jumps, T: float, neuron: Thet
 
     phi0: (N,) or (B, N) initial phases at t = 0. times: (B, K) event times, sorted, ``inf``
     (or anything >= T) for padding. jumps(k) -> (B, N): the voltage jump event k gives each
-    neuron. Returns (spike times (B, N, K + 1) with ``inf`` where none, one slot per
+    neuron. Returns (spike times (B, K + 1, N) with ``inf`` where none, one slot per
     interval between events; end phases phi(T) (B, N)).
     """
     Theta = neuron.Theta
@@ -115,45 +142,47 @@ def layer(phi0: torch.Tensor, times: torch.Tensor, jumps, T: float, neuron: Thet
                              "(one spike per interval between events)")
     B, K = times.shape
     phi = phi0.expand(B, -1) if phi0.dim() == 1 else phi0
-    inf = torch.full_like(phi, math.inf)
-    t_prev = torch.zeros_like(times[:, :1])
-    spikes = []
+    ends = torch.cat([torch.clamp(times, max=T), torch.full_like(times[:, :1], T)], 1)
+    live = (times < T).to(phi.dtype)
+    t_prev = torch.zeros_like(ends[:, :1])
+    fire_times, fired = [], []
     for k in range(K + 1):
-        t_k = torch.clamp(times[:, k:k + 1], max=T) if k < K else torch.full_like(t_prev, T)
+        t_k = ends[:, k:k + 1]
         advanced = phi + (t_k - t_prev)
         t_fire = t_prev + (Theta - phi)
-        fired = (advanced >= Theta) & (t_fire < T)  # a spike exactly at T is outside the trial
-        spikes.append(torch.where(fired, t_fire, inf))
-        phi = torch.where(fired, advanced - Theta, advanced)
-        if k < K:
-            live = times[:, k:k + 1] < T
-            phi = torch.where(live, transfer(phi, jumps(k), neuron), phi)
+        hit = (advanced >= Theta) & (t_fire < T)  # a spike exactly at T is outside the trial
+        fire_times.append(t_fire)
+        fired.append(hit)
+        phi = advanced - Theta * hit
+        if k < K:  # a padding event (at or after T) jumps by 0: H(phi, 0) = phi
+            phi = transfer(phi, jumps(k) * live[:, k:k + 1], neuron)
         t_prev = t_k
-    return torch.stack(spikes, dim=2), phi
+    spikes = torch.where(torch.stack(fired, 1), torch.stack(fire_times, 1), math.inf)
+    return spikes, phi
 
 
 def sorted_events(spike_times: torch.Tensor, T: float):
     """The spikes of a layer as the next layer's events: (times (B, K), source neuron (B, K)).
 
-    spike_times (B, N, S) with ``inf`` for none; K is the batch's largest spike count (>= 1).
+    spike_times (B, S, N) with ``inf`` for none; K is the batch's largest spike count (>= 1).
     """
-    B, N, S = spike_times.shape
-    flat = spike_times.reshape(B, N * S)
+    B, S, N = spike_times.shape
+    flat = spike_times.reshape(B, S * N)
     count = int((flat < T).sum(1).max()) if flat.numel() else 0
-    values, order = torch.sort(flat, dim=1)
-    K = max(count, 1)
-    return values[:, :K], torch.div(order[:, :K], S, rounding_mode="floor")
+    values, order = torch.topk(flat, max(count, 1), dim=1, largest=False, sorted=True)
+    return values, order % N
 
 
 def dense_jumps(weight: torch.Tensor, sources: torch.Tensor):
-    """jumps(k) for events from neurons ``sources`` (B, K) through ``weight`` (N_out, N_in)."""
-    w_t = weight.t()
-    return lambda k: w_t[sources[:, k]]
+    """jumps(k) for events from neurons ``sources`` (B, K) through ``weight`` (N_out, N_in):
+    one gather for all events (its backward is one scatter), split per event."""
+    columns = weight.t()[sources].unbind(1)
+    return lambda k: columns[k]
 
 
 def first_spike(spike_times: torch.Tensor) -> torch.Tensor:
     """Each neuron's first spike time (B, N) from `layer`'s slots; ``inf`` if silent."""
-    return spike_times.min(dim=2).values
+    return spike_times.min(dim=1).values
 
 
 def pseudo_times(ends: list, weights: list, first_output: torch.Tensor, neuron: ThetaNeuron, T: float):

@@ -87,7 +87,7 @@ class ThetaNetwork(nn.Module):
         return times, theta.dense_jumps(w, sources)
 
     def forward(self, t_in: torch.Tensor) -> dict:
-        """Run every layer exactly. Returns ``spikes`` (per layer (B, N, S) slots), ``ends``
+        """Run every layer exactly. Returns ``spikes`` (per layer (B, S, N): one slot per interval between events), ``ends``
         (end phases per layer), ``first`` (first output spikes, ``inf`` if silent) and ``t_out``
         (with pseudospikes)."""
         times, jumps = self.input_events(t_in)

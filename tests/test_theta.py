@@ -58,8 +58,8 @@ def test_layer_by_layer_spike_times_equal_the_whole_network_event_loop_to_1e_9(s
     fired = 0
     for l, slots in enumerate(out["spikes"]):
         for b in range(t_in.shape[0]):
-            for i in range(slots.shape[1]):
-                mine = np.sort(slots[b, i][torch.isfinite(slots[b, i])].numpy())
+            for i in range(slots.shape[2]):
+                mine = np.sort(slots[b, :, i][torch.isfinite(slots[b, :, i])].numpy())
                 hit = (who[b] == offsets[l] + i) & ~is_input[b]
                 theirs = np.sort(times[b][hit].numpy())
                 assert mine.shape == theirs.shape, (l, b, i)
@@ -67,7 +67,7 @@ def test_layer_by_layer_spike_times_equal_the_whole_network_event_loop_to_1e_9(s
                 fired += len(mine)
         np.testing.assert_allclose(out["ends"][l].numpy(), ends[:, offsets[l]:offsets[l + 1]].numpy(), atol=1e-9)
     assert fired > 50  # the comparison covers real activity, repeat spikes included
-    assert any((torch.isfinite(s).sum(2) > 1).any() for s in out["spikes"])
+    assert any((torch.isfinite(s).sum(1) > 1).any() for s in out["spikes"])
 
 
 def test_binned_inputs_merge_into_one_event_per_bin_exactly():
@@ -153,7 +153,7 @@ def test_the_pseudospike_gradient_of_a_silent_network_matches_finite_differences
         up[k][idx] += h
         down[k][idx] -= h
         numeric = (loss_of(*up) - loss_of(*down)).item() / (2 * h)
-        assert g[idx].item() == pytest.approx(numeric, rel=1e-5, abs=1e-10)
+        assert g[idx].item() == pytest.approx(numeric, rel=1e-5, abs=1e-9)  # central differences: ~1e-10 noise
         assert abs(g[idx].item()) > 0
 
 

@@ -92,8 +92,8 @@ def continuous(net, x: np.ndarray, cfg: dict, batch: int = 1000) -> Continuous:
     for i in range(0, len(x), batch):
         t_in = input_times(input_index(torch.as_tensor(x[i:i + batch]).double(), cfg), net, cfg)
         out = net(t_in)
-        firsts.append([s.min(2).values.numpy() for s in out["spikes"]])
-        counts.append([torch.isfinite(s).sum(2).numpy() for s in out["spikes"]])
+        firsts.append([s.min(1).values.numpy() for s in out["spikes"]])
+        counts.append([torch.isfinite(s).sum(1).numpy() for s in out["spikes"]])
         pred.append(predict(out["t_out"]).numpy())
         ordinary.append(predict_ordinary(out["first"], net.T).numpy())
         times.append(t_in.numpy())

@@ -71,7 +71,7 @@ def evaluate(net: ThetaNetwork, x, y, cfg: dict) -> dict:
         correct += int((predict(out["t_out"]) == yb).sum())
         ordinary += int((predict_ordinary(out["first"], net.T) == yb).sum())
         for l, s in enumerate(out["spikes"][:-1]):
-            count = torch.isfinite(s).sum(2)
+            count = torch.isfinite(s).sum(1)
             spikes += float(count.sum())
             fired[l] |= (count > 0).any(0)
     hidden = sum(net.sizes[1:-1])
