@@ -20,5 +20,5 @@ RANGES = dict(T=POSITIVE, tau=POSITIVE, I0=Range(float, 0.25, open_low=True), w_
               p_flip=FRACTION, latency_window=POSITIVE, eval_batch=COUNT, max_train=COUNT,
               threads=Range(int, 0))
 
-DEFAULT_K = 8  # deployed step h = dt / tau = 2**-k (dt = 0.0075 time units, 268 steps per trial of T = 2)
+DEFAULT_K = 8  # deployed step h = dt / tau = 2**-k (dt = 0.0075 time units; 273 engine steps for T = 2, 3 layers)
 KIND = "spikeport-smooth-checkpoint"  # the tag of this method's checkpoints (`toolchain.checkpoint`)
