@@ -134,7 +134,7 @@ def layer(phi0: torch.Tensor, times: torch.Tensor, jumps, T: float, neuron: Thet
     phi0: (N,) or (B, N) initial phases at t = 0. times: (B, K) event times, sorted, ``inf``
     (or anything >= T) for padding. jumps(k) -> (B, N): the voltage jump event k gives each
     neuron. Returns (spike times (B, K + 1, N) with ``inf`` where none, one slot per
-    interval between events; end phases phi(T) (B, N)).
+    interval between events; end phases phi(T) (B, N)). Each interval is one `_Interval`.
     """
     Theta = neuron.Theta
     if not T < Theta:
@@ -148,17 +148,54 @@ def layer(phi0: torch.Tensor, times: torch.Tensor, jumps, T: float, neuron: Thet
     fire_times, fired = [], []
     for k in range(K + 1):
         t_k = ends[:, k:k + 1]
-        advanced = phi + (t_k - t_prev)
-        t_fire = t_prev + (Theta - phi)
-        hit = (advanced >= Theta) & (t_fire < T)  # a spike exactly at T is outside the trial
+        # a padding event (at or after T) and the trial end jump by 0: H(phi, 0) = phi
+        jump = jumps(k) * live[:, k:k + 1] if k < K else torch.zeros_like(phi)
+        phi, t_fire, hit = _Interval.apply(phi, t_prev, t_k, jump, neuron, T)
         fire_times.append(t_fire)
         fired.append(hit)
-        phi = advanced - Theta * hit
-        if k < K:  # a padding event (at or after T) jumps by 0: H(phi, 0) = phi
-            phi = transfer(phi, jumps(k) * live[:, k:k + 1], neuron)
         t_prev = t_k
     spikes = torch.where(torch.stack(fired, 1), torch.stack(fire_times, 1), math.inf)
     return spikes, phi
+
+
+class _Interval(torch.autograd.Function):
+    """One interval of `layer`, fused, with its exact backward.
+
+    From phase ``phi`` at time ``t_prev`` to the event at ``t_k``: ``a = phi + t_k - t_prev``;
+    a neuron fires if ``a >= Theta`` (and its time ``t_f = t_prev + Theta - phi`` is before T)
+    and restarts, ``r = a - Theta [fired]``; then the event's jump w: ``out = H(r, w)``.
+    Outputs (out, t_f, fired). With ``H_r``, ``H_w`` the derivatives of `_Transfer`::
+
+        d out = H_r (d phi + d t_k - d t_prev) + H_w d w,      d t_f = d t_prev - d phi
+    """
+
+    @staticmethod
+    def forward(ctx, phi, t_prev, t_k, jump, neuron, T):
+        Theta = neuron.Theta
+        advanced = phi + (t_k - t_prev)
+        t_fire = t_prev + (Theta - phi)
+        hit = (advanced >= Theta) & (t_fire < T)  # a spike exactly at T is outside the trial
+        restarted = advanced - Theta * hit
+        inside = (restarted > neuron.eps) & (restarted < Theta - neuron.eps)
+        safe = torch.where(inside, restarted, torch.full_like(restarted, Theta / 2))
+        x = voltage(safe, neuron) - 0.5
+        moved = x + jump
+        out = torch.where(inside, phase(moved + 0.5, neuron), restarted)
+        ctx.save_for_backward(x, moved, inside)
+        ctx.neuron = neuron
+        ctx.mark_non_differentiable(hit)
+        return out, t_fire, hit
+
+    @staticmethod
+    def backward(ctx, g_out, g_fire, _):
+        x, moved, inside = ctx.saved_tensors
+        n = ctx.neuron
+        c = n.I0 - 0.25
+        denom = c + moved * moved
+        g_r = torch.where(inside, (c + x * x) / denom, torch.ones_like(x)) * g_out
+        g_w = torch.where(inside, n.tau / denom, torch.zeros_like(x)) * g_out
+        g_k = g_r.sum(1, keepdim=True)
+        return g_r - g_fire, g_fire.sum(1, keepdim=True) - g_k, g_k, g_w, None, None
 
 
 def sorted_events(spike_times: torch.Tensor, T: float):

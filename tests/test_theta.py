@@ -112,6 +112,22 @@ def test_layer_gradients_match_finite_differences():
     assert torch.autograd.gradcheck(first_and_end, (w, phi0), eps=1e-7, atol=1e-6)
 
 
+def test_layer_gradients_through_the_event_times_match_finite_differences():
+    """Event times come from the layer below's spikes, so their gradients carry the chain."""
+    gen = torch.Generator().manual_seed(5)
+    w = ((torch.rand(4, 5, generator=gen, dtype=torch.float64) - 0.3) * 3)
+    phi0 = torch.rand(4, generator=gen, dtype=torch.float64) * 5 + 0.3
+    order = torch.sort(torch.rand(3, 5, generator=gen, dtype=torch.float64) * T, 1)
+    times = order.values.clone().requires_grad_()
+
+    def first_and_end(times):
+        s, end = theta.layer(phi0, times, theta.dense_jumps(w, order.indices), T, NEURON)
+        first = theta.first_spike(s)
+        return torch.where(torch.isfinite(first), first, torch.zeros_like(first)), end
+
+    assert torch.autograd.gradcheck(first_and_end, (times,), eps=1e-7, atol=1e-6)
+
+
 def silent_network() -> ThetaNetwork:
     """The reference initialisation (phases Theta/2, small weights): nobody fires before T."""
     return ThetaNetwork([20, 8, 8, 4], T=T, levels=bin_times(1, T), seed=2, dtype=torch.float64)
