@@ -129,7 +129,7 @@ def test_a_flag_of_another_method_is_refused_for_training_in_one_line(toy_method
 # ----------------------------------------------------------------------- CLI
 def test_the_cli_method_choices_are_the_rules_of_the_registered_methods():
     rules = {r for m in methods.registry() for r in m.rules}
-    assert set(_choices(build_parser(), "train", "method")) == rules == {"surrogate", "ttfs", "exact"}
+    assert set(_choices(build_parser(), "train", "method")) == rules == {"surrogate", "ttfs", "exact", "smooth"}
 
 
 def test_a_superspike_flag_on_ttfs_training_is_refused_in_one_line(tmp_path, capsys):
