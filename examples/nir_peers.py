@@ -45,6 +45,7 @@ B, T, N_IN, N_HID, N_OUT = 4, 60, 6, 8, 3
 class Outcome:
     kind: str  # "identical" | "refused" | "warning" | "DIFFERENT"
     detail: str = ""
+    differ: int = -1  # spikes that differ (-1: not run)
 
     def __str__(self) -> str:
         return self.kind + (f": {self.detail}" if self.detail else "")
@@ -100,9 +101,9 @@ def verdict(peer, ours, hops, warned: list[str]) -> Outcome:
     if total == 0:
         return Outcome("DIFFERENT", "the peer never spiked: the case tests nothing")
     if warned:
-        return Outcome("warning", f"{warned[0].split(' (')[0]} ({differ} of {total} spikes differ)")
+        return Outcome("warning", f"{warned[0].split(' (')[0]} ({differ} of {total} spikes differ)", differ)
     return Outcome("identical" if differ == 0 else "DIFFERENT", f"{total} spikes" if differ == 0 else
-                   f"{differ} of {total} spikes differ")
+                   f"{differ} of {total} spikes differ", differ)
 
 
 def _caught(fn):

@@ -52,17 +52,32 @@ Reading, the gains need not be 1: a per-neuron gain ``g = (w_in dt/tau_syn) *
 (``u = a_in`` each step); IF maps to du = 1, dv = 0 with gain ``r dt``. A
 population must share one du, dv and threshold; v_reset must be 0.
 
-Affine bias: a constant input current. It equals a Lava bias only when the
-neuron it feeds keeps no current (du = 1, i.e. tau_syn = dt, or NIR LIF/IF);
-then it is folded into that neuron's bias, otherwise it is refused.
+Affine bias: a constant input current (times the input gain), into any neuron.
 
-Time convention
----------------
-NIR is continuous time and its edges have no delay. Lava, and every spikeport
-engine, add one step per synaptic hop (Linear). So a network imported from
-NIR answers one step later per Linear than an Euler simulation without hop
-delays, and an exported network loses those steps. ``dt`` only scales the time
-constants; spikeport's own time step is always 1.
+Time convention (docs/nir.md)
+-----------------------------
+NIR is continuous time and its edges have no delay; an Euler peer (snnTorch,
+Norse) runs every population's input and biases from step 1. Every spikeport
+engine adds one step per synaptic hop, so a population k hops from the input
+sees its first input in step k + 1, while a Lava bias acts from step 1. The
+graph metadata ``spikeport_time`` says which convention a file is in:
+
+* ``euler`` (every file spikeport did not write): constant drives (Affine
+  bias, ``v_leak``) start with the population's first input, imported as
+  clock input (`toolchain.formats.nir_clock`), so the population's spikes in
+  step t + k are exactly the peer's in step t; the LIF bias stays 0;
+* ``spikeport`` (spikeport's own files whose LIF biases act from step 1):
+  ``v_leak`` is the LIF bias, and an Affine bias may only feed a neuron without
+  current (du = 1), where it is folded into the bias.
+
+Writing, a network whose drives are clock input (or that has no bias) is
+written in ``euler`` time with its Affine biases and ``v_leak`` restored; a LIF
+bias from step 1 is written in ``spikeport`` time with a warning, and refused
+with ``nir_for`` (no Euler reader can start a bias before the input).
+
+``dt`` is the producer's (reading) or reader's (writing) time step in the
+file's time units; spikeport's own step is always 1. ``nir_from`` / ``nir_for``
+name a peer whose conventions apply (`toolchain.formats.nir_peers`).
 
 Round trip
 ----------
