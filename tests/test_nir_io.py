@@ -363,3 +363,30 @@ def test_failed_nir_save_leaves_no_file(tmp_path):
     with pytest.raises(SpikeportError):
         nir_io.save(ir, tmp_path / "net.nir")
     assert not list(tmp_path.iterdir())
+
+
+def test_nan_time_constant_is_refused_naming_it():
+    neuron = nir.LIF(tau=np.array([1e-2, np.nan, 1e-2, 1e-2]), r=np.ones(4), v_leak=np.zeros(4),
+                     v_threshold=np.ones(4))
+    _refused(r"NIR LIF 'lif': tau=nan is outside \(0, inf\]", nir_io.from_nir, one_layer_nir(neuron), 1e-3)
+
+
+def test_skip_connection_of_another_hop_count_is_refused_when_biases_need_a_start_step():
+    graph = two_layer_nir(bias=True)
+    graph.nodes["skip"] = nir.Linear(weight=RNG.normal(size=(2, 3)))
+    graph.edges += [("in", "skip"), ("skip", "l2")]
+    _refused("NIR graph: l2 is 1 hops from the input but fed through fc2 from l1, 1 hops", nir_io.from_nir, graph)
+    with pytest.warns(UserWarning, match="l2 is 1 hops from the input but fed through fc2"):
+        graph.nodes["fc1"].bias[:] = graph.nodes["fc2"].bias[:] = graph.nodes["l2"].v_leak[:] = 0
+        nir_io.from_nir(graph)
+
+
+def test_bias_clock_quantizes_and_spikes_in_every_step_on_the_fixed_emulator():
+    from toolchain import quantize
+
+    ir = nir_io.from_nir(two_layer_nir(bias=True))
+    x = (RNG.random((3, 40, 3)) < 0.4).astype(float)
+    fixed, _ = quantize.quantize(ir, quantize.calibration_stats(ir, x))
+    out = engines.run("emulator", fixed, x, record=["nir.clock.1", "nir.clock.2"])
+    assert out["nir.clock.1/s"].all()
+    assert not out["nir.clock.2/s"][:, 0].any() and out["nir.clock.2/s"][:, 1:].all()

@@ -202,8 +202,14 @@ def _import_time(metadata: dict) -> str:
 
 
 def _add_drives(ir: irm.IR, neurons: dict) -> None:
-    """Euler time: every neuron's constant current and voltage drive as clock input (`nir_clock`)."""
+    """Euler time: every neuron's constant current and voltage drive as clock input (`nir_clock`).
+    Without drives, paths of different hop counts are only warned about (spikeport still runs the
+    graph, one step per hop, but no single shift makes it the Euler peer's network)."""
     if not any(np.any(p.current != 0) or np.any(p.bias != 0) for p in neurons.values()):
+        try:
+            nir_clock.offsets(ir)
+        except SpikeportError as e:
+            warnings.warn(str(e), stacklevel=4)
         return
     found = nir_clock.offsets(ir)
     drives = []

@@ -8,12 +8,16 @@ in step ``t + k`` are the peer's in step ``t`` -- if its constant drives also
 start in step ``k + 1``. A Lava LIF bias acts from step 1, ``k`` steps early.
 
 So an Euler graph's constant drives are imported as synaptic input from a
-*clock*: populations ``c_1 .. c_K`` of one neuron each (LIF ``du = dv = 1``,
-``vth = 0.5``); ``c_1`` has bias 1 and spikes in every step from step 1, and
-``c_j`` (fed by ``c_{j-1}``, weight 1) in every step from step ``j``. A
-synapse from ``c_j`` delivers from step ``j + 1``. ``c_1`` is fed by the first
-input through a synapse of zero weights, only so that every node stays
-reachable from an input (spikeport's structure rule). For a population at
+*clock*: populations ``c_1 .. c_K`` of one neuron each (LIF ``du = 1``, ``dv = 0``: they spike in every step, so the reset leaves nothing to leak).
+``c_1`` (threshold 0.005) spikes in step 1 on its bias 0.01 and from then on
+on its own spike of the step before (a self-synapse of weight 1), so in every
+step; its bias is small against its state (u = 1) so that post-training
+quantization represents it (a 13-bit bias mantissa reaches 1/16 of the 24-bit
+state). ``c_j`` (threshold 0.5, fed by ``c_{j-1}`` with weight 1) spikes in
+every step from step ``j``. A synapse from ``c_j`` delivers from step
+``j + 1``. ``c_1`` is also fed by the first input through a synapse of zero
+weights, only so that every node stays reachable from an input (spikeport's
+structure rule). For a population at
 offset k, with current decay ``du``:
 
 * a constant input current ``b`` (an Affine bias, times the input gain) is a
@@ -41,7 +45,7 @@ from models.errors import SpikeportError
 from toolchain import ir as irm
 
 CLOCK_KEY = "nir_clock"  # ir.meta: the clock populations' names, c_1 first
-CLOCK_VTH = 0.5
+FIRST_BIAS, FIRST_VTH, CHAIN_VTH = 0.01, 0.005, 0.5
 
 
 @dataclass
@@ -93,12 +97,13 @@ def add(ir: irm.IR, drives: list[Drive]) -> None:
             raise SpikeportError(f"NIR graph: node name {name!r} is taken; spikeport names its bias clock so")
     first_input, source = next(iter(ir.nodes(irm.Input)))
     ir.add(f"{names[0]}.in", irm.Dense(np.zeros((1, source.n)), source="nir:clock"), [first_input])
-    for j, name in enumerate(names):
-        feed = f"{names[0]}.in" if j == 0 else f"{name}.in"
-        if j > 0:
-            ir.add(feed, irm.Dense(np.ones((1, 1)), source="nir:clock"), [names[j - 1]])
-        ir.add(name, irm.LIF(1, du=1.0, dv=1.0, vth=CLOCK_VTH, bias=np.full(1, 1.0 if j == 0 else 0.0),
-                             source="nir:clock"), [feed])
+    ir.add(names[0], irm.LIF(1, du=1.0, dv=0.0, vth=FIRST_VTH, bias=np.full(1, FIRST_BIAS), source="nir:clock"),
+           [f"{names[0]}.in"])
+    ir.add(f"{names[0]}.rec", irm.Dense(np.ones((1, 1)), source="nir:clock"), [names[0]])
+    ir.connect(f"{names[0]}.rec", names[0])
+    for j, name in enumerate(names[1:], start=1):
+        ir.add(f"{name}.in", irm.Dense(np.ones((1, 1)), source="nir:clock"), [names[j - 1]])
+        ir.add(name, irm.LIF(1, du=1.0, dv=0.0, vth=CHAIN_VTH, source="nir:clock"), [f"{name}.in"])
     for d in drives:
         ir.add(d.name, irm.Dense(d.values[:, None].astype(np.float64), source=f"nir:{d.name}"),
                [names[d.start - 1]])
@@ -135,7 +140,7 @@ def fold(ir: irm.IR) -> Folded:
     clocks = list(ir.meta.get(CLOCK_KEY, []))
     if not clocks:
         return Folded(ir, {})
-    clock_nodes = set(clocks) | {f"{c}.in" for c in clocks}
+    clock_nodes = set(clocks) | {f"{c}.in" for c in clocks} | {f"{clocks[0]}.rec"}
     drive_syns = {s for s, _ in ir.nodes(irm.Synapse) if s not in clock_nodes
                   and any(src in clocks for src in ir.inputs(s))}
     hidden = clock_nodes | drive_syns
