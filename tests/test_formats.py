@@ -7,6 +7,7 @@ tested is the plug-in path, not the encoding.
 """
 from __future__ import annotations
 
+import sys
 import textwrap
 
 import numpy as np
@@ -96,6 +97,7 @@ def note_format(tmp_path, monkeypatch):
     monkeypatch.setattr(formats, "_discovered", False)
     yield
     formats.FORMATS.pop("notejson", None)
+    sys.modules.pop("toolchain.formats.notejson", None)  # the next test imports (registers) it afresh
 
 
 def test_a_format_option_is_a_flag_of_every_reading_verb_and_reaches_the_reader(note_format, tmp_path, capsys):
