@@ -143,12 +143,15 @@ def scaled(net, factor: float):
     return net
 
 
-def norse_net(cell: str, bias: bool):
+def norse_net(cell: str, bias: bool, v_leak: float = 0.0):
     """Linear -> LIFCell|LIFBoxCell -> Linear -> LIFCell|LIFBoxCell (Norse's defaults otherwise)."""
     import norse.torch as norse
 
     torch.manual_seed(2)
-    make = {"LIFCell": norse.LIFCell, "LIFBoxCell": norse.LIFBoxCell}[cell]
+    if cell == "LIFCell":
+        make = lambda: norse.LIFCell(norse.LIFParameters(v_leak=torch.tensor(v_leak)))  # noqa: E731
+    else:
+        make = lambda: norse.LIFBoxCell(norse.LIFBoxParameters(v_leak=torch.tensor(v_leak)))  # noqa: E731
     return scaled(norse.SequentialState(torch.nn.Linear(N_IN, N_HID, bias=bias), make(),
                                         torch.nn.Linear(N_HID, N_OUT, bias=bias), make()),
                   6.0 if cell == "LIFCell" else 25.0)  # LIFBoxCell's input gain is dt/tau_mem = 0.1
@@ -265,6 +268,10 @@ def cases(folder: Path, digits: Path | None = None) -> dict[str, Callable[[], Ou
             lambda: peer_to_spikeport("norse", norse_net("LIFBoxCell", False), 2, folder),
         ("norse", "to spikeport", "Linear(bias)->LIFBoxCell x2"):
             lambda: peer_to_spikeport("norse", norse_net("LIFBoxCell", True), 2, folder),
+        ("norse", "to spikeport", "Linear->LIFCell x2, v_leak=0.5 (v starts at v_leak)"):
+            lambda: peer_to_spikeport("norse", norse_net("LIFCell", False, 0.5), 2, folder),
+        ("norse", "to spikeport", "Linear->LIFBoxCell x2, v_leak=0.5"):
+            lambda: peer_to_spikeport("norse", norse_net("LIFBoxCell", False, 0.5), 2, folder),
     }
     for peer in ("snntorch", "norse"):
         found[(peer, "from spikeport", "snnTorch Linear(bias)->Synaptic x2, read by spikeport")] = \

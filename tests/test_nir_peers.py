@@ -60,6 +60,12 @@ def test_norse_network_imports_with_identical_spikes(tmp_path, cell, bias):
     _identical(peers.peer_to_spikeport("norse", peers.norse_net(cell, bias), 2, tmp_path))
 
 
+@pytest.mark.parametrize("cell", ["LIFCell", "LIFBoxCell"])
+def test_norse_v_leak_and_its_initial_voltage_import_with_identical_spikes(tmp_path, cell):
+    """Norse drives v by v_leak and starts it at v_leak: a constant drive and a first-step pulse."""
+    _identical(peers.peer_to_spikeport("norse", peers.norse_net(cell, False, v_leak=0.5), 2, tmp_path))
+
+
 # ------------------------------------------------------------ spikeport -> peer
 @pytest.mark.parametrize("peer", ["snntorch", "norse"])
 @pytest.mark.parametrize("source", ["snntorch", "norse"])

@@ -205,7 +205,7 @@ def _add_drives(ir: irm.IR, neurons: dict) -> None:
     """Euler time: every neuron's constant current and voltage drive as clock input (`nir_clock`).
     Without drives, paths of different hop counts are only warned about (spikeport still runs the
     graph, one step per hop, but no single shift makes it the Euler peer's network)."""
-    if not any(np.any(p.current != 0) or np.any(p.bias != 0) for p in neurons.values()):
+    if not any(np.any(p.current != 0) or np.any(p.bias != 0) or np.any(p.initial_v != 0) for p in neurons.values()):
         try:
             nir_clock.offsets(ir)
         except SpikeportError as e:
@@ -216,7 +216,8 @@ def _add_drives(ir: irm.IR, neurons: dict) -> None:
     for name, p in neurons.items():
         if name not in found:
             raise SpikeportError(f"NIR graph: {name} is not reachable from an input, so its bias has no start step")
-        drives += nir_clock.drives_for(name, found[name], p.du, p.current, p.bias, p.current_from or name)
+        drives += nir_clock.drives_for(name, found[name], p.du, p.dv, p.current, p.bias, p.initial_v,
+                                       p.current_from or name)
     nir_clock.add(ir, drives)
 
 
@@ -308,9 +309,11 @@ class _Neuron:
     gain: np.ndarray
     current: np.ndarray = None  # Euler time: constant input current (u units), from an Affine bias
     current_from: str = ""  # the Affine it came from
+    initial_v: np.ndarray = None  # Euler time: v before the first step (`nir_peers.INITIAL_V_KEY`)
 
     def __post_init__(self):
         self.current = np.zeros(self.n) if self.current is None else self.current
+        self.initial_v = np.zeros(self.n) if self.initial_v is None else self.initial_v
 
 
 def _check_supported(name: str, node) -> None:
@@ -449,8 +452,9 @@ def _neuron(name: str, node, dt: float) -> _Neuron:
         if bad.size:
             raise SpikeportError(f"{here}: parameters give {key}={values[bad[0]]} for neuron {bad[0]}; "
                                  f"spikeport needs finite values")
+    initial_v = _param(here, nir_peers.INITIAL_V_KEY, (node.metadata or {}).get(nir_peers.INITIAL_V_KEY, 0.0), n)
     return _Neuron(n, du=_uniform(here, "du", du), dv=_uniform(here, "dv", dv),
-                   vth=_uniform(here, "v_threshold", p["v_threshold"]), bias=bias, gain=gain)
+                   vth=_uniform(here, "v_threshold", p["v_threshold"]), bias=bias, gain=gain, initial_v=initial_v)
 
 
 def _check_time_constant(here: str, key: str, values: np.ndarray) -> None:

@@ -25,7 +25,12 @@ offset k, with current decay ``du``:
 * a constant drive ``b`` into the voltage (``v_leak``, in v units per step) is
   the same synapse plus one from ``c_{k+1}`` with weights ``-(1 - du) b``:
   ``u`` then holds exactly ``b`` from step k+1 on (``b``, then
-  ``(1 - du) b + du b``), so ``v`` gains ``b`` per step, as a bias would.
+  ``(1 - du) b + du b``), so ``v`` gains ``b`` per step, as a bias would;
+* an initial voltage ``v0`` (Norse starts ``v`` at ``v_leak``) is the pulse
+  ``p = (1 - dv) v0`` into ``v`` in step k+1 alone (what ``v0`` would have
+  left after one step's leak): synapses from ``c_k``, ``c_{k+1}``, ``c_{k+2}``
+  with weights ``p``, ``-(2 - du) p``, ``(1 - du) p`` give ``u`` the extra
+  ``p`` in step k+1 and 0 from then on.
 
 Every clock population and synapse runs on every engine in both arithmetics
 (they are ordinary LIF and Dense ops). ``ir.meta[CLOCK_KEY]`` names the clock
@@ -111,11 +116,17 @@ def add(ir: irm.IR, drives: list[Drive]) -> None:
     ir.meta[CLOCK_KEY] = names
 
 
-def drives_for(neuron: str, offset: int, du: float, current: np.ndarray, voltage: np.ndarray,
-               synapse: str) -> list[Drive]:
-    """The drives of a population at ``offset``: constant input ``current`` (u units) and ``voltage``
-    (v units per step), named after the ``synapse`` that carried the current and the neuron."""
+def drives_for(neuron: str, offset: int, du: float, dv: float, current: np.ndarray, voltage: np.ndarray,
+               initial_v: np.ndarray, synapse: str) -> list[Drive]:
+    """The drives of a population at ``offset``: constant input ``current`` (u units), ``voltage``
+    (v units per step) and ``initial_v`` (v units), named after the ``synapse`` that carried the
+    current and the neuron (module docstring)."""
     drives = []
+    pulse = (1.0 - dv) * initial_v
+    if np.any(pulse != 0):
+        drives += [Drive(f"{neuron}.initial_v", neuron, pulse, offset),
+                   Drive(f"{neuron}.initial_v.end", neuron, -(2.0 - du) * pulse, offset + 1),
+                   Drive(f"{neuron}.initial_v.decay", neuron, (1.0 - du) * pulse, offset + 2)]
     if np.any(current != 0):
         drives.append(Drive(f"{synapse}.bias", neuron, current, offset))
     if np.any(voltage != 0):
@@ -165,6 +176,9 @@ def fold(ir: irm.IR) -> Folded:
 
 def _split(name: str, op, offset: int, per_clock: dict):
     """(constant current, v-drive) of a population from its drive weights per clock index."""
+    if offset + 2 in per_clock:
+        raise SpikeportError(f"{name}: an initial voltage (a pulse in its first step) has no NIR equivalent "
+                             "(NIR has no initial state)")
     unknown = sorted(set(per_clock) - {offset, offset + 1})
     if unknown:
         raise SpikeportError(f"{name}: a constant drive from clock c_{unknown[0]} starts in step {unknown[0] + 1}, "

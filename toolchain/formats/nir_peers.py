@@ -30,6 +30,10 @@ import numpy as np
 
 from models.errors import SpikeportError
 
+# node metadata the import reads (Euler time): the voltage before the population's first step
+INITIAL_V_KEY = "spikeport_initial_v"
+
+
 class PeerConventionWarning(UserWarning):
     """A peer's file lacks information spikeport needs; the message names it."""
 
@@ -112,24 +116,18 @@ def _norse_adapt(graph: nir.NIRGraph, dt: float) -> nir.NIRGraph:
     constant ``dt`` times too small). Its LIFCell (written as CubaLIF with r = 1 and the default
     w_in = 1) adds its input to the current unscaled before the voltage integrates it, which is NIR's
     Euler CubaLIF with ``w_in = tau_syn/dt``; LIFBoxCell (LIF) is NIR's Euler LIF once its time
-    constant is corrected. Both start the voltage at v_leak, spikeport at 0: warned where v_leak != 0."""
+    constant is corrected. Both start the voltage at v_leak (spikeport at 0): recorded as the
+    population's initial voltage (`INITIAL_V_KEY`), which the import gives it through the clock."""
     changes = {}
     for name, node in _neurons(graph, nir.CubaLIF, nir.LIF):
         v_leak = _array(node.v_leak)
-        if np.any(v_leak != 0):
-            warnings.warn(PeerConventionWarning(
-                f"--nir-from norse: {name}: v_leak={v_leak[v_leak != 0][0]:g}; Norse starts the voltage at "
-                "v_leak, spikeport at 0, so the first steps differ (the file has no initial state)"), stacklevel=2)
+        common = dict(r=_array(node.r), v_leak=v_leak, v_threshold=_array(node.v_threshold),
+                      v_reset=_array(node.v_reset), metadata={**(node.metadata or {}), INITIAL_V_KEY: v_leak})
         if isinstance(node, nir.CubaLIF):
             tau_syn, tau_mem = _array(node.tau_syn) / dt, _array(node.tau_mem) / dt
-            changes[name] = dataclasses.replace(node, tau_syn=tau_syn, tau_mem=tau_mem, w_in=tau_syn / dt,
-                                                r=_array(node.r), v_leak=v_leak,
-                                                v_threshold=_array(node.v_threshold),
-                                                v_reset=_array(node.v_reset))
+            changes[name] = dataclasses.replace(node, tau_syn=tau_syn, tau_mem=tau_mem, w_in=tau_syn / dt, **common)
         else:
-            changes[name] = dataclasses.replace(node, tau=_array(node.tau) / dt, r=_array(node.r),
-                                                v_leak=_array(node.v_leak), v_threshold=_array(node.v_threshold),
-                                                v_reset=_array(node.v_reset))
+            changes[name] = dataclasses.replace(node, tau=_array(node.tau) / dt, **common)
     return _replace(graph, changes)
 
 
