@@ -390,3 +390,18 @@ def test_bias_clock_quantizes_and_spikes_in_every_step_on_the_fixed_emulator():
     out = engines.run("emulator", fixed, x, record=["nir.clock.1", "nir.clock.2"])
     assert out["nir.clock.1/s"].all()
     assert not out["nir.clock.2/s"][:, 0].any() and out["nir.clock.2/s"][:, 1:].all()
+
+
+def test_snntorch_producer_refuses_a_time_step_its_exporter_never_writes():
+    neuron = nir.LIF(tau=np.full(4, 1e-3), r=np.full(4, 10.0), v_leak=np.zeros(4), v_threshold=np.ones(4))
+    _refused("--nir-from snntorch: --nir-dt 0.001 is not 0.0001, the time step snnTorch's NIR exporter hard-codes",
+             nir_io.from_nir, one_layer_nir(neuron), 1e-3, "snntorch")
+
+
+def test_norse_producer_reads_its_time_constants_as_dt_times_too_small():
+    """Norse 1.1.0 writes tau = dt * (1/tau_inv): LIFCell(tau_syn_inv=200, tau_mem_inv=100) at dt=1e-3."""
+    dt = 1e-3
+    neuron = nir.CubaLIF(tau_syn=np.full(2, dt / 200), tau_mem=np.full(2, dt / 100), r=np.ones(2),
+                         v_leak=np.zeros(2), v_threshold=np.ones(2))
+    lif = nir_io.from_nir(one_layer_nir(neuron), nir_from="norse").op("lif")
+    assert lif.du == pytest.approx(0.2) and lif.dv == pytest.approx(0.1)

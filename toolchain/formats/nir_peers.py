@@ -43,6 +43,7 @@ class Peer:
     """A program's NIR conventions (module docstring)."""
 
     name: str
+    label: str  # how messages name the program
     dt: float
     fixed_dt: bool  # the exporter ignores any other time step
     adapt: Callable
@@ -54,7 +55,7 @@ class Peer:
             return self.dt
         if self.fixed_dt and dt != self.dt:
             raise SpikeportError(f"--nir-{verb} {self.name}: --nir-dt {dt:g} is not {self.dt:g}, the time step "
-                                 f"{self.name}'s NIR {'exporter' if verb == 'from' else 'importer'} hard-codes")
+                                 f"{self.label}'s NIR {'exporter' if verb == 'from' else 'importer'} hard-codes")
         return dt
 
 
@@ -143,6 +144,6 @@ def _norse_check(graph: nir.NIRGraph, dt: float) -> None:
 
 
 PEERS = {
-    "snntorch": Peer("snntorch", 1e-4, True, _snntorch_adapt, _snntorch_check),
-    "norse": Peer("norse", 1e-3, False, _norse_adapt, _norse_check),
+    "snntorch": Peer("snntorch", "snnTorch", 1e-4, True, _snntorch_adapt, _snntorch_check),
+    "norse": Peer("norse", "Norse", 1e-3, False, _norse_adapt, _norse_check),
 }
