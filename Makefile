@@ -17,6 +17,9 @@ $(STAMP):
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
 	# lava-nc 0.10.0 declares python<3.11: its deps are pinned in pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --ignore-requires-python lava-nc==0.10.0
+	# NIR peers for tests/test_nir_peers.py and examples/nir_peers.py: --no-deps so that they never
+	# replace torch (their other imports, nir, numpy, torch, are already pinned above)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps snntorch==1.0.0 nirtorch==2.6 norse==1.1.0
 	rm -f $(VENV)/.spikeport-*
 	touch $@
 

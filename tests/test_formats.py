@@ -7,6 +7,7 @@ tested is the plug-in path, not the encoding.
 """
 from __future__ import annotations
 
+import sys
 import textwrap
 
 import numpy as np
@@ -75,3 +76,46 @@ def test_a_new_format_module_is_read_and_written_by_every_verb(hex_format, tmp_p
                  "--out", str(tmp_path / "y.npz")]) == 0
     assert main(["compile", str(tmp_path / "net.hexjson"), "--out", str(tmp_path / "again.onnx")]) == 0
     assert formats.load(tmp_path / "again.onnx") == ir
+
+
+NOTE_FORMAT = HEX_FORMAT.replace("def load(path):", "def load(path, note=None):").replace(
+    'str(path))\n', 'str(path)) if note is None else _noted(path, note)\n\n'
+    'def _noted(path, note):\n'
+    '    ir = onnx.from_model(onnx.onnx.load_model_from_string(bytes.fromhex(json.load(open(path))["onnx"])), str(path))\n'
+    '    ir.meta["note"] = note\n'
+    '    return ir\n').replace(
+    'formats.register("hexjson", (".hexjson",), load, save, "test-only: ONNX bytes as hex in JSON")',
+    'formats.register("notejson", (".notejson",), load, save, "test-only", '
+    'options={"note": formats.Option("a note put in the meta", flag="--json-note")})')
+
+
+@pytest.fixture
+def note_format(tmp_path, monkeypatch):
+    (tmp_path / "plugin").mkdir()
+    (tmp_path / "plugin" / "notejson.py").write_text(textwrap.dedent(NOTE_FORMAT))
+    monkeypatch.setattr(formats, "__path__", [*formats.__path__, str(tmp_path / "plugin")])
+    monkeypatch.setattr(formats, "_discovered", False)
+    yield
+    formats.FORMATS.pop("notejson", None)
+    sys.modules.pop("toolchain.formats.notejson", None)  # the next test imports (registers) it afresh
+
+
+def test_a_format_option_is_a_flag_of_every_reading_verb_and_reaches_the_reader(note_format, tmp_path, capsys):
+    from conformance import example
+
+    formats.save(example("LIF"), tmp_path / "net.notejson")
+    assert main(["export", str(tmp_path / "net.notejson"), "--json-note", "hello", "--out", str(tmp_path / "n.onnx")]) == 0
+    assert formats.load(tmp_path / "n.onnx").meta["note"] == "hello"
+    with formats.using(note="ctx"):
+        assert formats.load(tmp_path / "net.notejson").meta["note"] == "ctx"
+        assert formats.load(tmp_path / "net.notejson", note="call").meta["note"] == "call"
+
+
+def test_a_format_option_no_file_of_the_command_takes_is_refused_in_one_line(note_format, tmp_path, capsys):
+    from conformance import example
+
+    formats.save(example("LIF"), tmp_path / "net.onnx")
+    assert main(["inspect", str(tmp_path / "net.onnx"), "--json-note", "x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"spikeport: error: --json-note applies to notejson files only, and this command reads or " \
+                  f"writes none ({tmp_path / 'net.onnx'})"

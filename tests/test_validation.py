@@ -227,7 +227,9 @@ def test_a_well_formed_quantization_report_loads(tmp_path):
 
 @pytest.mark.parametrize("key,value,message", [
     ("weight", NAN, f"syn: weight=nan is outside {FINITE}"),
-    ("du", 1.5, "n: du=1.5 is outside [0, 1] (float: fraction of u lost per step)"),
+    ("du", 1.5, "NIR CubaLIF 'n': du = dt/tau_syn = 1/0.666667 = 1.5 for neuron 0 is outside [0, 1] (a time "
+                "constant shorter than the step): give the producer's time step (--nir-dt; --nir-from snntorch "
+                "reads dt=1e-4, --nir-from norse its tau convention)"),
 ])
 def test_load_refuses_an_invalid_nir_file(key, value, message, tmp_path):
     ir = float_with(False, "syn" if key == "weight" else "n", key, value)()

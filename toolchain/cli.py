@@ -241,8 +241,23 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="out/demo")
     d.set_defaults(func=_cmd_demo)
     for verb, parser in sub.choices.items():
+        if verb in ("compile", "simulate", "verify", "export", "inspect"):
+            group = parser.add_argument_group("network file options")
+            parser.set_defaults(format_options=formats.add_arguments(group, writing=verb == "export"))
         parser.set_defaults(verb=verb, ranged_flags=flags.ranged_flags(parser))
     return p
+
+
+def _format_options(args) -> dict:
+    """The format options given as flags ({name: value}), refused (one line) if no network file the
+    command reads or writes takes them (`toolchain.formats.check_given`)."""
+    given = {name: getattr(args, f"format_{name}") for name in getattr(args, "format_options", [])
+             if getattr(args, f"format_{name}") is not None}
+    if given:
+        out = getattr(args, "out", None)
+        written = [(out, getattr(args, "format", None))] if args.verb in ("export", "compile") else []
+        formats.check_given(given, read=[args.model], written=written)
+    return given
 
 
 def main(argv=None) -> int:
@@ -253,7 +268,8 @@ def main(argv=None) -> int:
     with warnings.catch_warnings(record=True) as held:
         try:
             flags.check_flags(args.verb, args, args.ranged_flags)
-            status = int(args.func(args) or 0)
+            with formats.using(**_format_options(args)):
+                status = int(args.func(args) or 0)
         except SpikeportError as exc:
             print(f"spikeport: error: {exc}", file=sys.stderr)
             return 2

@@ -52,17 +52,32 @@ Reading, the gains need not be 1: a per-neuron gain ``g = (w_in dt/tau_syn) *
 (``u = a_in`` each step); IF maps to du = 1, dv = 0 with gain ``r dt``. A
 population must share one du, dv and threshold; v_reset must be 0.
 
-Affine bias: a constant input current. It equals a Lava bias only when the
-neuron it feeds keeps no current (du = 1, i.e. tau_syn = dt, or NIR LIF/IF);
-then it is folded into that neuron's bias, otherwise it is refused.
+Affine bias: a constant input current (times the input gain), into any neuron.
 
-Time convention
----------------
-NIR is continuous time and its edges have no delay. Lava, and every spikeport
-engine, add one step per synaptic hop (Linear). So a network imported from
-NIR answers one step later per Linear than an Euler simulation without hop
-delays, and an exported network loses those steps. ``dt`` only scales the time
-constants; spikeport's own time step is always 1.
+Time convention (docs/nir.md)
+-----------------------------
+NIR is continuous time and its edges have no delay; an Euler peer (snnTorch,
+Norse) runs every population's input and biases from step 1. Every spikeport
+engine adds one step per synaptic hop, so a population k hops from the input
+sees its first input in step k + 1, while a Lava bias acts from step 1. The
+graph metadata ``spikeport_time`` says which convention a file is in:
+
+* ``euler`` (every file spikeport did not write): constant drives (Affine
+  bias, ``v_leak``) start with the population's first input, imported as
+  clock input (`toolchain.formats.nir_clock`), so the population's spikes in
+  step t + k are exactly the peer's in step t; the LIF bias stays 0;
+* ``spikeport`` (spikeport's own files whose LIF biases act from step 1):
+  ``v_leak`` is the LIF bias, and an Affine bias may only feed a neuron without
+  current (du = 1), where it is folded into the bias.
+
+Writing, a network whose drives are clock input (or that has no bias) is
+written in ``euler`` time with its Affine biases and ``v_leak`` restored; a LIF
+bias from step 1 is written in ``spikeport`` time with a warning, and refused
+with ``nir_for`` (no Euler reader can start a bias before the input).
+
+``dt`` is the producer's (reading) or reader's (writing) time step in the
+file's time units; spikeport's own step is always 1. ``nir_from`` / ``nir_for``
+name a peer whose conventions apply (`toolchain.formats.nir_peers`).
 
 Round trip
 ----------
@@ -76,6 +91,7 @@ keep the rest. ``from_nir(to_nir(ir))`` equals ``ir`` up to rounding in
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,28 +99,30 @@ import nir
 import numpy as np
 
 from models.errors import SpikeportError, out_of_range
-from toolchain import formats
+from toolchain import flags, formats
 from toolchain import ir as irm
+from toolchain.formats import nir_clock, nir_peers
 from toolchain.ir import passes
 from toolchain.files import atomic_path
 from toolchain.formats.onnx import meta_from_json, meta_to_json
 
 OP_KEY, SOURCE_KEY, BITS_KEY = "spikeport_op", "spikeport_source", "spikeport_num_message_bits"
 NAME_KEY, META_KEY, ORDER_KEY = "spikeport_name", "spikeport_meta", "spikeport_order"
+TIME_KEY = "spikeport_time"  # "euler" or "spikeport" (module docstring, "Time convention")
 NEURON_TYPES = (nir.CubaLIF, nir.LIF, nir.IF)
 SUPPORTED = (nir.Input, nir.Linear, nir.Affine, *NEURON_TYPES, nir.Output)
 
 
 # ------------------------------------------------------------------ public API
-def save(ir: irm.IR, path, dt: float = 1.0) -> None:
-    """Write ``ir`` as a ``.nir`` file, atomically."""
-    graph = to_nir(ir, dt)
+def save(ir: irm.IR, path, dt: float = None, nir_for: str = None) -> None:
+    """Write ``ir`` as a ``.nir`` file, atomically (``dt``, ``nir_for``: see `to_nir`)."""
+    graph = to_nir(ir, dt, nir_for)
     with atomic_path(path) as tmp:
         nir.write(tmp, graph)
 
 
-def load(path, dt: float = 1.0) -> irm.IR:
-    """Read a ``.nir`` file into a float IR."""
+def load(path, dt: float = None, nir_from: str = None) -> irm.IR:
+    """Read a ``.nir`` file into a float IR (``dt``, ``nir_from``: see `from_nir`)."""
     if not Path(path).is_file():
         raise SpikeportError(f"{path}: no such file")
     try:
@@ -112,40 +130,113 @@ def load(path, dt: float = 1.0) -> irm.IR:
     except (OSError, KeyError, ValueError, TypeError, AssertionError) as e:
         message = " ".join(str(e).split()) or type(e).__name__
         raise SpikeportError(f"{path}: not a readable NIR file ({message})") from None
-    return from_nir(graph, dt)
+    try:
+        return from_nir(graph, dt, nir_from)
+    except SpikeportError as e:
+        raise SpikeportError(f"{path}: {e}") from None
 
 
-def to_nir(ir: irm.IR, dt: float = 1.0) -> nir.NIRGraph:
-    """The NIR graph of ``ir``'s float parameters (mapping in the module docstring)."""
+def to_nir(ir: irm.IR, dt: float = None, nir_for: str = None) -> nir.NIRGraph:
+    """The NIR graph of ``ir``'s float parameters (mapping in the module docstring).
+
+    ``dt``: the length of one spikeport step in the file's time units (default 1, or the peer's).
+    ``nir_for``: a peer (`nir_peers.PEERS`) whose importer must run the file as spikeport runs
+    the network; what it cannot is refused in one line."""
+    target = nir_peers.peer(nir_for)
+    dt = target.time_step(dt, "for") if target else (1.0 if dt is None else dt)
     _check_dt(dt)
     passes.infer_shapes(ir)
-    nodes = {name: _export_node(name, op, dt) for name, op in ir.nodes()}
-    metadata = {NAME_KEY: ir.name, META_KEY: meta_to_json(ir.meta, ir.name),
-                ORDER_KEY: json.dumps(list(ir.graph.nodes))}
-    return nir.NIRGraph(nodes=nodes, edges=list(ir.graph.edges), metadata=metadata)
+    time, folded = _export_time(ir, target)
+    nodes = {name: _export_node(name, op, dt) for name, op in folded.ir.nodes()}
+    for name, bias in folded.affine.items():
+        nodes[name] = nir.Affine(weight=nodes[name].weight, bias=bias.copy(), metadata=nodes[name].metadata)
+    metadata = {NAME_KEY: ir.name, META_KEY: meta_to_json(folded.ir.meta, ir.name),
+                ORDER_KEY: json.dumps(list(folded.ir.graph.nodes)), TIME_KEY: time}
+    graph = nir.NIRGraph(nodes=nodes, edges=list(folded.ir.graph.edges), metadata=metadata)
+    if target:
+        target.check(graph, dt)
+    return graph
 
 
-def from_nir(graph: nir.NIRGraph, dt: float = 1.0) -> irm.IR:
-    """The float IR of a NIR graph (mapping in the module docstring)."""
+def from_nir(graph: nir.NIRGraph, dt: float = None, nir_from: str = None) -> irm.IR:
+    """The float IR of a NIR graph (mapping and time conventions in the module docstring).
+
+    ``dt``: the producer's time step in the file's time units (default 1, or the producer's).
+    ``nir_from``: the program that wrote the file (`nir_peers.PEERS`); its exporter's quirks are
+    corrected first."""
+    producer = nir_peers.peer(nir_from)
+    dt = producer.time_step(dt, "from") if producer else (1.0 if dt is None else dt)
     _check_dt(dt)
-    metadata = graph.metadata or {}
-    ir = irm.IR(str(metadata.get(NAME_KEY, "network")),
-                meta=meta_from_json(metadata[META_KEY], "NIR graph") if META_KEY in metadata else None)
     for name, node in graph.nodes.items():
         _check_supported(name, node)
+    if producer:
+        graph = producer.adapt(graph, dt)
+    metadata = graph.metadata or {}
+    euler = _import_time(metadata) == "euler"
+    ir = irm.IR(str(metadata.get(NAME_KEY, "network")),
+                meta=meta_from_json(metadata[META_KEY], "NIR graph") if META_KEY in metadata else None)
     successors = _successors(graph)
     neurons = {name: _neuron(name, node, dt) for name, node in graph.nodes.items()
                if isinstance(node, NEURON_TYPES)}
-    synapses = {name: _import_synapse(name, node, successors[name], neurons)  # folds Affine biases first
+    synapses = {name: _import_synapse(name, node, successors[name], neurons, euler)  # records Affine biases
                 for name, node in graph.nodes.items() if isinstance(node, (nir.Linear, nir.Affine))}
     for name in _node_order(graph):
-        ir.add(name, synapses[name] if name in synapses else _import_node(name, graph.nodes[name], neurons))
+        ir.add(name, synapses[name] if name in synapses else _import_node(name, graph.nodes[name], neurons, euler))
     ir.graph.add_edges_from(graph.edges)
     try:
         passes.infer_shapes(ir)
+        if euler:
+            _add_drives(ir, neurons)
     except SpikeportError as e:
-        raise SpikeportError(f"NIR graph: {e}") from None
+        raise SpikeportError(f"NIR graph: {e}" if not str(e).startswith("NIR") else str(e)) from None
     return ir
+
+
+def _import_time(metadata: dict) -> str:
+    """The file's time convention: its `TIME_KEY`, else "spikeport" for a file spikeport wrote
+    before that key existed, else "euler" (every other producer)."""
+    time = metadata.get(TIME_KEY, "spikeport" if NAME_KEY in metadata else "euler")
+    if time not in ("spikeport", "euler"):
+        raise SpikeportError(f"NIR graph: metadata {TIME_KEY}={time!r} is not 'spikeport' or 'euler'")
+    return time
+
+
+def _add_drives(ir: irm.IR, neurons: dict) -> None:
+    """Euler time: every neuron's constant current and voltage drive as clock input (`nir_clock`).
+    Without drives, paths of different hop counts are only warned about (spikeport still runs the
+    graph, one step per hop, but no single shift makes it the Euler peer's network)."""
+    if not any(np.any(p.current != 0) or np.any(p.bias != 0) or np.any(p.initial_v != 0) for p in neurons.values()):
+        try:
+            nir_clock.offsets(ir)
+        except SpikeportError as e:
+            warnings.warn(str(e), stacklevel=4)
+        return
+    found = nir_clock.offsets(ir)
+    drives = []
+    for name, p in neurons.items():
+        if name not in found:
+            raise SpikeportError(f"NIR graph: {name} is not reachable from an input, so its bias has no start step")
+        drives += nir_clock.drives_for(name, found[name], p.du, p.dv, p.current, p.bias, p.initial_v,
+                                       p.current_from or name)
+    nir_clock.add(ir, drives)
+
+
+def _export_time(ir: irm.IR, target):
+    """("euler", the IR with its clock folded) unless a LIF bias acts from step 1, which only
+    spikeport's convention says: then ("spikeport", the IR as it is), warned about, or refused
+    for a peer (an Euler peer starts a bias with the population's first input)."""
+    clocks = set(ir.meta.get(nir_clock.CLOCK_KEY, []))
+    biased = [name for name, op in ir.nodes(irm.LIF) if name not in clocks and np.any(op.bias != 0)]
+    if not biased:
+        return "euler", nir_clock.fold(ir)
+    why = (f"{biased[0]}: its bias acts from step 1, before its first input arrives (one step per hop), "
+           "which a forward-Euler reader cannot say: it starts biases with the input")
+    if target:
+        raise SpikeportError(f"--nir-for {target.name}: {why}; a network imported from NIR (whose biases start "
+                             "with the input) exports exactly")
+    warnings.warn(f"NIR export: {why}; spikeport reads the file back exactly, snnTorch and Norse do not "
+                  "(--nir-for PEER refuses instead)", stacklevel=3)
+    return "spikeport", nir_clock.Folded(ir, {})
 
 
 # ------------------------------------------------------------------- export
@@ -214,8 +305,15 @@ class _Neuron:
     du: float
     dv: float
     vth: float
-    bias: np.ndarray
+    bias: np.ndarray  # v units per step: v_leak's drive (spikeport time: the LIF bias)
     gain: np.ndarray
+    current: np.ndarray = None  # Euler time: constant input current (u units), from an Affine bias
+    current_from: str = ""  # the Affine it came from
+    initial_v: np.ndarray = None  # Euler time: v before the first step (`nir_peers.INITIAL_V_KEY`)
+
+    def __post_init__(self):
+        self.current = np.zeros(self.n) if self.current is None else self.current
+        self.initial_v = np.zeros(self.n) if self.initial_v is None else self.initial_v
 
 
 def _check_supported(name: str, node) -> None:
@@ -251,7 +349,7 @@ def _message_bits(node) -> int:
     return int((node.metadata or {}).get(BITS_KEY, 0))
 
 
-def _import_node(name: str, node, neurons: dict) -> irm.Op:
+def _import_node(name: str, node, neurons: dict, euler: bool) -> irm.Op:
     """The IR op of a NIR Input, Output or neuron node."""
     if isinstance(node, nir.Input):
         return irm.Input(_size(name, node.input_type["input"]), num_message_bits=_message_bits(node),
@@ -259,13 +357,14 @@ def _import_node(name: str, node, neurons: dict) -> irm.Op:
     if isinstance(node, nir.Output):
         return irm.Output(_size(name, node.output_type["output"]), source=_source(name, node))
     p = neurons[name]
-    return irm.LIF(p.n, du=p.du, dv=p.dv, vth=p.vth, bias=p.bias, source=_source(name, node))
+    bias = np.zeros(p.n) if euler else p.bias  # Euler time: the drive comes from the clock
+    return irm.LIF(p.n, du=p.du, dv=p.dv, vth=p.vth, bias=bias, source=_source(name, node))
 
 
-def _import_synapse(name: str, node, successors: list[str], neurons: dict) -> irm.Op:
+def _import_synapse(name: str, node, successors: list[str], neurons: dict, euler: bool) -> irm.Op:
     """The IR synapse of a NIR Linear/Affine (Dense unless its metadata names another kind)."""
     kind = irm.OP_TYPES.get(str((node.metadata or {}).get(OP_KEY)))
-    weight = _folded_weight(name, node, successors, neurons)
+    weight = _folded_weight(name, node, successors, neurons, euler)
     cls = kind if kind is not None and issubclass(kind, irm.Synapse) else irm.Dense
     return cls(weight, num_message_bits=_message_bits(node), source=_source(name, node))
 
@@ -277,8 +376,9 @@ def _size(name: str, shape) -> int:
     return int(shape[0])
 
 
-def _folded_weight(name: str, node, successors: list[str], neurons: dict) -> np.ndarray:
-    """The Linear/Affine weight times its target neurons' input gain; Affine bias into their bias."""
+def _folded_weight(name: str, node, successors: list[str], neurons: dict, euler: bool) -> np.ndarray:
+    """The Linear/Affine weight times its target neurons' input gain; an Affine bias recorded as
+    their constant current (Euler time) or folded into their bias (spikeport time)."""
     weight = np.asarray(node.weight, dtype=np.float64)
     if weight.ndim != 2:
         raise SpikeportError(f"NIR {type(node).__name__} {name!r}: weight has shape {weight.shape}, expected 2-D")
@@ -288,9 +388,25 @@ def _folded_weight(name: str, node, successors: list[str], neurons: dict) -> np.
         raise SpikeportError(f"NIR {type(node).__name__} {name!r} feeds neurons with different input gains "
                              f"({', '.join(successors)}); spikeport folds the gain into the weights")
     gain = gains[0] if gains else np.ones(weight.shape[0])
-    if isinstance(node, nir.Affine) and np.any(node.bias != 0):
-        _fold_bias(name, np.asarray(node.bias, dtype=np.float64), successors, neurons)
+    bias = np.asarray(getattr(node, "bias", 0.0), dtype=np.float64)
+    if isinstance(node, nir.Affine) and np.any(bias != 0):
+        (_record_current if euler else _fold_bias)(name, bias, successors, neurons)
     return gain[:, None] * weight
+
+
+def _record_current(name: str, bias: np.ndarray, successors: list[str], neurons: dict) -> None:
+    """Euler time: an Affine's bias, times the input gain, is a constant input current of each neuron
+    it feeds, from the neuron's first input on (`nir_clock`)."""
+    for dst in successors:
+        target = neurons.get(dst)
+        if target is None:
+            raise SpikeportError(f"NIR Affine {name!r}: its bias feeds {dst!r}, not a neuron")
+        if bias.shape != (target.n,):
+            raise SpikeportError(f"NIR Affine {name!r}: bias has shape {bias.shape}, {dst!r} has {target.n} neurons")
+        if np.any(target.current != 0):
+            raise SpikeportError(f"NIR Affine {name!r}: {dst!r} already has a constant input from "
+                                 f"{target.current_from!r}; spikeport takes one Affine bias per neuron")
+        target.current, target.current_from = target.gain * bias, name
 
 
 def _fold_bias(name: str, bias: np.ndarray, successors: list[str], neurons: dict) -> None:
@@ -329,21 +445,36 @@ def _neuron(name: str, node, dt: float) -> _Neuron:
         else:
             du, dv, unit, gain = ones, 0 * ones, np.inf * ones, p["r"] * dt
         bias = p.get("v_leak", 0 * ones) / unit
+    _check_decay(here, "du", du, "tau_syn" if isinstance(node, nir.CubaLIF) else None, dt)
+    _check_decay(here, "dv", dv, "tau_mem" if isinstance(node, nir.CubaLIF) else "tau", dt)
     for key, values in dict(du=du, dv=dv, gain=gain, bias=bias, v_threshold=p["v_threshold"]).items():
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             raise SpikeportError(f"{here}: parameters give {key}={values[bad[0]]} for neuron {bad[0]}; "
                                  f"spikeport needs finite values")
+    initial_v = _param(here, nir_peers.INITIAL_V_KEY, (node.metadata or {}).get(nir_peers.INITIAL_V_KEY, 0.0), n)
     return _Neuron(n, du=_uniform(here, "du", du), dv=_uniform(here, "dv", dv),
-                   vth=_uniform(here, "v_threshold", p["v_threshold"]), bias=bias, gain=gain)
+                   vth=_uniform(here, "v_threshold", p["v_threshold"]), bias=bias, gain=gain, initial_v=initial_v)
 
 
 def _check_time_constant(here: str, key: str, values: np.ndarray) -> None:
-    """A time constant is not negative (-inf included, which would read as no decay); 0 and NaN are
-    refused by the finiteness check of the parameters they give."""
-    bad = values[values < 0]
+    """A time constant is positive: 0, negative (-inf included, which would read as no decay) and NaN
+    are refused; inf is no decay."""
+    bad = values[~(values > 0)]
     if bad.size:
         raise out_of_range(here, key, bad[0], "(0, inf] (a time constant is positive; inf = no decay)")
+
+
+def _check_decay(here: str, key: str, decay: np.ndarray, tau: str, dt: float) -> None:
+    """``dt / tau`` is the fraction lost per step: above 1 the time constant is shorter than the step,
+    which the file's producer did not mean with this ``dt`` (snnTorch writes dt = 1e-4, Norse
+    dt * its own time constants)."""
+    bad = np.flatnonzero(np.isfinite(decay) & (decay > 1))
+    if tau is not None and bad.size:
+        i = bad[0]
+        raise SpikeportError(f"{here}: {key} = dt/{tau} = {dt:g}/{dt / decay[i]:g} = {decay[i]:g} for neuron {i} "
+                             f"is outside [0, 1] (a time constant shorter than the step): give the producer's time "
+                             f"step (--nir-dt; --nir-from snntorch reads dt=1e-4, --nir-from norse its tau convention)")
 
 
 def _param(here: str, key: str, value, n: int) -> np.ndarray:
@@ -376,4 +507,13 @@ def _check_dt(dt: float) -> None:
         raise SpikeportError(f"dt={dt} must be a positive finite time step")
 
 
-formats.register("nir", (".nir",), load, save, "NIR graph (HDF5), for snnTorch, Norse, Sinabs, Lava-DL")
+formats.register("nir", (".nir",), load, save, "NIR graph (HDF5), for snnTorch, Norse, Sinabs, Lava-DL", options={
+    "dt": formats.Option("the producer's (reading) or the reader's (writing) time step, in the file's time "
+                         "units: NIR time constants are in those units, spikeport's step is dt (default 1; "
+                         "with --nir-from/--nir-for the peer's: snntorch 1e-4, norse 1e-3)", flags.positive_float,
+                         flag="--nir-dt"),
+    "nir_from": formats.Option("the program that wrote the file; corrects its exporter's conventions "
+                               "(docs/nir.md)", choices=tuple(nir_peers.PEERS)),
+    "nir_for": formats.Option("the program that will read the file; writes its conventions and refuses what "
+                              "its importer cannot run exactly (docs/nir.md)", choices=tuple(nir_peers.PEERS)),
+})
