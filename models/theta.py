@@ -128,13 +128,16 @@ class _Transfer(torch.autograd.Function):
         return d_phi.sum_to_size(phi_shape), d_w.sum_to_size(w_shape), None
 
 
-def layer(phi0: torch.Tensor, times: torch.Tensor, jumps, T: float, neuron: ThetaNeuron):
+def layer(phi0: torch.Tensor, times: torch.Tensor, jumps: torch.Tensor, T: float, neuron: ThetaNeuron,
+          compiled: bool | None = None):
     """Run one layer exactly through its sorted input events.
 
     phi0: (N,) or (B, N) initial phases at t = 0. times: (B, K) event times, sorted, ``inf``
-    (or anything >= T) for padding. jumps(k) -> (B, N): the voltage jump event k gives each
+    (or anything >= T) for padding. jumps: (B, K, N), the voltage jump event k gives each
     neuron. Returns (spike times (B, K + 1, N) with ``inf`` where none, one slot per
-    interval between events; end phases phi(T) (B, N)). Each interval is one `_Interval`.
+    interval between events; end phases phi(T) (B, N)). ``compiled``: run the numba kernel
+    (`models.theta_kernel`; default when numba is installed) or the PyTorch reference, one
+    `_Interval` per interval; both compute the same numbers.
     """
     Theta = neuron.Theta
     if not T < Theta:
@@ -143,19 +146,30 @@ def layer(phi0: torch.Tensor, times: torch.Tensor, jumps, T: float, neuron: Thet
     B, K = times.shape
     phi = phi0.expand(B, -1) if phi0.dim() == 1 else phi0
     ends = torch.cat([torch.clamp(times, max=T), torch.full_like(times[:, :1], T)], 1)
-    live = (times < T).to(phi.dtype)
-    t_prev = torch.zeros_like(ends[:, :1])
+    jumps = jumps * (times < T).to(phi.dtype)[:, :, None]  # a padding event (at or after T) jumps by 0
+    if compiled is None:
+        compiled = _kernel() is not None
+    if compiled:
+        return _kernel().CompiledLayer.apply(phi, ends, jumps, neuron, T)
     fire_times, fired = [], []
-    for k in range(K + 1):
+    t_prev = torch.zeros_like(ends[:, :1])
+    for k, jump in enumerate([*jumps.unbind(1), torch.zeros_like(phi)]):  # the trial end jumps by 0
         t_k = ends[:, k:k + 1]
-        # a padding event (at or after T) and the trial end jump by 0: H(phi, 0) = phi
-        jump = jumps(k) * live[:, k:k + 1] if k < K else torch.zeros_like(phi)
         phi, t_fire, hit = _Interval.apply(phi, t_prev, t_k, jump, neuron, T)
         fire_times.append(t_fire)
         fired.append(hit)
         t_prev = t_k
     spikes = torch.where(torch.stack(fired, 1), torch.stack(fire_times, 1), math.inf)
     return spikes, phi
+
+
+def _kernel():
+    """`models.theta_kernel` if numba is installed, else None."""
+    try:
+        from models import theta_kernel
+    except ImportError:
+        return None
+    return theta_kernel
 
 
 class _Interval(torch.autograd.Function):
@@ -210,11 +224,10 @@ def sorted_events(spike_times: torch.Tensor, T: float):
     return values, order % N
 
 
-def dense_jumps(weight: torch.Tensor, sources: torch.Tensor):
-    """jumps(k) for events from neurons ``sources`` (B, K) through ``weight`` (N_out, N_in):
-    one gather for all events (its backward is one scatter), split per event."""
-    columns = weight.t()[sources].unbind(1)
-    return lambda k: columns[k]
+def dense_jumps(weight: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
+    """The jumps (B, K, N_out) of events from neurons ``sources`` (B, K) through ``weight``
+    (N_out, N_in): one gather (its backward is one scatter)."""
+    return weight.t()[sources]
 
 
 def first_spike(spike_times: torch.Tensor) -> torch.Tensor:

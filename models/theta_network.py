@@ -82,7 +82,7 @@ class ThetaNetwork(nn.Module):
         if self.levels is not None:
             levels = self.levels.to(t_in.dtype)
             times = levels.expand(t_in.shape[0], -1)
-            return times, lambda k: (t_in == levels[k]).to(w.dtype) @ w.t()
+            return times, torch.stack([(t_in == level).to(w.dtype) @ w.t() for level in levels], 1)
         times, sources = torch.sort(t_in, dim=1)
         return times, theta.dense_jumps(w, sources)
 

@@ -70,6 +70,30 @@ def test_layer_by_layer_spike_times_equal_the_whole_network_event_loop_to_1e_9(s
     assert any((torch.isfinite(s).sum(1) > 1).any() for s in out["spikes"])
 
 
+def test_the_compiled_layer_equals_the_pytorch_reference_values_and_gradients(monkeypatch):
+    net = random_network(3)
+    t_in = latency_inputs(3, batch=8, n_in=5)
+    labels = torch.arange(8) % 3
+
+    def run():
+        net.zero_grad()
+        out = net(t_in)
+        theta.smooth_loss(out["t_out"], labels, T, gamma=1e-2).backward()
+        return out, [p.grad.clone() for p in net.parameters()]
+
+    assert theta._kernel() is not None  # numba is installed by make
+    (fast, fast_grads) = run()
+    monkeypatch.setattr(theta, "_kernel", lambda: None)
+    (ref, ref_grads) = run()
+    for a, b in zip(fast["spikes"] + fast["ends"] + [fast["t_out"]], ref["spikes"] + ref["ends"] + [ref["t_out"]]):
+        assert torch.equal(torch.isfinite(a), torch.isfinite(b))
+        np.testing.assert_allclose(a[torch.isfinite(a)].detach().numpy(), b[torch.isfinite(b)].detach().numpy(),
+                                   rtol=1e-12, atol=1e-12)
+    for g, h in zip(fast_grads, ref_grads):
+        np.testing.assert_allclose(g.numpy(), h.numpy(), rtol=1e-10, atol=1e-12)
+    assert sum(int(torch.isfinite(s).sum()) for s in fast["spikes"]) > 20
+
+
 def test_binned_inputs_merge_into_one_event_per_bin_exactly():
     net = random_network(1, sizes=(12, 6, 3))
     x = torch.rand(7, 12, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -175,4 +199,4 @@ def test_the_pseudospike_gradient_of_a_silent_network_matches_finite_differences
 
 def test_a_trial_as_long_as_the_period_is_refused():
     with pytest.raises(Exception, match=r"T=6.5 is outside \(0, Theta=6\)"):
-        theta.layer(torch.zeros(2), torch.zeros(1, 1), lambda k: torch.zeros(1, 2), 6.5, NEURON)
+        theta.layer(torch.zeros(2), torch.zeros(1, 1), torch.zeros(1, 1, 2), 6.5, NEURON)
