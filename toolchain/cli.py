@@ -137,11 +137,14 @@ def _cmd_simulate(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
+    """Each run is this command's `main` (train, then verify), in a worker: by its module path,
+    so workers import it also when this module runs as ``python -m toolchain.cli``."""
+    from toolchain import cli  # this module by name (as __main__, ``main`` would not unpickle)
     from toolchain.sweep import cmd_sweep  # lazy: the sweep machinery (and matplotlib) on use only
 
     check_output_folder(args.out, args.config, flag="--out")
     with scaleout.session(args.workers, args.cluster) as pool:
-        return cmd_sweep(args.config, args.out, pool)
+        return cmd_sweep(args.config, args.out, cli.main, pool)
 
 
 def _add_scaleout_options(parser: argparse.ArgumentParser, what: str) -> None:

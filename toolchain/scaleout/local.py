@@ -15,7 +15,6 @@ Lava run inside a worker dies with the worker (`backends.lava.runner`).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import pickle
 import signal
@@ -28,12 +27,13 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from models.errors import SpikeportError
-from toolchain.scaleout.calls import Call, execute, unwrap
+from toolchain.scaleout.calls import Call, execute, one_line, unwrap
+from toolchain.scaleout.lifetime import die_with_parent
 
 RETRIES = 2  # extra attempts of a call whose worker was lost
-_PR_SET_PDEATHSIG = 1
 REPO_ROOT = Path(__file__).resolve().parents[2]
-_WORKER_CODE = "import sys; from toolchain.scaleout.local import worker_main; worker_main(int(sys.argv[1]))"
+_WORKER_CODE = ("import sys; from toolchain.scaleout.local import worker_main; "
+                "worker_main(int(sys.argv[1]), int(sys.argv[2]))")
 
 
 class LocalPool:
@@ -131,7 +131,7 @@ class _Worker:
         mine, theirs = socket.socketpair()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        self.process = subprocess.Popen([sys.executable, "-c", _WORKER_CODE, str(theirs.fileno())],
+        self.process = subprocess.Popen([sys.executable, "-c", _WORKER_CODE, str(theirs.fileno()), str(os.getpid())],
                                         pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
         theirs.close()
         self.conn = Connection(mine.detach())
@@ -161,23 +161,29 @@ class _Worker:
         self.conn.close()
 
 
-def worker_main(fd: int) -> None:
+def worker_main(fd: int, parent: int) -> None:
     """A worker's loop on socket ``fd``: take the driver's import path, then run each `Call`
     received and send its outcome; stop at None or when the driver is gone (end-of-file on the
     socket, or the parent-death signal)."""
-    _die_with_parent()
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     conn = Connection(fd)
     sys.path.extend(p for p in _receive(conn) if p not in sys.path)
     while True:
         try:
-            call = _receive(conn)
+            data = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        if call is None:
-            return
         try:
-            _send(conn, execute(call))
+            call = pickle.loads(data)
+        except Exception as exc:  # noqa: BLE001 - deterministic: the call names what is missing here
+            outcome = "error", f"the worker cannot unpickle the call ({type(exc).__name__}: {one_line(str(exc))})"
+        else:
+            if call is None:
+                return
+            outcome = execute(call)
+        try:
+            _send(conn, outcome)
         except OSError:
             return
 
@@ -190,9 +196,3 @@ def _send(conn: Connection, obj) -> None:
 
 def _receive(conn: Connection):
     return pickle.loads(conn.recv_bytes())
-
-
-def _die_with_parent() -> None:
-    """Linux: have the kernel SIGKILL this process when the driver dies (no-op elsewhere)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
