@@ -215,7 +215,7 @@ def child_main(job_dir: str) -> None:
     """
     path = Path(job_dir)
     code = 0
-    _die_with_parent(path, os.getppid())
+    orphaned = _die_with_parent(path, os.getppid())
     try:
         _use_parent_path(path)
         with open(path / "job.pkl", "rb") as f:
@@ -226,6 +226,8 @@ def child_main(job_dir: str) -> None:
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, one line
         (path / "error.txt").write_text(_one_line(exc))
         code = 1
+    while orphaned.is_set():  # the watchdog is cleaning up, and ends this process itself
+        time.sleep(1)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
@@ -234,14 +236,18 @@ def child_main(job_dir: str) -> None:
 PARENT_WATCH_SECONDS = 0.1  # how often a child checks that its parent lives
 
 
-def _die_with_parent(job_dir: Path, parent: int) -> None:
+def _die_with_parent(job_dir: Path, parent: int) -> threading.Event:
     """Watch (in a daemon thread) that ``parent`` is still this process's parent; once it is
     not (the caller of `run_lava` was killed), kill the rest of this process group, remove the
     job folder (and the run's folder once empty) and exit. The resource tracker is spared: it
-    unlinks Lava's shared-memory segments once this process is gone."""
+    unlinks Lava's shared-memory segments once this process is gone. Returns the event set
+    when the watch starts cleaning up (the main thread must then not exit by itself)."""
+    orphaned = threading.Event()
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(PARENT_WATCH_SECONDS)
+        orphaned.set()
         kill_group(os.getpgrp(), spare=(os.getpid(),), wait_tracker=False)
         shutil.rmtree(job_dir, ignore_errors=True)
         with contextlib.suppress(OSError):
@@ -249,6 +255,7 @@ def _die_with_parent(job_dir: Path, parent: int) -> None:
         os._exit(3)
 
     threading.Thread(target=watch, name="spikeport-parent-watch", daemon=True).start()
+    return orphaned
 
 
 PARENT_PATH = "sys_path.json"
