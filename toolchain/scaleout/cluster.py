@@ -17,7 +17,11 @@ shared-memory segment or job folder behind on its node.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import socket
+import tempfile
 from typing import Callable, Optional
 
 from models.errors import SpikeportError
@@ -83,9 +87,11 @@ class RayPool:
     def _get(self, call, ref) -> tuple:
         try:
             return self.ray.get(ref)
-        except self.ray.exceptions.RayError as exc:
-            raise SpikeportError(f"{call.name}: Ray could not complete the task after {RETRIES} retries "
-                                 f"({type(exc).__name__}: {one_line(str(exc))[:300]})") from None
+        except self.ray.exceptions.RayTaskError as exc:  # failed in Ray's own machinery: not retried
+            raise SpikeportError(f"{call.name}: Ray could not run the task ({_first_part(exc)})") from None
+        except self.ray.exceptions.RayError as exc:  # worker, node or object lost, also after the retries
+            raise SpikeportError(f"{call.name}: its worker or node was lost, {RETRIES} retries included "
+                                 f"({type(exc).__name__}: {_first_part(exc)})") from None
 
     def close(self) -> None:
         """Disconnect (and stop a ``local`` instance) if this pool connected."""
@@ -102,11 +108,45 @@ def _connect(ray, address: str, workers: Optional[int]) -> None:
     options = dict(include_dashboard=False, log_to_driver=False, logging_level="error")
     if address == "local" and workers:
         options["num_cpus"] = workers
+    native = []
     try:
-        ray.init(address=address, **options)
+        with _native_stderr(native, address != "local"):
+            ray.init(address=address, **options)
     except Exception as exc:  # noqa: BLE001 - Ray raises many types here (ConnectionError, RuntimeError, ...)
-        raise SpikeportError(f"--cluster {address}: cannot connect to Ray ({type(exc).__name__}: "
-                             f"{one_line(str(exc))[:300]})") from None
+        causes = [exc, *([exc.__cause__] if exc.__cause__ else [])]
+        why = "; ".join(dict.fromkeys(filter(None, [*(f"{type(e).__name__}: {_first_part(e)}" for e in causes),
+                                                    *native[-1:]])))
+        hint = ("; the cluster uses token authentication: set RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN "
+                "or ~/.ray/auth_token), see docs/scale-out.md") if re.search(r"Unauthenticated|AuthToken", why) else ""
+        raise SpikeportError(f"--cluster {address}: cannot connect to Ray ({why}){hint}") from None
+
+
+def _first_part(exc: BaseException) -> str:
+    """An exception's message up to any traceback it quotes, on one line, at most 200 characters."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split("Traceback (most recent call last)")[0]
+    return one_line(text).rstrip(" :.")[:200]
+
+
+@contextlib.contextmanager
+def _native_stderr(lines: list, capture: bool):
+    """While connecting, hold back what Ray's C++ core writes on file descriptor 2 (a retry
+    log line per second) and append its last message to ``lines``. A ``local`` start is not
+    captured: the processes it starts inherit the descriptor."""
+    if not capture:
+        yield
+        return
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            text = held.read().decode(errors="replace").strip().splitlines()
+            if text:
+                lines.append(one_line(re.sub(r"^\[[^]]*\] \S+:\d+: ", "", text[-1]))[:300])
 
 
 def _check_reachable(address: str) -> None:
