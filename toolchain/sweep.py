@@ -39,7 +39,7 @@ from toolchain import methods
 from toolchain.files import atomic_path
 from toolchain.flags import COUNT, NON_NEGATIVE_INT
 from toolchain.methods.config import read_json
-from toolchain.scaleout.calls import Call, one_line
+from toolchain.scaleout.calls import Call, execute, one_line, unwrap
 
 KEYS = ("task", "method", "seeds", "settings", "verify")
 VERIFY_DEFAULTS = {"samples": 100, "lava_samples": 20, "backends": "float,emulator,lava"}
@@ -78,7 +78,9 @@ def read_sweep(path) -> list:
     for key, value in (("task", task), ("method", rule)):
         if not isinstance(value, str):
             raise SpikeportError(f"{path}: {key}={value!r} is outside the allowed values (a string)")
-    methods.for_training(rule, task)
+    method = methods.for_training(rule, task)
+    if task not in method.tasks:
+        raise SpikeportError(f"{path}: unknown task {task!r}; --method {rule} trains on {', '.join(method.tasks)}")
     seeds = _seeds(path, cfg.get("seeds"))
     settings = _settings(path, cfg.get("settings", {"default": {}}))
     check = _verify_keys(path, cfg.get("verify", {}))
@@ -159,7 +161,8 @@ def _spikeport(command, log: Path, argv: list, verb: str, ok: tuple) -> int:
         code = command(argv)
     if code not in ok:
         lines = err.getvalue().strip().splitlines()
-        raise SpikeportError(f"{verb} exited with code {code}: {one_line(lines[-1]) if lines else 'no message'}")
+        last = one_line(lines[-1]).removeprefix("spikeport: error: ") if lines else "no message"
+        raise SpikeportError(f"{verb} exited with code {code}: {last}")
     return code
 
 
@@ -195,7 +198,7 @@ def sweep(runs: list, out, command, pool=None, log=print) -> list:
 
     if pool is None:
         for i, call in enumerate(calls):
-            done(i, call.fn(*call.args))
+            done(i, unwrap(call, execute(call)))
     else:
         pool.map(calls, on_result=done)
     table = [rows[r.name] for r in runs]
