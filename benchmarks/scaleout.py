@@ -70,15 +70,11 @@ def lava_verify(model: Path, samples: int) -> None:
     print(f"\n1. per-sample Lava verification, {samples} samples ({model})")
     results, seconds = {}, {}
     for workers in (1, 2):
-        with warm_pool(workers) as pool:
-            token = scaleout._ACTIVE.set(pool)
-            try:
-                start = time.perf_counter()
-                results[workers] = verify(model, samples=samples, lava_samples=samples,
-                                          backends="emulator,lava", lava_batching="per-sample")
-                seconds[workers] = time.perf_counter() - start
-            finally:
-                scaleout._ACTIVE.reset(token)
+        with warm_pool(workers) as pool, scaleout.using(pool):
+            start = time.perf_counter()
+            results[workers] = verify(model, samples=samples, lava_samples=samples,
+                                      backends="emulator,lava", lava_batching="per-sample")
+            seconds[workers] = time.perf_counter() - start
         lava = results[workers].engines["lava"]["seconds"]
         print(f"   {workers} worker(s): Lava {lava:.1f} s ({samples / lava:.2f} samples/s), verify {seconds[workers]:.1f} s")
     a, b = results[1].outputs["lava"], results[2].outputs["lava"]

@@ -62,11 +62,8 @@ def test_verify_on_two_local_workers_gives_the_1_process_s_v_u_and_metrics(tiny,
     alone = verify(tiny, **VERIFY)
     with scaleout.session() as none:
         assert none is None
-    token = scaleout._ACTIVE.set(pool)
-    try:
+    with scaleout.using(pool):
         sharded = verify(tiny, **VERIFY)
-    finally:
-        scaleout._ACTIVE.reset(token)
     assert {"float", "torch-fixed", "emulator", "lava"} <= set(alone.outputs)
     assert all({"layers.0/s", "layers.0/v", "layers.0/u"} <= set(out) for out in alone.outputs.values())
     assert_same_outputs(alone, sharded)

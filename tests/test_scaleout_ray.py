@@ -50,11 +50,8 @@ def cluster():
 def test_verify_on_a_ray_cluster_gives_the_1_process_s_v_u_and_metrics(cluster, tmp_path):
     tiny = make_tiny_checkpoint(tmp_path)
     alone = verify(tiny, **VERIFY)
-    token = scaleout._ACTIVE.set(cluster)
-    try:
+    with scaleout.using(cluster):
         sharded = verify(tiny, **VERIFY)
-    finally:
-        scaleout._ACTIVE.reset(token)
     assert cluster.size == 2
     assert_same_outputs(alone, sharded)
     assert comparable(alone) == comparable(sharded)

@@ -54,13 +54,23 @@ def session(workers: Optional[int] = None, cluster: Optional[str] = None):
     block runs, close it afterwards (workers stopped, a ``local`` Ray stopped). Yields the pool
     (or None)."""
     pool = open_pool(workers, cluster)
+    try:
+        with using(pool):
+            yield pool
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+@contextlib.contextmanager
+def using(pool):
+    """Make ``pool`` (an open pool, or None: this process) the `active` one while the block runs;
+    the caller keeps it open and closes it."""
     token = _ACTIVE.set(pool)
     try:
         yield pool
     finally:
         _ACTIVE.reset(token)
-        if pool is not None:
-            pool.close()
 
 
 def active():
