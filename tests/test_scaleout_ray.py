@@ -2,6 +2,7 @@
 per module, 2 CPUs) and against a head this test starts on 127.0.0.1 and stops by its own pid
 (never ``ray stop``, which would stop every Ray process of the machine)."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lava_networks import zoo_inputs, zoo_ir
+from lava_networks import lava_processes, zoo_inputs, zoo_ir
 from models.errors import SpikeportError
 from scaleout_probes import descendants, group_members, kill_a_worker_mid_lava, wait_gone
 from test_scaleout import VERIFY, assert_same_outputs, comparable, raise_spikeport_error
@@ -41,6 +42,7 @@ def cluster():
             yield pool
     finally:
         ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
         if path is None:
             os.environ.pop("PYTHONPATH", None)
         else:
@@ -110,6 +112,7 @@ def head():
         except subprocess.TimeoutExpired:
             pass
         _kill_group(proc.pid)
+        shutil.rmtree(temp, ignore_errors=True)
         assert group_members(proc.pid) == [] and descendants(proc.pid) == set()
 
 
@@ -170,3 +173,19 @@ def test_an_address_nobody_listens_on_is_one_line_with_exit_code_2(zoo_files):
                      zoo_files / "no.npz", "--cluster", f"127.0.0.1:{port}")
     assert got.returncode == 2 and got.stderr.count("\n") == 1
     assert f"--cluster 127.0.0.1:{port}: cannot connect" in got.stderr
+
+
+def test_cluster_local_from_the_cli_stops_its_ray_and_removes_its_session_folder(zoo_files):
+    """A fresh process (no Ray of ours in it): ``--cluster local`` starts Ray, runs, and leaves
+    no process (none carries the marker in its environment) and no spikeport-ray-* folder."""
+    before, marker = set(Path("/tmp").glob("spikeport-ray-*")), f"SPIKEPORT_TEST_{os.getpid()}_{time.time_ns()}"
+    got = _spikeport("simulate", zoo_files / "zoo.onnx", "--input", zoo_files / "x.npy", "--out",
+                     zoo_files / "local.npz", "--cluster", "local", "--workers", "2", **{marker: "1"})
+    assert got.returncode == 0, got.stderr
+    deadline = time.monotonic() + 10
+    while lava_processes(marker) and time.monotonic() < deadline:  # Ray's processes carry the marker
+        time.sleep(0.2)
+    assert lava_processes(marker) == []
+    written, expected = np.load(zoo_files / "local.npz"), engines.run("emulator", zoo_ir(), np.load(zoo_files / "x.npy"))
+    assert all(np.array_equal(written[k], expected[k]) for k in expected)
+    assert set(Path("/tmp").glob("spikeport-ray-*")) - before == set()

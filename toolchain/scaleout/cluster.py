@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import socket
 import tempfile
 from typing import Callable, Optional
@@ -48,10 +49,12 @@ class RayPool:
     def __init__(self, address: str, workers: Optional[int] = None):
         self.address = address
         self.ray = import_ray()
-        self._owned = False
+        self._owned, self._temp = False, None
         if not self.ray.is_initialized():
-            _connect(self.ray, address, workers)
+            if address == "local":  # its own session folder (short: Ray's socket paths must fit 107 bytes)
+                self._temp = tempfile.mkdtemp(prefix="spikeport-ray-", dir="/tmp")
             self._owned = True
+            _connect(self.ray, address, workers, self._temp)
         cpus = int(self.ray.cluster_resources().get("CPU", 1))
         self.size = workers or max(1, cpus)
         self._task = self.ray.remote(num_cpus=1, max_retries=RETRIES, retry_exceptions=False)(execute)
@@ -94,20 +97,25 @@ class RayPool:
                                  f"({type(exc).__name__}: {_first_part(exc)})") from None
 
     def close(self) -> None:
-        """Disconnect (and stop a ``local`` instance) if this pool connected."""
+        """Disconnect (and stop a ``local`` instance, removing its session folder) if this pool
+        connected."""
         if self._owned and self.ray.is_initialized():
             self.ray.shutdown()
-        self._owned = False
+        if self._temp is not None:
+            shutil.rmtree(self._temp, ignore_errors=True)
+        self._owned, self._temp = False, None
 
 
-def _connect(ray, address: str, workers: Optional[int]) -> None:
-    """``ray.init`` for ``address``; any failure (unreachable, refused, authentication, version)
-    is one line naming the address."""
+def _connect(ray, address: str, workers: Optional[int], temp: Optional[str] = None) -> None:
+    """``ray.init`` for ``address`` (``temp``: the session folder of a ``local`` instance); any
+    failure (unreachable, refused, authentication, version) is one line naming the address."""
     if address not in ("local", "auto") and not address.startswith("ray://"):
         _check_reachable(address)
     options = dict(include_dashboard=False, log_to_driver=False, logging_level="error")
     if address == "local" and workers:
         options["num_cpus"] = workers
+    if temp is not None:
+        options["_temp_dir"] = temp
     native = []
     try:
         with _native_stderr(native, address != "local"):
