@@ -3,13 +3,14 @@
 Each worker is a fresh, exec'd Python process (no state forked from the
 driver, so torch and Lava start clean, and the driver's main script is never
 re-imported), connected by a socket pair; it takes the driver's import path,
-then runs one `Call` at a time and sends back its `execute` outcome. The driver hands out calls in
-order and keeps each result at its call's index.
+then runs one `Call` at a time and sends back its `execute` outcome (plain
+pickle). The driver hands out calls in order and keeps each result at its
+call's index.
 
 Faults: a worker that dies while holding a call (killed, out of memory) is
 replaced and the call is run again, at most `RETRIES` more times; an error the
 call raises is not retried (`toolchain.scaleout.calls`). Workers die with the
-driver (Linux parent-death signal, and an end-of-file on their pipe), and a
+driver (Linux parent-death signal, and an end-of-file on their socket), and a
 Lava run inside a worker dies with the worker (`backends.lava.runner`).
 """
 from __future__ import annotations
