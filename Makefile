@@ -14,7 +14,8 @@ $(STAMP):
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "pip>=23" setuptools wheel
 	# torch==2.13.0 is pinned: pip takes the local CPU build, never a CUDA one
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
+	# the [ray] extra: `--cluster` and tests/test_scaleout_ray.py (it pins no torch or numpy)
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,ray]"
 	# lava-nc 0.10.0 declares python<3.11: its deps are pinned in pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --ignore-requires-python lava-nc==0.10.0
 	# NIR peers for tests/test_nir_peers.py and examples/nir_peers.py: --no-deps so that they never
@@ -34,6 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/emulator_vs_lava.py
 	$(PY) benchmarks/qat_train_step.py
 	$(PY) benchmarks/ttfs_layer.py
+	$(PY) benchmarks/scaleout.py
 
 clean:
 	rm -rf out .pytest_cache .hypothesis

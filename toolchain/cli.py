@@ -1,4 +1,4 @@
-"""The `spikeport` command: train | compile | simulate | verify | export | inspect | demo.
+"""The `spikeport` command: train | compile | simulate | verify | sweep | export | inspect | demo.
 
 train, compile and verify come from the learning methods (`toolchain.methods`):
 ``--method`` choices, each method's own flags, and the dispatch (train by
@@ -20,7 +20,7 @@ import sys
 import warnings
 
 from models.errors import SpikeportError
-from toolchain import flags, formats, methods
+from toolchain import flags, formats, methods, scaleout
 from toolchain.describe import describe, format_description
 from toolchain.engines import ENGINES, SIMULATE_BACKENDS
 from toolchain.files import check_output, check_output_folder
@@ -50,7 +50,9 @@ def _cmd_verify(args) -> int:
     _check_lava_samples(args.lava_samples, args.samples)
     if not args.no_report:
         check_output_folder(args.report, args.model, getattr(args, "ir", None))
-    return _method_of_file(args, "verify").verify(args)
+    method = _method_of_file(args, "verify")
+    with scaleout.session(args.workers, args.cluster):
+        return method.verify(args)
 
 
 def _check_lava_samples(lava_samples, samples: int) -> None:
@@ -130,7 +132,28 @@ def _cmd_simulate(args) -> int:
         check_output(args.emit_hw, args.model, args.input, flag="--emit-hw")
     else:
         check_output(args.out, args.model, args.input)
-    return cmd_simulate(args) or 0
+    with scaleout.session(args.workers, args.cluster):
+        return cmd_simulate(args) or 0
+
+
+def _cmd_sweep(args) -> int:
+    """Each run is this command's `main` (train, then verify), in a worker: by its module path,
+    so workers import it also when this module runs as ``python -m toolchain.cli``."""
+    from toolchain import cli  # this module by name (as __main__, ``main`` would not unpickle)
+    from toolchain.sweep import cmd_sweep  # lazy: the sweep machinery (and matplotlib) on use only
+
+    check_output_folder(args.out, args.config, flag="--out")
+    with scaleout.session(args.workers, args.cluster) as pool:
+        return cmd_sweep(args.config, args.out, cli.main, pool)
+
+
+def _add_scaleout_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--workers N`` and ``--cluster ADDRESS`` (see `toolchain.scaleout`)."""
+    parser.add_argument("--workers", type=flags.positive_int,
+                        help=f"{what} on N local worker processes (default: 1, this process; no Ray needed)")
+    parser.add_argument("--cluster", help=f"{what} as Ray tasks: local (a private Ray instance), auto (the "
+                                          "cluster this machine is in) or HOST:PORT of a head; with --workers N, "
+                                          "N at once (default: the cluster's CPUs). Needs spikeport[ray]")
 
 
 def _cmd_demo(args) -> int:
@@ -204,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help=".npz with every recorded <node>/<var> (LIF: s, v, u)")
     s.add_argument("--record", nargs="*", help="nodes to record (default: all neuron nodes)")
     s.add_argument("--emit-hw", help="with --backend lava: write a Loihi2HwCfg script instead of running")
+    _add_scaleout_options(s, "run the samples in ordered shards")
     s.set_defaults(func=_cmd_simulate)
 
     v = sub.add_parser("verify", help="cross-check float model, emulator and Lava; write a report")
@@ -217,7 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--max-accuracy-drop", type=flags.fraction_difference, default=None,
                    help="fail if float minus fixed test accuracy exceeds this (fraction in [-1, 1]; default 0.05, TTFS 0.005)")
     v.add_argument("--no-report", action="store_true", help="print the summary only, write no report folder")
+    _add_scaleout_options(v, "run every engine's samples in ordered shards")
     v.set_defaults(func=_cmd_verify, method_options=_add_method_options("verify", v))
+
+    w = sub.add_parser("sweep", help="train and verify every seed x setting of a JSON config; one table",
+                       description="Train and verify every (setting, seed) run of CONFIG, a JSON object: "
+                                   "task, method, seeds (list), settings (name -> training config keys), verify "
+                                   "(samples, lava_samples, backends). Writes OUT/runs/<run>/ and OUT/sweep.json, "
+                                   "sweep.csv, sweep.png; finished runs are not redone.")
+    w.add_argument("config", help="sweep config (.json); see docs/scale-out.md")
+    w.add_argument("--out", default="sweep", help="output folder (default: sweep)")
+    _add_scaleout_options(w, "run the (setting, seed) runs")
+    w.set_defaults(func=_cmd_sweep)
 
     e = sub.add_parser("export", help="write a network in another format (ONNX IR, NIR, ...)")
     e.add_argument("model", help="SuperSpike .pt checkpoint, or a network file of any format")

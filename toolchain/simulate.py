@@ -30,7 +30,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from models.errors import SpikeportError
-from toolchain import engines, formats
+from toolchain import formats, scaleout
 from toolchain import ir as irm
 from toolchain.ir import passes
 from toolchain.engines import SIMULATE_BACKENDS
@@ -40,10 +40,11 @@ from toolchain.files import atomic_path, save_npz
 def simulate(ir: irm.IR, x, backend: str = "emulator", record: Optional[Sequence[str]] = None) -> dict:
     """Run ``ir`` on ``x`` (B, T, N) with ``backend`` (a `SIMULATE_BACKENDS` name):
     ``{"<node>/<var>": (B, T, n)}``. ``record``: neuron or Output node names (None: every neuron node).
+    Sharded over the active scale-out pool, if any (`toolchain.scaleout.run`; same values).
     """
     if backend not in SIMULATE_BACKENDS:
         raise SpikeportError(f"simulate: backend={backend!r} is not one of {', '.join(SIMULATE_BACKENDS)}")
-    return engines.run(SIMULATE_BACKENDS[backend], ir, x, record)
+    return scaleout.run(SIMULATE_BACKENDS[backend], ir, x, record)
 
 
 def load_input(path) -> np.ndarray:

@@ -17,6 +17,13 @@ timeout or KeyboardInterrupt the parent kills that whole process group, which
 holds the child and every process Lava forked, and reaps the child: no Lava
 process outlives `run_lava`. Parameters Lava would misread are refused
 before anything starts (`check_lava_params`).
+
+The other way round, a child dies with its parent: when the process that
+called `run_lava` is killed (a scale-out worker lost, say), the child notices
+that its parent changed (`_die_with_parent`), kills every other member of its
+process group (Lava's processes), removes its job folder and exits; Python's
+shared-memory resource tracker, spared, then unlinks what Lava left in
+``/dev/shm``.
 """
 from __future__ import annotations
 
@@ -27,7 +34,9 @@ import pickle
 import signal
 import subprocess
 import sys
+import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,6 +215,7 @@ def child_main(job_dir: str) -> None:
     """
     path = Path(job_dir)
     code = 0
+    orphaned = _die_with_parent(path, os.getppid())
     try:
         _use_parent_path(path)
         with open(path / "job.pkl", "rb") as f:
@@ -216,9 +226,36 @@ def child_main(job_dir: str) -> None:
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, one line
         (path / "error.txt").write_text(_one_line(exc))
         code = 1
+    while orphaned.is_set():  # the watchdog is cleaning up, and ends this process itself
+        time.sleep(1)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+PARENT_WATCH_SECONDS = 0.1  # how often a child checks that its parent lives
+
+
+def _die_with_parent(job_dir: Path, parent: int) -> threading.Event:
+    """Watch (in a daemon thread) that ``parent`` is still this process's parent; once it is
+    not (the caller of `run_lava` was killed), kill the rest of this process group, remove the
+    job folder (and the run's folder once empty) and exit. The resource tracker is spared: it
+    unlinks Lava's shared-memory segments once this process is gone. Returns the event set
+    when the watch starts cleaning up (the main thread must then not exit by itself)."""
+    orphaned = threading.Event()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_WATCH_SECONDS)
+        orphaned.set()
+        kill_group(os.getpgrp(), spare=(os.getpid(),), wait_tracker=False)
+        shutil.rmtree(job_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            job_dir.parent.rmdir()
+        os._exit(3)
+
+    threading.Thread(target=watch, name="spikeport-parent-watch", daemon=True).start()
+    return orphaned
 
 
 PARENT_PATH = "sys_path.json"
@@ -276,19 +313,26 @@ class _Child:
         killed whole.
         """
         pgid = self.popen.pid
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            members = _live_group_members(pgid)
-            if not members:
-                break
-            for pid, cmdline in members.items():
-                if b"resource_tracker" not in cmdline:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(pid, signal.SIGKILL)
-            time.sleep(0.02)
+        kill_group(pgid, grace=grace)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
         self.popen.wait()
+
+
+def kill_group(pgid: int, spare: tuple = (), grace: float = 3.0, wait_tracker: bool = True) -> None:
+    """SIGKILL every member of process group ``pgid`` but ``spare`` (pids) and Python's
+    shared-memory resource tracker, until none is left (``wait_tracker``: until the tracker,
+    too, has cleaned up and exited) or ``grace`` seconds pass."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        members = {pid: cmd for pid, cmd in _live_group_members(pgid).items() if pid not in spare}
+        targets = [pid for pid, cmdline in members.items() if b"resource_tracker" not in cmdline]
+        if not targets and not (wait_tracker and members):
+            return
+        for pid in targets:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
 
 
 def _live_group_members(pgid: int) -> dict:

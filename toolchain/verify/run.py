@@ -34,6 +34,7 @@ import numpy as np
 from models.errors import SpikeportError
 from models.losses import predict
 from toolchain import engines as eng
+from toolchain import scaleout
 from toolchain import ir as irm
 from toolchain.verify import timing
 from toolchain.verify.compare import compare_bit_identity, variables_text
@@ -129,21 +130,25 @@ def _engine_plan(backends, subject: Subject, samples: int, lava_samples: Optiona
     return {name: n_lava if name.startswith("lava") else samples for name in order}
 
 
-def run_engine(name: str, subject: Subject, x: np.ndarray) -> dict:
-    """Outputs of engine ``name`` on inputs ``x`` (B, T, N): `toolchain.engines.run` on the subject."""
-    return eng.run(name, subject.ir, x, model=subject.model)
+def run_engine(name: str, subject: Subject, x: np.ndarray, **options) -> dict:
+    """Outputs of engine ``name`` on inputs ``x`` (B, T, N): `toolchain.engines.run` on the subject,
+    sharded over the active scale-out pool (`toolchain.scaleout.run`); ``options`` go to the engine."""
+    return scaleout.run(name, subject.ir, x, model=subject.model, **options)
 
 
 # ------------------------------------------------------------------- verify
 def verify(model_path_or_ir, task: Optional[str] = None, samples: int = 100, lava_samples: Optional[int] = None,
            backends=("float", "emulator", "lava"), seed: int = 0, tolerances: Optional[Tolerances] = None, *,
-           ir=None, meta: Optional[dict] = None, calibration_samples: int = 256) -> VerifyResult:
+           ir=None, meta: Optional[dict] = None, calibration_samples: int = 256,
+           lava_batching: str = "tile") -> VerifyResult:
     """Run the engines on the first ``samples`` test inputs and compare them (see module doc).
 
     ``model_path_or_ir``: ``.pt`` or network file path, `IR`, or `Network` (with
     ``meta``); ``ir``: a compiled IR (path or `IR`) to check against the
     checkpoint. Lava engines run on the first ``lava_samples`` samples
-    (default ``min(samples, 20)``).
+    (default ``min(samples, 20)``), ``lava_batching`` "tile" (one network, samples side by
+    side) or "per-sample" (one network per sample). Engines run sharded over the active
+    scale-out pool, if any (`toolchain.scaleout`): the numbers are the same.
     """
     tol = tolerances or Tolerances()
     _check_request(samples, backends)
@@ -157,7 +162,8 @@ def verify(model_path_or_ir, task: Optional[str] = None, samples: int = 100, lav
     outputs, engines, preds = {}, {}, {}
     for name, n in plan.items():
         start = time.perf_counter()
-        outputs[name] = run_engine(name, subject, x[:n])
+        options = dict(batching=lava_batching) if name.startswith("lava") else {}
+        outputs[name] = run_engine(name, subject, x[:n], **options)
         preds[name] = predict(outputs[name][f"{output_node}/s"])
         engines[name] = dict(samples=int(n), accuracy=float((preds[name] == y[:n]).mean()),
                              seconds=time.perf_counter() - start)

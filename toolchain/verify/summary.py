@@ -61,7 +61,7 @@ def cmd_verify(args) -> int:
         check_replaceable(Path(folder))
     result = verify(args.model, task=args.task, samples=args.samples, lava_samples=args.lava_samples,
                     backends=args.backends, seed=args.seed, tolerances=Tolerances.from_args(args),
-                    ir=getattr(args, "ir", None))
+                    ir=getattr(args, "ir", None), lava_batching=getattr(args, "lava_batching", "tile"))
     print(format_summary(result))
     for c in result.criteria:
         if not c.passed:

@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from models.theta_network import predict, predict_ordinary
-from toolchain import engines
+from toolchain import scaleout
 from toolchain.methods.smooth.lower import calibrate_thresholds, lower_smooth, quantize_smooth
 from toolchain.methods.smooth.train import input_index, input_times, load_checkpoint
 from toolchain.tasks import datasets
@@ -123,7 +123,7 @@ def run_deployed(engine: str, ir, t_in: np.ndarray, batch: int = 500, keep: bool
     record = [f"l{l}/s" for l in range(1, L + 1)] + [f"l{L}/x"] if not keep else None
     firsts, counts, preds, falls, kept = [], [], [], [], []
     for i in tqdm(range(0, len(t_in), batch), desc=engine, leave=False, disable=not progress):
-        out = engines.run(engine, ir, encode(t_in[i:i + batch], meta), record)
+        out = scaleout.run(engine, ir, encode(t_in[i:i + batch], meta), record)
         firsts.append([first_times(out[f"l{l}/s"], l, meta) for l in range(1, L + 1)])
         counts.append([deployed_times(out[f"l{l}/s"], l, meta)[1].sum(1) for l in range(1, L + 1)])
         pred, fall = readout(out[f"l{L}/s"], out[f"l{L}/x"], meta)
@@ -163,7 +163,7 @@ def bit_identity(ir, t_in: np.ndarray, batch: int = 50):
     chunks = []
     for i in range(0, len(t_in), batch):
         x = encode(t_in[i:i + batch], meta)
-        chunks.append(compare_bit_identity("lava", engines.run("lava", ir, x), "emulator", engines.run("emulator", ir, x)))
+        chunks.append(compare_bit_identity("lava", scaleout.run("lava", ir, x), "emulator", scaleout.run("emulator", ir, x)))
     return combine(chunks)
 
 

@@ -16,7 +16,7 @@ import torch
 from models.exact_spikes import ExactNetwork
 from models.losses import van_rossum
 from models.spike_train import raster_to_times, times_to_raster
-from toolchain import engines
+from toolchain import engines, scaleout
 from toolchain import ir as irm
 from toolchain.ir import passes
 from toolchain.lower import apply_scales, lower
@@ -149,7 +149,7 @@ def deploy(model, task: SpikeTransformTask, *, lava: bool = True, split: str = "
     else:
         runs = {"float": engines.run("float-emulator", ir, x), "fixed": engines.run("emulator", fixed, x)}
     if lava:
-        runs["lava"] = engines.run("lava", fixed, x)
+        runs["lava"] = scaleout.run("lava", fixed, x)
     out_node = ir.names(irm.Neuron)[-1]
     learned = model.simulate(x_times)[-1] if isinstance(model, ExactNetwork) else \
         raster_to_times(runs["float"][f"{out_node}/s"]).numpy()

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from models.ttfs_layer import TTFSNetwork
-from toolchain import engines, formats
+from toolchain import formats, scaleout
 from toolchain.ir import IR
 from toolchain.methods.ttfs.analysis import analyse_engine, hidden_spikes_before_decision
 from toolchain.methods.ttfs.lower import encode_input, layer_nodes, lower_ttfs
@@ -134,8 +134,8 @@ def lava_identity(irq, x, *, chunk: int = 25, log=print) -> dict:
     lava_pred, t0 = [], time.time()
     for i in range(0, len(x), chunk):
         xin = encode_input(x[i:i + chunk], irq.meta)
-        emu = engines.run("emulator", irq, xin)
-        lava = engines.run("lava", irq, xin)
+        emu = scaleout.run("emulator", irq, xin)
+        lava = scaleout.run("lava", irq, xin)
         c = compare_bit_identity("emulator", emu, "lava", lava, sorted({k.rpartition("/")[0] for k in emu}))
         same_samples += c.identical_samples
         arrays_same += c.identical_arrays

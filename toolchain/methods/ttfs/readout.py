@@ -10,7 +10,7 @@ from tqdm import tqdm
 from models import fixed_point as fx
 from models.errors import SpikeportError
 from models.ttfs_layer import TTFSNetwork
-from toolchain import engines
+from toolchain import engines, scaleout
 from toolchain.methods.ttfs.lower import encode_input, layer_nodes
 
 
@@ -79,7 +79,7 @@ def run_deployed(ir, x, *, engine: str = "emulator", mode: str = "fixed", batch_
         record = [f"{n}/s" for n in neurons] + [f"{out_node}/v", f"{out_node}/u"]
         if record_hidden_state:
             record = [f"{n}/{f}" for n in neurons for f in ("s", "v", "u")]
-        out = engines.run(name, ir, xin, record)
+        out = scaleout.run(name, ir, xin, record)
         pred, _, t_int, any_out = output_readout(out[f"{out_node}/s"], out[f"{out_node}/v"],
                                                  out[f"{out_node}/u"], vth)
         res["pred"].append(pred)
