@@ -71,6 +71,8 @@ def _fields(record, skip=("source", "fixed", "n")) -> str:
 
 def _param_summary(op) -> str:
     text = ""
+    if isinstance(op, irm.Feed):
+        return _fields(op) + (f" | {_fields(op.fixed)}" if op.fixed is not None else "")
     if isinstance(op, irm.Synapse):
         text = (f"W {op.weight.shape[0]}x{op.weight.shape[1]} float |W|max={np.abs(op.weight).max(initial=0):.3g}"
                 + (f" delays {op.delays.min()}..{op.delays.max()}" if op.delays is not None else ""))
