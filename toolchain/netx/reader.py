@@ -162,8 +162,8 @@ class _Builder:
             self.prev_shape, self.input_size = shape, n
             return
         cfg = self._neuron(g["neuron"], where)
-        weight = int(_integers(g, "weight", where, self.notes)) if "weight" in g else rules.INPUT_WEIGHT
-        bias = int(_integers(g, "bias", where, self.notes)) if "bias" in g else rules.INPUT_BIAS
+        weight = self._scalar(g, "weight", where, rules.INPUT_WEIGHT)
+        bias = self._scalar(g, "bias", where, rules.INPUT_BIAS)
         self.ir.add("input", irm.Input(n, source="net.inp"))
         feed = self.ir.add(f"layer{i}.feed", irm.Feed(n, gain=weight, offset=bias, fixed=irm.FeedFixed(weight, bias),
                                                        source=f"layer/{i}"), ["input"])
@@ -172,6 +172,15 @@ class _Builder:
         self.notes.append(f"{where}: netx drops spikes sent to net.inp at an input layer; its neuron runs as "
                           f"fed a_in = {weight} * x + {bias} in the same step (layer{i}.feed)")
         self.table.append(f"layer {i} input {n}: a_in = {weight} * x + {bias} (same step); {_neuron_text(cfg)}")
+
+    def _scalar(self, g, key: str, where: str, default: int) -> int:
+        """An input layer's ``weight``/``bias``: netx's ``int(...)`` of one number (truncated)."""
+        if key not in g:
+            return default
+        value = _integers(g, key, where, self.notes)
+        if value.size != 1:
+            raise SpikeportError(f"{where}: {key} has {value.size} entries; netx takes one number")
+        return int(value.reshape(-1)[0])
 
     def _flatten(self, where: str) -> None:
         shape = self.prev_shape or ()
