@@ -19,6 +19,9 @@ Per layer (`toolchain.netx.rules` has netx's rules):
   broadcasts an ``(out,)`` vector) or per-input (``(in,)``, when out != in), at
   most 62 (netx clamps above); none in a recurrent layer;
 * binary spikes only (no graded synapse or Input: netx reads none from the file);
+* a float network lowered from a checkpoint (``meta`` names its task and encoding)
+  is first quantized onto netx's grid (`toolchain.netx.grid`); a compiled ``.onnx``
+  whose integers netx cannot hold is refused, never requantized;
 * a `Feed` (a netx input layer's a_in feed) becomes an ``input`` layer with its
   gain as ``weight`` and offset as ``bias``; its LIF must have no bias.
 
@@ -49,7 +52,13 @@ class Layer:
 
 
 def write(ir: irm.IR, path) -> None:
-    """Check ``ir`` (module docstring) and write it to ``path`` atomically."""
+    """Check ``ir`` (module docstring) and write it to ``path`` atomically.
+
+    A float network that names its task (a lowered checkpoint) is first quantized onto
+    netx's grid (`toolchain.netx.grid`), calibrated on the task's training inputs.
+    """
+    if not ir.is_fixed and "task" in ir.meta and "encoding" in ir.meta:
+        ir = _quantized_for_netx(ir)
     layers = [_fields(ir, layer, i) for i, layer in enumerate(chain(ir))]
     import h5py  # lazy: only this format needs it
 
@@ -58,6 +67,17 @@ def write(ir: irm.IR, path) -> None:
             group = f.create_group("layer")
             for i, layer in enumerate(layers):
                 _write_group(group.create_group(str(i)), layer.fields)
+
+
+CALIBRATION_SAMPLES = 256  # training inputs, as `spikeport compile` takes by default
+
+
+def _quantized_for_netx(ir: irm.IR) -> irm.IR:
+    from toolchain.methods.superspike.compile import calibration_inputs  # lazy: task data
+    from toolchain.netx.grid import quantize_for_netx
+
+    fixed, _ = quantize_for_netx(ir, calibration_inputs(ir.meta, CALIBRATION_SAMPLES))
+    return fixed
 
 
 def _write_group(g, fields: dict) -> None:
@@ -72,7 +92,8 @@ def _write_group(g, fields: dict) -> None:
 def chain(ir: irm.IR) -> list[Layer]:
     """The IR as netx layers, first to last; one-line refusal for any other graph."""
     if not ir.is_fixed:
-        raise SpikeportError(f"{ir.name}: float parameters; a netx file holds integers (spikeport compile first)")
+        raise SpikeportError(f"{ir.name}: float parameters and no task to calibrate on; a netx file holds "
+                             "integers (export the training checkpoint, which is quantized onto netx's grid)")
     inputs = ir.names(irm.Input)
     if len(inputs) != 1:
         raise SpikeportError(f"{ir.name}: netx networks have one input, this one has {len(inputs)} Input nodes")
