@@ -20,7 +20,7 @@ import pytest
 import netx_lava as nl
 from backends import emulator
 from models.errors import SpikeportError
-from toolchain import formats
+from toolchain import cli, formats
 from toolchain import ir as irm
 from toolchain.netx import rules
 from toolchain.netx.reader import NetxWarning
@@ -36,9 +36,14 @@ def _load(path):
     return ir, [str(w.message) for w in caught if issubclass(w.category, NetxWarning)]
 
 
-def _cli(*argv, cwd=None):
-    return subprocess.run([sys.executable, "-m", "toolchain.cli", *map(str, argv)], capture_output=True, text=True,
-                          cwd=cwd)
+def _cli(capsys, *argv):
+    """Run ``spikeport ARGV`` in this process: (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NetxWarning)
+        code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 # ------------------------------------------------------------- hand-written files
@@ -326,26 +331,26 @@ def test_export_refuses_a_float_network_and_a_periodic_reset(tmp_path):
 
 
 # ============================================================ CLI
-def test_cli_inspect_shows_what_netx_hands_lava_and_its_warnings(tmp_path):
+def test_cli_inspect_shows_what_netx_hands_lava_and_its_warnings(tmp_path, capsys):
     delay = np.array([63, 0, 1, 2, 3, 5], np.float32)
     layer = _dense(_mixed_weights(top=255), delay=delay)
     layer["neuron"]["gradedSpike"] = True
     path = _write(tmp_path / "x.net", [layer])
-    run = _cli("inspect", path)
-    assert run.returncode == 0, run.stderr
-    out = run.stdout
+    code, out, err = _cli(capsys, "inspect", path)
+    assert code == 0, err
     assert "num_weight_bits 8 weight_exp 0" in out and "weight [-120, 254]" in out and "delays 0..62 (after netx's clamp)" in out
     for warning in ("clipped to [-256, 254]", "clamped to 62", "gradedSpike is set"):
         assert f"warning: {path}: layer 0 (dense): " in out and warning in out
 
 
-def test_cli_export_simulate_round_trip_and_a_refusal_is_one_line_exit_2(tmp_path):
+def test_cli_export_simulate_round_trip_and_a_refusal_is_one_line_exit_2(tmp_path, capsys):
     formats.save(delayed_ir(), tmp_path / "d.onnx")
-    run = _cli("export", tmp_path / "d.onnx", "--format", "netx", "--out", tmp_path / "d.net")
-    assert run.returncode == 0, run.stderr
+    code, out, err = _cli(capsys, "export", tmp_path / "d.onnx", "--format", "netx", "--out", tmp_path / "d.net")
+    assert code == 0, err
     np.save(tmp_path / "x.npy", nl.spikes(T, 12, seed=7))
-    run = _cli("simulate", tmp_path / "d.net", "--input", tmp_path / "x.npy", "--out", tmp_path / "o.npz")
-    assert run.returncode == 0, run.stderr
+    code, out, err = _cli(capsys, "simulate", tmp_path / "d.net", "--input", tmp_path / "x.npy", "--out",
+                          tmp_path / "o.npz")
+    assert code == 0, err
     with np.load(tmp_path / "o.npz") as out:
         assert list(out) == [f"layer{i}/{v}" for i in range(2) for v in ("s", "u", "v")]
         expected = _renamed(emulator.run(delayed_ir(), nl.spikes(T, 12, seed=7)), delayed_ir())
@@ -353,6 +358,41 @@ def test_cli_export_simulate_round_trip_and_a_refusal_is_one_line_exit_2(tmp_pat
     bad = delayed_ir()
     bad.op("hidden.dense").delay[0, 0] = 40
     formats.save(bad, tmp_path / "bad.onnx")
-    run = _cli("export", tmp_path / "bad.onnx", "--format", "netx", "--out", tmp_path / "bad.net")
-    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and "layer 0 (hidden)" in run.stderr
+    code, out, err = _cli(capsys, "export", tmp_path / "bad.onnx", "--format", "netx", "--out", tmp_path / "bad.net")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "layer 0 (hidden): per-synapse delays differ" in err
     assert not (tmp_path / "bad.net").exists()
+
+
+# ============================================================ the digits network, from its checkpoint
+@pytest.fixture(scope="module")
+def digits_checkpoint(tmp_path_factory):
+    """A digits network trained for one epoch (bit-exactness, not accuracy, is under test)."""
+    path = tmp_path_factory.mktemp("digits") / "digits.pt"
+    run = subprocess.run([sys.executable, "-m", "toolchain.cli", "train", "--task", "digits", "--epochs", "1",
+                          "--quiet", "--threads", "1", "--out", str(path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    return path
+
+
+@pytest.mark.lava
+@pytest.mark.slow
+def test_digits_checkpoint_exported_to_netx_runs_on_lava_exactly_as_the_emulator(digits_checkpoint, tmp_path,
+                                                                                 capsys):
+    from toolchain.tasks import datasets, encoders
+
+    code, out, err = _cli(capsys, "export", digits_checkpoint, "--format", "netx", "--out", tmp_path / "d.net")
+    assert code == 0, err
+    ir, _ = _load(tmp_path / "d.net")
+    assert [ir.op(s).fixed.weight_exp for s in ir.names(irm.Synapse)] == [0, 0]
+    x = np.asarray(encoders.encode(datasets.load_task("digits").x_test[:1], name="regular", T=20, max_rate=0.5))[0]
+    emu = emulator.run(ir, x)
+    same, total, bad = nl.compare(emu, nl.run_netx(tmp_path / "d.net", x.astype(np.int64)))
+    assert (same, total, bad) == (6, 6, "") and emu["layer1/s"].any()
+
+
+def test_a_compiled_ir_netx_cannot_hold_is_refused_not_requantized(tmp_path):
+    ir = delayed_ir()
+    ir.op("hidden").fixed.bias_mant = np.full(6, 295)
+    ir.op("hidden").fixed.bias_exp = np.zeros(6, np.int64)
+    with pytest.raises(SpikeportError, match=r"layer 0 \(hidden\): bias_mant 295 << bias_exp 0 .* not a multiple of 64"):
+        formats.save(ir, tmp_path / "bad.net", "netx")

@@ -182,7 +182,7 @@ def _neuron(op: irm.Neuron, where: str) -> tuple[dict, np.ndarray]:
     bias = scaled / 2.0 ** rules.BIAS_EXP
     if np.any(bias != np.trunc(bias)):
         bad = int(np.flatnonzero(bias != np.trunc(bias))[0])
-        raise SpikeportError(f"{where}: bias_mant {f.bias_mant[bad]} << bias_exp {f.bias_exp[bad]} (neuron {bad}) is "
+        raise SpikeportError(f"{where}: bias_mant {int(f.bias_mant[bad])} << bias_exp {int(f.bias_exp[bad])} (neuron {bad}) is "
                              f"not a multiple of 64; netx hands Lava every bias with bias_exp {rules.BIAS_EXP}")
     lo, hi = fx.BIAS_MANT_RANGE
     if bias.size and (bias.min() < lo or bias.max() > hi):
