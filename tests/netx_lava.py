@@ -22,14 +22,17 @@ from backends.lava.compat import import_lava_dl
 
 NEURON = dict(threshold=1.25, current_decay=0.25, voltage_decay=0.03, tau_grad=0.03, scale_grad=3,
               requires_grad=False)
-KINDS = ("dense", "delayed", "two_layers", "excitatory", "input", "recurrent")
+KINDS = ("dense", "delayed", "two_layers", "excitatory", "input", "recurrent")  # 12 inputs each
+BENCH = "bench"  # 64 -> 128 -> 10 with delays on the second layer, for benchmarks/netx_vs_lava.py
 
 
 def _blocks(kind: str, slayer):
     import torch
 
     cuba = slayer.block.cuba
-    torch.manual_seed(KINDS.index(kind))
+    torch.manual_seed(KINDS.index(kind) if kind in KINDS else 99)
+    if kind == BENCH:
+        return [cuba.Dense(NEURON, 64, 128, weight_scale=2), cuba.Dense(NEURON, 128, 10, weight_scale=2, delay=True)]
     if kind == "dense":
         return [cuba.Dense(NEURON, 12, 6, weight_scale=2)]
     if kind == "delayed":
@@ -48,12 +51,12 @@ def _blocks(kind: str, slayer):
 
 
 def slayer_file(path, kind: str):
-    """Write SLAYER network ``kind`` (one of `KINDS`) to ``path`` with ``export_hdf5``; returns path."""
+    """Write SLAYER network ``kind`` (one of `KINDS`, or `BENCH`) to ``path`` with ``export_hdf5``; returns path."""
     import torch
 
     _, slayer = import_lava_dl()
     blocks = _blocks(kind, slayer)
-    z = torch.zeros(1, 12, 4)
+    z = torch.zeros(1, blocks[0].synapse.in_channels if hasattr(blocks[0], "synapse") else 12, 4)
     with torch.no_grad():  # SLAYER blocks learn their shapes in their first forward pass
         for block in blocks:
             z = block(z)
