@@ -29,6 +29,7 @@ Units as in the IR: integers of Lava's fixed_pt models.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -76,7 +77,9 @@ def _quantized_for_netx(ir: irm.IR) -> irm.IR:
     from toolchain.methods.superspike.compile import calibration_inputs  # lazy: task data
     from toolchain.netx.grid import quantize_for_netx
 
-    fixed, _ = quantize_for_netx(ir, calibration_inputs(ir.meta, CALIBRATION_SAMPLES))
+    fixed, lines = quantize_for_netx(ir, calibration_inputs(ir.meta, CALIBRATION_SAMPLES))
+    warnings.warn(f"{ir.name}: quantized onto netx's grid (weight_exp 0, bias_exp 6; {CALIBRATION_SAMPLES} "
+                  f"calibration inputs): " + "; ".join(lines), UserWarning, stacklevel=2)
     return fixed
 
 
