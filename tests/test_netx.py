@@ -265,6 +265,16 @@ def test_layers_netx_or_spikeport_cannot_run_are_refused_naming_the_layer_index(
         formats.load(path)
 
 
+def test_flatten_is_read_where_it_is_the_identity_and_refused_where_it_reorders(tmp_path):
+    layers = [{"type": "input", "shape": np.array([12, 1, 1])}, {"type": "flatten", "shape": np.array([12])},
+              _dense(_mixed_weights())]
+    ir, _ = _load(_write(tmp_path / "flat.net", layers))
+    assert ir.names() == ["input", "layer2.dense", "layer2", "output"] and ir.op("input").n == 12
+    layers[0]["shape"] = np.array([3, 2, 2])
+    with pytest.raises(SpikeportError, match=r"layer 1 \(flatten\): flattening shape \(2, 2, 3\) .* reorders"):
+        formats.load(_write(tmp_path / "reorder.net", layers))
+
+
 @pytest.mark.parametrize("neuron", ["SDNN", "RF_PHASE"])
 def test_non_cuba_neurons_are_refused_naming_the_layer_index(neuron, tmp_path):
     layer = _dense(_mixed_weights())

@@ -132,7 +132,6 @@ class _Builder:
         self.notes, self.table = [], []
         self.prev = None  # the node the next layer reads: an Input or the previous layer's LIF
         self.prev_shape = None  # its netx shape (the input layer's is reversed, W, H, C)
-        self.flatten = False
         self.input_size = None  # an input layer without a neuron gives only the input size
 
     def where(self, i: int, kind: str) -> str:
@@ -183,11 +182,11 @@ class _Builder:
         return int(value.reshape(-1)[0])
 
     def _flatten(self, where: str) -> None:
+        """netx flattens the previous layer's (W, H, C) output in C, H, W order: the identity for 1-D."""
         shape = self.prev_shape or ()
         if sum(1 for s in shape if s != 1) > 1:
             raise SpikeportError(f"{where}: flattening shape {shape} (W, H, C) reorders neurons "
                                  "(netx's transpose); spikeport's populations are 1-D")
-        self.flatten = True
 
     # ---------------------------------------------------------------- dense
     def _dense(self, i: int, g, where: str, recurrent: bool) -> None:
@@ -228,7 +227,7 @@ class _Builder:
             self.ir.connect(names[1], layer)
         self.table.append(self._dense_text(i, "dense_rec" if recurrent else "dense", n, n_in, opt, synapses,
                                            delay, cfg, bias))
-        self.prev_shape, self.flatten = (n,), False
+        self.prev_shape = (n,)
 
     def _source_size(self):
         """Channels of what the next layer reads: the previous layer, the input layer's shape, or None."""

@@ -86,16 +86,16 @@ class LavaSynapse:
     sign_mode: int
 
 
-def lava_synapses(matrices: list, drop_exp: bool = False) -> tuple[list, Optimized]:
+def lava_synapses(matrices: list) -> tuple[list, Optimized]:
     """netx's treatment of a layer's file matrices (one, or ``weight`` and ``weight_rec``
     optimised together as one matrix): the `LavaSynapse` of each, and the `Optimized` record.
 
     Lava's Dense re-derives each matrix's sign mode (netx's is not passed), clips it to
-    8 bits and truncates ``8 - num_weight_bits (+1 if mixed)`` low bits. ``drop_exp``:
-    netx's delayed recurrent block builds its synapses without ``weight_exp`` (0).
+    8 bits and truncates ``8 - num_weight_bits (+1 if mixed)`` low bits. (netx's delayed
+    recurrent block, which drops ``weight_exp``, is refused by the reader.)
     """
     opt = optimize_weight_bits(np.hstack([np.asarray(m, np.int64) for m in matrices]))
-    exp = 0 if drop_exp else opt.weight_exp
+    exp = opt.weight_exp
     out, lo = [], 0
     for m in matrices:
         part = opt.weights[:, lo:lo + m.shape[1]]
