@@ -265,6 +265,19 @@ def test_layers_netx_or_spikeport_cannot_run_are_refused_naming_the_layer_index(
         formats.load(path)
 
 
+def test_a_malformed_file_is_a_one_line_error_naming_the_layer(tmp_path):
+    layer = _dense(_mixed_weights())
+    del layer["weight"]
+    with pytest.raises(SpikeportError, match=r"layer 0 \(dense\): no 'weight' field"):
+        formats.load(_write(tmp_path / "noweight.net", [layer]))
+    layer = _dense(_mixed_weights(), neuron=np.int64(1))  # a dataset where netx expects a group
+    with pytest.raises(SpikeportError, match=r"layer 0: malformed \(AttributeError"):
+        formats.load(_write(tmp_path / "neuron.net", [layer]))
+    (tmp_path / "text.net").write_text("not hdf5")
+    with pytest.raises(SpikeportError, match="not a readable HDF5"):
+        formats.load(tmp_path / "text.net")
+
+
 def test_flatten_is_read_where_it_is_the_identity_and_refused_where_it_reorders(tmp_path):
     layers = [{"type": "input", "shape": np.array([12, 1, 1])}, {"type": "flatten", "shape": np.array([12])},
               _dense(_mixed_weights())]

@@ -77,7 +77,13 @@ def read(path) -> irm.IR:
             raise SpikeportError(f"{path}: layers are {sorted(group.keys())}; netx reads layer/0 .. "
                                  f"layer/{len(group) - 1} in order")
         for i in range(len(group)):
-            builder.layer(i, group[str(i)])
+            try:
+                builder.layer(i, group[str(i)])
+            except SpikeportError:
+                raise
+            except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:  # a malformed group
+                raise SpikeportError(f"{path}: layer {i}: malformed ({type(exc).__name__}: "
+                                     f"{' '.join(str(exc).split())})") from None
     return builder.finish()
 
 
@@ -96,6 +102,8 @@ def _string(g, key: str, where: str) -> str:
 
 
 def _array(g, key: str, where: str) -> np.ndarray:
+    if key not in g:
+        raise SpikeportError(f"{where}: no {key!r} field")
     value = np.asarray(g[key][()])
     if value.dtype.kind not in "biuf":
         raise SpikeportError(f"{where}: {key} has dtype {value.dtype}; expected numbers")
