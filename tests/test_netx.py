@@ -41,6 +41,7 @@ def _cli(capsys, *argv):
     capsys.readouterr()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NetxWarning)
+        warnings.filterwarnings("ignore", ".*quantized onto netx's grid")
         code = cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
@@ -309,10 +310,12 @@ def test_a_dense_layer_without_a_neuron_gets_netx_default_neuron_which_loihi_can
     layer = _dense(_mixed_weights())
     del layer["neuron"]
     path = _write(tmp_path / "x.net", [layer])
-    ir = formats.read(path)
+    with pytest.warns(NetxWarning, match="default neuron"):
+        ir = formats.read(path)
     assert (ir.op("layer0").fixed.du, ir.op("layer0").fixed.dv, ir.op("layer0").fixed.vth) == (-1, 4096, 131072)
     assert any("default neuron" in n for n in ir.meta["format_notes"])
-    with pytest.raises(SpikeportError, match="layer0: dv=4096 is outside"):
+    with pytest.raises(SpikeportError, match="layer0: dv=4096 is outside"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", NetxWarning)
         formats.load(path)
 
 
