@@ -7,8 +7,7 @@ no shift after the sum (`toolchain.netx.writer`). spikeport's usual quantization
 beyond 8 bits) and the smallest bias exponent: exact on Lava, but mostly not
 expressible in a ``.net`` file. Here every population keeps the scale
 `toolchain.quantize` calibrates, lowered where needed so that every incoming
-synapse's largest weight fits 8 bits at ``weight_exp`` 0 (254 for mixed signs,
-Lava's even grid; 255 for one sign), and then:
+synapse's largest weight fits 254 at ``weight_exp`` 0 (`WEIGHT_TOP`), and then:
 
 * weights ``round(lam * W)`` on Lava's grid at ``weight_exp`` 0 (8 weight bits);
 * bias ``round(lam * b)`` at ``bias_exp`` 6 (the state unit is ``64 * lam``);
@@ -29,6 +28,9 @@ from toolchain import ir as irm
 from toolchain.netx import rules
 from toolchain.quantize import calibration_stats, quantize
 
+WEIGHT_TOP = 254  # largest |weight| at weight_exp 0: Lava's even mixed grid, and no 255 beside negative weights
+                  # when netx optimises a recurrent layer's two matrices together (lava-dl issue 170)
+
 
 def quantize_for_netx(ir: irm.IR, inputs: np.ndarray) -> tuple[irm.IR, list[str]]:
     """(fixed IR, report lines) for the float ``ir`` calibrated on ``inputs`` (B, T, N)."""
@@ -46,14 +48,9 @@ def _requantize(ir: irm.IR, node: str, lam: float) -> str:
     op = ir.op(node)
     if type(op) is not irm.LIF:
         raise SpikeportError(f"{node}: {op.kind} neurons cannot be written to netx (LIF only)")
-    synapses = [s for s in ir.inputs(node)]
-    tops = {}
-    for s in synapses:
-        w = ir.op(s).weight
-        mode = fp.sign_mode_of(w)
-        step = fp.weight_grid_step(mode)
-        tops[s] = (255 // step * step) / max(float(np.abs(w).max(initial=0.0)), 1e-300)
-    scale = min([lam, *tops.values()])
+    synapses = ir.inputs(node)
+    tops = [WEIGHT_TOP / max(float(np.abs(ir.op(s).weight).max(initial=0.0)), 1e-300) for s in synapses]
+    scale = min([lam, *tops])
     for s in synapses:
         w = ir.op(s).weight
         w_int, mode = fp.quantize_weights(w, scale, fp.SynapseScale(0))

@@ -39,6 +39,7 @@ from models import fixed_point as fx
 from models.errors import SpikeportError
 from toolchain import ir as irm
 from toolchain.files import atomic_path
+from toolchain.ir import passes
 from toolchain.netx import rules
 
 
@@ -60,7 +61,9 @@ def write(ir: irm.IR, path) -> None:
     """
     if not ir.is_fixed and "task" in ir.meta and "encoding" in ir.meta:
         ir = _quantized_for_netx(ir)
-    layers = [_fields(ir, layer, i) for i, layer in enumerate(chain(ir))]
+    layers = chain(ir)
+    passes.validate(ir, require_fixed=True)  # Loihi 2 ranges: the file reads back into a network spikeport runs
+    layers = [_fields(ir, layer, i) for i, layer in enumerate(layers)]
     import h5py  # lazy: only this format needs it
 
     with atomic_path(path) as tmp:
