@@ -21,6 +21,10 @@ $(STAMP):
 	# NIR peers for tests/test_nir_peers.py and examples/nir_peers.py: --no-deps so that they never
 	# replace torch (their other imports, nir, numpy, torch, are already pinned above)
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps snntorch==1.0.0 nirtorch==2.6 norse==1.1.0
+	# lava-dl 0.6.0 (tests and benchmarks: SLAYER blocks, netx) declares python<3.11 and pins torch 2.3,
+	# torchvision, OpenCV it does not need for netx/slayer; its object_detection subpackage is
+	# stubbed in one place (backends/lava/compat.py, import_lava_dl)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --ignore-requires-python lava-dl==0.6.0
 	rm -f $(VENV)/.spikeport-*
 	touch $@
 
@@ -36,6 +40,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/qat_train_step.py
 	$(PY) benchmarks/ttfs_layer.py
 	$(PY) benchmarks/scaleout.py
+	$(PY) benchmarks/netx_vs_lava.py
+	$(PY) benchmarks/smooth_epoch.py
 
 clean:
 	rm -rf out .pytest_cache .hypothesis

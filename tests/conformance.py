@@ -58,6 +58,12 @@ def example(kind: str) -> irm.IR:
     neuron = {"LIF": lambda: _lif(4), "LIFReset": lambda: _lif(4, irm.LIFReset, reset_interval=7, reset_offset=2),
               "QIF": lambda: _qif(4)}
     ir = irm.IR(f"example-{kind}")
+    if kind == "Feed":  # fed straight from the input, same step: input(5) -> feed -> neuron(5)
+        ir.add("input", irm.Input(5))
+        ir.add("syn", irm.Feed(5, gain=40.0, offset=3.0, fixed=irm.FeedFixed(40, 3)), ["input"])
+        ir.add("pop", _lif(5), ["syn"])
+        ir.add("output", irm.Output(5), ["pop"])
+        return ir
     ir.add("input", irm.Input(5))
     ir.add("syn", synapse.get(kind, synapse["Dense"])(), ["input"])
     ir.add("pop", neuron.get(kind, neuron["LIF"])(), ["syn"])
@@ -65,4 +71,4 @@ def example(kind: str) -> irm.IR:
     return ir
 
 
-EXAMPLES = ("Input", "Dense", "Sparse", "DelayDense", "LIF", "LIFReset", "QIF", "Output")  # built-in op types covered
+EXAMPLES = ("Input", "Dense", "Sparse", "DelayDense", "Feed", "LIF", "LIFReset", "QIF", "Output")  # built-in op types covered

@@ -46,16 +46,17 @@ def hex_format(tmp_path, monkeypatch):
 
 
 def test_the_built_in_formats_are_found_by_name_and_by_suffix():
-    assert {"onnx", "nir"} <= set(formats.names())
+    assert {"onnx", "nir", "netx"} <= set(formats.names())
     assert formats.find("m.onnx").name == "onnx" and formats.find("M.NIR").name == "nir"
+    assert formats.find("slayer.net").name == "netx"
     assert formats.find("anything", "nir").name == "nir"
 
 
 def test_an_unknown_suffix_or_name_is_a_one_line_error_listing_the_known_ones():
     with pytest.raises(SpikeportError, match=r"no network format for suffix '\.h5'; known: \.onnx \(onnx\)"):
         formats.find("model.h5")
-    with pytest.raises(SpikeportError, match="unknown format 'netx'; known: onnx, nir"):
-        formats.find("model.net", "netx")
+    with pytest.raises(SpikeportError, match="unknown format 'sonata'; known: (onnx|nir|netx), (onnx|nir|netx)"):
+        formats.find("model.h5", "sonata")
 
 
 def test_an_option_a_format_does_not_take_is_refused_naming_its_options(tmp_path):

@@ -101,7 +101,7 @@ def _cmd_export(args) -> int:
         ir = lower(model, name=meta.get("task", "network"))
         ir.meta.update({k: meta[k] for k in ("task", "encoding") if k in meta})
     formats.save(ir, args.out, args.format)
-    print(f"wrote {args.out} ({args.format}, {'fixed' if ir.is_fixed else 'float'} parameters)")
+    print(f"wrote {args.out} ({args.format}, from {'fixed' if ir.is_fixed else 'float'} parameters)")
     return 0
 
 

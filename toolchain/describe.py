@@ -4,6 +4,8 @@
 node has ``name``, ``op``, ``shape`` and ``fixed``: the fixed-point keyword
 arguments exactly as they are handed to Lava (None for a float IR). Both views
 read each op's own fields, so a new op type is described without an entry here.
+A reader's ``meta["format_notes"]`` (netx: what netx hands Lava, and where it
+deviates from the trained network) are listed at the end.
 Both describe an invalid network too (as `toolchain.formats.read` parses it):
 what it holds is shown as it is, unreadable quantization metadata as
 "unreadable"; naming the violations is `toolchain.formats.problems`' job.
@@ -49,7 +51,10 @@ def describe(ir: irm.IR) -> dict:
         if getattr(op, "fixed", None) is not None:
             fixed = {k: _jsonable(v) for k, v in _fixed_kwargs(op).items()}
         nodes.append(dict(name=name, op=op.kind, shape=_shape(op), fixed=fixed, source=op.source))
-    return dict(name=ir.name, fixed=ir.is_fixed, nodes=nodes, edges=[list(e) for e in ir.graph.edges])
+    out = dict(name=ir.name, fixed=ir.is_fixed, nodes=nodes, edges=[list(e) for e in ir.graph.edges])
+    if ir.meta.get("format_notes"):
+        out["format_notes"] = list(ir.meta["format_notes"])
+    return out
 
 
 def _fields(record, skip=("source", "fixed", "n")) -> str:
@@ -71,6 +76,8 @@ def _fields(record, skip=("source", "fixed", "n")) -> str:
 
 def _param_summary(op) -> str:
     text = ""
+    if isinstance(op, irm.Feed):
+        return _fields(op) + (f" | {_fields(op.fixed)}" if op.fixed is not None else "")
     if isinstance(op, irm.Synapse):
         text = (f"W {op.weight.shape[0]}x{op.weight.shape[1]} float |W|max={np.abs(op.weight).max(initial=0):.3g}"
                 + (f" delays {op.delays.min()}..{op.delays.max()}" if op.delays is not None else ""))
@@ -101,6 +108,8 @@ def format_description(ir: irm.IR) -> str:
                      f"-> {row['cores']} core(s)")
     if "quantization" in ir.meta:
         lines += ["", "quantization:", _quantization_text(ir.meta)]
+    if ir.meta.get("format_notes"):  # what the file's reader says about it (netx: the integers netx hands Lava)
+        lines += ["", f"{ir.meta.get('format', 'format')} notes:", *(f"  {note}" for note in ir.meta["format_notes"])]
     return "\n".join(lines)
 
 

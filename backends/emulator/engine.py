@@ -38,7 +38,7 @@ import numpy as np
 from backends.emulator import arith as ar
 from backends.emulator import lif  # noqa: F401  (registers the built-in LIF population)
 from backends.emulator import memory
-from backends.emulator.nodes import Source, Synapse, SynapseSpec
+from backends.emulator.nodes import FeedNode, Source, Synapse, SynapseSpec
 from backends.emulator.populations import Population, implementation_for
 from backends.recording import resolve_record
 from models.errors import SpikeportError
@@ -113,6 +113,8 @@ def implementation(op: irm.Op):
         return implementation_for(op)
     if isinstance(op, irm.Dense):
         return SynapseSpec
+    if isinstance(op, irm.Feed):
+        return FeedNode
     if isinstance(op, irm.Input):
         return Source
     if isinstance(op, irm.Sink):
@@ -131,7 +133,8 @@ class Program:
         self.input_ops = list(ir.nodes(irm.Input))
         self.populations = {name: implementation_for(op) for name, op in ir.nodes(irm.Neuron)}
         self.neurons = {name: self.populations[name].prepare(op, arithmetic) for name, op in ir.nodes(irm.Neuron)}
-        self.synapses = {name: SynapseSpec(name, op, arithmetic) for name, op in ir.nodes(irm.Synapse)}
+        self.synapses = {name: SynapseSpec(name, op, arithmetic) for name, op in ir.nodes(irm.Dense)}
+        self.feeds_in = dict(ir.nodes(irm.Feed))
         self.inputs = {name: list(ir.inputs(name)) for name in ir.graph}
         self.feeds = {name: bool(ir.outputs(name)) for name in ir.graph}
         self.components = _components(ir)
@@ -178,6 +181,8 @@ class Program:
         for name, spec in self.synapses.items():
             src = nodes[self.inputs[name][0]]
             nodes[name] = Synapse(spec, self.arith, src.max_abs if isinstance(src, Source) else 1.0, batch, block)
+        for name, op in self.feeds_in.items():
+            nodes[name] = FeedNode(name, op, self.arith, batch, block)
         return nodes
 
     def _run_component(self, members: list[str], nodes: dict, t0: int, k: int) -> None:
@@ -188,7 +193,7 @@ class Program:
         node = nodes.get(name)
         if isinstance(node, Source):
             node.load(t0, k)
-        elif isinstance(node, Synapse) and self.feeds[name]:  # a synapse that feeds nothing is never read
+        elif isinstance(node, (Synapse, FeedNode)) and self.feeds[name]:  # a synapse that feeds nothing is never read
             node.extend(self._source_block(nodes, name, k))
         elif isinstance(node, Population):
             node.run(_sum([nodes[s].emit(t0, k) for s in self.inputs[name]], out=node.A[:k]), t0, k)

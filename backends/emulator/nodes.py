@@ -12,6 +12,8 @@ step ``t0 + i``.
   (dense, or through a csr matrix when the spikes are sparse enough to pay).
   Its weights, split by delay, are a `SynapseSpec`, built once per prepared
   program and shared by its runs.
+* `FeedNode` (Feed): a source value at step t reaches the target at step t
+  itself, ``gain * x + offset`` (no history).
 * neuron populations live in `backends.emulator.populations` (one
   implementation per neuron op type, registered there).
 """
@@ -139,6 +141,31 @@ class Synapse:
         self.hist, self.h0 = self.hist[keep:], self.h0 + keep
         self.emitted = (t0, k, total)
         return total
+
+
+class FeedNode:
+    """One Feed node in a run: ``a[t] = gain * x[t] + offset``, delivered in the same step t.
+
+    `extend` takes the Input's block (graded values, or spikes as 0/1), `emit` returns
+    the fed block for the same steps (the offset reaches every step, spike or not).
+    """
+
+    graded = True  # reads the Input's values (a binary Input's values are its spikes)
+
+    def __init__(self, name: str, op: irm.Feed, arithmetic, batch: int, block: int):
+        self.op, self.mode = op, arithmetic.name
+        self.out = memory.empty((block, batch, op.n), np.float64)
+        self.block = None
+
+    def extend(self, src: np.ndarray) -> None:
+        """The source's steps ``t0 .. t0+k-1`` (``(k, B, n)``), those `emit` is asked for next."""
+        self.block = src
+
+    def emit(self, t0: int, k: int):
+        """``(k, B, n)`` for steps ``t0 .. t0+k-1`` (valid until the next block's emit)."""
+        out = self.out[:k]
+        out[...] = self.op.values(self.block[:k], self.mode)
+        return out
 
 
 def _may_wrap(max_abs_sum: float, weight_exp: int, int32_accumulator: bool) -> bool:

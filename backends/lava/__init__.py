@@ -12,10 +12,12 @@ Public API:
   in-process, no isolation.
 * `build_process_graph` / `run_process_graph` / `hardware_script`:
   the path to Loihi 2 (``Loihi2HwCfg`` needs Intel's closed lava-loihi).
+* `backends.lava.feed`: the process of the zero-hop `Feed` op (netx input layers);
 * `import_lava()`: the Python 3.11 shim; call it before any ``import lava``.
 
 Importing this package does not import Lava.
 """
+from backends.lava import feed  # noqa: F401  (registers the Feed mapping)
 from backends.lava.builder import LavaNetwork, build_network, check_lava_params, run_network
 from backends.lava.compat import import_lava
 from backends.lava.hardware import (build_process_graph, hardware_script, loihi_extension_available,

@@ -73,3 +73,38 @@ def import_lava():
             "`pip install --no-deps --ignore-requires-python lava-nc==0.10.0` (see `make install`)"
         ) from exc
     return lava
+
+
+# ------------------------------------------------------------------- lava-dl
+SLAYER_OBJECT_DETECTION = "lava.lib.dl.slayer.object_detection"
+
+
+def import_lava_dl():
+    """Apply the Lava shim, then import lava-dl 0.6.0's ``netx`` and ``slayer``; returns (netx, slayer).
+
+    This is the one place the lava-dl install is adapted (it is a test and benchmark
+    dependency only; spikeport reads and writes ``.net`` files without it):
+
+    * lava-dl 0.6.0 declares Python < 3.11 and pins torch 2.3, torchvision, OpenCV:
+      `make install` takes it with ``--no-deps --ignore-requires-python`` beside
+      lava-nc 0.10.0 (its ``netx`` and ``slayer`` need only torch, h5py, matplotlib);
+    * ``slayer/__init__.py`` imports its ``object_detection`` subpackage unconditionally,
+      which needs torchvision's compiled ops and OpenCV (no usable CPU builds here).
+      An empty module stands in for it in ``sys.modules`` before the first import, so
+      ``slayer.obd`` is empty and everything else in slayer is untouched.
+    """
+    import sys
+    import types
+
+    import_lava()
+    if SLAYER_OBJECT_DETECTION not in sys.modules:
+        stub = types.ModuleType(SLAYER_OBJECT_DETECTION, "lava-dl object detection: not available (spikeport shim)")
+        sys.modules[SLAYER_OBJECT_DETECTION] = stub
+    try:
+        from lava.lib.dl import netx, slayer
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise SpikeportError(
+            f"lava-dl is not importable ({exc}); install it with "
+            "`pip install --no-deps --ignore-requires-python lava-dl==0.6.0` (see `make install`)"
+        ) from exc
+    return netx, slayer

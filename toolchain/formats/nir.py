@@ -287,7 +287,12 @@ def _export_lif(name: str, op: irm.LIF, dt: float, metadata: dict) -> nir.CubaLI
 
 
 # op type -> (name, op, dt, metadata) -> NIR node (or a one-line refusal naming the reason)
-EXPORTS = {irm.Input: _export_input, irm.Dense: _export_synapse, irm.LIF: _export_lif,
+def _refuse_feed(name: str, op: irm.Feed, dt: float, metadata: dict):
+    raise SpikeportError(f"{name}: a Feed (input fed to a neuron in the same step, as a netx input layer) "
+                         "cannot be written to NIR (every NIR edge is a synaptic hop)")
+
+
+EXPORTS = {irm.Input: _export_input, irm.Feed: _refuse_feed, irm.Dense: _export_synapse, irm.LIF: _export_lif,
            irm.LIFReset: _refuse_lif_reset, irm.QIF: _refuse_qif, irm.Output: _export_output}
 
 

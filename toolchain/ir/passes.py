@@ -37,7 +37,7 @@ def infer_shapes(ir: IR) -> dict:
             if srcs:
                 raise SpikeportError(f"{name}: an {op.kind} node cannot have inputs (has {srcs})")
         elif isinstance(op, ops.Synapse):
-            _expect_one_source(name, srcs, (ops.Source, ops.Neuron), ir)
+            _expect_one_source(name, srcs, getattr(op, "source_roles", (ops.Source, ops.Neuron)), ir)
             if op.n_in != sizes[srcs[0]]:
                 raise SpikeportError(f"{name}: weight has {op.n_in} inputs but source {srcs[0]!r} has "
                                      f"{sizes[srcs[0]]} channels")
@@ -150,5 +150,7 @@ def core_mapping(ir: IR, target: str = "loihi2") -> dict:
 
 
 def _synapse_count(op) -> int:
+    if isinstance(op, ops.Feed):  # one connection per channel
+        return op.n
     w = op.fixed.weights if op.fixed is not None else op.weight
     return int(np.count_nonzero(w)) if isinstance(op, ops.Sparse) else int(w.size)

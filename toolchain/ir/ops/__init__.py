@@ -7,10 +7,12 @@ nothing here. The built-in families are imported below.
 from toolchain.ir.ops.base import (OP_TYPES, Neuron, Op, Sink, Source, Synapse, check_finite, check_range, collecting,
                                    floats, ints, plain, report)
 from toolchain.ir.ops.endpoints import Input, Output
+from toolchain.ir.ops.feed import Feed, FeedFixed
 from toolchain.ir.ops.lif import LIF, LIFFixed, LIFReset
 from toolchain.ir.ops.qif import QIF, QIFFixed
 from toolchain.ir.ops.synapses import DelayDense, Dense, Sparse, SynapseFixed
 
-__all__ = ["OP_TYPES", "DelayDense", "Dense", "Input", "LIF", "LIFFixed", "LIFReset", "Neuron", "Op",
-           "Output", "QIF", "QIFFixed", "Sink", "Source", "Sparse", "Synapse", "SynapseFixed", "check_finite", "check_range",
+__all__ = ["OP_TYPES", "DelayDense", "Dense", "Feed", "FeedFixed", "Input", "LIF", "LIFFixed", "LIFReset", "Neuron",
+           "Op", "Output", "QIF", "QIFFixed", "Sink", "Source", "Sparse", "Synapse", "SynapseFixed", "check_finite",
+           "check_range",
            "collecting", "floats", "ints", "plain", "report"]
