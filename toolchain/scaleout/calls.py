@@ -13,7 +13,6 @@ call fails with one line naming the node and both versions.
 """
 from __future__ import annotations
 
-import importlib.metadata
 import platform
 import socket
 from dataclasses import dataclass
@@ -35,13 +34,9 @@ class Call:
 
 def environment() -> dict:
     """Python and package versions of this process (``None`` for a package not installed)."""
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    from toolchain.verify.report import versions  # lazy: the worker side only
+
+    return {"python": platform.python_version(), **versions(PACKAGES)}
 
 
 def check_environment(expected: Optional[dict]) -> None:

@@ -129,10 +129,11 @@ def provenance() -> dict:
                                                    system=platform.system()))
 
 
-def versions() -> dict:
-    """Installed versions of spikeport and the packages its numbers depend on."""
+def versions(packages=PACKAGES) -> dict:
+    """Installed versions of ``packages`` (default: spikeport and the packages its numbers depend
+    on); ``None`` for one not installed."""
     out = {}
-    for name in PACKAGES:
+    for name in packages:
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
