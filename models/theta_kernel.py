@@ -30,28 +30,30 @@ def _forward(phi0, ends, jumps, Theta, T, tau, root, eps):
     hits = np.zeros((B, K1, N), dtype=np.bool_)
     end = np.empty((B, N), dtype=phi0.dtype)
     for b in numba.prange(B):
-        for i in range(N):
-            phi = phi0[b, i]
-            t_prev = 0.0
-            for k in range(K1):
-                t_k = ends[b, k]
-                advanced = phi + (t_k - t_prev)
-                t_fire = t_prev + (Theta - phi)
+        phi = phi0[b].copy()
+        t_prev = 0.0
+        for k in range(K1):
+            t_k = ends[b, k]
+            for i in range(N):
+                advanced = phi[i] + (t_k - t_prev)
+                t_fire = t_prev + (Theta - phi[i])
                 restarted = advanced
                 if advanced >= Theta and t_fire < T:
                     spikes[b, k, i] = t_fire
                     hits[b, k, i] = True
                     restarted = advanced - Theta
-                w = jumps[b, k, i] if k < K1 - 1 else 0.0
-                if restarted > eps and restarted < Theta - eps:
+                phi[i] = restarted
+                if t_k < T and restarted > eps and restarted < Theta - eps:
                     x = root * math.tan(restarted * root / tau - math.pi / 2)
-                    m = x + w
-                    xs[b, k, i], moved[b, k, i], inside[b, k, i] = x, m, True
-                    phi = tau / root * (math.atan(m / root) + math.pi / 2)
-                else:
-                    phi = restarted
-                t_prev = t_k
-            end[b, i] = phi
+                    m = x + jumps[b, k, i]
+                    xs[b, k, i] = x
+                    moved[b, k, i] = m
+                    inside[b, k, i] = True
+                    phi[i] = tau / root * (math.atan(m / root) + math.pi / 2)
+            if t_k >= T:  # padding and the trial end: no jump, nothing more can happen
+                break
+            t_prev = t_k
+        end[b] = phi
     return spikes, end, xs, moved, inside, hits
 
 
@@ -62,21 +64,21 @@ def _backward(g_spikes, g_end, xs, moved, inside, hits, c, tau):
     g_ends = np.zeros((B, K1), dtype=xs.dtype)
     g_jumps = np.zeros((B, K1, N), dtype=xs.dtype)
     for b in numba.prange(B):
-        for i in range(N):
-            g = g_end[b, i]
-            for k in range(K1 - 1, -1, -1):
+        g = g_end[b].copy()
+        for k in range(K1 - 1, -1, -1):
+            for i in range(N):
                 if inside[b, k, i]:
                     denom = c + moved[b, k, i] * moved[b, k, i]
-                    g_jumps[b, k, i] = g * tau / denom
-                    g_r = g * (c + xs[b, k, i] * xs[b, k, i]) / denom
+                    g_jumps[b, k, i] = g[i] * tau / denom
+                    g_r = g[i] * (c + xs[b, k, i] * xs[b, k, i]) / denom
                 else:
-                    g_r = g
+                    g_r = g[i]
                 g_fire = g_spikes[b, k, i] if hits[b, k, i] else 0.0
                 g_ends[b, k] += g_r
                 if k > 0:
                     g_ends[b, k - 1] += g_fire - g_r
-                g = g_r - g_fire
-            g_phi0[b, i] = g
+                g[i] = g_r - g_fire
+        g_phi0[b] = g
     return g_phi0, g_ends, g_jumps
 
 
@@ -85,11 +87,9 @@ class CompiledLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, phi0, ends, jumps, neuron, T):
-        dtype = phi0.dtype
-        full = torch.cat([jumps, torch.zeros_like(jumps[:, :1])], 1) if jumps.shape[1] else \
-            torch.zeros(phi0.shape[0], 1, phi0.shape[1], dtype=dtype)
+        # jumps (B, K, N) is read for the K events before T only (the last interval ends at T)
         out = _forward(phi0.detach().contiguous().numpy(), ends.detach().contiguous().numpy(),
-                       full.detach().contiguous().numpy(), neuron.Theta, T, neuron.tau, neuron.root, neuron.eps)
+                       jumps.detach().contiguous().numpy(), neuron.Theta, T, neuron.tau, neuron.root, neuron.eps)
         spikes, end, *saved = (torch.from_numpy(a) for a in out)
         ctx.save_for_backward(*saved)
         ctx.neuron, ctx.K = neuron, jumps.shape[1]
@@ -102,5 +102,5 @@ class CompiledLayer(torch.autograd.Function):
         g_phi0, g_ends, g_jumps = _backward(g_spikes.contiguous().numpy(), g_end.contiguous().numpy(),
                                             xs.numpy(), moved.numpy(), inside.numpy(), hits.numpy(),
                                             n.I0 - 0.25, n.tau)
-        return (torch.from_numpy(g_phi0), torch.from_numpy(g_ends), torch.from_numpy(g_jumps[:, :ctx.K]),
+        return (torch.from_numpy(g_phi0), torch.from_numpy(g_ends), torch.from_numpy(g_jumps[:, :ctx.K].copy()),
                 None, None)
