@@ -237,12 +237,12 @@ def first_spike(spike_times: torch.Tensor) -> torch.Tensor:
 
 def pseudo_times(ends: list, weights: list, first_output: torch.Tensor, neuron: ThetaNeuron, T: float):
     """Output spike times with pseudospikes: the first ordinary spike where one exists, else
-    ``T + Theta - H(phi_out(T), u_out)`` with pseudo rates propagated from the first hidden layer
-    (``ends``: end phases per layer (B, N_l); ``weights[l]`` feeds layer l + 1 from layer l)."""
-    rate = transfer(ends[0], torch.zeros_like(ends[0]), neuron) / neuron.Theta
-    for end, weight in zip(ends[1:-1], weights):
-        rate = transfer(end, rate @ weight.t(), neuron) / neuron.Theta
-    drive = rate @ weights[-1].t()
+    ``T + Theta - H(phi_out(T), u_out)`` with pseudo rates propagated from the first layer, whose
+    pseudo input is 0 (``ends``: end phases per layer (B, N_l); ``weights[l]`` feeds layer l + 1
+    from layer l; a single layer has none)."""
+    drive = torch.zeros_like(ends[0])
+    for end, weight in zip(ends[:-1], weights):
+        drive = (transfer(end, drive, neuron) / neuron.Theta) @ weight.t()
     pseudo = T + neuron.Theta - transfer(ends[-1], drive, neuron)
     return torch.where(torch.isfinite(first_output), first_output, pseudo)
 

@@ -69,7 +69,7 @@ def test_resume_refuses_a_changed_setting_in_one_line(trained, tmp_path):
 def test_thresholds_are_calibrated_per_step_so_free_neurons_fire_on_time_on_average():
     previous = 0.0
     for k in (6, 7, 8, 9):
-        x_th, x_reset = calibrate_thresholds(k, 6 / np.pi, 1.0)
+        x_th, x_reset = calibrate_thresholds(k, 6 / np.pi, 1.0, 2.0)
         assert x_th > previous and x_reset < 0  # a finer step tolerates a higher cut
         previous = x_th
 

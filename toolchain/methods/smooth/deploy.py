@@ -29,7 +29,7 @@ def compile_smooth(path, k: int):
     """Checkpoint -> (network, fixed IR, report lines) at step h = 2**-k."""
     net, meta = load_checkpoint(path)
     net = net.double().eval()
-    x_th, x_reset = calibrate_thresholds(k, net.neuron.tau, net.neuron.I0 - 0.25)
+    x_th, x_reset = calibrate_thresholds(k, net.neuron.tau, net.neuron.I0 - 0.25, net.T)
     ir, lines = quantize_smooth(lower_smooth(net, k, x_th, x_reset))
     ir.meta.update(task=meta.get("task"), method="smooth", run_config=meta.get("run_config", {}),
                    quantization_mode=f"smooth: QIF at h=2**-{k}, thresholds calibrated on free neurons")

@@ -13,7 +13,7 @@ a hop. Inputs at time t are emitted at step ``round(t / dt) + 1``; layer l start
 below 0 starts at the reset). A trial of length T takes ``ceil(T / dt) + L + 1`` steps.
 
 Thresholds (`calibrate_thresholds`): the finite ``x_th`` standing for +inf is chosen per
-step so that a free neuron's first spike is on average on time (Euler's under-growth of
+step so that a free neuron firing within the trial fires on average on time (Euler's under-growth of
 x**2 makes spikes late, cutting at x_th makes them early); ``x_reset`` (for -inf) so the
 free period after a spike is on average Theta.
 
@@ -67,12 +67,13 @@ def _free_steps(x0: np.ndarray, h: float, c: float, x_th: np.ndarray, limit: int
     return steps
 
 
-def calibrate_thresholds(k: int, tau: float, c: float) -> tuple[float, float]:
-    """(x_th, x_reset) for step h = 2**-k: the mean first-spike error of free neurons over
-    start phases spread over (0.5, Theta - 0.5) is nulled (x_th), and the mean step count from
-    reset to spike matches Theta / dt (x_reset). Both from a scan of candidates (module doc)."""
+def calibrate_thresholds(k: int, tau: float, c: float, T: float) -> tuple[float, float]:
+    """(x_th, x_reset) for step h = 2**-k: the mean first-spike error of free neurons that fire
+    within a trial of length T (start phases spread over (Theta - T, Theta - 2 dt)) is nulled
+    (x_th), and the mean step count from reset to spike matches Theta / dt (x_reset). Both from a
+    scan of candidates (module doc)."""
     h, dt, Theta = 2.0 ** -k, step_of(k, tau), tau * math.pi / math.sqrt(c)
-    phases = np.linspace(0.5, Theta - 0.5, 241)
+    phases = np.linspace(max(Theta - T, 0.0), Theta - 2 * dt, 241)
     x0 = x_of_phase(phases, tau, c)
     limit = int(2 * Theta / dt) + 10
     candidates = np.geomspace(4.0, 2.0 ** (k + 1), 400)
