@@ -5,7 +5,6 @@ import nir
 import numpy as np
 import pytest
 
-from models import fixed_point as fx
 from models.errors import SpikeportError
 from toolchain import engines
 from toolchain import ir as irm
