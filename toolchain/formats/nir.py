@@ -5,6 +5,11 @@ Lava-DL, and take them back.
 ``.nir`` (HDF5) files. Only float parameters travel: NIR has no fixed-point
 representation, so ``to_nir`` leaves fixed-point records behind.
 
+Length: this module is the one NIR <-> IR mapping, export table and import chain
+side by side (each op's export and its import read the same conventions); the
+producer quirks (`nir_peers`) and the bias clock (`nir_clock`) are already split
+out. The next split, if it grows, is export and import into two modules.
+
 Node mapping
 ------------
 =====================  ==========================================================
