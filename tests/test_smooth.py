@@ -12,9 +12,10 @@ import torch
 from backends import emulator
 from toolchain import formats
 from toolchain.ir import passes
-from toolchain.methods.smooth import deploy
+from toolchain.methods.smooth import deploy, qat
 from toolchain.methods.smooth.lower import calibrate_thresholds
-from toolchain.methods.smooth.train import train_smooth
+from toolchain.methods.smooth.train import load_checkpoint, train_smooth
+from toolchain.tasks import datasets
 
 SMALL = dict(hidden=[40], max_train=600, batch_size=25, threads=1)
 
@@ -146,3 +147,49 @@ def test_lava_runs_the_deployed_network_bit_identically_to_the_emulator(compiled
     identity = deploy.bit_identity(ir, cont.t_in)
     assert identity.identical_samples == identity.samples == 6
     assert identity.arrays == 6 * 2 * 3  # u, x, s of two layers
+
+
+def test_the_torch_fixed_mode_computes_the_emulators_integers_at_every_step(compiled):
+    net, ir = compiled
+    x, _ = deploy.load_split("digits", 30)
+    cont = deploy.continuous(net, x, ir.meta["run_config"])
+    identity = deploy.torch_identity(ir, cont.t_in)
+    assert identity.identical_samples == identity.samples == 30
+    assert identity.arrays == 30 * 2 * 3 and identity.first_divergence is None
+
+
+def test_straight_through_times_give_the_deployed_value_and_the_continuous_gradient():
+    t_cont = torch.tensor([[0.5, 1.0, 3.0]], requires_grad=True)
+    t_dep = torch.tensor([[0.6, float("inf"), 1.2]])
+    t = qat.straight_through_times(t_cont, t_dep)
+    assert t[0].tolist() == pytest.approx([0.6, 1.0, 1.2])  # a silent deployed neuron keeps its pseudospike
+    (t * torch.tensor([[1.0, 2.0, 3.0]])).sum().backward()
+    assert t_cont.grad.tolist() == [[1.0, 2.0, 3.0]]
+
+
+def test_qat_measures_the_deployed_accuracy_the_emulator_measures(trained, compiled):
+    net, ir = compiled
+    path, meta = trained
+    net, meta = load_checkpoint(path)
+    data = datasets.load_task("digits")
+    measured = qat.evaluate(net, qat.Deployment(net, 8), data, meta["run_config"], samples=60)
+    x, y = deploy.load_split("digits", 60)
+    cont = deploy.continuous(net.double(), x, meta["run_config"])
+    emulated = deploy.run_deployed("emulator", ir, cont.t_in)
+    assert measured["accuracy_deployed"] == deploy.accuracy(emulated.pred, y)
+
+
+def test_qat_fine_tuning_from_the_cli_writes_a_checkpoint_verify_takes(trained, tmp_path):
+    out = tmp_path / "qat.pt"
+    run = cli("train", "--method", "smooth", "--task", "digits", "--qat-from", trained[0], "--qat-epochs", "1",
+              "--out", out, "--quiet", "--threads", "1")
+    assert run.returncode == 0, run.stderr
+    assert "deployed accuracy" in run.stdout and out.is_file()
+    check = cli("verify", out, "--samples", "40", "--backends", "float,emulator", "--sweep", "none", "--no-report")
+    assert "torch fixed mode (QAT's) = emulator: 20/20 samples identical" in check.stdout, check.stdout + check.stderr
+
+
+def test_qat_flags_without_qat_from_are_refused_in_one_line(tmp_path):
+    run = cli("train", "--method", "smooth", "--task", "digits", "--qat-epochs", "2", "--out", tmp_path / "x.pt")
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1].endswith("--qat-epochs applies only with --qat-from CHECKPOINT")

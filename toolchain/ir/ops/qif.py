@@ -32,6 +32,7 @@ from typing import ClassVar, Optional
 import numpy as np
 
 from models import fixed_point as fx
+from models import qif_fixed
 from models.errors import SpikeportError
 from toolchain.ir.ops.base import Neuron, check_range, floats, ints
 
@@ -112,25 +113,34 @@ class QIF(Neuron):
         x = state["x"]
         if mode == "fixed":
             f = self.fixed
-            u = fx.wrap_int32(fx.decay(state["u"], fx.current_factor(f.du)) + fx.scaled_input(a_in))
-            self._check_register("u", u, -fx.U_MAX + 1, fx.U_MAX, t, "24-bit current; one step's input beyond it")
-            x = x + np.floor(x * x / 2.0 ** (f.frac + f.k)) + f.bias + np.floor(u / 2.0 ** f.u_shift)
-            self._check_register("x", x, X_MIN, np.inf, t, "24-bit state; inhibition beyond the fixed-point range")
-            th, reset = f.x_th, f.x_reset
-        else:
-            u = state["u"] * (1 - self.du) + a_in
-            x = x + self.h * x * x + self.bias + self.gain * u
-            th, reset = self.x_th, self.x_reset
-        s = x >= th
-        return s, {"u": u, "x": np.where(s, float(reset), x)}
+            u = qif_fixed.current(state["u"], a_in, f.du)
+            check_current(self.source, u, t)
+            x = qif_fixed.voltage(x, u, f.bias, f.k, f.frac, f.u_shift)
+            check_state(self.source, x, t)
+            s, x = qif_fixed.fire(x, f.x_th, f.x_reset)
+            return s, {"u": u, "x": x}
+        u = state["u"] * (1 - self.du) + a_in
+        x = x + self.h * x * x + self.bias + self.gain * u
+        s = x >= self.x_th
+        return s, {"u": u, "x": np.where(s, self.x_reset, x)}
 
-    def _check_register(self, var: str, values, lo, hi, t: int, why: str) -> None:
-        """Refuse (never wrap or saturate) a register value outside [lo, hi] at step t."""
-        if not np.size(values):
-            return
-        low, high = float(np.min(values)), float(np.max(values))
-        if low < lo or high > hi:
-            bad = low if low < lo else high
-            top = X_MAX if var == "x" else hi
-            raise SpikeportError(f"{self.source or 'QIF'}: {var}={int(bad)} at step {t} is outside "
-                                 f"[{int(lo)}, {int(top)}] ({why})")
+
+def check_current(source, u, t: int) -> None:
+    """Refuse a current beyond Lava's 24-bit u at step t (Lava's LIF would wrap it)."""
+    _check_register(source, "u", u, -fx.U_MAX + 1, fx.U_MAX, fx.U_MAX, t, "24-bit current; one step's input beyond it")
+
+
+def check_state(source, x, t: int) -> None:
+    """Refuse a state X below the 24-bit register at step t (above it, the spike test resets it)."""
+    _check_register(source, "x", x, X_MIN, np.inf, X_MAX, t, "24-bit state; inhibition beyond the fixed-point range")
+
+
+def _check_register(source, var: str, values, lo, hi, top, t: int, why: str) -> None:
+    """Refuse (never wrap or saturate) a register value outside [lo, hi] at step t (numpy or torch)."""
+    if 0 in tuple(values.shape):
+        return
+    low, high = float(values.min()), float(values.max())
+    if low < lo or high > hi:
+        bad = low if low < lo else high
+        raise SpikeportError(f"{source or 'QIF'}: {var}={int(bad)} at step {t} is outside "
+                             f"[{int(lo)}, {int(top)}] ({why})")

@@ -24,7 +24,15 @@ def add_options(verb: str, parser) -> None:
         parser.add_argument("--resume", action="store_true",
                             help="smooth: continue the run in --out after its last finished epoch "
                                  "(same settings; only --epochs may grow)")
-    if verb in ("compile", "verify"):
+        parser.add_argument("--qat-from", metavar="CHECKPOINT",
+                            help="smooth: fine-tune this smooth checkpoint quantization-aware (the loss of the "
+                                 "deployed fixed-point network, computed in torch; gradients of the continuous "
+                                 "one) and write --out (default: off)")
+        parser.add_argument("--qat-epochs", type=flags.positive_int,
+                            help="smooth, with --qat-from: fine-tuning epochs (default: 1)")
+        parser.add_argument("--qat-lr", type=flags.positive_float,
+                            help="smooth, with --qat-from: AdaBelief learning rate (default: 1e-4)")
+    if verb in ("compile", "verify", "train"):
         parser.add_argument("--step-exponent", type=flags.non_negative_int,
                             help=f"smooth checkpoints: deployed step h = dt/tau = 2**-K (default {DEFAULT_K})")
     if verb == "verify":
@@ -35,6 +43,11 @@ def add_options(verb: str, parser) -> None:
 
 def train(args: argparse.Namespace) -> int:
     """`spikeport train --method smooth --task mnist|digits|yinyang [--resume]`."""
+    if getattr(args, "qat_from", None):
+        return _finetune(args)
+    given = [flag for flag, value in (("--qat-epochs", args.qat_epochs), ("--qat-lr", args.qat_lr)) if value]
+    if given:
+        raise SpikeportError(f"train: {given[0]} applies only with --qat-from CHECKPOINT")
     from toolchain.methods.smooth.train import train_smooth  # lazy: imports torch
 
     overrides = {"threads": args.threads} if args.threads else {}
@@ -45,6 +58,24 @@ def train(args: argparse.Namespace) -> int:
     print(f"{args.task} (smooth): test accuracy {acc['accuracy']:.2%} with pseudospikes, "
           f"{acc['accuracy_ordinary']:.2%} from ordinary spikes, {meta['epochs']} epochs in "
           f"{meta['wall_time_s']:.0f} s -> {args.out}")
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    """`spikeport train --method smooth --qat-from CHECKPOINT`: quantization-aware fine-tuning."""
+    from toolchain.methods.smooth.qat import finetune  # lazy: imports torch
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    meta = finetune(args.qat_from, args.out, args.qat_epochs or 1, step_exponent(args), lr=args.qat_lr or 1e-4,
+                    progress=not args.quiet, log=None if args.quiet else print)
+    h = meta["qat"]["history"]
+    print(f"{meta['task']} (smooth, QAT at h=2**-{meta['qat']['k']}): deployed accuracy "
+          f"{h[0]['accuracy_deployed']:.2%} -> {h[-1]['accuracy_deployed']:.2%} (torch fixed mode, "
+          f"{h[-1]['samples']} test samples) after {meta['qat']['epochs']} epochs in "
+          f"{meta['qat']['wall_time_s']:.0f} s -> {args.out}")
     return 0
 
 

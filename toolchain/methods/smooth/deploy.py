@@ -167,6 +167,19 @@ def bit_identity(ir, t_in: np.ndarray, batch: int = 50):
     return combine(chunks)
 
 
+def torch_identity(ir, t_in: np.ndarray, batch: int = 200):
+    """The torch fixed mode (`toolchain.methods.smooth.fixed`) vs the emulator on ``t_in``, every
+    state variable and spike of every layer."""
+    from toolchain.methods.smooth import fixed  # lazy: the verbs that never need it stay lighter
+
+    meta = ir.meta["smooth"]
+    chunks = []
+    for i in range(0, len(t_in), batch):
+        x = encode(t_in[i:i + batch], meta)
+        chunks.append(compare_bit_identity("torch-fixed", fixed.run(ir, x), "emulator", scaleout.run("emulator", ir, x)))
+    return combine(chunks)
+
+
 def accuracy(pred: np.ndarray, y: np.ndarray) -> float:
     return float((pred == y).mean())
 

@@ -5,7 +5,8 @@ Compared on the first ``samples`` test samples: the continuous float64 theta net
 network at step h = 2**-k on the float emulator and the fixed-point emulator (accuracy
 with the fallback readout, per-layer first-spike error in steps, spike-count agreement),
 Lava fixed_pt against the emulator (every state variable and spike) on the first
-``lava_samples``, and a sweep over step exponents (fixed-point emulator).
+``lava_samples``, the torch fixed mode (QAT's forward) against the emulator on as many (at
+least `TORCH_SAMPLES`), and a sweep over step exponents (fixed-point emulator).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from toolchain.verify.report import Section, escape, plain, table, text_section,
 
 TITLE = "spikeport verify: smooth exact gradients (theta/QIF)"
 SWEEP_SAMPLES = 1000
+TORCH_SAMPLES = 20  # torch fixed mode vs emulator: on the Lava samples, at least this many
 
 
 def measure(model, k: int, samples, lava_samples: int, sweep=(), progress: bool = True) -> dict:
@@ -47,6 +49,13 @@ def measure(model, k: int, samples, lava_samples: int, sweep=(), progress: bool 
                            identical_arrays=bi.identical_arrays, values=bi.values, equal_values=bi.equal_values,
                            first_divergence=bi.first_divergence.describe() if bi.first_divergence else None,
                            wall_s=time.perf_counter() - t0)
+    n_torch = min(max(lava_samples, TORCH_SAMPLES), len(y))
+    t0 = time.perf_counter()
+    ti = deploy.torch_identity(ir, cont.t_in[:n_torch])
+    rep["torch_fixed"] = dict(samples=ti.samples, identical_samples=ti.identical_samples, arrays=ti.arrays,
+                              identical_arrays=ti.identical_arrays,
+                              first_divergence=ti.first_divergence.describe() if ti.first_divergence else None,
+                              wall_s=time.perf_counter() - t0)
     rep["sweep"] = [_sweep_point(model, kk, cont, y, progress) for kk in sweep]
     rep["history"] = history(model)
     rep["ir"] = ir
@@ -71,6 +80,10 @@ def failures(rep: dict, max_drop: float) -> list:
     if lava and lava["identical_samples"] != lava["samples"]:
         out.append(f"lava vs emulator: {lava['samples'] - lava['identical_samples']}/{lava['samples']} samples "
                    f"differ ({lava['first_divergence']})")
+    tf = rep["torch_fixed"]
+    if tf["identical_samples"] != tf["samples"]:
+        out.append(f"torch fixed mode vs emulator: {tf['samples'] - tf['identical_samples']}/{tf['samples']} "
+                   f"samples differ ({tf['first_divergence']})")
     change = rep["engines"]["emulator"]["accuracy"] - rep["continuous"]["accuracy_ordinary"]
     if change < -max_drop:
         out.append(f"accuracy change continuous (ordinary spikes) -> fixed {change:+.4f} is below -{max_drop}")
@@ -94,6 +107,9 @@ def summary(rep: dict) -> str:
         lv = rep["lava"]
         lines.append(f"  lava fixed_pt = emulator: {lv['identical_samples']}/{lv['samples']} samples identical "
                      f"(u, x, s of every layer at every step: {lv['identical_arrays']}/{lv['arrays']} arrays)")
+    tf = rep["torch_fixed"]
+    lines.append(f"  torch fixed mode (QAT's) = emulator: {tf['identical_samples']}/{tf['samples']} samples identical "
+                 f"({tf['identical_arrays']}/{tf['arrays']} arrays)")
     for p in rep["sweep"]:
         lines.append(f"  sweep k={p['k']} (dt={p['dt']:.4g}, {p['steps']} steps): emulator accuracy "
                      f"{p['accuracy']:.2%} on {p['samples']}, median |error| per layer "
