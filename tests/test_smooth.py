@@ -12,10 +12,12 @@ import torch
 from backends import emulator
 from toolchain import formats
 from toolchain.ir import passes
-from toolchain.methods.smooth import deploy, qat
+from toolchain import scaleout
+from toolchain.methods.smooth import deploy, fixed, qat
 from toolchain.methods.smooth.lower import calibrate_thresholds
 from toolchain.methods.smooth.train import load_checkpoint, train_smooth
 from toolchain.tasks import datasets
+from toolchain.verify.compare import compare_bit_identity
 
 SMALL = dict(hidden=[40], max_train=600, batch_size=25, threads=1)
 
@@ -147,6 +149,15 @@ def test_lava_runs_the_deployed_network_bit_identically_to_the_emulator(compiled
     identity = deploy.bit_identity(ir, cont.t_in)
     assert identity.identical_samples == identity.samples == 6
     assert identity.arrays == 6 * 2 * 3  # u, x, s of two layers
+
+
+@pytest.mark.lava
+def test_the_torch_fixed_mode_is_bit_identical_to_lava_itself(compiled):
+    net, ir = compiled
+    x, _ = deploy.load_split("digits", 4)
+    encoded = deploy.encode(deploy.continuous(net, x, ir.meta["run_config"]).t_in, ir.meta["smooth"])
+    identity = compare_bit_identity("torch-fixed", fixed.run(ir, encoded), "lava", scaleout.run("lava", ir, encoded))
+    assert identity.identical_samples == identity.samples == 4 and identity.arrays == 4 * 2 * 3
 
 
 def test_the_torch_fixed_mode_computes_the_emulators_integers_at_every_step(compiled):
