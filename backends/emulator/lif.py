@@ -24,7 +24,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from backends.emulator import memory
+from backends.emulator import memory, paths
 from backends.emulator.arith import lava_var
 from backends.emulator.populations import Population, record_block, register
 from models import fixed_point as fx
@@ -133,6 +133,7 @@ class FloatLIF:
 
 
 LIF_ARITHMETIC = {"fixed": FixedLIF, "float": FloatLIF}
+_NO_INPUT = np.zeros((0, 0, 0))  # `kernels.lif_fixed_block`'s "no synaptic input"
 
 
 @register(irm.LIF)
@@ -142,8 +143,11 @@ class LIFPopulation(Population):
     The block's states are kept time-major, ``U``, ``V`` and ``S`` ``(block, B, n)``:
     step i of a block computes straight into row i, and `end_block` copies what is
     recorded into ``record`` ("s", "u", "v" -> ``(B, T, n)`` arrays; absent: not kept).
-    A fixed-mode block whose input is known is scaled at once and runs only the
-    wraps its bounds say can fire (`FixedLIF.plan_block`).
+    A fixed-mode block whose input is known runs as one compiled loop
+    (`backends.emulator.kernels.lif_fixed_block`, which writes u and v rows only
+    when they are recorded), or, on the numpy reference path
+    (`backends.emulator.paths`), is scaled at once and runs only the wraps its
+    bounds say can fire (`FixedLIF.plan_block`).
     """
 
     @staticmethod
@@ -168,12 +172,31 @@ class LIFPopulation(Population):
         self.A = memory.empty((block, *shape), np.float64)  # summed synaptic input, then its scaled form
         self.keep = np.empty(shape) if arithmetic.name == "fixed" else None  # scratch of the branch-free reset
         self.record, self.blocks = record, {"s": self.S, "u": self.U, "v": self.V}
+        self.compiled = arithmetic.name == "fixed" and paths.PATHS["neuron"] != "numpy"
+        self.resets = np.zeros(block, bool)
 
     def run(self, a, t0: int, k: int) -> None:
         """Steps ``t0 .. t0+k-1`` with synaptic input ``a`` ``(k, B, n)`` (None: no input)."""
+        if self.compiled:
+            self._run_compiled(a, t0, k)
+            return
         a, rule = self.arith.plan_block(self.p, self.u, self.v, a, self.A[:k])
         for i in range(k):
             self.step(i, t0 + i, 0.0 if a is None else a[i], rule)
+        self.end_block(t0, k)
+
+    def _run_compiled(self, a, t0: int, k: int) -> None:
+        """`run` as one compiled loop over the block (fixed mode; state updated in place)."""
+        from backends.emulator import kernels
+
+        if self.p.reset is not None:
+            for i in range(k):
+                self.resets[i] = self.p.resets_at(t0 + i)
+        record_uv = "u" in self.record or "v" in self.record
+        kernels.lif_fixed_block(self.u, self.v, _NO_INPUT if a is None else np.ascontiguousarray(a, np.float64),
+                                fx.current_factor(self.p.du) / fx.DECAY_UNITY,
+                                fx.voltage_factor(self.p.dv) / fx.DECAY_UNITY, self.p.bias, self.p.theta,
+                                self.resets[:k], self.S[:k], self.U[:k], self.V[:k], record_uv)
         self.end_block(t0, k)
 
     def step(self, i: int, t: int, a, rule=None) -> None:

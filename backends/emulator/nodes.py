@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse
 
 from backends.emulator import arith as ar
-from backends.emulator import memory
+from backends.emulator import memory, paths
 from models import fixed_point as fx
 from models.errors import SpikeportError
 from toolchain import ir as irm
@@ -75,12 +75,23 @@ class SynapseSpec:
                        for d in np.unique(delay[w != 0])] or [(0, np.zeros((self.n_in, self.n_out)))]
         self.span = 1 + max(d for d, _ in self.groups)  # source steps an output step can reach back
         self._cast = {}
+        self._events = None
 
     def groups_in(self, dtype) -> list:
         """The delay groups ``(d, W_d.T)`` with the weights in ``dtype`` (cast once per dtype)."""
         if dtype not in self._cast:
             self._cast[dtype] = [(d, wt.astype(dtype)) for d, wt in self.groups]
         return self._cast[dtype]
+
+    def event_groups(self) -> tuple[list, type]:
+        """(the delay groups ``W_d.T`` as small integers, the accumulator dtype) for the
+        event-driven path (`backends.emulator.kernels.event_sums`; fixed mode, binary)."""
+        if self._events is None:
+            from backends.emulator.kernels import integer_weights
+
+            cast = [integer_weights(wt, self.n_in) for _, wt in self.groups]
+            self._events = [wt for wt, _ in cast], max((acc for _, acc in cast), key=lambda d: np.dtype(d).itemsize)
+        return self._events
 
 
 class Synapse:
@@ -112,6 +123,10 @@ class Synapse:
         self.out = memory.empty((block, batch, self.n_out), np.float64)
         self.part = memory.empty((block, batch, self.n_out), np.float64) if len(self.groups) > 1 else None
         self.emitted = (0, 0, None)  # the last emit: a synapse may feed several populations
+        # event-driven products: spikes of a fixed-mode synapse (exact integer weights)
+        self.events = (spec.event_groups() if arithmetic.name == "fixed" and not self.graded
+                       and paths.PATHS["synapse"] != "dense" else None)
+        self.event_acc = None if self.events is None else np.empty(self.n_out, self.events[1])
 
     def extend(self, src: np.ndarray) -> None:
         """Append source steps (``(k, B, n_in)``, spikes or graded values) to the history."""
@@ -127,15 +142,22 @@ class Synapse:
         if self.emitted[:2] == (t0, k):
             return self.emitted[2]
         total = None
-        for d, wt in self.groups:
+        for g, (d, wt) in enumerate(self.groups):
             lo = t0 - 1 - d - self.h0
             src = self.hist[lo:lo + k].reshape(-1, self.n_in)
-            if not src.any():  # a silent stretch adds nothing
+            spikes = np.count_nonzero(src)
+            if not spikes:  # a silent stretch adds nothing
                 continue
-            acc = _product(src, wt, self.x[:len(src)], self.acc[:len(src)])
             out = (self.out if total is None else self.part)[:k]
-            self.arith.synapse_output(acc, self.weight_exp, self.int32_accumulator, out.reshape(acc.shape),
-                                      self.may_wrap)
+            if self.events is not None and event_driven(spikes, *src.shape, self.n_out):
+                from backends.emulator.kernels import event_sums
+
+                event_sums(src, self.events[0][g], self.event_acc, 2.0 ** self.weight_exp, self.weight_exp < 0,
+                           self.may_wrap, out.reshape(len(src), self.n_out))
+            else:
+                acc = _product(src, wt, self.x[:len(src)], self.acc[:len(src)])
+                self.arith.synapse_output(acc, self.weight_exp, self.int32_accumulator, out.reshape(acc.shape),
+                                          self.may_wrap)
             total = out if total is None else np.add(total, out, out=total)
         keep = t0 + k - self.span - self.h0
         self.hist, self.h0 = self.hist[keep:], self.h0 + keep
@@ -180,6 +202,21 @@ def _may_wrap(max_abs_sum: float, weight_exp: int, int32_accumulator: bool) -> b
 # costs DENSE_MAC per multiply-add; a sparse one builds a csr matrix (CSR_SCAN per input
 # element), then adds a row of W per nonzero input (CSR_ENTRY + CSR_ADD * n_out).
 DENSE_MAC, CSR_SCAN, CSR_ENTRY, CSR_ADD = 0.045, 1.0, 40.0, 0.17
+
+
+# Event-driven cost (ns, compiled `event_sums`): EVENT_SCAN per source element read,
+# EVENT_ADD per weight added (one per spike and target), EVENT_ROW per output written.
+EVENT_SCAN, EVENT_ADD, EVENT_ROW = 0.5, 0.15, 1.0
+
+
+def event_driven(spikes: int, rows: int, n_in: int, n_out: int) -> bool:
+    """Whether adding the weight rows of ``spikes`` spiking sources (of ``rows * n_in``)
+    costs less than the dense product, unless `backends.emulator.paths` pins a path."""
+    forced = paths.PATHS["synapse"]
+    if forced is not None:
+        return forced == "event"
+    event = EVENT_SCAN * rows * n_in + EVENT_ADD * spikes * n_out + EVENT_ROW * rows * n_out
+    return event < DENSE_MAC * rows * n_in * n_out
 
 
 def _product(x: np.ndarray, wt: np.ndarray, x_buf: np.ndarray, out: np.ndarray) -> np.ndarray:
