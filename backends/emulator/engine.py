@@ -138,6 +138,7 @@ class Program:
         self.inputs = {name: list(ir.inputs(name)) for name in ir.graph}
         self.feeds = {name: bool(ir.outputs(name)) for name in ir.graph}
         self.components = _components(ir)
+        self.event_fed = _event_fed(ir)
         self.step_bytes = step_bytes(ir, 1)  # per sample
         self.macs = sum(op.size for _, op in ir.nodes(irm.Synapse))  # per sample and step
         self.neuron_count = sum(op.n for _, op in ir.nodes(irm.Neuron))
@@ -147,6 +148,9 @@ class Program:
         x = _check_input(self.input_ops, x)
         batch, steps = x.shape[:2]
         targets = resolve_record(self.ir, record)
+        network = self._compiled_network()
+        if network is not None:
+            return network.run(x, targets, self.arith.state_dtype)
         by_node = {}
         for node, field in dict.fromkeys(targets.values()):
             dtype = np.int8 if field == "s" else self.arith.state_dtype
@@ -166,6 +170,17 @@ class Program:
             out[key] = array.copy() if (node, field) in filled else array
             filled.add((node, field))
         return out
+
+    def _compiled_network(self):
+        """The network as one compiled loop (`backends.emulator.network`) where that applies, else None."""
+        from backends.emulator import paths
+
+        key = paths.PATHS["network"]
+        if getattr(self, "_network_for", ()) != key:
+            from backends.emulator.network import CompiledNetwork
+
+            self._network, self._network_for = CompiledNetwork.of(self), key
+        return self._network
 
     def _size(self, node: str) -> int:
         return self.populations[node].size(self.neurons[node])
@@ -196,7 +211,12 @@ class Program:
         elif isinstance(node, (Synapse, FeedNode)) and self.feeds[name]:  # a synapse that feeds nothing is never read
             node.extend(self._source_block(nodes, name, k))
         elif isinstance(node, Population):
-            node.run(_sum([nodes[s].emit(t0, k) for s in self.inputs[name]], out=node.A[:k]), t0, k)
+            block = (nodes[self.event_fed[name]].event_block(t0, k)
+                     if name in self.event_fed and node.accepts_events else None)
+            if block is not None:
+                node.run_events(block, t0, k)
+            else:
+                node.run(_sum([nodes[s].emit(t0, k) for s in self.inputs[name]], out=node.A[:k]), t0, k)
 
     def _run_recurrent(self, members: list[str], nodes: dict, t0: int, k: int) -> None:
         """A cycle through synapses: the members advance together, one step at a time.
@@ -331,6 +351,17 @@ def _components(ir: irm.IR) -> list[list[str]]:
                 raise SpikeportError(f"{name}: a synapse in a recurrent loop also feeds {outside} outside it; "
                                      "the emulator needs one synapse per target there (split it in two)")
     return components
+
+
+def _event_fed(ir: irm.IR) -> dict:
+    """``{population: synapse}`` where the synapse is the population's one input and feeds
+    nothing else: such a block may be computed where it is used (`Population.run_events`)."""
+    fed = {}
+    for name, _ in ir.nodes(irm.Neuron):
+        inputs = list(ir.inputs(name))
+        if len(inputs) == 1 and isinstance(ir.op(inputs[0]), irm.Dense) and list(ir.outputs(inputs[0])) == [name]:
+            fed[name] = inputs[0]
+    return fed
 
 
 def _sum(arrays: list, out: Optional[np.ndarray] = None):

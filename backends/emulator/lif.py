@@ -172,7 +172,7 @@ class LIFPopulation(Population):
         self.A = memory.empty((block, *shape), np.float64)  # summed synaptic input, then its scaled form
         self.keep = np.empty(shape) if arithmetic.name == "fixed" else None  # scratch of the branch-free reset
         self.record, self.blocks = record, {"s": self.S, "u": self.U, "v": self.V}
-        self.compiled = arithmetic.name == "fixed" and paths.PATHS["neuron"] != "numpy"
+        self.compiled = self.accepts_events = arithmetic.name == "fixed" and paths.PATHS["neuron"] != "numpy"
         self.resets = np.zeros(block, bool)
 
     def run(self, a, t0: int, k: int) -> None:
@@ -189,15 +189,26 @@ class LIFPopulation(Population):
         """`run` as one compiled loop over the block (fixed mode; state updated in place)."""
         from backends.emulator import kernels
 
+        a = _NO_INPUT if a is None else np.ascontiguousarray(a, np.float64)
+        kernels.lif_fixed_block(self.u, self.v, a, *self._compiled_args(t0, k))
+        self.end_block(t0, k)
+
+    def run_events(self, block, t0: int, k: int) -> None:
+        """`run` fed by one binary synapse's `backends.emulator.nodes.EventBlock`: its outputs
+        are computed where they are used (`backends.emulator.kernels.event_lif_block`)."""
+        from backends.emulator import kernels
+
+        kernels.event_lif_block(*block, self.u, self.v, *self._compiled_args(t0, k))
+        self.end_block(t0, k)
+
+    def _compiled_args(self, t0: int, k: int) -> tuple:
+        """The kernels' arguments after the input: decays, bias, threshold, resets, outputs."""
         if self.p.reset is not None:
             for i in range(k):
                 self.resets[i] = self.p.resets_at(t0 + i)
-        record_uv = "u" in self.record or "v" in self.record
-        kernels.lif_fixed_block(self.u, self.v, _NO_INPUT if a is None else np.ascontiguousarray(a, np.float64),
-                                fx.current_factor(self.p.du) / fx.DECAY_UNITY,
-                                fx.voltage_factor(self.p.dv) / fx.DECAY_UNITY, self.p.bias, self.p.theta,
-                                self.resets[:k], self.S[:k], self.U[:k], self.V[:k], record_uv)
-        self.end_block(t0, k)
+        return (fx.current_factor(self.p.du) / fx.DECAY_UNITY, fx.voltage_factor(self.p.dv) / fx.DECAY_UNITY,
+                self.p.bias, self.p.theta, self.resets[:k], self.S[:k], self.U[:k], self.V[:k],
+                "u" in self.record or "v" in self.record)
 
     def step(self, i: int, t: int, a, rule=None) -> None:
         """Step ``t`` (block row ``i``): LIFReset zeroing, u/v update, spike, reset.

@@ -19,6 +19,8 @@ step ``t0 + i``.
 """
 from __future__ import annotations
 
+from typing import NamedTuple, Optional
+
 import numpy as np
 import scipy.sparse
 
@@ -83,14 +85,13 @@ class SynapseSpec:
             self._cast[dtype] = [(d, wt.astype(dtype)) for d, wt in self.groups]
         return self._cast[dtype]
 
-    def event_groups(self) -> tuple[list, type]:
-        """(the delay groups ``W_d.T`` as small integers, the accumulator dtype) for the
-        event-driven path (`backends.emulator.kernels.event_sums`; fixed mode, binary)."""
+    def event_groups(self) -> list:
+        """The delay groups ``W_d.T`` as small integers, for the event-driven path
+        (`backends.emulator.kernels.event_sums`; fixed mode, binary synapses)."""
         if self._events is None:
             from backends.emulator.kernels import integer_weights
 
-            cast = [integer_weights(wt, self.n_in) for _, wt in self.groups]
-            self._events = [wt for wt, _ in cast], max((acc for _, acc in cast), key=lambda d: np.dtype(d).itemsize)
+            self._events = [integer_weights(wt) for _, wt in self.groups]
         return self._events
 
 
@@ -126,7 +127,7 @@ class Synapse:
         # event-driven products: spikes of a fixed-mode synapse (exact integer weights)
         self.events = (spec.event_groups() if arithmetic.name == "fixed" and not self.graded
                        and paths.PATHS["synapse"] != "dense" else None)
-        self.event_acc = None if self.events is None else np.empty(self.n_out, self.events[1])
+        self.max_w, self.accumulators = spec.max_w, {}
 
     def extend(self, src: np.ndarray) -> None:
         """Append source steps (``(k, B, n_in)``, spikes or graded values) to the history."""
@@ -152,17 +153,58 @@ class Synapse:
             if self.events is not None and event_driven(spikes, *src.shape, self.n_out):
                 from backends.emulator.kernels import event_sums
 
-                event_sums(src, self.events[0][g], self.event_acc, 2.0 ** self.weight_exp, self.weight_exp < 0,
-                           self.may_wrap, out.reshape(len(src), self.n_out))
+                event_sums(*self._event_args(g, src), out.reshape(len(src), self.n_out))
             else:
                 acc = _product(src, wt, self.x[:len(src)], self.acc[:len(src)])
                 self.arith.synapse_output(acc, self.weight_exp, self.int32_accumulator, out.reshape(acc.shape),
                                           self.may_wrap)
             total = out if total is None else np.add(total, out, out=total)
-        keep = t0 + k - self.span - self.h0
-        self.hist, self.h0 = self.hist[keep:], self.h0 + keep
+        self._forget(t0, k)
         self.emitted = (t0, k, total)
         return total
+
+    def event_block(self, t0: int, k: int) -> Optional["EventBlock"]:
+        """Steps ``t0 .. t0+k-1`` as an `EventBlock` for a population that computes them where it
+        uses them (`backends.emulator.kernels.event_lif_block`), when this block runs event-driven
+        (fixed mode, binary, one delay group, spikes sparse enough: `event_driven`); else None, and
+        `emit` gives the block. Only for a synapse whose one target takes the block this way."""
+        if self.events is None or len(self.groups) != 1:
+            return None
+        lo = t0 - 1 - self.groups[0][0] - self.h0
+        src = self.hist[lo:lo + k]
+        spikes = np.count_nonzero(src)
+        if spikes and not event_driven(spikes, k * src.shape[1], self.n_in, self.n_out):
+            return None
+        self._forget(t0, k)
+        return EventBlock(*self._event_args(0, src))
+
+    def _event_args(self, g: int, src: np.ndarray) -> tuple:
+        """(src, integer weights, accumulator, scale, floor, may_wrap) of delay group g for
+        `backends.emulator.kernels.event_sums`; the accumulator's dtype holds the block's sums."""
+        from backends.emulator.kernels import accumulator_dtype
+
+        most = int(np.count_nonzero(src, axis=-1).max()) if src.size else 0
+        dtype = accumulator_dtype(self.max_w, most)
+        if dtype not in self.accumulators:
+            self.accumulators[dtype] = np.empty(self.n_out, dtype)
+        return (src, self.events[g], self.accumulators[dtype], 2.0 ** self.weight_exp, self.weight_exp < 0,
+                self.may_wrap)
+
+    def _forget(self, t0: int, k: int) -> None:
+        """Keep only the source steps that outputs from step ``t0 + k`` on can reach."""
+        keep = t0 + k - self.span - self.h0
+        self.hist, self.h0 = self.hist[keep:], self.h0 + keep
+
+
+class EventBlock(NamedTuple):
+    """A binary synapse's block for `backends.emulator.kernels.event_lif_block` (see `Synapse.event_block`)."""
+
+    src: np.ndarray  # (k, B, n_in) bool: the source spikes that reach the block's steps
+    weights: np.ndarray  # (n_in, n_out) integers, W.T
+    acc: np.ndarray  # (n_out,) integer scratch, exact for the block's sums
+    scale: float  # 2 ** weight_exp
+    floor: bool  # weight_exp < 0: the shift floors
+    may_wrap: bool  # the shifted sum may leave int32
 
 
 class FeedNode:

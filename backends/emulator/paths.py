@@ -1,6 +1,10 @@
 """Which implementation runs: the emulator chooses, or a test pins one path (`forced`).
 
-Two choices have a reference and a fast path computing the same integers:
+Three choices have a reference and a fast path computing the same integers:
+
+* ``network``: a small fixed-point LIF network as one compiled loop over all its
+  steps (``"compiled"``, `backends.emulator.network.CompiledNetwork`, the default
+  where it applies) or on the block scheduler (``"blocks"``, the reference);
 
 * ``synapse``: a binary fixed-mode synapse's block of outputs as a matrix product
   (``"dense"``: BLAS, or scipy's csr product where that is cheaper; the reference) or event-driven, adding the weight rows of the spiking
@@ -18,19 +22,19 @@ from __future__ import annotations
 
 import contextlib
 
-PATHS = {"synapse": None, "neuron": None}  # None: the emulator chooses
-CHOICES = {"synapse": ("dense", "event"), "neuron": ("numpy", "compiled")}
+PATHS = {"network": None, "synapse": None, "neuron": None}  # None: the emulator chooses
+CHOICES = {"network": ("blocks", "compiled"), "synapse": ("dense", "event"), "neuron": ("numpy", "compiled")}
 
 
 @contextlib.contextmanager
-def forced(synapse: str = None, neuron: str = None):
-    """Inside the block, every synapse runs on ``synapse`` and every LIF population on
-    ``neuron`` (None: the emulator chooses)."""
-    for kind, path in (("synapse", synapse), ("neuron", neuron)):
+def forced(network: str = None, synapse: str = None, neuron: str = None):
+    """Inside the block, networks run on ``network``, every synapse of the block scheduler
+    on ``synapse`` and every LIF population on ``neuron`` (None: the emulator chooses)."""
+    for kind, path in (("network", network), ("synapse", synapse), ("neuron", neuron)):
         if path not in (None, *CHOICES[kind]):
             raise ValueError(f"forced: {kind}={path!r} is not one of {CHOICES[kind]}")
     saved = dict(PATHS)
-    PATHS.update(synapse=synapse, neuron=neuron)
+    PATHS.update(network=network, synapse=synapse, neuron=neuron)
     try:
         yield
     finally:

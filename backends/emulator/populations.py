@@ -58,6 +58,7 @@ class Population:
 
     S: np.ndarray  # (block, B, n) bool: the block's spikes
     A: np.ndarray  # (block, B, n) float64: buffer for the block's summed synaptic input
+    accepts_events = False  # True: `run_events` takes a binary synapse's event block
 
     @staticmethod
     def prepare(op: irm.Neuron, arithmetic):
@@ -72,6 +73,11 @@ class Population:
         for i in range(k):
             self.step(i, t0 + i, 0.0 if a is None else a[i])
         self.end_block(t0, k)
+
+    def run_events(self, block, t0: int, k: int) -> None:
+        """`run` fed by its one synapse's `backends.emulator.nodes.EventBlock` (the source
+        spikes and integer weights, not the summed input); only if ``accepts_events``."""
+        raise NotImplementedError
 
     def step(self, i: int, t: int, a) -> None:
         raise NotImplementedError

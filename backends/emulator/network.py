@@ -1,0 +1,133 @@
+"""The whole network as one compiled loop: the emulator's path for small fixed-point LIF networks.
+
+For a network of binary Inputs, LIF/LIFReset populations and binary synapses
+without delays (Dense, Sparse, or DelayDense whose delays are all 0), fixed mode,
+`CompiledNetwork` runs every sample's T steps in one numba call
+(`_run_network`), with no per-block Python work: what makes a single input or a
+short batch cost microseconds instead of the block scheduler's per-node calls.
+Any other network, or one larger than `MAX_WEIGHTS`, runs on the block
+scheduler (`backends.emulator.engine`), which stays the reference; the tests hold
+the two bit-identical (and both against Lava).
+
+Time convention (every engine's): steps t = 1..T; the Input sends ``x[:, t-1]``
+at step t; a synapse delivers at step t + 1 what its source sent at step t, so
+every population's input at step t is a function of what was sent at t - 1 and
+the order in which populations are stepped does not matter (recurrent loops
+included). Per step and sample: each synapse adds the weight rows of its
+spiking sources (exact integers), shifts by ``weight_exp`` (`fx.shift_by_weight_exp`),
+the outputs into one population are summed, then each population takes its LIF
+step (`backends.emulator.kernels._lif_row`, LIFReset zeroing first).
+
+Memory: spikes of every population are kept ``(B, T, neurons)`` int8 (the loop
+needs them); u and v only when one of them is recorded.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from backends.emulator import paths
+from backends.emulator.lif import LIFPopulation
+from backends.emulator.nodes import _may_wrap
+from models import fixed_point as fx
+from toolchain import ir as irm
+
+MAX_WEIGHTS = 1 << 20  # weights (all synapses) up to which a network runs as one loop: it stays in cache
+
+
+class CompiledNetwork:
+    """A prepared program's network, flattened for `_run_network` (see the module docstring).
+
+    Neurons of all populations share one index space (node order), after the Input
+    channels in the spike vector; each synapse is a source range, a target range
+    and its ``W.T`` in one flat integer array (int32 where every partial sum fits, else int64).
+    """
+
+    @staticmethod
+    def of(program) -> Optional["CompiledNetwork"]:
+        """The compiled form of ``program`` (an `backends.emulator.engine.Program`), or None when
+        the network is outside what the loop runs or `backends.emulator.paths` says blocks."""
+        if paths.PATHS["network"] == "blocks" or not _supported(program):
+            return None
+        return CompiledNetwork(program)
+
+    def __init__(self, program):
+        ir = program.ir
+        self.n_in = sum(op.n for _, op in program.input_ops)
+        self.lo, lo = {}, 0
+        for name, _ in ir.nodes(irm.Neuron):
+            self.lo[name] = lo
+            lo += program._size(name)
+        self.n = lo
+        index = dict(self._input_ranges(program.input_ops))
+        index.update({name: (self.n_in + a, self.n_in + a + program._size(name)) for name, a in self.lo.items()})
+        rows, weights = [], []
+        for name, spec in program.synapses.items():
+            src, dst = program.inputs[name][0], list(ir.outputs(name))[0]
+            (slo, shi), dlo = index[src], self.lo[dst]
+            rows.append((slo, shi, dlo, dlo + spec.n_out, sum(w.size for w in weights)))
+            weights.append(spec.groups[0][1].ravel())
+        self.synapses = np.array(rows, dtype=np.int64).reshape(-1, 5)
+        specs = list(program.synapses.values())
+        # int32 products and sums where every partial sum fits (twice the SIMD lanes of int64)
+        exact32 = all(s.max_w * s.n_in <= fx.INT32_MAX for s in specs)
+        self.weights = np.concatenate(weights or [np.zeros(0)]).astype(np.int32 if exact32 else np.int64)
+        self.scale = np.array([2.0 ** s.weight_exp for s in specs])
+        self.floor = np.array([s.weight_exp < 0 for s in specs], dtype=bool)
+        self.wrap = np.array([_may_wrap(s.max_w * s.n_in, s.weight_exp, False) for s in specs], dtype=bool)
+        pops = [(name, program.neurons[name]) for name in self.lo]
+        self.pops = np.array([(self.lo[name], self.lo[name] + len(p.bias), *(p.reset or (0, 0))) for name, p in pops],
+                             dtype=np.int64).reshape(-1, 4)
+        self.decays = np.array([(fx.current_factor(p.du) / fx.DECAY_UNITY, fx.voltage_factor(p.dv) / fx.DECAY_UNITY,
+                                 p.theta) for _, p in pops]).reshape(-1, 3)
+        self.bias, self.u0, self.v0 = (np.concatenate([getattr(p, f) for _, p in pops]) for f in ("bias", "u0", "v0"))
+
+    @staticmethod
+    def _input_ranges(input_ops):
+        lo = 0
+        for name, op in input_ops:
+            yield name, (lo, lo + op.n)
+            lo += op.n
+
+    def run(self, x: np.ndarray, targets: dict, state_dtype) -> dict:
+        """Run ``x`` (checked ``(B, T, N)``) and return the ``targets`` of `resolve_record`."""
+        from backends.emulator import kernels
+
+        batch, steps = x.shape[:2]
+        record_uv = any(field != "s" for _, field in targets.values())
+        S = np.empty((batch, steps, self.n), np.int8)
+        U = np.empty((batch, steps, self.n) if record_uv else (0, 0, 0), state_dtype)
+        V = np.empty_like(U)
+        kernels.network_run(np.ascontiguousarray(x != 0), self.synapses, self.weights, self.scale, self.floor,
+                            self.wrap, self.pops, self.decays, self.bias, self.u0, self.v0, S, U, V, record_uv)
+        arrays = {"s": S, "u": U, "v": V}
+        out, filled = {}, set()  # an array recorded under two names (a node and its Output) is handed out twice
+        for key, (node, field) in targets.items():
+            lo = self.lo[node]
+            part = np.ascontiguousarray(arrays[field][:, :, lo:lo + self._size(node)])
+            out[key] = part.copy() if (node, field) in filled else part
+            filled.add((node, field))
+        return out
+
+    def _size(self, node: str) -> int:
+        i = list(self.lo).index(node)
+        return int(self.pops[i, 1] - self.pops[i, 0])
+
+
+def _supported(program) -> bool:
+    """Whether `CompiledNetwork` runs ``program`` exactly (see the module docstring)."""
+    ir = program.ir
+    if program.mode != "fixed" or any(op.num_message_bits for _, op in program.input_ops):
+        return False
+    if any(program.populations[name] is not LIFPopulation for name in program.neurons):
+        return False
+    if list(ir.nodes(irm.Feed)) or sum(s.n_in * s.n_out for s in program.synapses.values()) > MAX_WEIGHTS:
+        return False
+    for name, spec in program.synapses.items():
+        targets = list(ir.outputs(name))
+        if spec.graded or len(spec.groups) != 1 or spec.groups[0][0] != 0 or len(targets) != 1:
+            return False
+        if not isinstance(ir.op(targets[0]), irm.LIF):
+            return False
+    return True
