@@ -150,7 +150,8 @@ class Program:
         targets = resolve_record(self.ir, record)
         network = self._compiled_network()
         if network is not None:
-            return network.run(x, targets, self.arith.state_dtype)
+            with self._progress_bar(progress, batch, steps, per_sample=True) as bar:
+                return network.run(x, targets, self.arith.state_dtype, bar)
         by_node = {}
         for node, field in dict.fromkeys(targets.values()):
             dtype = np.int8 if field == "s" else self.arith.state_dtype
@@ -248,14 +249,16 @@ class Program:
             return (src.values if nodes[synapse].graded else src.spikes)[:k]
         return src.S[:k]
 
-    def _progress_bar(self, progress: Optional[bool], batch: int, steps: int):
+    def _progress_bar(self, progress: Optional[bool], batch: int, steps: int, per_sample: bool = False):
+        """A tqdm bar over the steps (or, ``per_sample``, over the samples), or a stand-in."""
         show = progress if progress is not None else (sys.stderr.isatty()
                                                        and batch * steps * self.neuron_count >= LONG_RUN)
         if not show:  # even a disabled tqdm costs about 0.1 ms, a tenth of a small run
             return contextlib.nullcontext(_NO_BAR)
         from tqdm import tqdm
 
-        return tqdm(total=steps, unit="step", desc=f"emulator ({self.mode})", leave=False)
+        return tqdm(total=batch if per_sample else steps, unit="sample" if per_sample else "step",
+                    desc=f"emulator ({self.mode})", leave=False)
 
 
 # ------------------------------------------------------------------ validation
@@ -379,6 +382,8 @@ def _sum(arrays: list, out: Optional[np.ndarray] = None):
 
 
 class _NoBar:
+    disable = True
+
     @staticmethod
     def update(n: int) -> None:
         pass

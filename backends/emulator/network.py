@@ -27,13 +27,14 @@ from typing import Optional
 
 import numpy as np
 
-from backends.emulator import paths
+from backends.emulator import memory, paths
 from backends.emulator.lif import LIFPopulation
 from backends.emulator.nodes import _may_wrap
 from models import fixed_point as fx
 from toolchain import ir as irm
 
 MAX_WEIGHTS = 1 << 20  # weights (all synapses) up to which a network runs as one loop: it stays in cache
+PROGRESS_CHUNKS = 20  # calls a run with a progress bar is split into (groups of samples)
 
 
 class CompiledNetwork:
@@ -90,29 +91,48 @@ class CompiledNetwork:
             yield name, (lo, lo + op.n)
             lo += op.n
 
-    def run(self, x: np.ndarray, targets: dict, state_dtype) -> dict:
-        """Run ``x`` (checked ``(B, T, N)``) and return the ``targets`` of `resolve_record`."""
+    def run(self, x: np.ndarray, targets: dict, state_dtype, bar) -> dict:
+        """Run ``x`` (checked ``(B, T, N)``) and return the ``targets`` of `resolve_record`.
+
+        ``bar``: a tqdm bar over the samples (samples then run in `PROGRESS_CHUNKS` groups),
+        or one whose ``disable`` is True (one call for the whole batch).
+        """
         from backends.emulator import kernels
 
         batch, steps = x.shape[:2]
         record_uv = any(field != "s" for _, field in targets.values())
-        S = np.empty((batch, steps, self.n), np.int8)
-        U = np.empty((batch, steps, self.n) if record_uv else (0, 0, 0), state_dtype)
-        V = np.empty_like(U)
-        kernels.network_run(np.ascontiguousarray(x != 0), self.synapses, self.weights, self.scale, self.floor,
-                            self.wrap, self.pops, self.decays, self.bias, self.u0, self.v0, S, U, V, record_uv)
+        S = memory.empty((batch, steps, self.n), np.int8)
+        U = memory.empty((batch, steps, self.n) if record_uv else (0, 0, 0), state_dtype)
+        V = memory.empty(U.shape, state_dtype)
+        spikes = np.ascontiguousarray(x != 0)
+        chunk = max(1, batch if bar.disable else -(-batch // PROGRESS_CHUNKS))
+        for lo in range(0, batch, chunk):
+            part = slice(lo, lo + chunk)
+            kernels.network_run(spikes[part], self.synapses, self.weights, self.scale, self.floor, self.wrap,
+                                self.pops, self.decays, self.bias, self.u0, self.v0, S[part],
+                                U[part] if record_uv else U, V[part] if record_uv else V, record_uv)
+            bar.update(len(spikes[part]))
         arrays = {"s": S, "u": U, "v": V}
         out, filled = {}, set()  # an array recorded under two names (a node and its Output) is handed out twice
         for key, (node, field) in targets.items():
             lo = self.lo[node]
-            part = np.ascontiguousarray(arrays[field][:, :, lo:lo + self._size(node)])
-            out[key] = part.copy() if (node, field) in filled else part
+            part = arrays[field][:, :, lo:lo + self._size(node)]
+            if (node, field) in filled or not part.flags.c_contiguous:  # one population's part of the array
+                part = _copy(part)
+            out[key] = part
             filled.add((node, field))
         return out
 
     def _size(self, node: str) -> int:
         i = list(self.lo).index(node)
         return int(self.pops[i, 1] - self.pops[i, 0])
+
+
+def _copy(part: np.ndarray) -> np.ndarray:
+    """``part`` copied onto pooled memory (`backends.emulator.memory`), as the scheduler's recordings are."""
+    out = memory.empty(part.shape, part.dtype)
+    np.copyto(out, part)
+    return out
 
 
 def _supported(program) -> bool:

@@ -1,0 +1,189 @@
+"""The emulator's fast paths compute exactly the reference's integers (and Lava's).
+
+Reference: the block scheduler with numpy LIF populations and matrix products
+(`backends.emulator.paths.forced(network="blocks", neuron="numpy", synapse="dense")`).
+Fast paths: the compiled LIF block, event-driven synapses (alone and fused into
+the LIF block), the whole network as one compiled loop, each also on numba's
+threads. Kernels are checked against `models.fixed_point` on extreme values
+(int32 wraps, the 2**24 correction of u, saturation of v), networks on random
+specs (`strategies`: recurrence, skips, LIFReset, flood inputs, weight styles,
+weight_exp) and, for a few, against Lava ``fixed_pt`` itself.
+"""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from backends.emulator import kernels, paths, prepare, run
+from backends.emulator.lif import spike_and_reset
+from backends.emulator.network import CompiledNetwork
+from backends.emulator.nodes import event_driven
+from models import fixed_point as fx
+from strategies import NetSpec, build, net_specs, random_spec
+
+PROPERTY = dict(deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+REFERENCE = dict(network="blocks", neuron="numpy", synapse="dense")
+FAST = [dict(network="blocks", neuron="compiled", synapse="event"),  # every block event-driven, fused
+        dict(network="blocks", neuron="compiled", synapse="dense"),  # compiled LIF on matrix products
+        dict(network="blocks"),  # the scheduler choosing per block
+        dict(network="compiled")]  # the whole network in one loop where it applies
+
+
+def _assert_same(ref: dict, out: dict, what: str) -> None:
+    assert sorted(ref) == sorted(out), what
+    for key in ref:
+        assert out[key].dtype == ref[key].dtype, (what, key)
+        if not np.array_equal(out[key], ref[key]):
+            b, t, j = np.argwhere(out[key] != ref[key])[0]
+            raise AssertionError(f"{what}: {key} differs first at sample {b}, step {t + 1}, neuron {j}: "
+                                 f"{out[key][b, t, j]} vs reference {ref[key][b, t, j]}")
+
+
+def _all_paths_equal(ir, x) -> None:
+    with paths.forced(**REFERENCE):
+        ref = run(ir, x, check=False)
+    for fast in FAST:
+        with paths.forced(**fast):
+            _assert_same(ref, run(ir, x, check=False), str(fast))
+
+
+# ------------------------------------------------------------------- kernels
+def _extreme_state(rng, shape):
+    """Integers around every boundary of the LIF rule: +-2**23, +-2**24, +-2**31 and beyond."""
+    edges = np.array([0, 1, -1, fx.U_MAX, fx.U_MAX + 1, -fx.U_MAX, -fx.U_MAX + 1, fx.V_SAT, -fx.V_SAT,
+                      1 << 24, -(1 << 24), fx.INT32_MAX, fx.INT32_MIN, 3 << 29, -(3 << 29)], dtype=np.float64)
+    near = rng.choice(edges, shape) + rng.integers(-70, 71, shape)
+    wide = rng.integers(-(1 << 31), 1 << 31, shape).astype(np.float64)
+    return np.where(rng.random(shape) < 0.5, near, wide)
+
+
+@pytest.mark.parametrize("du, dv", [(0, 0), (4095, 4095), (-1, 0), (818, 205), (3000, 17)])
+def test_compiled_lif_block_equals_the_fixed_point_rule_at_every_boundary(du, dv):
+    rng = np.random.default_rng(du + 1 + 7 * dv)
+    k, batch, n = 6, 3, 700  # more than one CHUNK of neurons per row
+    u0, v0 = _extreme_state(rng, (batch, n)), _extreme_state(rng, (batch, n))
+    u0, v0 = fx.wrap_int32(u0), fx.wrap_int32(v0)  # Lava's int32 state
+    a = np.where(rng.random((k, batch, n)) < 0.3, _extreme_state(rng, (k, batch, n)) / 64 // 1,
+                 rng.integers(-3000, 3000, (k, batch, n)))
+    bias = rng.integers(-(1 << 15), 1 << 15, n).astype(np.float64)
+    theta, resets = 1000.0 * 64, np.array([False, False, True, False, False, True])
+    u, v = u0.copy(), v0.copy()
+    S, U, V = np.empty((k, batch, n), bool), np.empty((k, batch, n)), np.empty((k, batch, n))
+    kernels.lif_fixed_block(u, v, a, fx.current_factor(du) / 4096, fx.voltage_factor(dv) / 4096, bias, theta,
+                            resets, S, U, V, True)
+    ru, rv = u0, v0
+    for i in range(k):
+        if resets[i]:
+            ru, rv = np.zeros_like(ru), np.zeros_like(rv)
+        ru, rv = fx.lif_fixed_subthreshold(ru, rv, a[i], du, dv, bias)
+        s = np.empty(rv.shape, bool)
+        rv = rv.copy()
+        spike_and_reset(rv, theta, s)
+        assert np.array_equal(S[i], s) and np.array_equal(U[i], ru) and np.array_equal(V[i], rv), f"step {i}"
+    assert np.array_equal(u, ru) and np.array_equal(v, rv)
+    assert (np.abs(a * 64) > fx.INT32_MAX).any()  # the wrapping rows were exercised
+
+
+@pytest.mark.parametrize("weight_exp", [-3, 0, 2, 7])
+def test_event_sums_equal_the_matrix_product_shifted_as_lava_shifts(weight_exp):
+    rng = np.random.default_rng(weight_exp + 10)
+    rows, n_in, n_out = 40, 300, 70
+    spikes = rng.random((rows, n_in)) < rng.choice([0.0, 0.02, 0.5, 1.0], (rows, 1))
+    max_w = 1 << 20 if weight_exp == 7 else 255  # large enough sums for the int32 wrap after the shift
+    wt = rng.integers(-max_w, max_w + 1, (n_in, n_out)).astype(np.float64)
+    expected = fx.shift_by_weight_exp(spikes.astype(np.float64) @ wt, weight_exp)
+    for most in (int(spikes.sum(1).max()), n_in):
+        acc = np.empty(n_out, kernels.accumulator_dtype(max_w, most))
+        out = np.empty((rows, n_out))
+        kernels.event_sums(spikes, kernels.integer_weights(wt), acc, 2.0 ** weight_exp, weight_exp < 0, True, out)
+        assert np.array_equal(out, expected)
+    assert (np.abs(spikes.astype(np.float64) @ wt * 2.0 ** weight_exp) > fx.INT32_MAX).any() == (weight_exp == 7)
+
+
+def test_the_accumulator_is_the_narrowest_dtype_that_holds_every_partial_sum():
+    assert kernels.accumulator_dtype(66, 40) is np.int16
+    assert kernels.accumulator_dtype(255, 129) is np.int32  # 32895 > int16
+    assert kernels.accumulator_dtype(255, 1 << 24) is np.int64
+    assert kernels.integer_weights(np.array([[-127.0, 127.0]])).dtype == np.int8
+    assert kernels.integer_weights(np.array([[-256.0, 0.0]])).dtype == np.int16
+
+
+def test_the_event_path_is_chosen_for_sparse_spikes_and_the_product_for_busy_ones():
+    rows, n_in, n_out = 32, 1000, 10_000
+    assert event_driven(int(0.02 * rows * n_in), rows, n_in, n_out)
+    assert not event_driven(int(0.6 * rows * n_in), rows, n_in, n_out)
+    with paths.forced(synapse="event"):
+        assert event_driven(rows * n_in, rows, n_in, n_out)
+    with paths.forced(synapse="dense"):
+        assert not event_driven(1, rows, n_in, n_out)
+
+
+def test_forced_refuses_an_unknown_path():
+    with pytest.raises(ValueError, match="synapse='sparse'"):
+        with paths.forced(synapse="sparse"):
+            pass
+
+
+# ------------------------------------------------------------------ networks
+@settings(max_examples=25, **PROPERTY)
+@given(spec=net_specs(max_batch=4))
+def test_every_fast_path_equals_the_reference_on_random_networks(spec):
+    _all_paths_equal(*build(spec))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_networks_the_compiled_loop_runs_equal_the_reference(seed):
+    """Binary inputs, no delays: the specs `CompiledNetwork` takes (recurrence, skips, LIFReset, floods)."""
+    spec = random_spec(np.random.default_rng(seed), graded=False, max_delay=())
+    ir, x = build(spec)
+    assert CompiledNetwork.of(prepare(ir, check=False)) is not None
+    _all_paths_equal(ir, x)
+
+
+def test_the_threaded_kernels_equal_the_serial_ones(monkeypatch):
+    monkeypatch.setattr(kernels, "PARALLEL_WORK", 0)
+    for seed in range(4):
+        ir, x = build(random_spec(np.random.default_rng(100 + seed), graded=False, max_delay=(), batch=5))
+        _all_paths_equal(ir, x)
+
+
+def test_networks_outside_the_compiled_loop_run_on_the_block_scheduler():
+    graded, _ = build(NetSpec(seed=1, graded=True))
+    delayed, _ = build(NetSpec(seed=1, max_delay=(3,)))
+    plain, _ = build(NetSpec(seed=1))
+    assert CompiledNetwork.of(prepare(graded, check=False)) is None
+    assert CompiledNetwork.of(prepare(delayed, check=False)) is None
+    assert CompiledNetwork.of(prepare(plain, check=False)) is not None
+    assert CompiledNetwork.of(prepare(plain, mode="float", check=False)) is None
+    with paths.forced(network="blocks"):
+        assert CompiledNetwork.of(prepare(plain, check=False)) is None
+
+
+def test_a_sparse_wide_layer_runs_event_driven_and_equals_the_product_path(monkeypatch):
+    """1000 inputs -> 3000 LIF at 2% input spikes (the scale benchmark's shape, smaller): the
+    scheduler takes the fused event path in every block and records exactly what matrix
+    products give."""
+    spec = NetSpec(seed=3, n_in=1000, layers=(3000,), batch=3, steps=25, density=0.02, weights="mixed")
+    ir, x = build(spec)
+    with paths.forced(**REFERENCE):
+        ref = run(ir, x, check=False)
+    program = prepare(ir, check=False)
+    assert CompiledNetwork.of(program) is None  # 3M weights: the block scheduler
+    calls = []
+    fused = kernels.event_lif_block
+    monkeypatch.setattr(kernels, "event_lif_block", lambda *args: calls.append(args[-5].shape[0]) or fused(*args))
+    _assert_same(ref, program.run(x), "default")
+    assert sum(calls) == spec.steps  # every step's block took the event path
+    assert ref["layers.0/s"].any()
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("seed", [0, 5])
+def test_the_fast_paths_equal_lava_fixed_pt(seed):
+    from backends.lava.runner import run_lava
+
+    spec = random_spec(np.random.default_rng(seed), graded=False, max_delay=(), batch=2)
+    ir, x = build(spec)
+    lava = run_lava(ir, x, mode="fixed", check=False)
+    for fast in FAST:
+        with paths.forced(**fast):
+            _assert_same(lava, run(ir, x, check=False), f"{fast} vs Lava")
