@@ -138,8 +138,10 @@ class Program:
         self.inputs = {name: list(ir.inputs(name)) for name in ir.graph}
         self.feeds = {name: bool(ir.outputs(name)) for name in ir.graph}
         self.components = _components(ir)
-        self.event_fed = _event_fed(ir)
+        self.event_fed = {pop: syn for pop, syn in _event_fed(ir).items()
+                          if mode == "fixed" and self.populations[pop].takes_events}
         self.step_bytes = step_bytes(ir, 1)  # per sample
+        self.event_step_bytes = step_bytes(ir, 1, self.event_fed)  # per sample, event-fed blocks, u and v unrecorded
         self.macs = sum(op.size for _, op in ir.nodes(irm.Synapse))  # per sample and step
         self.neuron_count = sum(op.n for _, op in ir.nodes(irm.Neuron))
 
@@ -156,7 +158,9 @@ class Program:
         for node, field in dict.fromkeys(targets.values()):
             dtype = np.int8 if field == "s" else self.arith.state_dtype
             by_node.setdefault(node, {})[field] = memory.empty((batch, steps, self._size(node)), dtype)
-        block = int(max(1, min(steps, BLOCK_BYTES // max(1, self.step_bytes * batch))))
+        uv_unrecorded = all(field == "s" or node not in self.event_fed for node, field in targets.values())
+        per_step = batch * (self.event_step_bytes if uv_unrecorded else self.step_bytes)
+        block = int(max(1, min(steps, BLOCK_BYTES // max(1, per_step))))
         nodes = self._build(x, batch, block, by_node)
         with self._progress_bar(progress, batch, steps) as bar, _blas_threads(self.macs * batch * block):
             for t0 in range(1, steps + 1, block):
@@ -324,12 +328,21 @@ def _blas_threads(macs: int):
     return _blas.limit(limits=1, user_api="blas")
 
 
-def step_bytes(ir: irm.IR, batch: int) -> int:
-    """Working memory one step of a block needs (an estimate: inputs, products, state)."""
+def step_bytes(ir: irm.IR, batch: int, event_fed: Optional[dict] = None) -> int:
+    """Working memory one step of a block needs (an estimate: inputs, products, state).
+
+    ``event_fed`` (`_event_fed`): count those populations and synapses as a block they take
+    event-driven needs them, spikes only (no products, summed input or unrecorded u, v).
+    A block that falls back to products then uses more (at most a few times `BLOCK_BYTES`).
+    """
+    event_fed = event_fed or {}
+    fused = set(event_fed) | set(event_fed.values())
     per_sample = 0
-    for _, op in ir.nodes():
+    for name, op in ir.nodes():
         if isinstance(op, irm.Input):
             per_sample += 10 * op.n  # float64 values, bool spikes
+        elif name in fused:
+            per_sample += op.n_in if isinstance(op, irm.Synapse) else op.n  # history; spikes
         elif isinstance(op, irm.Synapse):
             groups = 1 if op.delays is None else len(np.unique(op.delays))
             per_sample += 12 * op.n_in + 16 * op.size * groups  # history, float32 copy; products, outputs
@@ -357,12 +370,17 @@ def _components(ir: irm.IR) -> list[list[str]]:
 
 
 def _event_fed(ir: irm.IR) -> dict:
-    """``{population: synapse}`` where the synapse is the population's one input and feeds
-    nothing else: such a block may be computed where it is used (`Population.run_events`)."""
+    """``{population: synapse}`` where the synapse is the population's one input, binary, of
+    one delay, and feeds nothing else: such a block may be computed where it is used
+    (`Population.run_events`, `backends.emulator.nodes.Synapse.event_block`)."""
     fed = {}
     for name, _ in ir.nodes(irm.Neuron):
         inputs = list(ir.inputs(name))
-        if len(inputs) == 1 and isinstance(ir.op(inputs[0]), irm.Dense) and list(ir.outputs(inputs[0])) == [name]:
+        if len(inputs) != 1 or not isinstance(ir.op(inputs[0]), irm.Dense):
+            continue
+        op = ir.op(inputs[0])
+        one_delay = op.delays is None or len(np.unique(op.delays[op.weight != 0])) <= 1
+        if op.num_message_bits == 0 and one_delay and list(ir.outputs(inputs[0])) == [name]:
             fed[name] = inputs[0]
     return fed
 

@@ -150,7 +150,7 @@ def _serial_and_parallel(py_func):
             numba.njit(cache=True, nogil=True, parallel=True)(py_func))
 
 
-PARALLEL_WORK = 1 << 20  # neuron-steps per call from which numba's threads share the samples
+PARALLEL_WORK = 1 << 17  # neuron-steps per call from which numba's threads share the samples (~0.1 ms of work)
 _LIF_BLOCK, _EVENT_LIF_BLOCK = _serial_and_parallel(_lif_fixed_block), _serial_and_parallel(_event_lif_block)
 _NETWORK_RUN = _serial_and_parallel(_network_run)
 

@@ -133,7 +133,7 @@ class FloatLIF:
 
 
 LIF_ARITHMETIC = {"fixed": FixedLIF, "float": FloatLIF}
-_NO_INPUT = np.zeros((0, 0, 0))  # `kernels.lif_fixed_block`'s "no synaptic input"
+_NO_INPUT = np.zeros((0, 0, 0))  # the kernels' "no synaptic input" and "u, v not recorded"
 
 
 @register(irm.LIF)
@@ -149,6 +149,8 @@ class LIFPopulation(Population):
     (`backends.emulator.paths`), is scaled at once and runs only the wraps its
     bounds say can fire (`FixedLIF.plan_block`).
     """
+
+    takes_events = True
 
     @staticmethod
     def prepare(op: irm.LIF, arithmetic):
@@ -167,13 +169,22 @@ class LIFPopulation(Population):
         self.v = np.broadcast_to(self.p.v0, shape).copy()
         self.zeros = np.zeros(shape)
         self.S = memory.empty((block, *shape), bool)
-        self.U = memory.empty((block, *shape), np.float64)
-        self.V = memory.empty((block, *shape), np.float64)
-        self.A = memory.empty((block, *shape), np.float64)  # summed synaptic input, then its scaled form
+        self.block_shape = (block, *shape)  # of U, V and A, made on first use (`_block_array`)
         self.keep = np.empty(shape) if arithmetic.name == "fixed" else None  # scratch of the branch-free reset
-        self.record, self.blocks = record, {"s": self.S, "u": self.U, "v": self.V}
+        self.record = record
         self.compiled = self.accepts_events = arithmetic.name == "fixed" and paths.PATHS["neuron"] != "numpy"
         self.resets = np.zeros(block, bool)
+
+    # the block's u, v (float64, time-major) and summed synaptic input: a compiled block
+    # writes U and V only when they are recorded, and an event-fed one never sums its input
+    U = property(lambda self: self._block_array("U"))
+    V = property(lambda self: self._block_array("V"))
+    A = property(lambda self: self._block_array("A"))
+
+    def _block_array(self, name: str) -> np.ndarray:
+        if name not in self.__dict__:
+            self.__dict__[name] = memory.empty(self.block_shape, np.float64)
+        return self.__dict__[name]
 
     def run(self, a, t0: int, k: int) -> None:
         """Steps ``t0 .. t0+k-1`` with synaptic input ``a`` ``(k, B, n)`` (None: no input)."""
@@ -206,9 +217,10 @@ class LIFPopulation(Population):
         if self.p.reset is not None:
             for i in range(k):
                 self.resets[i] = self.p.resets_at(t0 + i)
+        record_uv = "u" in self.record or "v" in self.record
+        U, V = (self.U[:k], self.V[:k]) if record_uv else (_NO_INPUT, _NO_INPUT)
         return (fx.current_factor(self.p.du) / fx.DECAY_UNITY, fx.voltage_factor(self.p.dv) / fx.DECAY_UNITY,
-                self.p.bias, self.p.theta, self.resets[:k], self.S[:k], self.U[:k], self.V[:k],
-                "u" in self.record or "v" in self.record)
+                self.p.bias, self.p.theta, self.resets[:k], self.S[:k], U, V, record_uv)
 
     def step(self, i: int, t: int, a, rule=None) -> None:
         """Step ``t`` (block row ``i``): LIFReset zeroing, u/v update, spike, reset.
@@ -222,4 +234,5 @@ class LIFPopulation(Population):
 
     def end_block(self, t0: int, k: int) -> None:
         """Record the block's spikes and states (steps ``t0 .. t0+k-1``)."""
-        record_block(self.record, self.blocks, t0, k)
+        record_block(self.record, {var: self.S if var == "s" else getattr(self, var.upper()) for var in self.record},
+                     t0, k)

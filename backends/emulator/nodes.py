@@ -118,16 +118,26 @@ class Synapse:
         # source steps h0 .. h0+len-1: spikes (bool) or graded values
         self.hist = np.zeros((self.span, batch, self.n_in), np.float64 if self.graded else bool)
         self.h0 = 1 - self.span
-        # one block's working arrays, reused from block to block
-        self.x = memory.empty((block * batch, self.n_in), dtype)
-        self.acc = memory.empty((block * batch, self.n_out), dtype)
-        self.out = memory.empty((block, batch, self.n_out), np.float64)
-        self.part = memory.empty((block, batch, self.n_out), np.float64) if len(self.groups) > 1 else None
+        # one block's working arrays, reused from block to block, made on first use: a block
+        # taken event-driven by its population (`event_block`) needs none of them
+        self._arrays = {"x": ((block * batch, self.n_in), dtype), "acc": ((block * batch, self.n_out), dtype),
+                        "out": ((block, batch, self.n_out), np.float64),
+                        "part": ((block, batch, self.n_out), np.float64)}
         self.emitted = (0, 0, None)  # the last emit: a synapse may feed several populations
         # event-driven products: spikes of a fixed-mode synapse (exact integer weights)
         self.events = (spec.event_groups() if arithmetic.name == "fixed" and not self.graded
                        and paths.PATHS["synapse"] != "dense" else None)
         self.max_w, self.accumulators = spec.max_w, {}
+
+    x = property(lambda self: self._array("x"))
+    acc = property(lambda self: self._array("acc"))
+    out = property(lambda self: self._array("out"))
+    part = property(lambda self: self._array("part"))
+
+    def _array(self, name: str) -> np.ndarray:
+        if name not in self.__dict__:
+            self.__dict__[name] = memory.empty(*self._arrays[name])
+        return self.__dict__[name]
 
     def extend(self, src: np.ndarray) -> None:
         """Append source steps (``(k, B, n_in)``, spikes or graded values) to the history."""

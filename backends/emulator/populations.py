@@ -58,7 +58,8 @@ class Population:
 
     S: np.ndarray  # (block, B, n) bool: the block's spikes
     A: np.ndarray  # (block, B, n) float64: buffer for the block's summed synaptic input
-    accepts_events = False  # True: `run_events` takes a binary synapse's event block
+    takes_events = False  # the class implements `run_events` (fixed mode)
+    accepts_events = False  # this run's population takes event blocks (`run_events`)
 
     @staticmethod
     def prepare(op: irm.Neuron, arithmetic):
