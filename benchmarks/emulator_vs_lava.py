@@ -26,7 +26,7 @@ printed; the machine has 2 cores and may be shared, so medians are used):
    from the IR and recording every node). Lava's tiled scheme (all samples in
    one block-diagonal network, one compile) is timed as well and printed for
    information.
-4. **Speed per single input in steady state** (target >= 50x): Lava: the
+4. **Speed per single input in steady state** (target >= 300x): Lava: the
    wall time of ``run(RunSteps(T))`` alone on a network for one sample that
    is already built, compiled and whose runtime is started
    (``create_runtime``), monitors on every s, v, u included; medians over
@@ -35,7 +35,7 @@ printed; the machine has 2 cores and may be shared, so medians are used):
    emulator: median of ``program.run(x[:1])`` repeated warm, ``program =
    backends.emulator.prepare(ir)`` built once: preparation excluded on both sides,
    as the issue asks. ``run(ir, x[:1])`` (its preparation included) is printed too.
-5. **Emulator vs float torch** (target: within 3x): ``models.network.Network``
+5. **Emulator vs float torch** (target: <= 1.0x, faster than the float model it checks): ``models.network.Network``
    forward in float mode, ``torch.no_grad()``, float32 (the training dtype),
    on the same batch, vs ``program.run(x)`` in fixed mode on the same batch
    (the prepared program is to the emulator what the built model is to
@@ -44,11 +44,16 @@ printed; the machine has 2 cores and may be shared, so medians are used):
    each phase untimed), medians. float64 (what ``verify``'s float engine
    uses) is printed for information.
 6. **Scale**: a 1000-input -> 10,000-neuron LIF layer (dense, random mixed
-   8-bit weights, 2 % input spikes) for 1,000 steps at batch 32 on the
-   emulator (fixed mode), recording the layer's spikes only (320 MB int8;
-   s, v and u would be 5.4 GB), in a child process so its peak RSS
-   (``ru_maxrss``) is its own; prints wall time, neuron-updates per second
-   (B * T * neurons / wall) and the peak RSS against the machine's memory.
+   8-bit weights) for 1,000 steps at batch 32 on the emulator (fixed mode),
+   recording the layer's spikes only (320 MB int8; s, v and u would be 5.4 GB),
+   each run in a child process so its peak RSS (``ru_maxrss``) is its own;
+   prints wall time, neuron-updates per second (B * T * neurons / wall) and the
+   peak RSS against the machine's memory for each run. At 2 % input spikes
+   (target >= 10^9 neuron-updates/s: the emulator picks event-driven synapses
+   from the spike counts) and at 30 % (target: no slower than the reference
+   path, i.e. today's numpy LIF on matrix products, run the same way:
+   ``backends.emulator.paths.forced(network="blocks", neuron="numpy",
+   synapse="dense")``); the reference at 2 % is printed for information.
 
 torch and numpy use the default threads (torch is set to 2, the core count).
 The final table gives PASS/MISS per target.
@@ -80,6 +85,8 @@ import numpy as np  # noqa: E402
 
 TASK, SEED = "digits", 0
 SCALE = dict(n_in=1000, n=10_000, steps=1000, batch=32, density=0.02)
+BUSY = 0.30  # input spike rate of the high-activity scale run
+REFERENCE_PATHS = dict(network="blocks", neuron="numpy", synapse="dense")  # the emulator before its fast paths
 
 
 # ------------------------------------------------------------------- helpers
@@ -288,15 +295,17 @@ def scale_ir(n_in: int, n: int, seed: int = 0):
 def scale_child(params: str) -> None:
     """In a child: build the scale IR and inputs, run the emulator, print one JSON line."""
     p = json.loads(params)
-    from backends.emulator import run
+    from backends.emulator import paths, run
 
     ir = scale_ir(p["n_in"], p["n"])
     rng = np.random.default_rng(1)
     x = rng.random((p["batch"], p["steps"], p["n_in"]), dtype=np.float32) < p["density"]
     before = rss_mb()
-    start = time.perf_counter()
-    out = run(ir, x, record=["layer/s"], mode="fixed", progress=False)
-    wall = time.perf_counter() - start
+    run(ir, x[:1, :2], record=["layer/s"], mode="fixed", progress=False)  # numba's compile (cached) out of the timing
+    with paths.forced(**p.get("paths", {})):
+        start = time.perf_counter()
+        out = run(ir, x, record=["layer/s"], mode="fixed", progress=False)
+        wall = time.perf_counter() - start
     print(json.dumps(dict(wall=wall, rss_before=before, rss_peak=rss_mb(), input_mb=x.nbytes / 2**20,
                           record_mb=sum(a.nbytes for a in out.values()) / 2**20,
                           spike_rate=float(out["layer/s"].mean()))))
@@ -308,6 +317,32 @@ def scale_run(params: dict) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"scale child failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def scale_section(s: dict) -> list:
+    """The scale runs (each in its own child): sparse and busy inputs, fast and reference paths."""
+    print(f"\n[4] scale: {s['n_in']} inputs -> {s['n']:,} LIF, {s['steps']:,} steps, batch {s['batch']}, "
+          f"record layer/s only (one child process per run); load {load_avg()}")
+    updates, total = s["batch"] * s["steps"] * s["n"], mem_total_mb()
+    runs = {}
+    for label, density, forced in [("sparse", s["density"], {}), ("sparse, reference", s["density"], REFERENCE_PATHS),
+                                   ("busy", BUSY, {}), ("busy, reference", BUSY, REFERENCE_PATHS)]:
+        sc = runs[label] = scale_run(dict(s, density=density, paths=forced))
+        sc["rate"] = updates / sc["wall"]
+        print(f"{label:18} {density:.0%} input spikes: wall {sc['wall']:.2f} s = {sc['rate']:,.0f} neuron-updates/s; "
+              f"output spike rate {sc['spike_rate']:.1%}; peak RSS {sc['rss_peak']:,.0f} MB (before run(): "
+              f"{sc['rss_before']:,.0f} MB, of which input {sc['input_mb']:,.0f} MB; recording "
+              f"{sc['record_mb']:,.0f} MB) of {total:,.0f} MB RAM")
+    sparse, busy = runs["sparse"], runs["busy"]
+    busy_ratio = runs["busy, reference"]["wall"] / busy["wall"]
+    peak = max(r["rss_peak"] for r in runs.values())
+    return [(f"scale, {s['density']:.0%} input spikes: >= 1e9 neuron-updates/s",
+             f"{sparse['rate']:,.0f}/s ({sparse['rate'] / runs['sparse, reference']['rate']:.1f}x the reference path; "
+             f"peak RSS {sparse['rss_peak']:,.0f} MB)", sparse["rate"] >= 1e9),
+            (f"scale, {BUSY:.0%} input spikes: no slower than the reference path",
+             f"{busy_ratio:.2f}x as fast ({busy['rate']:,.0f}/s; peak RSS {busy['rss_peak']:,.0f} MB)", busy_ratio >= 1.0),
+            (f"scale {s['n']:,} LIF x {s['steps']:,} steps x batch {s['batch']} within memory",
+             f"{peak:,.0f} MB peak (largest of the four runs)", peak < 0.5 * total)]
 
 
 # ---------------------------------------------------------------------- main
@@ -405,6 +440,12 @@ def main(argv=None) -> int:
     print(f"float torch (float64, as verify's float engine):  {spread(t_t64)}; CPU median {fmt_s(med(c_t64))}")
     print(f"emulator, one sample, warm: program.run(x[:1]) {spread(t_emu1)}; CPU median {fmt_s(med(c_emu1))}; "
           f"run(ir, x[:1]) (preparation included) {spread(one['run'][0])}")
+    from backends.emulator import paths
+
+    with paths.forced(**REFERENCE_PATHS):  # for information: the emulator before its fast paths
+        ref_b, ref_1 = timed(lambda: program.run(x), reps), timed(lambda: program.run(x[:1]), reps)
+    print(f"  reference path (numpy LIF on the block scheduler): batch {spread(ref_b)} ({med(ref_b) / prog_b:.1f}x "
+          f"the time), one sample {spread(ref_1)} ({med(ref_1) / emu_1:.1f}x the time)")
     torch_b = min(torch_b, med(t_t1))
     torch_best, torch_cpu = min(t_t32 + t_t1), min(med(c_t32), med(c_t1))
     torch_ratios = dict(median=prog_b / torch_b, best=min(t_prog) / torch_best, cpu=med(c_prog) / torch_cpu)
@@ -415,16 +456,16 @@ def main(argv=None) -> int:
 
     results = []  # (target, measured text, passed or None)
     worst = max(torch_ratios.values())
-    results.append(("emulator within 3x of float torch (batch)",
+    results.append(("emulator <= 1.0x float torch time (batch)",
                     f"{worst:.2f}x ({ratios(torch_ratios, 2)}; preparation included "
-                    f"{max(with_prepare.values()):.2f}x)", worst <= 3))
+                    f"{max(with_prepare.values()):.2f}x)", worst <= 1.0))
 
     # ---- 3. Lava
     if args.skip_lava:
         print("\n[3] Lava skipped (--skip-lava)")
         results += [("identical s, v, u vs Lava fixed_pt", "skipped", None),
                     ("emulator >= 1000x Lava over the batch", "skipped", None),
-                    ("emulator >= 50x Lava per input, steady state", "skipped", None)]
+                    ("emulator >= 300x Lava per input, steady state", "skipped", None)]
     else:
         from backends.lava.runner import run_lava
 
@@ -473,24 +514,11 @@ def main(argv=None) -> int:
                      f"{count_ps} per-sample" + ("" if args.no_tile else f", {count_tile} tiled"), same_all),
                     ("emulator >= 1000x Lava over the batch", f"{ratio_b:,.0f}x ({ratios(batch_ratios, 0)})",
                      ratio_b >= 1000),
-                    ("emulator >= 50x Lava per input, steady state", f"{ratio_1:,.1f}x ({ratios(one_ratios, 1)})",
-                     ratio_1 >= 50)]
+                    ("emulator >= 300x Lava per input, steady state", f"{ratio_1:,.1f}x ({ratios(one_ratios, 1)})",
+                     ratio_1 >= 300)]
 
     # ---- 4. scale
-    s = scale
-    print(f"\n[4] scale: {s['n_in']} inputs -> {s['n']:,} LIF, {s['steps']:,} steps, batch {s['batch']}, "
-          f"{s['density']:.0%} input spikes, record layer/s only (child process); load {load_avg()}")
-    sc = scale_run(s)
-    updates = s["batch"] * s["steps"] * s["n"]
-    rate = updates / sc["wall"]
-    total = mem_total_mb()
-    print(f"wall {sc['wall']:.2f} s for {updates:,} neuron-updates = {rate:,.0f} neuron-updates/s "
-          f"({updates * s['n_in'] / sc['wall'] / 1e9:.1f} G dense synaptic multiply-adds/s); "
-          f"output spike rate {sc['spike_rate']:.1%}")
-    print(f"peak RSS {sc['rss_peak']:,.0f} MB (before run(): {sc['rss_before']:,.0f} MB, of which input "
-          f"{sc['input_mb']:,.0f} MB; recording {sc['record_mb']:,.0f} MB) of {total:,.0f} MB RAM")
-    results.append((f"scale {s['n']:,} LIF x {s['steps']:,} steps x batch {s['batch']} within memory",
-                    f"{sc['rss_peak']:,.0f} MB peak, {rate / 1e6:,.0f} M updates/s", sc["rss_peak"] < 0.5 * total))
+    results += scale_section(scale)
 
     # ---- table
     print(f"\nsummary (load {load_avg()}, total {time.perf_counter() - wall_start:.0f} s); each verdict uses "

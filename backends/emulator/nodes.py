@@ -257,7 +257,8 @@ DENSE_MAC, CSR_SCAN, CSR_ENTRY, CSR_ADD = 0.045, 1.0, 40.0, 0.17
 
 
 # Event-driven cost (ns, compiled `event_sums`): EVENT_SCAN per source element read,
-# EVENT_ADD per weight added (one per spike and target), EVENT_ROW per output written.
+# EVENT_ADD per weight added (one per spike and target), EVENT_ROW per output written;
+# rough estimates from a loaded shared machine (docs/emulator-paths.md).
 EVENT_SCAN, EVENT_ADD, EVENT_ROW = 0.5, 0.15, 1.0
 
 
