@@ -17,14 +17,22 @@ topological order once per block:
 * an acyclic synapse turns its source's block, shifted in time by 1 + d,
   into outputs with one matrix product per delay (exact: float32 while
   every partial sum < 2**24, float64 while ``fx.exact_matmul_bound`` holds,
-  int64 otherwise); an all-silent stretch costs nothing;
+  int64 otherwise), or, for binary spikes in fixed mode sparse enough to
+  pay, by adding the weight rows of the spiking sources (`nodes.event_driven`);
+  an all-silent stretch costs nothing;
 * an acyclic neuron population runs its recurrence over the block on
-  ``(B, n)`` arrays;
+  ``(B, n)`` arrays (LIF in fixed mode: one compiled loop); a LIF population
+  whose one input is such a binary synapse takes a sparse block as its
+  spikes and computes its input where it uses it (`Population.run_events`);
 * a recurrent component (a cycle through synapses) is stepped as a whole,
   one step at a time, every member in lockstep.
 
 Only recorded arrays are kept for the whole run, so memory is bounded by the
 block budget plus the recordings.
+
+A small fixed-point LIF network skips all of this: `Program.run` hands it to
+`backends.emulator.network.CompiledNetwork`, every step of every sample in one
+compiled call (docs/emulator-paths.md; the scheduler is its reference).
 """
 from __future__ import annotations
 

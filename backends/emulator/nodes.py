@@ -9,7 +9,10 @@ step ``t0 + i``.
 * `Synapse` (Dense, Sparse, DelayDense): a source value at step t reaches the
   target at step ``t + 1 + d``; the synapse keeps the source's last 1 + d_max
   steps and computes a whole block of outputs with one product per delay
-  (dense, or through a csr matrix when the spikes are sparse enough to pay).
+  (dense, or through a csr matrix when the spikes are sparse enough to pay;
+  in fixed mode, binary spikes are added as weight rows where the block's
+  spike count says that is cheaper: `event_driven`, `kernels.event_sums`,
+  or handed to the target population as an `EventBlock`).
   Its weights, split by delay, are a `SynapseSpec`, built once per prepared
   program and shared by its runs.
 * `FeedNode` (Feed): a source value at step t reaches the target at step t
