@@ -9,6 +9,8 @@ threads. Kernels are checked against `models.fixed_point` on extreme values
 specs (`strategies`: recurrence, skips, LIFReset, flood inputs, weight styles,
 weight_exp) and, for a few, against Lava ``fixed_pt`` itself.
 """
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -187,3 +189,22 @@ def test_the_fast_paths_equal_lava_fixed_pt(seed):
     for fast in FAST:
         with paths.forced(**fast):
             _assert_same(lava, run(ir, x, check=False), f"{fast} vs Lava")
+
+
+def test_a_small_one_off_run_skips_loading_the_kernels_and_a_repeated_or_large_one_loads_them():
+    """Loading numba's code costs about a second once per process: a first small run stays on the
+    reference paths, a program's second run (or a run of WARM_UP_WORK neuron-steps) loads it."""
+    from fresh_interpreter import run_isolated
+
+    script = (
+        "import sys; import numpy as np; sys.path.insert(0, 'tests')\n"
+        "from strategies import NetSpec, build\n"
+        "from backends.emulator import paths, prepare\n"
+        "ir, x = build(NetSpec(seed=2))\n"
+        "program = prepare(ir, check=False)\n"
+        "first = program.run(x); print('kernels' in dir(sys.modules['backends.emulator']), 'numba' in sys.modules)\n"
+        "second = program.run(x); print(paths.KERNELS in sys.modules)\n"
+        "print(all(np.array_equal(first[k], second[k]) for k in first))\n")
+    code, out, err = run_isolated([sys.executable, "-c", script], timeout=300)
+    assert code == 0, err
+    assert out.split() == ["False", "False", "True", "True"]

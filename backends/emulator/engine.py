@@ -45,7 +45,7 @@ import numpy as np
 
 from backends.emulator import arith as ar
 from backends.emulator import lif  # noqa: F401  (registers the built-in LIF population)
-from backends.emulator import memory
+from backends.emulator import memory, paths
 from backends.emulator.nodes import FeedNode, Source, Synapse, SynapseSpec
 from backends.emulator.populations import Population, implementation_for
 from backends.recording import resolve_record
@@ -146,6 +146,7 @@ class Program:
         self.inputs = {name: list(ir.inputs(name)) for name in ir.graph}
         self.feeds = {name: bool(ir.outputs(name)) for name in ir.graph}
         self.components = _components(ir)
+        self.runs = 0  # runs so far: a second one loads the compiled kernels (`paths.warm_up`)
         self.event_fed = {pop: syn for pop, syn in _event_fed(ir).items()
                           if mode == "fixed" and self.populations[pop].takes_events}
         self.step_bytes = step_bytes(ir, 1)  # per sample
@@ -158,6 +159,8 @@ class Program:
         x = _check_input(self.input_ops, x)
         batch, steps = x.shape[:2]
         targets = resolve_record(self.ir, record)
+        paths.warm_up(batch * steps * self.neuron_count, repeated=self.runs > 0)
+        self.runs += 1
         network = self._compiled_network()
         if network is not None:
             with self._progress_bar(progress, batch, steps, per_sample=True) as bar:
@@ -186,10 +189,8 @@ class Program:
 
     def _compiled_network(self):
         """The network as one compiled loop (`backends.emulator.network`) where that applies, else None."""
-        from backends.emulator import paths
-
-        key = paths.PATHS["network"]
-        if getattr(self, "_network_for", ()) != key:
+        key = paths.fast("network")
+        if getattr(self, "_network_for", None) != key:
             from backends.emulator.network import CompiledNetwork
 
             self._network, self._network_for = CompiledNetwork.of(self), key

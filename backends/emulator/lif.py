@@ -172,7 +172,7 @@ class LIFPopulation(Population):
         self.block_shape = (block, *shape)  # of U, V and A, made on first use (`_block_array`)
         self.keep = np.empty(shape) if arithmetic.name == "fixed" else None  # scratch of the branch-free reset
         self.record = record
-        self.compiled = self.accepts_events = arithmetic.name == "fixed" and paths.PATHS["neuron"] != "numpy"
+        self.compiled = self.accepts_events = arithmetic.name == "fixed" and paths.fast("neuron")
         self.resets = np.zeros(block, bool)
 
     # the block's u, v (float64, time-major) and summed synaptic input: a compiled block

@@ -48,8 +48,8 @@ class CompiledNetwork:
     @staticmethod
     def of(program) -> Optional["CompiledNetwork"]:
         """The compiled form of ``program`` (an `backends.emulator.engine.Program`), or None when
-        the network is outside what the loop runs or `backends.emulator.paths` says blocks."""
-        if paths.PATHS["network"] == "blocks" or not _supported(program):
+        the network is outside what the loop runs or `backends.emulator.paths.fast` says blocks."""
+        if not paths.fast("network") or not _supported(program):
             return None
         return CompiledNetwork(program)
 

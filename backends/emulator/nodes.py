@@ -129,7 +129,7 @@ class Synapse:
         self.emitted = (0, 0, None)  # the last emit: a synapse may feed several populations
         # event-driven products: spikes of a fixed-mode synapse (exact integer weights)
         self.events = (spec.event_groups() if arithmetic.name == "fixed" and not self.graded
-                       and paths.PATHS["synapse"] != "dense" else None)
+                       and paths.fast("synapse") else None)
         self.max_w, self.accumulators = spec.max_w, {}
 
     x = property(lambda self: self._array("x"))

@@ -17,13 +17,37 @@ Three choices have a reference and a fast path computing the same integers:
 
 The tests run both paths on the same networks (and against Lava) and require
 identical recordings.
+
+The fast paths are numba code, and loading it costs about a second the first
+time in a process (numba's import and its cached machine code): a one-off
+small run is cheaper on the reference paths. So the emulator takes the fast
+paths once the kernels are loaded, and loads them (`warm_up`) for a run of at
+least `WARM_UP_WORK` neuron-steps or for a prepared program's second run (the
+steady state of repeated single inputs). `forced` overrides all of this.
 """
 from __future__ import annotations
 
 import contextlib
+import sys
 
 PATHS = {"network": None, "synapse": None, "neuron": None}  # None: the emulator chooses
 CHOICES = {"network": ("blocks", "compiled"), "synapse": ("dense", "event"), "neuron": ("numpy", "compiled")}
+
+
+WARM_UP_WORK = 2_000_000  # neuron-steps (B * T * neurons) of one run that pay for loading the kernels
+KERNELS = "backends.emulator.kernels"
+
+
+def warm_up(work: int, repeated: bool) -> None:
+    """Load the compiled kernels for a run of ``work`` neuron-steps when that pays (see above)."""
+    if KERNELS not in sys.modules and (repeated or work >= WARM_UP_WORK):
+        __import__(KERNELS)
+
+
+def fast(kind: str) -> bool:
+    """Whether the ``kind`` choice takes its fast path: forced, or free and the kernels loaded."""
+    path = PATHS[kind]
+    return path == CHOICES[kind][1] or (path is None and KERNELS in sys.modules)
 
 
 @contextlib.contextmanager
