@@ -70,14 +70,17 @@ class SynapseSpec:
         self.graded = op.num_message_bits > 0
         self.delay_dense = isinstance(op, irm.DelayDense)
         w = arithmetic.weights(op)
-        delay = _check_delays(name, op)
         self.n_in, self.n_out = w.shape[1], w.shape[0]
-        self.max_w = float(np.abs(w).max(initial=0.0))
+        self.max_w = fx.max_abs(w)
         # Lava's graded Dense/Sparse accumulate W.dot(s) in int32; DelayDense sums int32 products in int64
         self.int32_accumulator = self.graded and not self.delay_dense
         self.weight_exp = arithmetic.weight_exp(op)
-        self.groups = [(int(d), np.ascontiguousarray(np.where(delay == d, w, 0.0).T))
-                       for d in np.unique(delay[w != 0])] or [(0, np.zeros((self.n_in, self.n_out)))]
+        if op.delays is None:  # one group, no delay (a large layer: no sort of a zero delay matrix)
+            self.groups = [(0, np.ascontiguousarray(w.T))]
+        else:
+            delay = _check_delays(name, op)
+            self.groups = [(int(d), np.ascontiguousarray(np.where(delay == d, w, 0.0).T))
+                           for d in np.unique(delay[w != 0])] or [(0, np.zeros((self.n_in, self.n_out)))]
         self.span = 1 + max(d for d, _ in self.groups)  # source steps an output step can reach back
         self._cast = {}
         self._events = None
