@@ -2,7 +2,8 @@
 
 A TTFS checkpoint (kind ``spikeport-ttfs-checkpoint``) is recognised by
 ``compile`` and ``verify`` without a flag; the deployed step ``--dt`` is in
-units of tau_syn (default `DEFAULT_DT` = 1/16, the step `examples/ttfs_mnist.py` justifies).
+units of tau_syn (default `DEFAULT_DT` = 1/16, the step `examples/ttfs_mnist.py` justifies;
+a task in `TASK_DT` has its own, chosen from the task the checkpoint records).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 from models.errors import SpikeportError
 from toolchain import flags
 from toolchain.ir import passes
-from toolchain.methods.ttfs.config import DEFAULT_DT
+from toolchain.methods.ttfs.config import DEFAULT_DT, KIND, TASK_DT, default_dt
 from toolchain.quantize import format_report
 from toolchain.tasks import datasets
 
@@ -23,11 +24,12 @@ def add_options(verb: str, parser) -> None:
     """``--dt`` for compile and verify."""
     if verb in ("compile", "verify"):
         parser.add_argument("--dt", type=flags.positive_float,
-                            help=f"TTFS checkpoints: deployed step in units of tau_syn (default {DEFAULT_DT})")
+                            help=f"TTFS checkpoints: deployed step in units of tau_syn (default {DEFAULT_DT}; "
+                                 f"{', '.join(f'{t} {dt}' for t, dt in TASK_DT.items())})")
 
 
 def train(args: argparse.Namespace) -> int:
-    """`spikeport train --method ttfs --task digits|mnist`."""
+    """`spikeport train --method ttfs --task digits|mnist|yinyang`."""
     from toolchain.methods.ttfs.train import train_ttfs  # lazy: imports torch
 
     overrides = {"threads": args.threads} if args.threads else {}
@@ -59,7 +61,7 @@ def compile_ttfs(path, dt: float, calibration_samples: int):
 
 def compile(path: Path, args: argparse.Namespace) -> tuple:
     """`spikeport compile model.pt` for a TTFS checkpoint: (fixed IR validated for ``--target``, report)."""
-    fixed, reports = compile_ttfs(path, args.dt or DEFAULT_DT, args.calibration_samples)
+    fixed, reports = compile_ttfs(path, deployed_dt(args, path), args.calibration_samples)
     passes.validate(fixed, args.target, require_fixed=True)
     return fixed, format_report(reports)
 
@@ -84,7 +86,7 @@ def verify(args: argparse.Namespace) -> int:
     if not args.no_report:
         check_replaceable(args.report)
     modes = tuple(m for m, b in (("float", "float"), ("fixed", "emulator")) if b in backends) or ("fixed",)
-    dep = deployment(args.model, args.dt or DEFAULT_DT, n_test=args.samples,
+    dep = deployment(args.model, deployed_dt(args, args.model), n_test=args.samples,
                      engines=("emulator", "lava") if "lava" in backends else ("emulator",),
                      lava_samples=args.lava_samples or 20, modes=modes, progress=True, log=None)
     failures = _failures(dep.report, 0.005 if args.max_accuracy_drop is None else args.max_accuracy_drop)
@@ -94,6 +96,15 @@ def verify(args: argparse.Namespace) -> int:
         folder = write_ttfs_report(dep, args.report, summary)
         print(f"report: {Path(folder) / 'report.html'}")
     return 1 if failures else 0
+
+
+def deployed_dt(args: argparse.Namespace, path) -> float:
+    """``--dt``, else the default step of the task the checkpoint at ``path`` records (`default_dt`)."""
+    if args.dt:
+        return args.dt
+    from toolchain import checkpoint  # lazy: imports torch
+
+    return default_dt(checkpoint.read(path, KIND).get("meta", {}).get("task"))
 
 
 def _failures(rep: dict, max_drop: float) -> list:
