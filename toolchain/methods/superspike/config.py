@@ -9,7 +9,7 @@ from toolchain.flags import FRACTION, NON_NEGATIVE_INT, POSITIVE
 
 TASK_DEFAULTS = {
     "digits": dict(encoding=dict(name="regular", T=20, max_rate=0.5), hidden=[128], du=0.2, dv=0.05,
-                   weight_gain=3.0, epochs=30, lr=3e-3, weight_decay=0.05, batch_size=64, loss="count"),
+                   weight_gain=3.0, epochs=30, lr=3e-3, weight_decay=2.0, batch_size=64, loss="count"),
     "yinyang": dict(encoding=dict(name="regular", T=30, max_rate=0.5), hidden=[64], du=0.2, dv=0.05,
                     weight_gain=3.0, epochs=30, lr=3e-3, weight_decay=0.01, batch_size=64, loss="count"),
     "mnist": dict(encoding=dict(name="regular", T=20, max_rate=0.5), hidden=[256], du=0.2, dv=0.05,
