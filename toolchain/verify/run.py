@@ -45,7 +45,6 @@ from toolchain.verify.subject import Subject, held_out_inputs, load_subject
 FIXED_CHAIN = ("torch-fixed", "emulator", "lava")  # neighbours here must be bit-identical
 ENGINES = tuple(eng.ENGINES)
 DEFAULT_LAVA_SAMPLES = 20
-DEFAULT_SAMPLES = 100  # `spikeport verify --samples` when not given (spike-transform: every pattern)
 
 
 @dataclass

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from toolchain.verify.criteria import Tolerances
 from toolchain.verify.report import check_replaceable
-from toolchain.verify.run import DEFAULT_SAMPLES, VerifyResult, verify
-from toolchain.verify.verdict import criteria_lines
+from toolchain.flags import VERIFY_SAMPLES
+from toolchain.verify.run import VerifyResult, verify
+from toolchain.verify.verdict import criteria_lines, failed_lines
 
 # What each column of the printed timing table means (the report's table carries the same legend).
 TIMING_LEGEND = ("  per node: spikes ref/test: spikes of the reference (float) and the test (fixed) engine; "
@@ -66,13 +67,12 @@ def cmd_verify(args) -> int:
     folder = getattr(args, "report", None) if not getattr(args, "no_report", False) else None
     if folder:
         check_replaceable(Path(folder))
-    result = verify(args.model, task=args.task, samples=args.samples or DEFAULT_SAMPLES, lava_samples=args.lava_samples,
+    result = verify(args.model, task=args.task, samples=args.samples or VERIFY_SAMPLES, lava_samples=args.lava_samples,
                     backends=args.backends, seed=args.seed, tolerances=Tolerances.from_args(args),
                     ir=getattr(args, "ir", None), lava_batching=getattr(args, "lava_batching", "tile"))
     print(format_summary(result))
-    for c in result.criteria:
-        if not c.passed:
-            print(f"FAILED: {c.name}: {c.detail}")
+    for line in failed_lines(result.criteria):
+        print(line)
     if folder:
         from toolchain.verify.verify_report import write_verify_report  # lazy: imports matplotlib (~1 s); only a written report needs it
 

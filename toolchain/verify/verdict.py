@@ -27,7 +27,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
-from toolchain.verify.criteria import Criterion
 from toolchain.verify.report import Section, escape, provenance, table, verdict, write_report
 
 FORMAT = "spikeport-verify-report"
@@ -46,6 +45,11 @@ def criteria_lines(criteria: list) -> list[str]:
     """The printed block: ``criteria:``, one ``PASS|FAIL  name: detail`` line each, ``verify: PASS|FAIL``."""
     return (["criteria:"] + [f"  {'PASS' if c.passed else 'FAIL'}  {c.name}: {c.detail}" for c in criteria]
             + [f"verify: {'PASS' if passed(criteria) else 'FAIL'}"])
+
+
+def failed_lines(criteria: list) -> list[str]:
+    """``FAILED: name: detail`` for each criterion that fails (printed after the summary)."""
+    return [f"FAILED: {c.name}: {c.detail}" for c in criteria if not c.passed]
 
 
 def headline(metric: str, float_value, deployed, lava=None, lava_identical_samples=None, lava_samples=None) -> dict:

@@ -20,9 +20,11 @@ def add_options(verb: str, parser) -> None:
     """The flags only SuperSpike takes, per verb."""
     if verb == "train":
         parser.add_argument("--feedback", choices=["symmetric", "random", "uniform"],
-                            help="feedback weights of the surrogate gradient (default: symmetric)")
-        parser.add_argument("--qat", action="store_true", help="train in Lava fixed-point arithmetic")
-        parser.add_argument("--finetune", help="start from this checkpoint (with --qat: quantize, then fine-tune)")
+                            help="feedback weights of the surrogate gradient: the forward weights, fixed random or "
+                                 "uniform ones (default: symmetric)")
+        parser.add_argument("--qat", action="store_true", help="train quantization-aware, in Lava fixed-point arithmetic (default: off, float)")
+        parser.add_argument("--finetune", help="start from this checkpoint (with --qat: quantize, then fine-tune; default: none, "
+                                 "a fresh initialisation)")
     elif verb == "compile":
         parser.add_argument("--task", help="for a float network file (.nir, .onnx): the task whose training "
                                            "inputs calibrate it (default: the one the file records)")
@@ -30,10 +32,10 @@ def add_options(verb: str, parser) -> None:
         parser.add_argument("--task", help="the task whose test set to run (default: the recorded one)")
         parser.add_argument("--max-timing-error", type=flags.non_negative_float, default=None,
                             help="fail if the output layer's mean |first-spike error| (steps, float vs fixed) "
-                                 "exceeds this")
+                                 "exceeds this (default: none, not checked)")
         parser.add_argument("--min-match-1", type=flags.fraction, default=None,
-                            help="fail if fewer float output spikes are matched within +-1 step (fraction; "
-                                 "default 0.9)")
+                            help="fail if the fixed engine matches fewer than this share of the float output "
+                                 "spikes within +-1 step (fraction; default: 0.9)")
         parser.add_argument("--ir", help="a compiled .onnx to verify against the .pt checkpoint "
                                          "(default: compile in memory)")
         parser.add_argument("--seed", type=flags.non_negative_int, default=0, help="seed of a stochastic input encoder (default: 0)")
