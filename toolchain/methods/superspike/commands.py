@@ -7,6 +7,7 @@ and is stored in the checkpoint. Verify is the classification cross-check
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from toolchain import flags, formats
@@ -52,11 +53,14 @@ def train(args: argparse.Namespace) -> int:
     overrides = dict(epochs=args.epochs, seed=args.seed, feedback=args.feedback, threads=args.threads)
     if args.qat:
         overrides["mode"] = "fixed"
+    start = time.perf_counter()
     result = train_network(args.task, config_file=args.config, progress=not args.quiet, finetune=args.finetune,
                            **overrides)
     checkpoint.save(args.out, result.model, result.meta)
-    acc = result.meta["accuracy"]
-    print(f"{args.task}: train accuracy {acc['train']:.2%}, test accuracy {acc['test']:.2%} -> {args.out}")
+    acc, epochs = result.meta["accuracy"], result.meta["train_config"]["epochs"]
+    print(f"{args.task} (surrogate: SuperSpike{', quantization-aware' if args.qat else ''}): train accuracy "
+          f"{acc['train']:.2%}, test accuracy {acc['test']:.2%} (final network, whole splits), {epochs} epochs in "
+          f"{time.perf_counter() - start:.0f} s -> {args.out}")
     return 0
 
 
