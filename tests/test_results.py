@@ -73,7 +73,7 @@ def test_the_table_puts_the_published_figures_beside_their_task_and_method_and_a
     assert "| mnist | ttfs | 2 | accuracy | 96.0% (95.0%-97.0%) | 95.0% (94.0%-96.0%) | - | 39/40 | 2/2 | " \
            "Mostafa 2018, TTFS, software: 97.14% |" in md
     assert "Göltz et al. 2021, TTFS, software: 95.9%; Göltz et al. 2021, TTFS, BrainScaleS-2: 95.0%" in md
-    assert "Klos & Memmesheimer 2023, smooth exact gradients: 97.6%" in md and "| 1/2 |" in md
+    assert "Klos & Memmesheimer 2025, smooth exact gradients: 97.6%" in md and "| 1/2 |" in md
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -63,7 +63,7 @@ REFERENCES = {
     ("mnist", "ttfs"): [Reference(0.9714, "Mostafa 2018, TTFS, software: 97.14%")],
     ("yinyang", "ttfs"): [Reference(0.959, "Göltz et al. 2021, TTFS, software: 95.9%"),
                           Reference(0.950, "Göltz et al. 2021, TTFS, BrainScaleS-2: 95.0%")],
-    ("mnist", "smooth"): [Reference(0.976, "Klos & Memmesheimer 2023, smooth exact gradients: 97.6%")],
+    ("mnist", "smooth"): [Reference(0.976, "Klos & Memmesheimer 2025, smooth exact gradients: 97.6%")],
 }
 COLUMNS = ("entry", "task", "method", "seeds", "metric", "float_mean", "float_min", "float_max", "deployed_mean",
            "deployed_min", "deployed_max", "lava_mean", "lava_identical_samples", "lava_samples", "passed",
