@@ -157,6 +157,15 @@ def _cmd_results(args) -> int:
         return cmd_results(args.config, args.out, cli.main, pool)
 
 
+def _add_table_verb(sub, verb: str, func, what: str, help: str, description: str, config: str) -> None:
+    """A verb that trains and verifies the runs of a JSON ``config`` into ``--out`` (sweep, results)."""
+    p = sub.add_parser(verb, help=help, description=description)
+    p.add_argument("config", help=config)
+    p.add_argument("--out", default=verb, metavar="FOLDER", help=f"output folder (default: {verb})")
+    _add_scaleout_options(p, what)
+    p.set_defaults(func=func)
+
+
 def _add_scaleout_options(parser: argparse.ArgumentParser, what: str) -> None:
     """``--workers N`` and ``--cluster ADDRESS`` (see `toolchain.scaleout`)."""
     parser.add_argument("--workers", type=flags.positive_int, metavar="N",
@@ -286,28 +295,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scaleout_options(v, "run every engine's samples in ordered shards")
     v.set_defaults(func=_cmd_verify, method_options=_add_method_options("verify", v))
 
-    w = sub.add_parser("sweep", help="train and verify every seed x setting of a JSON config; one table",
-                       description="Train and verify every (setting, seed) run of CONFIG, a JSON object: "
-                                   "task, method, seeds (list), settings (name -> training config keys), verify "
-                                   "(samples, lava_samples, backends). Writes OUT/runs/<run>/ and OUT/sweep.json, "
-                                   "sweep.csv, sweep.png; finished runs are not redone.")
-    w.add_argument("config", help="sweep config (.json); see docs/scale-out.md")
-    w.add_argument("--out", default="sweep", metavar="FOLDER", help="output folder (default: sweep)")
-    _add_scaleout_options(w, "run the (setting, seed) runs")
-    w.set_defaults(func=_cmd_sweep)
-
-    r = sub.add_parser("results", help="the results table: task x method x seeds, trained and verified; Markdown, "
-                                       "CSV, JSON and a plot beside the published figures",
-                       description="Train and verify every (task, method, seed) entry of CONFIG (a JSON object: "
-                                   "entries, seeds, verify; see docs/results.md), then write OUT/results.md, "
-                                   "results.csv, results.json and results.png: mean, min and max over seeds of the "
-                                   "float, deployed and Lava figures and the Lava identity, beside the published "
-                                   "reference figures. Finished runs are not redone. Exit 0 when every run passes "
-                                   "its verify, 1 otherwise.")
-    r.add_argument("config", help="results config (.json), e.g. examples/results/quick.json")
-    r.add_argument("--out", default="results", metavar="FOLDER", help="output folder (default: results)")
-    _add_scaleout_options(r, "run the (task, method, seed) runs")
-    r.set_defaults(func=_cmd_results)
+    _add_table_verb(sub, "sweep", _cmd_sweep, "run the (setting, seed) runs",
+                    help="train and verify every seed x setting of a JSON config; one table",
+                    description="Train and verify every (setting, seed) run of CONFIG, a JSON object: "
+                                "task, method, seeds (list), settings (name -> training config keys), verify "
+                                "(samples, lava_samples, backends). Writes OUT/runs/<run>/ and OUT/sweep.json, "
+                                "sweep.csv, sweep.png; finished runs are not redone.",
+                    config="sweep config (.json); see docs/scale-out.md")
+    _add_table_verb(sub, "results", _cmd_results, "run the (task, method, seed) runs",
+                    help="the results table: task x method x seeds, trained and verified; Markdown, CSV, JSON and "
+                         "a plot beside the published figures",
+                    description="Train and verify every (task, method, seed) entry of CONFIG (a JSON object: "
+                                "entries, seeds, verify; see docs/results.md), then write OUT/results.md, "
+                                "results.csv, results.json and results.png: mean, min and max over seeds of the "
+                                "float, deployed and Lava figures and the Lava identity, beside the published "
+                                "reference figures. Finished runs are not redone. Exit 0 when every run passes "
+                                "its verify, 1 otherwise.",
+                    config="results config (.json), e.g. examples/results/quick.json")
 
     e = sub.add_parser("export", help="write a network in another format (ONNX IR, NIR, ...)")
     e.add_argument("model", help="SuperSpike .pt checkpoint, or a network file of any format")

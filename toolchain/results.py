@@ -43,8 +43,7 @@ import numpy as np
 from models.errors import SpikeportError
 from toolchain import methods
 from toolchain.files import atomic_path
-from toolchain.methods.config import read_json
-from toolchain.sweep import NAME, Run, check_seeds, check_verify_keys, sweep
+from toolchain.sweep import NAME, Run, check_keys, check_seeds, check_strings, check_verify_keys, read_config, sweep
 
 KEYS = ("seeds", "verify", "entries")
 ENTRY_KEYS = ("task", "method", "config", "verify", "name")
@@ -74,16 +73,10 @@ COLUMNS = ("entry", "task", "method", "seeds", "metric", "float_mean", "float_mi
 def read_results(path) -> list:
     """The runs of results config ``path``: entries in file order, then seeds. A bad key or value is
     one line naming the file, the entry and the key."""
-    cfg = read_json(path)
-    if not isinstance(cfg, dict):
-        raise SpikeportError(f"{path}: a JSON {type(cfg).__name__} is not a results config (a JSON object)")
-    unknown = [k for k in cfg if k not in KEYS]
-    if unknown:
-        raise SpikeportError(f"{path}: unknown key {unknown[0]!r}; known keys: {', '.join(KEYS)}")
+    cfg = read_config(path, KEYS, "a results config")
     seeds = check_seeds(path, cfg.get("seeds"))
     common = cfg.get("verify", {})
-    if not isinstance(common, dict):
-        raise SpikeportError(f"{path}: verify={common!r} is outside the allowed values (an object)")
+    check_verify_keys(path, common)
     entries = cfg.get("entries")
     if not isinstance(entries, list) or not entries:
         raise SpikeportError(f"{path}: entries={entries!r} is outside the allowed values (a non-empty list of "
@@ -103,13 +96,9 @@ def _entry(path, i: int, entry, common: dict) -> tuple:
     where = f"{path}: entries[{i}]"
     if not isinstance(entry, dict):
         raise SpikeportError(f"{where}={entry!r} is outside the allowed values (an object with task and method)")
-    unknown = [k for k in entry if k not in ENTRY_KEYS]
-    if unknown:
-        raise SpikeportError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(ENTRY_KEYS)}")
+    check_keys(where, entry, ENTRY_KEYS)
     task, rule = entry.get("task"), entry.get("method")
-    for key, value in (("task", task), ("method", rule)):
-        if not isinstance(value, str):
-            raise SpikeportError(f"{where}: {key}={value!r} is outside the allowed values (a string)")
+    check_strings(where, task=task, method=rule)
     try:
         method = methods.for_training(rule, task)
     except SpikeportError as exc:
@@ -124,8 +113,7 @@ def _entry(path, i: int, entry, common: dict) -> tuple:
         raise SpikeportError(f"{where}: config={config!r} is outside the allowed values (an object of training "
                              "config keys)")
     own = entry.get("verify", {})
-    if not isinstance(own, dict):
-        raise SpikeportError(f"{where}: verify={own!r} is outside the allowed values (an object)")
+    check_verify_keys(where, own)
     return name, task, rule, config, check_verify_keys(where, {**common, **own})
 
 

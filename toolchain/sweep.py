@@ -70,16 +70,9 @@ class Run:
 def read_sweep(path) -> list:
     """The runs of sweep config ``path``, settings in file order then seeds; any bad key or value
     is one line naming the file and the key."""
-    cfg = read_json(path)
-    if not isinstance(cfg, dict):
-        raise SpikeportError(f"{path}: a JSON {type(cfg).__name__} is not a sweep config (a JSON object)")
-    unknown = [k for k in cfg if k not in KEYS]
-    if unknown:
-        raise SpikeportError(f"{path}: unknown key {unknown[0]!r}; known keys: {', '.join(KEYS)}")
+    cfg = read_config(path, KEYS, "a sweep config")
     task, rule = cfg.get("task", "digits"), cfg.get("method", methods.default().rules[0])
-    for key, value in (("task", task), ("method", rule)):
-        if not isinstance(value, str):
-            raise SpikeportError(f"{path}: {key}={value!r} is outside the allowed values (a string)")
+    check_strings(path, task=task, method=rule)
     method = methods.for_training(rule, task)
     if task not in method.tasks:
         raise SpikeportError(f"{path}: unknown task {task!r}; --method {rule} trains on {', '.join(method.tasks)}")
@@ -88,6 +81,30 @@ def read_sweep(path) -> list:
     check = check_verify_keys(path, cfg.get("verify", {}))
     return [Run(f"{name}-seed{seed}", name, seed, task, rule, config, check)
             for name, config in settings.items() for seed in seeds]
+
+
+def read_config(path, keys: tuple, what: str) -> dict:
+    """The JSON object in ``path`` (``what``: "a sweep config"); not an object, or a key outside
+    ``keys``, is one line naming the file."""
+    cfg = read_json(path)
+    if not isinstance(cfg, dict):
+        raise SpikeportError(f"{path}: a JSON {type(cfg).__name__} is not {what} (a JSON object)")
+    check_keys(path, cfg, keys)
+    return cfg
+
+
+def check_keys(where, given: dict, keys: tuple) -> None:
+    """A key of ``given`` outside ``keys`` is one line: ``WHERE: unknown key 'K'; known keys: ...``."""
+    unknown = [k for k in given if k not in keys]
+    if unknown:
+        raise SpikeportError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(keys)}")
+
+
+def check_strings(where, **values) -> None:
+    """Each of ``values`` must be a string (a task, a method name)."""
+    for key, value in values.items():
+        if not isinstance(value, str):
+            raise SpikeportError(f"{where}: {key}={value!r} is outside the allowed values (a string)")
 
 
 def check_seeds(path, seeds) -> list:
@@ -117,9 +134,7 @@ def _settings(path, settings) -> dict:
 def check_verify_keys(path, given) -> dict:
     if not isinstance(given, dict):
         raise SpikeportError(f"{path}: verify={given!r} is outside the allowed values (an object)")
-    unknown = [k for k in given if k not in VERIFY_DEFAULTS]
-    if unknown:
-        raise SpikeportError(f"{path}: verify: unknown key {unknown[0]!r}; known keys: {', '.join(VERIFY_DEFAULTS)}")
+    check_keys(f"{path}: verify", given, tuple(VERIFY_DEFAULTS))
     out = {**VERIFY_DEFAULTS, **given}
     for key in ("samples", "lava_samples"):
         why = None if out[key] is None else COUNT.problem(out[key])  # None: verify's own default
