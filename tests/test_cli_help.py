@@ -121,3 +121,34 @@ def test_a_bad_number_is_one_line_on_stderr_and_exit_2(argv, says, tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and says in err, err
     assert "Traceback" not in err and list(tmp_path.iterdir()) == []
+
+
+def test_the_printed_timing_table_ends_with_a_legend_of_every_column():
+    import numpy as np
+
+    from toolchain.verify import summary, timing
+
+    rng = np.random.default_rng(0)
+    ref, test = rng.random((2, 5, 8, 3)) < 0.3
+    text = summary._timing_table({"layers.0": timing.compare(ref, test)}, "float vs emulator")
+    header, legend = text.splitlines()[1], text.split("\n", 3)[3]
+    assert legend == summary.TIMING_LEGEND
+    said = " ".join(legend.split())
+    for column, explained in (("spikes ref/test", "spikes ref/test"), ("|dcount|", "|dcount|"),
+                              ("match 0    +-1    +-2", "match 0/+-1/+-2"),
+                              ("first |err| mean/max", "first |err| mean/max"), ("only one", "only one"),
+                              ("vR", "vR")):
+        assert column in header and f"{explained}: " in said, column
+
+
+def test_verify_says_accuracy_change_with_its_sign_a_gain_is_positive_and_passes():
+    import numpy as np
+
+    from toolchain.verify.criteria import accuracy_drop
+
+    correct = {"float": np.array([1, 0, 0, 1, 0], bool), "emulator": np.array([1, 1, 0, 1, 0], bool)}
+    gain = accuracy_drop("float vs emulator", correct, 0.05)
+    assert gain.name == "accuracy change float -> emulator" and gain.passed
+    assert gain.detail == "+20.0% (40.0% -> 60.0%; minimum -5.0%)"
+    loss = accuracy_drop("emulator vs float", correct, 0.05)
+    assert not loss.passed and loss.detail.startswith("-20.0% (60.0% -> 40.0%")

@@ -15,13 +15,12 @@ from toolchain.verify.run import VerifyResult, verify
 from toolchain.verify.verdict import criteria_lines, failed_lines
 
 # What each column of the printed timing table means (the report's table carries the same legend).
-TIMING_LEGEND = ("  per node: spikes ref/test: spikes of the reference (float) and the test (fixed) engine; "
-                 "|dcount|: |spike-count difference| summed over neuron trains (one sample, one neuron);\n"
-                 "  match 0/+-1/+-2: share of the reference's spikes the test engine has at the same step, within "
-                 "1, within 2 steps (one-to-one); first |err| mean/max: |first-spike-step difference| over the "
-                 "trains where both fire;\n"
-                 "  only one: trains where only one of the two engines fires at all; vR: mean van Rossum distance "
-                 "per train (0: identical trains)")
+TIMING_LEGEND = "\n".join([
+    "  per node; a train is one neuron in one sample. spikes ref/test: spikes of the reference (float) and the",
+    "  test (fixed) engine; |dcount|: |spike-count difference| summed over trains; match 0/+-1/+-2: share of the",
+    "  reference's spikes the test engine has at the same step, within 1, within 2 steps (one-to-one); first",
+    "  |err| mean/max: |first-spike-step difference| over the trains where both fire; only one: trains where only",
+    "  one of the two engines fires at all; vR: mean van Rossum distance per train (0: identical trains)"])
 
 
 def format_summary(result: VerifyResult) -> str:

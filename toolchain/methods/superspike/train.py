@@ -114,7 +114,7 @@ def init_fixed_scales(model: Network, meta: dict) -> None:
 
 # The bar's accuracy is of the batches as they were trained, while the weights still change within the
 # epoch; the summary's is of the final network on the whole training set, so the two differ.
-RUNNING_ACC = "running train acc (this epoch, during updates)"
+RUNNING_ACC = "running train acc"
 
 
 def fit(model: Network, x: torch.Tensor, y: torch.Tensor, cfg: dict, progress: bool = True,
