@@ -152,3 +152,13 @@ def test_verify_says_accuracy_change_with_its_sign_a_gain_is_positive_and_passes
     assert gain.detail == "+20.0% (40.0% -> 60.0%; minimum -5.0%)"
     loss = accuracy_drop("emulator vs float", correct, 0.05)
     assert not loss.passed and loss.detail.startswith("-20.0% (60.0% -> 40.0%")
+
+
+def test_the_train_summary_names_the_method_run_and_the_elapsed_time(tmp_path, capsys):
+    import json
+
+    (tmp_path / "c.json").write_text(json.dumps(dict(epochs=1, hidden=[8])))
+    assert cli.main(["train", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "m.pt"), "--quiet"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert re.fullmatch(r"digits \(surrogate: SuperSpike\): train accuracy \d+\.\d\d%, test accuracy \d+\.\d\d% "
+                        r"\(final network, whole splits\), 1 epoch in \d+ s -> .*m\.pt", line), line

@@ -59,7 +59,8 @@ def train(args: argparse.Namespace) -> int:
     checkpoint.save(args.out, result.model, result.meta)
     acc, epochs = result.meta["accuracy"], result.meta["train_config"]["epochs"]
     print(f"{args.task} (surrogate: SuperSpike{', quantization-aware' if args.qat else ''}): train accuracy "
-          f"{acc['train']:.2%}, test accuracy {acc['test']:.2%} (final network, whole splits), {epochs} epochs in "
+          f"{acc['train']:.2%}, test accuracy {acc['test']:.2%} (final network, whole splits), {epochs} "
+          f"epoch{'s' if epochs != 1 else ''} in "
           f"{time.perf_counter() - start:.0f} s -> {args.out}")
     return 0
 
