@@ -30,7 +30,7 @@ def test_results_trains_and_verifies_every_entry_and_seed_writes_a_dated_table_a
     printed = capsys.readouterr().out
     assert "4 to run" in printed and "results: 4/4 runs passed verify" in printed
     md = (out / "results.md").read_text()
-    assert md.startswith(f"Results of `spikeport results {config} --out {out}` (20") and " UTC)." in md
+    assert md.startswith(f"Results of `spikeport results {config} --out {out}`, written 20") and " UTC." in md
     assert md in printed
     rows = json.loads((out / "results.json").read_text())["entries"]
     assert [(r["task"], r["method"], r["seeds"]) for r in rows] == [("digits", "surrogate", 2), ("digits", "ttfs", 2)]

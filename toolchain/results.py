@@ -149,7 +149,7 @@ def _mean(values: list):
 
 def markdown(rows: list, command: str, date: str) -> str:
     """The dated Markdown table of `aggregate` rows, with the command that made it and a legend."""
-    lines = [f"Results of `{command}` ({date}).", "",
+    lines = [f"Results of `{command}`, written {date}.", "",
              "| task | method | seeds | metric | float mean (min-max) | deployed mean (min-max) | Lava | "
              "Lava = emulator | verify passed | published |",
              "|---|---|---|---|---|---|---|---|---|---|"]
