@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from models.errors import SpikeportError
 from toolchain import flags
 from toolchain.ir import passes
 from toolchain.methods.ttfs.config import DEFAULT_DT
