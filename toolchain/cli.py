@@ -57,7 +57,7 @@ def _cmd_verify(args) -> int:
 
 def _check_lava_samples(lava_samples, samples: int) -> None:
     """``--lava-samples`` runs a subset of the ``--samples`` inputs: refused (not clipped) above it."""
-    if lava_samples is not None and lava_samples > samples:
+    if lava_samples is not None and samples is not None and lava_samples > samples:
         raise SpikeportError(f"verify --lava-samples: lava_samples={lava_samples} is outside [1, {samples}] "
                              f"(a subset of --samples {samples})")
 
@@ -147,13 +147,33 @@ def _cmd_sweep(args) -> int:
         return cmd_sweep(args.config, args.out, cli.main, pool)
 
 
+def _cmd_results(args) -> int:
+    """`spikeport results CONFIG`: the sweep runs of every entry (`toolchain.results`), then the table."""
+    from toolchain import cli  # this module by name (see `_cmd_sweep`)
+    from toolchain.results import cmd_results  # lazy: the sweep machinery (and matplotlib) on use only
+
+    check_output_folder(args.out, args.config, flag="--out")
+    with scaleout.session(args.workers, args.cluster) as pool:
+        return cmd_results(args.config, args.out, cli.main, pool)
+
+
+def _add_table_verb(sub, verb: str, func, what: str, help: str, description: str, config: str) -> None:
+    """A verb that trains and verifies the runs of a JSON ``config`` into ``--out`` (sweep, results)."""
+    p = sub.add_parser(verb, help=help, description=description)
+    p.add_argument("config", help=config)
+    p.add_argument("--out", default=verb, metavar="FOLDER", help=f"output folder (default: {verb})")
+    _add_scaleout_options(p, what)
+    p.set_defaults(func=func)
+
+
 def _add_scaleout_options(parser: argparse.ArgumentParser, what: str) -> None:
     """``--workers N`` and ``--cluster ADDRESS`` (see `toolchain.scaleout`)."""
-    parser.add_argument("--workers", type=flags.positive_int,
+    parser.add_argument("--workers", type=flags.positive_int, metavar="N",
                         help=f"{what} on N local worker processes (default: 1, this process; no Ray needed)")
-    parser.add_argument("--cluster", help=f"{what} as Ray tasks: local (a private Ray instance), auto (the "
-                                          "cluster this machine is in) or HOST:PORT of a head; with --workers N, "
-                                          "N at once (default: the cluster's CPUs). Needs spikeport[ray]")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help=f"{what} as Ray tasks: local (a private Ray instance), auto (the cluster this machine is "
+                             "in) or HOST:PORT of a head; with --workers N, N at once (default: none, no Ray; "
+                             "with it, as many at once as the cluster has CPUs). Needs spikeport[ray]")
 
 
 def _cmd_demo(args) -> int:
@@ -175,14 +195,17 @@ def _add_method_options(verb: str, parser: argparse.ArgumentParser) -> dict:
     {method: [argparse actions]} (so the flags of other methods can be refused)."""
     owned = {}
     for method in methods.registry():
-        recorder = _Recorder(parser.add_argument_group(f"{method.label} ({method.name})"))
+        takes = (f"--method {' | '.join(method.rules)} on --task {' | '.join(method.tasks)} only"
+                 if verb == "train" else f"{method.label} checkpoints only")
+        recorder = _Recorder(parser.add_argument_group(f"{method.label} ({method.name}): {takes}"))
         method.add_options(verb, recorder)
         owned[method] = recorder.actions
     return owned
 
 
 class _Recorder:
-    """An argument group that remembers the actions added to it."""
+    """An argument group (titled with the method and which runs or checkpoints take its flags)
+    that remembers the actions added to it."""
 
     def __init__(self, group):
         self.group, self.actions = group, []
@@ -197,69 +220,105 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="spikeport", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a network with one of the learning methods")
+    t = sub.add_parser("train", help="train a network with one of the learning methods",
+                       description="Train a network with one of the learning methods (--method) on a task; writes a "
+                                   "checkpoint that compile and verify recognise by its kind.")
     t.add_argument("--task", default="digits", help=" | ".join(methods.tasks()) + " (default: digits)")
     t.add_argument("--method", choices=methods.rules(), default=methods.default().rules[0],
                    help="; ".join(f"{' | '.join(m.rules)} on {'|'.join(m.tasks)}: {m.description}"
                                   for m in methods.registry()) + " (default: %(default)s)")
-    t.add_argument("--epochs", type=flags.positive_int, help="training epochs (spike-transform: iterations; default: the task's)")
-    t.add_argument("--seed", type=flags.non_negative_int, help="seed of the initialisation and the data order (default: 0)")
-    t.add_argument("--out", default="model.pt", help="checkpoint to write (default: model.pt)")
-    t.add_argument("--config", help="JSON file overriding the method's training defaults")
-    t.add_argument("--threads", type=flags.positive_int, help="torch threads (default: torch's)")
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--epochs", type=flags.positive_int, metavar="N",
+                   help="length of training: epochs (passes over the training set) on digits | mnist | yinyang, "
+                        "iterations (full-batch steps) on spike-transform (default: the method's for the task: "
+                        f"{methods.epochs_help()})")
+    t.add_argument("--seed", type=flags.non_negative_int,
+                   help="seed of the initialisation and the data order (spike-transform: also of the teacher "
+                        "and its patterns) (default: 0)")
+    t.add_argument("--out", default="model.pt", help="checkpoint to write (.pt; default: model.pt)")
+    t.add_argument("--config", metavar="JSON",
+                   help="JSON file overriding the method's training defaults, key by key (default: none, the "
+                        "defaults; an unknown key is an error)")
+    t.add_argument("--threads", type=flags.positive_int, metavar="N",
+                   help="torch threads (default: torch's, one per core)")
+    t.add_argument("--quiet", action="store_true", help="no progress bars (default: off, bars shown)")
     t.set_defaults(func=_cmd_train, method_options=_add_method_options("train", t))
 
-    c = sub.add_parser("compile", help="checkpoint or network file -> fixed-point IR (.onnx)")
+    c = sub.add_parser("compile", help="checkpoint or network file -> fixed-point IR (.onnx)",
+                       description="Quantize a checkpoint (any method, recognised by its kind) or a network file "
+                                   "into a fixed-point IR validated for the target.")
     c.add_argument("model", help=".pt checkpoint of any method (recognised by its kind tag), or a network file "
-                                 "of any format (.onnx, .nir)")
+                                 "of any format (.onnx, .nir, .net)")
     c.add_argument("--out", default="model.onnx", help="IR file to write (default: model.onnx)")
-    c.add_argument("--calibration-samples", type=flags.positive_int, default=256,
+    c.add_argument("--calibration-samples", type=flags.positive_int, default=256, metavar="N",
                    help="training samples that calibrate post-training quantization (default: 256)")
     c.add_argument("--target", default="loihi2", help="hardware target the IR is validated for (default: loihi2)")
     c.set_defaults(func=_cmd_compile, method_options=_add_method_options("compile", c))
 
-    s = sub.add_parser("simulate", help="run an IR on the emulator, the float engine or Lava")
-    s.add_argument("model")
+    s = sub.add_parser("simulate", help="run an IR on the emulator, the float engine or Lava",
+                       description="Run a network file on one engine and write every recorded variable.")
+    s.add_argument("model", help="network file of any format (.onnx, .nir, .net)")
     s.add_argument("--backend", default="emulator", choices=list(SIMULATE_BACKENDS),
-                   help="; ".join(f"{name}: {ENGINES[engine]}" for name, engine in SIMULATE_BACKENDS.items()))
-    s.add_argument("--input", required=True, help=".npy spikes, (B, T, N) or (T, N)")
-    s.add_argument("--out", required=True, help=".npz with every recorded <node>/<var> (LIF: s, v, u)")
-    s.add_argument("--record", nargs="*", help="nodes to record (default: all neuron nodes)")
-    s.add_argument("--emit-hw", help="with --backend lava: write a Loihi2HwCfg script instead of running")
+                   help="; ".join(f"{name}: {ENGINES[engine]}" for name, engine in SIMULATE_BACKENDS.items())
+                        + " (default: emulator)")
+    s.add_argument("--input", required=True, help="required: .npy spikes, (B, T, N) or (T, N): samples, steps, "
+                                                  "input channels")
+    s.add_argument("--out", required=True, help="required: .npz with every recorded <node>/<var> (LIF: s, v, u), "
+                                                "each (B, T, n)")
+    s.add_argument("--record", nargs="*", metavar="NODE", help="nodes to record (default: all neuron nodes)")
+    s.add_argument("--emit-hw", metavar="PY",
+                   help="with --backend lava: write a Loihi2HwCfg script instead of running (default: none, run)")
     _add_scaleout_options(s, "run the samples in ordered shards")
     s.set_defaults(func=_cmd_simulate)
 
-    v = sub.add_parser("verify", help="cross-check float model, emulator and Lava; write a report")
-    v.add_argument("model", help=".pt checkpoint or compiled .onnx")
-    v.add_argument("--samples", type=flags.positive_int, default=100, help="held-out samples to run (default: 100)")
-    v.add_argument("--lava-samples", type=flags.positive_int, help="of those, how many also run on Lava (default: the method's)")
+    v = sub.add_parser("verify", help="cross-check float model, emulator and Lava; PASS/FAIL and a report",
+                       description="Run the float reference, the fixed-point emulator and Lava on the same held-out "
+                                   "inputs, print the measurements and the PASS/FAIL criteria, write an HTML report. "
+                                   "Exit 0: every criterion passes; 1: one fails; 2: bad input.")
+    v.add_argument("model", help=".pt checkpoint of any method, or a compiled network file (.onnx, .nir, .net)")
+    v.add_argument("--samples", type=flags.positive_int, metavar="N",
+                   help=f"held-out samples to run: the first N of the test split (default: {flags.VERIFY_SAMPLES}; "
+                        "spike-transform: every pattern of --split)")
+    v.add_argument("--lava-samples", type=flags.positive_int, metavar="N",
+                   help="of those, how many (the first) also run on Lava (default: 20; spike-transform: all of "
+                        "them)")
     v.add_argument("--backends", default="float,emulator,lava",
                    help="comma-separated engines (default: float,emulator,lava): "
                         + "; ".join(f"{n}: {t}" for n, t in ENGINES.items()))
-    v.add_argument("--report", default="report", help="report folder to write (default: report)")
-    v.add_argument("--max-accuracy-drop", type=flags.fraction_difference, default=None,
-                   help="fail if float minus fixed test accuracy exceeds this (fraction in [-1, 1]; default 0.05, TTFS 0.005)")
-    v.add_argument("--no-report", action="store_true", help="print the summary only, write no report folder")
+    v.add_argument("--report", default="report", metavar="FOLDER",
+                   help="report folder to write: report.html, report.json, figures (default: report)")
+    v.add_argument("--max-accuracy-drop", type=flags.fraction_difference, default=None, metavar="FRACTION",
+                   help="fail if the deployed (fixed-point) accuracy falls more than this below the float "
+                        "reference's (fraction in [-1, 1], a negative value demands a gain; default: 0.05, TTFS "
+                        "and smooth 0.005; spike-transform: of the share of target spikes matched, 0.05)")
+    v.add_argument("--no-report", action="store_true",
+                   help="print the summary only, write no report folder (default: off, the report is written)")
     _add_scaleout_options(v, "run every engine's samples in ordered shards")
     v.set_defaults(func=_cmd_verify, method_options=_add_method_options("verify", v))
 
-    w = sub.add_parser("sweep", help="train and verify every seed x setting of a JSON config; one table",
-                       description="Train and verify every (setting, seed) run of CONFIG, a JSON object: "
-                                   "task, method, seeds (list), settings (name -> training config keys), verify "
-                                   "(samples, lava_samples, backends). Writes OUT/runs/<run>/ and OUT/sweep.json, "
-                                   "sweep.csv, sweep.png; finished runs are not redone.")
-    w.add_argument("config", help="sweep config (.json); see docs/scale-out.md")
-    w.add_argument("--out", default="sweep", help="output folder (default: sweep)")
-    _add_scaleout_options(w, "run the (setting, seed) runs")
-    w.set_defaults(func=_cmd_sweep)
+    _add_table_verb(sub, "sweep", _cmd_sweep, "run the (setting, seed) runs",
+                    help="train and verify every seed x setting of a JSON config; one table",
+                    description="Train and verify every (setting, seed) run of CONFIG, a JSON object: "
+                                "task, method, seeds (list), settings (name -> training config keys), verify "
+                                "(samples, lava_samples, backends). Writes OUT/runs/<run>/ and OUT/sweep.json, "
+                                "sweep.csv, sweep.png; finished runs are not redone.",
+                    config="sweep config (.json); see docs/scale-out.md")
+    _add_table_verb(sub, "results", _cmd_results, "run the (task, method, seed) runs",
+                    help="the results table: task x method x seeds, trained and verified; Markdown, CSV, JSON and "
+                         "a plot beside the published figures",
+                    description="Train and verify every (task, method, seed) entry of CONFIG (a JSON object: "
+                                "entries, seeds, verify; see docs/results.md), then write OUT/results.md, "
+                                "results.csv, results.json and results.png: mean, min and max over seeds of the "
+                                "float, deployed and Lava figures and the Lava identity, beside the published "
+                                "reference figures. Finished runs are not redone. Exit 0 when every run passes "
+                                "its verify, 1 otherwise.",
+                    config="results config (.json), e.g. examples/results/quick.json")
 
     e = sub.add_parser("export", help="write a network in another format (ONNX IR, NIR, ...)")
     e.add_argument("model", help="SuperSpike .pt checkpoint, or a network file of any format")
     e.add_argument("--format", choices=formats.names(), default="onnx",
                    help="; ".join(f"{f.name}: {f.description}" for f in formats.FORMATS.values())
                         + " (default: onnx)")
-    e.add_argument("--out", required=True, help="file to write")
+    e.add_argument("--out", required=True, help="required: the file to write")
     e.set_defaults(func=_cmd_export)
 
     i = sub.add_parser("inspect", help="show a network file of any format: graph, parameters, resources, "
@@ -268,12 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "resources, and every violation of its checks (ranges, finite values, "
                                    "structure, quantization metadata). Exit 0 when valid, 2 when it has "
                                    "violations (listed under 'violations', one summary line on stderr).")
-    i.add_argument("model")
-    i.add_argument("--json", action="store_true", help="print JSON (violations under \"violations\")")
+    i.add_argument("model", help="network file of any format (.onnx, .nir, .net)")
+    i.add_argument("--json", action="store_true",
+                   help="print JSON (violations under \"violations\") (default: off, text)")
     i.set_defaults(func=_cmd_inspect)
 
     d = sub.add_parser("demo", help="train on digits, compile, verify against emulator and Lava")
-    d.add_argument("--out", default="out/demo")
+    d.add_argument("--out", default="out/demo", metavar="FOLDER",
+                   help="folder for the checkpoint, the IR and the report (default: out/demo)")
     d.set_defaults(func=_cmd_demo)
     for verb, parser in sub.choices.items():
         if verb in ("compile", "simulate", "verify", "export", "inspect"):

@@ -28,7 +28,7 @@ def run_demo(out_dir) -> int:
     out, start = Path(out_dir), time.perf_counter()
     model_path, ir_path = out / "model.pt", out / "model.onnx"
 
-    _stage(1, f"train on {TASK} (seed {SEED})")
+    _stage(1, f"train on {TASK} with SuperSpike surrogate gradients (--method surrogate, seed {SEED})")
     trained = train(TASK, seed=SEED, progress=True)
     checkpoint.save(model_path, trained.model, trained.meta)
     acc = trained.meta["accuracy"]

@@ -89,6 +89,8 @@ NON_NEGATIVE = Range(float, 0.0)  # errors and penalties: >= 0, finite
 # a difference of two fractions (accuracy drop float - fixed); a negative tolerance demands a gain
 FRACTION_DIFFERENCE = Range(float, -1.0, 1.0)
 
+VERIFY_SAMPLES = 100  # `spikeport verify --samples` when not given (spike-transform: every pattern of the split)
+
 # argparse ``type=`` functions (a `Range` is callable); names say what the flag accepts
 positive_int = COUNT
 non_negative_int = NON_NEGATIVE_INT

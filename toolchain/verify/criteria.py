@@ -87,9 +87,30 @@ def bit_identity(comparison, variables: str) -> Criterion:
 
 
 def accuracy_drop(pair: str, correct: dict, maximum: float) -> Criterion:
-    """Accuracy of the reference minus that of the test engine of ``pair``, on their common samples."""
+    """Accuracy of the test engine of ``pair`` against the reference's, on their common samples
+    (`accuracy_change`: fails when it falls more than ``maximum``)."""
     ref, test = pair.split(" vs ")
     n = min(len(correct[ref]), len(correct[test]))
-    drop = float(correct[ref][:n].mean() - correct[test][:n].mean())
-    return Criterion(f"accuracy drop {ref} -> {test}", drop <= maximum + 1e-12,
-                     f"{drop:+.1%} (maximum {maximum:.1%})")
+    return accuracy_change(ref, test, float(correct[ref][:n].mean()), float(correct[test][:n].mean()), maximum)
+
+
+def at_least(name: str, value: float, minimum: Optional[float], what: str = "") -> Optional[Criterion]:
+    """``value >= minimum`` (fractions, shown as percentages); None when ``minimum`` is None (disabled)."""
+    if minimum is None:
+        return None
+    return Criterion(name, value >= minimum - 1e-12, f"{value:.1%}{what} (minimum {minimum:.1%})")
+
+
+def accuracy_change(ref: str, test: str, ref_value: float, test_value: float, max_drop: float,
+                    measure: str = "accuracy") -> Criterion:
+    """``measure`` (a fraction) may fall at most ``max_drop`` from ``ref`` to ``test``: the detail is
+    the signed change test minus ref (a gain is positive), the name says "change", never "drop"."""
+    change = test_value - ref_value
+    return Criterion(f"{measure} change {ref} -> {test}", change >= -max_drop - 1e-12,
+                     f"{change:+.1%} ({ref_value:.1%} -> {test_value:.1%}; minimum {-max_drop:+.1%})")
+
+
+def identical(label: str, identical_samples: int, samples: int, what: str, first: Optional[str] = None) -> Criterion:
+    """Every one of ``samples`` identical in ``what`` (e.g. "s, v, u of every node")."""
+    return Criterion(f"bit-identical {label}", identical_samples == samples,
+                     f"{identical_samples}/{samples} samples identical ({what})" + (f"; {first}" if first else ""))

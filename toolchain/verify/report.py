@@ -38,7 +38,8 @@ CSS = """body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
 th{background:#f0f0f0}td.num{text-align:right}.pass{color:#1a7f37;font-weight:bold}
 .fail{color:#cf222e;font-weight:bold}img{max-width:100%;border:1px solid #ddd;margin:.3em 0}
-code{background:#f6f8fa;padding:1px 4px}pre{overflow-x:auto;font-size:12px}"""
+code{background:#f6f8fa;padding:1px 4px}pre{overflow-x:auto;font-size:12px}
+p.legend{font-size:12px;color:#555;max-width:1100px;margin-top:-1em}"""
 
 
 @dataclass
@@ -155,6 +156,11 @@ def render_html(sections: list, folder: Path, title: str) -> str:
 
 def escape(text) -> str:
     return html.escape(str(text))
+
+
+def legend(text: str) -> str:
+    """A table's legend: what each column means (plain ``text``, as an HTML paragraph)."""
+    return f"<p class='legend'>{escape(text)}</p>"
 
 
 def verdict(passed: bool) -> str:

@@ -10,7 +10,17 @@ from pathlib import Path
 
 from toolchain.verify.criteria import Tolerances
 from toolchain.verify.report import check_replaceable
+from toolchain.flags import VERIFY_SAMPLES
 from toolchain.verify.run import VerifyResult, verify
+from toolchain.verify.verdict import criteria_lines, failed_lines
+
+# What each column of the printed timing table means (the report's table carries the same legend).
+TIMING_LEGEND = "\n".join([
+    "  per node; a train is one neuron in one sample. spikes ref/test: spikes of the reference (float) and the",
+    "  test (fixed) engine; |dcount|: |spike-count difference| summed over trains; match 0/+-1/+-2: share of the",
+    "  reference's spikes the test engine has at the same step, within 1, within 2 steps (one-to-one); first",
+    "  |err| mean/max: |first-spike-step difference| over the trains where both fire; only one: trains where only",
+    "  one of the two engines fires at all; vR: mean van Rossum distance per train (0: identical trains)"])
 
 
 def format_summary(result: VerifyResult) -> str:
@@ -33,10 +43,7 @@ def format_summary(result: VerifyResult) -> str:
             m = per_node[result.output_node]["matched"]
             lines.append(f"  {pair}: {result.output_node} spikes matched {m[0]['ref']:.1%} exactly, "
                          f"{m[1]['ref']:.1%} within +-1 step")
-    lines += ["", "criteria:"] + [f"  {'PASS' if c.passed else 'FAIL'}  {c.name}: {c.detail}"
-                                  for c in result.criteria]
-    lines.append(f"verify: {'PASS' if result.passed else 'FAIL'}")
-    return "\n".join(lines)
+    return "\n".join(lines + [""] + criteria_lines(result.criteria))
 
 
 def _timing_table(per_node: dict, pair: str) -> str:
@@ -49,7 +56,7 @@ def _timing_table(per_node: dict, pair: str) -> str:
                      f"{mt[0]['ref']:>9.1%}{mt[1]['ref']:>7.1%}{mt[2]['ref']:>7.1%}"
                      f"{f['mean_abs']:>15.2f}/{f['max_abs']:<6}{f['only_ref'] + f['only_test']:>9}"
                      f"{m['van_rossum']['mean']:>7.3f}")
-    return "\n".join(lines)
+    return "\n".join(lines + [TIMING_LEGEND])
 
 
 def cmd_verify(args) -> int:
@@ -59,13 +66,12 @@ def cmd_verify(args) -> int:
     folder = getattr(args, "report", None) if not getattr(args, "no_report", False) else None
     if folder:
         check_replaceable(Path(folder))
-    result = verify(args.model, task=args.task, samples=args.samples, lava_samples=args.lava_samples,
+    result = verify(args.model, task=args.task, samples=args.samples or VERIFY_SAMPLES, lava_samples=args.lava_samples,
                     backends=args.backends, seed=args.seed, tolerances=Tolerances.from_args(args),
                     ir=getattr(args, "ir", None), lava_batching=getattr(args, "lava_batching", "tile"))
     print(format_summary(result))
-    for c in result.criteria:
-        if not c.passed:
-            print(f"FAILED: {c.name}: {c.detail}")
+    for line in failed_lines(result.criteria):
+        print(line)
     if folder:
         from toolchain.verify.verify_report import write_verify_report  # lazy: imports matplotlib (~1 s); only a written report needs it
 

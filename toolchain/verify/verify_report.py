@@ -21,7 +21,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from toolchain.verify import timing
-from toolchain.verify.report import Section, escape, provenance, table, verdict, write_report
+from toolchain.verify.report import Section, escape, legend, table, verdict, write_report
+from toolchain.verify.verdict import head_sections, headline, tail_section
+from toolchain.verify.verdict import report_data as verdict_data
 
 TITLE = "spikeport verify report"
 MAX_RASTERS = 4
@@ -37,33 +39,35 @@ def write_verify_report(result, folder, extra_sections=()) -> Path:
 
 
 def report_data(result) -> dict:
-    """What report.json holds: the result's numbers plus versions and platform."""
-    return dict(result.to_dict(), format="spikeport-verify-report", **provenance())
+    """What report.json holds: the result's numbers plus the shared keys (`toolchain.verify.verdict`)."""
+    return verdict_data(result.to_dict(), result.criteria, _headline(result))
+
+
+def _headline(result) -> dict:
+    """Accuracy of the float reference, the deployed emulator and Lava, and the Lava = emulator count."""
+    acc = {name: e["accuracy"] for name, e in result.engines.items()}
+    lava = next((c for c in result.bit_identity if "lava" in c.engines), None)
+    return headline("accuracy", acc.get("float", acc.get("float-emulator")), acc.get("emulator"), acc.get("lava"),
+                    lava and lava.identical_samples, lava and lava.samples)
 
 
 def verify_sections(result, data: dict) -> list:
     """The page: verdict, criteria, engines, bit-identity, timing, quantization, figures,
     versions and seeds (always last)."""
-    verdict_text = "PASS" if result.passed else "FAIL"
-    intro = (f"<h1>spikeport verify: <span class='{verdict_text.lower()}'>{verdict_text}</span></h1>"
-             f"<p><code>{escape(result.source)}</code>, task <b>{escape(result.task)}</b>, {result.samples} "
-             f"held-out test samples (Lava: {result.lava_samples or 'not run'}); float reference: "
-             f"{escape(result.float_engine)}; {escape(result.compile_mode)}. Steps are numbered 1..T.</p>")
-    criteria = [[verdict(c.passed), escape(c.name), escape(c.detail)] for c in result.criteria]
-    sections = [Section("", intro), Section("Criteria", table(["", "criterion", "detail"], criteria)),
-                Section("Engines", _engine_table(result))]
+    what = (f"<code>{escape(result.source)}</code>, task <b>{escape(result.task)}</b>, {result.samples} "
+            f"held-out test samples (Lava: {result.lava_samples or 'not run'}); float reference: "
+            f"{escape(result.float_engine)}; {escape(result.compile_mode)}. Steps are numbered 1..T.")
+    sections = head_sections(what, result.criteria) + [Section("Engines", _engine_table(result))]
     if result.bit_identity:
         sections.append(Section(f"Bit-identical engines ({result.variables_text()} of every node, step, neuron)",
                                 _exact_table(result)))
     sections += [Section(f"Spike timing: {pair}", _timing_html(per_node)) for pair, per_node in result.timing.items()]
     if result.quantization:
         header, rows = quantization_rows(result.quantization)
-        sections.append(Section("Quantization", table(header, [[escape(str(c)) for c in r] for r in rows])))
+        sections.append(Section("Quantization", table(header, [[escape(str(c)) for c in r] for r in rows])
+                                + legend(QUANTIZATION_LEGEND)))
     sections.append(Section("Figures", figures=figures(result)))
-    seeds = {f"seed ({k})": v for k, v in result.seeds.items()}
-    sections.append(Section("Versions and seeds", table(["", ""], [
-        [escape(k), escape(str(v))] for k, v in {**data["versions"], **data["platform"], **seeds}.items()])))
-    return sections
+    return sections + [tail_section(data, result.seeds)]
 
 
 def figures(result) -> list:
@@ -181,6 +185,16 @@ def timing_figure(result) -> Figure:
     return fig
 
 
+QUANTIZATION_LEGEND = (
+    "One row per population, then one (↳) per synapse into it. lam: float-to-integer scale of the population "
+    "(integer units per float unit); du, dv: current and voltage decays (12-bit integers, 4096 = 1); vth: "
+    "threshold (integer); state use: expected peak |state| on the calibration samples as a share of 2**23; "
+    "weight_exp, sign mode: Lava Dense weight exponent and sign mode; range use: largest |integer weight| as a "
+    "share of the largest representable; clipped: biases (population rows) or weights (synapse rows) limited "
+    "to the range; zeroed: nonzero weights rounded to 0 / all nonzero weights; max rel err: largest relative "
+    "rounding error of a weight; limited by: what chose the scale.")
+
+
 def quantization_rows(quantization: dict) -> tuple[list, list]:
     """(header, rows) of the quantization table: one row per population and per synapse."""
     header = ["node", "lam", "du", "dv", "vth", "state use", "weight_exp", "sign mode", "range use",
@@ -217,7 +231,10 @@ def _engine_table(result) -> str:
         agree = result.agreement.get(f"float vs {name}")
         rows.append([escape(name), e["samples"], f"{e['accuracy']:.1%}", "-" if agree is None else f"{agree:.1%}",
                      f"{e['seconds']:.2f}"])
-    return table(["engine", "samples", "accuracy", "same prediction as float", "seconds"], rows)
+    return table(["engine", "samples", "accuracy", "same prediction as float", "seconds"], rows) + legend(
+        "accuracy: share of the samples whose predicted class (most output spikes) is the label; same prediction "
+        "as float: share of the common samples on which the engine predicts the float reference's class; "
+        "seconds: wall time of the engine's run (this machine, shared).")
 
 
 def _exact_table(result) -> str:
@@ -226,7 +243,10 @@ def _exact_table(result) -> str:
         by_node = ", ".join(f"{n}: {k}" for n, k in c.identical_by_node.items())
         rows.append([verdict(c.identical), escape(c.label), f"{c.identical_samples}/{c.samples}", escape(by_node),
                      escape(c.first_divergence.describe() if c.first_divergence else "none")])
-    return table(["", "engines", "identical samples", "identical by node", "first divergence"], rows)
+    return table(["", "engines", "identical samples", "identical by node", "first divergence"], rows) + legend(
+        "identical samples: samples on which every recorded variable of every node is equal at every step and "
+        "neuron; identical by node: that count per node; first divergence: the first (sample, step, node, "
+        "variable, neuron) where the two engines differ, with both values.")
 
 
 def _timing_html(per_node: dict) -> str:
@@ -239,7 +259,15 @@ def _timing_html(per_node: dict) -> str:
                      f"{f['only_ref']} / {f['only_test']}", f"{vr['mean']:.3f}"])
     return table(["node", "ref spikes", "test spikes", "sum |count diff|", "same count", "matched 0",
                   "matched +-1", "matched +-2", "first-spike |err| mean / max (steps)", "first spike exact",
-                  "first spike only ref / only test", f"van Rossum mean (tau {_tau(per_node)} steps)"], rows)
+                  "first spike only ref / only test", f"van Rossum mean (tau {_tau(per_node)} steps)"], rows) + legend(
+        "One row per neuron node; a train is one neuron in one sample. ref/test spikes: spikes of the reference "
+        "(float) and the test (fixed) engine; sum |count diff|: |spike-count difference| summed over trains "
+        "(|dcount| in the printed table); same count: share of trains with equal counts; matched 0/+-1/+-2: "
+        "share of the reference's spikes paired one-to-one with a test spike at the same step, within 1, within "
+        "2 steps; first-spike |err|: |first-spike-step difference| over trains where both fire; first spike "
+        "exact: share of those with no difference; only ref / only test: trains where only one engine fires at "
+        "all (\"only one\" in the printed table, their sum); van Rossum: mean distance per train with an "
+        "exponential kernel of time constant tau (vR in the printed table; 0 for identical trains).")
 
 
 def _tau(per_node: dict) -> str:

@@ -17,4 +17,5 @@ METHOD = Method(
     description="smooth exact gradients of theta neurons with pseudospikes (Klos & Memmesheimer 2023), "
                 "deployed as fixed-point QIF neurons",
     rules=("smooth",), tasks=tuple(TASK_DEFAULTS), kind=KIND, label="smooth",
-    add_options=commands.add_options, train=commands.train, compile=commands.compile, verify=commands.verify)
+    add_options=commands.add_options, train=commands.train, compile=commands.compile, verify=commands.verify,
+    epochs={t: d["epochs"] for t, d in TASK_DEFAULTS.items()})

@@ -22,23 +22,23 @@ def add_options(verb: str, parser) -> None:
     """``--resume`` for train; ``--step-exponent`` for compile and verify; ``--sweep`` for verify."""
     if verb == "train":
         parser.add_argument("--resume", action="store_true",
-                            help="smooth: continue the run in --out after its last finished epoch "
-                                 "(same settings; only --epochs may grow)")
+                            help="continue the run in --out after its last finished epoch (same settings; only "
+                                 "--epochs may grow; default: off, a new run)")
         parser.add_argument("--qat-from", metavar="CHECKPOINT",
-                            help="smooth: fine-tune this smooth checkpoint quantization-aware (the loss of the "
-                                 "deployed fixed-point network, computed in torch; gradients of the continuous "
-                                 "one) and write --out (default: off)")
+                            help="fine-tune this smooth checkpoint quantization-aware (the loss of the deployed "
+                                 "fixed-point network, computed in torch; gradients of the continuous one) and "
+                                 "write --out (default: off)")
         parser.add_argument("--qat-epochs", type=flags.positive_int,
-                            help="smooth, with --qat-from: fine-tuning epochs (default: 1)")
+                            help="with --qat-from: fine-tuning epochs (passes over the training set; default: 1)")
         parser.add_argument("--qat-lr", type=flags.positive_float,
-                            help="smooth, with --qat-from: AdaBelief learning rate (default: 1e-4)")
+                            help="with --qat-from: AdaBelief learning rate (default: 1e-4)")
     if verb in ("compile", "verify", "train"):
         parser.add_argument("--step-exponent", type=flags.non_negative_int,
-                            help=f"smooth checkpoints: deployed step h = dt/tau = 2**-K (default {DEFAULT_K})")
+                            help=f"deployed step h = dt/tau = 2**-K, K in [1, 16] (default: {DEFAULT_K})")
     if verb == "verify":
         parser.add_argument("--sweep", default=",".join(map(str, SWEEP)),
-                            help="smooth: step exponents of the dt sweep, comma-separated, or 'none' "
-                                 f"(default {','.join(map(str, SWEEP))}; on at most 1000 of the samples)")
+                            help="step exponents K of the dt sweep, comma-separated, or 'none' (on at most 1000 of "
+                                 f"the samples; default: {','.join(map(str, SWEEP))})")
 
 
 def train(args: argparse.Namespace) -> int:
@@ -123,7 +123,7 @@ def verify(args: argparse.Namespace) -> int:
     backends = backend_names(args.backends, ("float", "emulator", "lava"), "smooth")
     if not args.no_report:
         check_replaceable(args.report)
-    return verify_smooth(args.model, step_exponent(args), samples=args.samples,
+    return verify_smooth(args.model, step_exponent(args), samples=args.samples or flags.VERIFY_SAMPLES,
                          lava_samples=(args.lava_samples or 20) if "lava" in backends else 0,
                          sweep=sweep_exponents(args.sweep),
                          max_drop=0.005 if args.max_accuracy_drop is None else args.max_accuracy_drop,

@@ -164,7 +164,7 @@ def _epoch(net, opt, sched, gen, x, y, cfg, epoch: int, progress: bool):
         net.clamp_phases()
         total_loss += loss.item() * len(idx)
         correct += int((predict(out["t_out"].detach()) == y[idx]).sum())
-        bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{correct / min(i + len(idx), len(x)):.3f}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", **{"running train acc": f"{correct / min(i + len(idx), len(x)):.3f}"})
     return total_loss / len(x), correct / len(x)
 
 

@@ -18,7 +18,9 @@ from pathlib import Path
 from toolchain import formats
 from toolchain.methods.smooth import deploy
 from toolchain.methods.smooth.train import history, history_plot
-from toolchain.verify.report import Section, escape, plain, table, text_section, write_report
+from toolchain.verify.criteria import accuracy_change, identical
+from toolchain.verify.report import Section, escape, legend, plain, table, text_section
+from toolchain.verify.verdict import criteria_lines, exit_status, failed_lines, headline, write_verdict_report
 
 TITLE = "spikeport verify: smooth exact gradients (theta/QIF)"
 SWEEP_SAMPLES = 1000
@@ -74,20 +76,29 @@ def _sweep_point(model, k: int, cont, y, progress: bool) -> dict:
                 median_abs=[r["median_abs"] for r in rows], p95_abs=[r["p95_abs"] for r in rows])
 
 
-def failures(rep: dict, max_drop: float) -> list:
-    out = []
+def criteria(rep: dict, max_drop: float) -> list:
+    """PASS/FAIL: Lava and the torch fixed mode identical to the emulator on every sample they ran, and
+    the deployed (fixed-point emulator) accuracy at most ``max_drop`` below the continuous ordinary-spike
+    accuracy."""
+    found = []
     lava = rep.get("lava")
-    if lava and lava["identical_samples"] != lava["samples"]:
-        out.append(f"lava vs emulator: {lava['samples'] - lava['identical_samples']}/{lava['samples']} samples "
-                   f"differ ({lava['first_divergence']})")
+    if lava:
+        found.append(identical("lava = emulator", lava["identical_samples"], lava["samples"],
+                               "u, x, s of every layer at every step", lava["first_divergence"]))
     tf = rep["torch_fixed"]
-    if tf["identical_samples"] != tf["samples"]:
-        out.append(f"torch fixed mode vs emulator: {tf['samples'] - tf['identical_samples']}/{tf['samples']} "
-                   f"samples differ ({tf['first_divergence']})")
-    change = rep["engines"]["emulator"]["accuracy"] - rep["continuous"]["accuracy_ordinary"]
-    if change < -max_drop:
-        out.append(f"accuracy change continuous (ordinary spikes) -> fixed {change:+.4f} is below -{max_drop}")
-    return out
+    found.append(identical("torch fixed mode (QAT's) = emulator", tf["identical_samples"], tf["samples"],
+                           "u, x, s of every layer at every step", tf["first_divergence"]))
+    found.append(accuracy_change("continuous (ordinary spikes)", "emulator", rep["continuous"]["accuracy_ordinary"],
+                                 rep["engines"]["emulator"]["accuracy"], max_drop))
+    return found
+
+
+def headline_of(rep: dict) -> dict:
+    """The results-table figures (`toolchain.verify.verdict.headline`): accuracy, the continuous network
+    (with pseudospikes, as trained) as float."""
+    lava = rep.get("lava") or {}
+    return headline("accuracy", rep["continuous"]["accuracy"], rep["engines"]["emulator"]["accuracy"], None,
+                    lava.get("identical_samples"), lava.get("samples"))
 
 
 def summary(rep: dict) -> str:
@@ -120,16 +131,17 @@ def summary(rep: dict) -> str:
 def verify_smooth(model, k: int, samples, lava_samples: int, sweep, max_drop: float, report) -> int:
     """Measure, print the summary and verdict, write the report folder; 0 on PASS, 1 on FAIL."""
     rep = measure(model, k, samples, lava_samples, sweep)
-    failed = failures(rep, max_drop)
-    text = "\n".join([summary(rep), *(f"FAILED: {f}" for f in failed), "PASS" if not failed else "FAIL"])
-    print(text)
+    crit = criteria(rep, max_drop)
+    text = "\n".join([summary(rep), "", *criteria_lines(crit)])
+    print("\n".join([text, *failed_lines(crit)]))
     if report is not None:
-        folder = write(rep, report, text)
+        folder = write(rep, report, text, crit)
         print(f"report: {Path(folder) / 'report.html'}")
-    return 1 if failed else 0
+    return exit_status(crit)
 
 
-def write(rep: dict, folder, text: str) -> Path:
+def write(rep: dict, folder, text: str, crit: list) -> Path:
+    """The report folder in the shared verify frame (`toolchain.verify.verdict.write_verdict_report`)."""
     ir = rep.pop("ir")
     sections = [text_section("Summary", text), Section("Spike timing (steps): deployed time minus continuous "
                                                        "time, divided by dt", timing_table(rep))]
@@ -141,7 +153,12 @@ def write(rep: dict, folder, text: str) -> Path:
                                                   history_figure(rep["history"]))]))
     sections.append(text_section("Quantization", "\n".join(rep["quantization"])))
     attachments = {"smooth_fixed.onnx": lambda path: formats.save(ir, path)}
-    return write_report(folder, plain(rep, nan_to_none=True), sections, TITLE, attachments)
+    what = (f"<code>{escape(rep['model'])}</code>, smooth (theta/QIF) on task <b>{escape(rep['task'])}</b>, "
+            f"{rep['samples']} test samples (Lava: {rep['lava']['samples'] if 'lava' in rep else 'not run'}); "
+            f"float reference: the continuous float64 theta network; deployed at h = 2**-{rep['k']} "
+            f"(dt = {rep['dt']:.4g} time units, {rep['steps']} steps).")
+    return write_verdict_report(folder, plain(rep, nan_to_none=True), crit, headline_of(rep), what, sections,
+                                TITLE, seeds={}, attachments=attachments)
 
 
 def timing_table(rep: dict) -> str:
@@ -153,7 +170,11 @@ def timing_table(rep: dict) -> str:
                          f"{r['count_agreement']:.4f}"])
     return table(["engine", "layer", "neuron x sample pairs firing in both", "median |error|", "p95 |error|",
                   "max |error|", "mean error", "first spike only in continuous", "only deployed",
-                  "spike counts equal (fraction)"], rows)
+                  "spike counts equal (fraction)"], rows) + legend(
+        "Errors are first-spike times in steps: deployed time minus continuous time, divided by dt (positive: "
+        "late); pairs: (neuron, sample) pairs whose first spike exists in both; only in continuous / only "
+        "deployed: pairs with a first spike in one of the two only; spike counts equal: share of pairs with the "
+        "same number of spikes.")
 
 
 def _f(v) -> str:

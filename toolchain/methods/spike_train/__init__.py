@@ -12,11 +12,13 @@ on Lava; output spikes are scored in steps against ``ceil(t̂)``. Time unit: 1 m
 """
 from toolchain.methods import Method
 from toolchain.methods.spike_train import commands
-from toolchain.methods.spike_train.config import KIND
+from toolchain.methods.spike_train.config import KIND, METHOD_DEFAULTS
 
 
 METHOD = Method(
     name="spike_train",
     description="spike-train-to-spike-train learning (Banerjee 2016): exact spike-time gradients or surrogate",
     rules=("exact", "surrogate"), tasks=("spike-transform",), kind=KIND, label="spike-transform",
-    add_options=commands.add_options, train=commands.train, compile=commands.compile, verify=commands.verify)
+    add_options=commands.add_options, train=commands.train, compile=commands.compile, verify=commands.verify,
+    epochs={"spike-transform": ", ".join(f"{rule} {d['iterations']}" for rule, d in METHOD_DEFAULTS.items())},
+    epochs_unit="iterations")

@@ -18,18 +18,24 @@ from toolchain.methods.config import read_json
 # Building the CLI parser loads this module: imports that pull torch stay inside the functions.
 
 BACKENDS = ("float", "emulator", "lava")
+DEFAULT_MIN_MATCH = 0.9  # share of target spikes the deployed output must match within +-1 step
+DEFAULT_MAX_DROP = 0.05  # largest fall of that share from the float to the fixed deployment
 
 
 def add_options(verb: str, parser) -> None:
     """The quantization-aware fine-tuning and split flags of verify."""
     if verb == "verify":
         parser.add_argument("--finetune-qat", type=flags.non_negative_int, default=0, metavar="N",
-                            help="spike-transform checkpoints: N iterations of quantization-aware fine-tuning "
-                                 "after post-training quantization (reports both; default 0)")
+                            help="N iterations (full-batch Adam steps) of quantization-aware fine-tuning after "
+                                 "post-training quantization (reports both; default: 0, none)")
         parser.add_argument("--qat-lr", type=flags.positive_float, default=1e-3,
-                            help="with --finetune-qat: Adam learning rate (default 1e-3)")
+                            help="with --finetune-qat: Adam learning rate (per iteration; default: 0.001)")
         parser.add_argument("--split", choices=["train", "test"],
-                            help="spike-transform checkpoints: score the training patterns (default) or held-out ones")
+                            help="score the training patterns or the held-out ones (default: train)")
+        parser.add_argument("--min-match", type=flags.fraction, default=DEFAULT_MIN_MATCH,
+                            help="fail if the deployed output (emulator, fixed point) matches fewer than this share "
+                                 "of the target spikes within +-1 step (1 step = 1 ms; fraction; default: "
+                                 f"{DEFAULT_MIN_MATCH})")
 
 
 def train(args: argparse.Namespace) -> int:
@@ -119,31 +125,40 @@ def compile(path: Path, args: argparse.Namespace) -> tuple:
 
 
 def verify(args: argparse.Namespace) -> int:
-    """`spikeport verify model.pt` for a spike-transform checkpoint: prints the summary, writes the
-    report folder ``--report`` (`report.write_spike_report`) unless ``--no-report``. Exit 1 when Lava
-    differs from the emulator (fixed point, any recorded s/v/u entry), else 0."""
+    """`spikeport verify model.pt` for a spike-transform checkpoint: prints the summary and the criteria
+    (`report.verify_criteria`), writes the report folder ``--report`` (`report.write_spike_report`)
+    unless ``--no-report``. ``--samples`` / ``--lava-samples``: the first that many patterns of
+    ``--split`` (default: all; more than the split has is refused). Exit 1 when a criterion fails."""
     from toolchain.methods.spike_train.checkpoint import load  # lazy: imports torch
     from toolchain.methods.spike_train.report import (  # lazy: imports torch
-        format_report, verify_report, write_spike_report)
+        format_report, verify_criteria, verify_report, write_spike_report)
     from toolchain.verify import backend_names  # lazy: imports torch
     from toolchain.verify.report import check_replaceable  # lazy: imports torch
+    from toolchain.verify.verdict import criteria_lines, exit_status, failed_lines
 
     backends = backend_names(args.backends, BACKENDS, "spike-transform")
     model, payload, task = load(args.model)
-    if args.finetune_qat < 0:
-        raise SpikeportError(f"verify: --finetune-qat {args.finetune_qat} must be >= 0")
-    if not args.qat_lr > 0:
-        raise SpikeportError(f"verify: --qat-lr {args.qat_lr} must be > 0")
+    split = args.split or "train"
+    samples, lava_samples = _pattern_counts(args, len(task.x_times if split == "train" else task.x_test_times), split)
     if not args.no_report:
         check_replaceable(args.report)
     rep = verify_report(model, payload, task, lava="lava" in backends, finetune_qat=args.finetune_qat,
-                        qat_lr=args.qat_lr, split=args.split or "train")
-    lv = rep.get("lava_vs_emulator")
-    failed = lv is not None and not lv["all_identical"]
-    summary = format_report(rep) + (f"\nFAILED: lava vs emulator: {lv['total'] - lv['identical']}/{lv['total']} "
-                                    "recorded entries differ" if failed else "")
-    print(summary)
+                        qat_lr=args.qat_lr, split=split, samples=samples, lava_samples=lava_samples)
+    max_drop = DEFAULT_MAX_DROP if args.max_accuracy_drop is None else args.max_accuracy_drop
+    criteria = verify_criteria(rep, args.min_match, max_drop)
+    summary = "\n".join([format_report(rep), "", *criteria_lines(criteria)])
+    print("\n".join([summary, *failed_lines(criteria)]))
     if not args.no_report:
-        folder = write_spike_report(rep, args.report, summary)
+        folder = write_spike_report(rep, args.report, summary, criteria, str(args.model))
         print(f"report: {Path(folder) / 'report.html'}")
-    return 1 if failed else 0
+    return exit_status(criteria)
+
+
+def _pattern_counts(args, available: int, split: str) -> tuple:
+    """(samples, lava_samples): ``--samples`` and ``--lava-samples`` as pattern counts of the split,
+    None for "all"; a count above what the split has is a one-line error (never clipped)."""
+    for flag, value in (("--samples", args.samples), ("--lava-samples", args.lava_samples)):
+        if value is not None and value > available:
+            raise SpikeportError(f"verify {flag}: {flag[2:].replace('-', '_')}={value} is outside [1, {available}] "
+                                 f"(the {split} split of this checkpoint has {available} patterns)")
+    return args.samples, args.lava_samples

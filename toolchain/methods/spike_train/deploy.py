@@ -59,11 +59,13 @@ def spike_time_errors(test_steps, target_times, max_error: float = 5.0) -> dict:
 
 
 def identical_states(a: dict, b: dict) -> dict:
-    """How many recorded entries (every s, v, u of every node) are identical between two runs
-    (`toolchain.verify.compare_bit_identity`'s value counts)."""
+    """How many recorded entries (every s, v, u of every node) and patterns are identical between two
+    runs (`toolchain.verify.compare_bit_identity`'s counts), and the first divergence (text or None)."""
     keys = sorted(set(a) & set(b))
     c = compare_bit_identity("a", a, "b", b, sorted({k.rpartition("/")[0] for k in keys}))
-    return dict(identical=c.equal_values, total=c.values, keys=keys,
+    return dict(identical=c.equal_values, total=c.values, keys=keys, samples=c.samples,
+                identical_samples=c.identical_samples,
+                first_divergence=c.first_divergence.describe() if c.first_divergence else None,
                 all_identical=c.equal_values == c.values and set(a) == set(b))
 
 
@@ -113,7 +115,7 @@ def qat_finetune(net, task: SpikeTransformTask, fixed_ir, iterations: int, lr: f
 
 
 def deploy(model, task: SpikeTransformTask, *, lava: bool = True, split: str = "train", finetune_qat: int = 0,
-           qat_lr: float = 1e-3) -> dict:
+           qat_lr: float = 1e-3, samples: int | None = None, lava_samples: int | None = None) -> dict:
     """Run the quantized student on the emulator (float and fixed) and on Lava, and score it.
 
     ``model``: the continuous `ExactNetwork` (discretised here) or a discrete
@@ -129,9 +131,13 @@ def deploy(model, task: SpikeTransformTask, *, lava: bool = True, split: str = "
     iterations (Adam, ``qat_lr``) from the PTQ scales; ``fixed`` and ``lava`` then run the
     fine-tuned integers, ``fixed_ptq`` the post-training ones, and ``qat`` summarises the run
     (van Rossum loss at the PTQ start and at the kept iteration).
+
+    ``samples``: score the first that many patterns of the split (None: all); ``lava_samples``: Lava
+    runs the first that many of those (None: all of them); the caller checks both are in range.
     """
     x_times, target = (task.x_times, task.target_times) if split == "train" else \
         (task.x_test_times, task.target_test_times)
+    x_times, target = x_times[:samples], target[:samples]
     x = task.raster(x_times).numpy()
     ir, fixed, reports = compile_transform(model, task.raster(task.x_times).numpy())
     qat = None
@@ -149,20 +155,26 @@ def deploy(model, task: SpikeTransformTask, *, lava: bool = True, split: str = "
     else:
         runs = {"float": engines.run("float-emulator", ir, x), "fixed": engines.run("emulator", fixed, x)}
     if lava:
-        runs["lava"] = scaleout.run("lava", fixed, x)
+        runs["lava"] = scaleout.run("lava", fixed, x[:lava_samples])
     out_node = ir.names(irm.Neuron)[-1]
     learned = model.simulate(x_times)[-1] if isinstance(model, ExactNetwork) else \
         raster_to_times(runs["float"][f"{out_node}/s"]).numpy()
-    scores = {name: dict(vs_target=spike_time_errors(r[f"{out_node}/s"], target),
-                         vs_learned=spike_time_errors(r[f"{out_node}/s"], learned))
-              for name, r in runs.items()}
+    scores = {name: _scores(r[f"{out_node}/s"], np.asarray(target), learned) for name, r in runs.items()}
     result = dict(ir=ir, fixed_ir=fixed, reports=reports, runs=runs, scores=scores, output_node=out_node,
                   learned=learned, target=np.asarray(target))
     if qat is not None:
         result["qat"] = qat
     if lava:
-        result["lava_vs_emulator"] = identical_states(runs["lava"], runs["fixed"])
+        n = len(runs["lava"][f"{out_node}/s"])
+        result["lava_vs_emulator"] = identical_states(runs["lava"], {k: v[:n] for k, v in runs["fixed"].items()})
     return result
+
+
+def _scores(raster, target: np.ndarray, learned) -> dict:
+    """`spike_time_errors` of an output raster (its first len(raster) patterns) against the target and
+    the learned output."""
+    n = len(raster)
+    return dict(vs_target=spike_time_errors(raster, target[:n]), vs_learned=spike_time_errors(raster, learned[:n]))
 
 
 def score_summary(score: dict) -> dict:

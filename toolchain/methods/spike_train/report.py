@@ -18,13 +18,17 @@ from matplotlib.figure import Figure
 from models.spike_train import raster_to_times
 from toolchain.files import atomic_path
 from toolchain.methods.spike_train.deploy import deploy, score_summary
-from toolchain.verify.report import Section, escape, plain, table, text_section, write_report
+from toolchain.verify.criteria import accuracy_change, at_least, identical
+from toolchain.verify.report import Section, escape, plain, table, text_section
+from toolchain.verify.report import legend as legend_html
+from toolchain.verify.verdict import headline, write_verdict_report
 
 TITLE = "spikeport verify report: spike-transform"
 
 
 def verify_report(model, payload: dict, task, *, lava: bool = True, finetune_qat: int = 0,
-                  qat_lr: float = 1e-3, split: str = "train") -> dict:
+                  qat_lr: float = 1e-3, split: str = "train", samples: int | None = None,
+                  lava_samples: int | None = None) -> dict:
     """`deploy` the student on the ``split`` ("train" or "test") patterns and summarise it (JSON-ready).
 
     Per engine (``float``/``fixed`` emulator, ``lava``): output spike-time errors in steps
@@ -33,7 +37,8 @@ def verify_report(model, payload: dict, task, *, lava: bool = True, finetune_qat
     ``fixed``/``lava`` the fine-tuned one); the Lava vs emulator identity count; the output trains
     (target, learned, deployed = emulator fixed point) for the raster plot.
     """
-    dep = deploy(model, task, lava=lava, finetune_qat=finetune_qat, qat_lr=qat_lr, split=split)
+    dep = deploy(model, task, lava=lava, finetune_qat=finetune_qat, qat_lr=qat_lr, split=split, samples=samples,
+                 lava_samples=lava_samples)
     deployed = raster_to_times(dep["runs"]["fixed"][f"{dep['output_node']}/s"])
     rep = dict(method=payload["method"], seed=payload["task"]["seed"], task=payload["task"],
                trained=payload.get("final", {}), split=split, patterns=int(len(dep["target"])), T=task.T,
@@ -78,21 +83,51 @@ def format_report(rep: dict) -> str:
                      f"extra {s['vs_learned']['extra']}")
     lv = rep.get("lava_vs_emulator")
     if lv is not None:
-        lines.append(f"  lava fixed vs emulator fixed: {lv['identical']}/{lv['total']} recorded s/v/u entries "
-                     f"identical ({'identical' if lv['all_identical'] else 'DIFFERENT'})")
+        lines.append(f"  lava fixed vs emulator fixed: {lv['identical_samples']}/{lv['samples']} patterns, "
+                     f"{lv['identical']}/{lv['total']} recorded s/v/u entries identical "
+                     f"({'identical' if lv['all_identical'] else 'DIFFERENT'})")
     else:
         lines.append("  lava: not run (--backends)")
     return "\n".join(lines)
+
+
+MATCHED = "target spikes matched within +-1 step"
+
+
+def verify_criteria(rep: dict, min_match, max_drop: float) -> list:
+    """PASS/FAIL of a `verify_report`: the deployed output (emulator fixed point) matches at least
+    ``min_match`` of the target spikes within +-1 step (None: not checked), that share falls at most
+    ``max_drop`` from the float deployment (emulator float) to the fixed one, and Lava is identical to
+    the emulator (every s, v, u) on every pattern it ran."""
+    within = {name: s["vs_target"]["within_steps"]["1"] for name, s in rep["engines"].items()}
+    n = rep["engines"]["fixed"]["vs_target"]["target_spikes"]
+    found = [at_least(f"{MATCHED} (emulator fixed)", within["fixed"], min_match, f" of {n} target spikes"),
+             accuracy_change("emulator float", "emulator fixed", within["float"], within["fixed"], max_drop,
+                             measure=MATCHED)]
+    lv = rep.get("lava_vs_emulator")
+    if lv is not None:
+        found.append(identical("lava = emulator fixed", lv["identical_samples"], lv["samples"],
+                               "s, v, u of every node, step and neuron", lv["first_divergence"]))
+    return [c for c in found if c is not None]
+
+
+def headline_of(rep: dict) -> dict:
+    """The results-table figures (`toolchain.verify.verdict.headline`): target spikes matched within +-1 step."""
+    within = {name: s["vs_target"]["within_steps"]["1"] for name, s in rep["engines"].items()}
+    lv = rep.get("lava_vs_emulator") or {}
+    return headline(MATCHED, within.get("float"), within.get("fixed"), within.get("lava"),
+                    lv.get("identical_samples"), lv.get("samples"))
 
 
 def _f(x: float, fmt: str = ".3f") -> str:
     return format(x, fmt) if math.isfinite(x) else "n/a"
 
 
-def write_spike_report(rep: dict, folder, summary: str) -> Path:
-    """The report folder of `verify_report` ``rep`` (atomic; `toolchain.verify.report.write_report`):
-    report.json = ``rep`` as strict JSON, report.html = ``summary`` (the printed text), the
-    quantization table and the rasters. Returns the folder."""
+def write_spike_report(rep: dict, folder, summary: str, criteria: list, source: str = "") -> Path:
+    """The report folder of `verify_report` ``rep`` in the shared verify frame (atomic;
+    `toolchain.verify.verdict.write_verdict_report`): report.json = ``rep`` as strict JSON plus the
+    shared keys, report.html = verdict and ``criteria``, ``summary`` (the printed text), the
+    quantization table and the rasters, versions and seeds. Returns the folder."""
     title = (f"spike-transform, {rep['method']} (seed {rep['seed']})\n"
              "target (black), learned (blue), deployed: emulator fixed point"
              f"{', QAT-fine-tuned' if 'qat' in rep else ''} (red)")
@@ -101,12 +136,21 @@ def write_spike_report(rep: dict, folder, summary: str) -> Path:
               "fixed point, a spike in step n drawn at n ms).</p>")
     rows = [[escape(q["node"]), escape(q["limited_by"]), f"{q['state_use']:.1%}", q["weights_clipped"],
              q["weights_rounded_to_zero"]] for q in rep["quantization"]]
+    quant_legend = ("limited by: what chose the population's float-to-integer scale; state use: expected peak "
+                    "|state| on the calibration patterns as a share of 2**23; weights clipped: weights limited to "
+                    "the 8-bit range; weights rounded to zero: nonzero weights that became 0.")
     sections = [text_section("Summary", summary),
                 Section("Quantization", table(["node", "limited by", "state use", "weights clipped",
-                                               "weights rounded to zero"], rows)),
+                                               "weights rounded to zero"], rows) + legend_html(quant_legend)),
                 Section("Output trains", legend, [("rasters.png", f"{SPLIT_NAMES[rep['split']]} patterns",
                                                    raster_figure([(title, rep["trains"])], rep["T"]))])]
-    return write_report(folder, plain(rep, nan_to_none=True), sections, TITLE)
+    lv = rep.get("lava_vs_emulator")
+    what = (f"<code>{escape(source)}</code>, spike-transform ({escape(rep['method'])}), {rep['patterns']} "
+            f"{SPLIT_NAMES[rep['split']]} patterns (Lava: {lv['samples'] if lv else 'not run'}); float reference: "
+            "the emulator on the discretised float IR; fixed: post-training quantization"
+            f"{' and quantization-aware fine-tuning' if 'qat' in rep else ''}. 1 step = 1 ms.")
+    return write_verdict_report(folder, plain(rep, nan_to_none=True), criteria, headline_of(rep), what, sections,
+                                TITLE, seeds={"task and student": rep["seed"]})
 
 
 def train_lists(times) -> list:

@@ -16,4 +16,5 @@ METHOD = Method(
     description="SuperSpike surrogate gradients, spike-count classification (optionally quantization-aware)",
     rules=("surrogate",), tasks=tuple(TASK_DEFAULTS), kind=KIND, label="SuperSpike",
     add_options=commands.add_options, train=commands.train, compile=commands.compile, verify=commands.verify,
+    epochs={t: d["epochs"] for t, d in TASK_DEFAULTS.items()},
     default=True)

@@ -7,6 +7,7 @@ and is stored in the checkpoint. Verify is the classification cross-check
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from toolchain import flags, formats
@@ -20,9 +21,11 @@ def add_options(verb: str, parser) -> None:
     """The flags only SuperSpike takes, per verb."""
     if verb == "train":
         parser.add_argument("--feedback", choices=["symmetric", "random", "uniform"],
-                            help="feedback weights of the surrogate gradient (default: symmetric)")
-        parser.add_argument("--qat", action="store_true", help="train in Lava fixed-point arithmetic")
-        parser.add_argument("--finetune", help="start from this checkpoint (with --qat: quantize, then fine-tune)")
+                            help="feedback weights of the surrogate gradient: the forward weights, fixed random or "
+                                 "uniform ones (default: symmetric)")
+        parser.add_argument("--qat", action="store_true", help="train quantization-aware, in Lava fixed-point arithmetic (default: off, float)")
+        parser.add_argument("--finetune", help="start from this checkpoint (with --qat: quantize, then fine-tune; default: none, "
+                                 "a fresh initialisation)")
     elif verb == "compile":
         parser.add_argument("--task", help="for a float network file (.nir, .onnx): the task whose training "
                                            "inputs calibrate it (default: the one the file records)")
@@ -30,10 +33,10 @@ def add_options(verb: str, parser) -> None:
         parser.add_argument("--task", help="the task whose test set to run (default: the recorded one)")
         parser.add_argument("--max-timing-error", type=flags.non_negative_float, default=None,
                             help="fail if the output layer's mean |first-spike error| (steps, float vs fixed) "
-                                 "exceeds this")
+                                 "exceeds this (default: none, not checked)")
         parser.add_argument("--min-match-1", type=flags.fraction, default=None,
-                            help="fail if fewer float output spikes are matched within +-1 step (fraction; "
-                                 "default 0.9)")
+                            help="fail if the fixed engine matches fewer than this share of the float output "
+                                 "spikes within +-1 step (fraction; default: 0.9)")
         parser.add_argument("--ir", help="a compiled .onnx to verify against the .pt checkpoint "
                                          "(default: compile in memory)")
         parser.add_argument("--seed", type=flags.non_negative_int, default=0, help="seed of a stochastic input encoder (default: 0)")
@@ -50,11 +53,15 @@ def train(args: argparse.Namespace) -> int:
     overrides = dict(epochs=args.epochs, seed=args.seed, feedback=args.feedback, threads=args.threads)
     if args.qat:
         overrides["mode"] = "fixed"
+    start = time.perf_counter()
     result = train_network(args.task, config_file=args.config, progress=not args.quiet, finetune=args.finetune,
                            **overrides)
     checkpoint.save(args.out, result.model, result.meta)
-    acc = result.meta["accuracy"]
-    print(f"{args.task}: train accuracy {acc['train']:.2%}, test accuracy {acc['test']:.2%} -> {args.out}")
+    acc, epochs = result.meta["accuracy"], result.meta["train_config"]["epochs"]
+    print(f"{args.task} (surrogate: SuperSpike{', quantization-aware' if args.qat else ''}): train accuracy "
+          f"{acc['train']:.2%}, test accuracy {acc['test']:.2%} (final network, whole splits), {epochs} "
+          f"epoch{'s' if epochs != 1 else ''} in "
+          f"{time.perf_counter() - start:.0f} s -> {args.out}")
     return 0
 
 

@@ -112,6 +112,11 @@ def init_fixed_scales(model: Network, meta: dict) -> None:
     apply_scales(model, compile_network(model, meta))
 
 
+# The bar's accuracy is of the batches as they were trained, while the weights still change within the
+# epoch; the summary's is of the final network on the whole training set, so the two differ.
+RUNNING_ACC = "running train acc"
+
+
 def fit(model: Network, x: torch.Tensor, y: torch.Tensor, cfg: dict, progress: bool = True,
         on_epoch=None) -> list:
     """Mini-batch AdamW with a one-cycle learning rate; returns per-epoch loss/accuracy.
@@ -142,5 +147,5 @@ def fit(model: Network, x: torch.Tensor, y: torch.Tensor, cfg: dict, progress: b
             correct += int((predict(trace.s) == y[idx].numpy()).sum())
         history.append(dict(epoch=epoch + 1, loss=total / len(x), train_acc=correct / len(x),
                             seconds=time.perf_counter() - start))
-        bar.set_postfix(loss=f"{total / len(x):.3f}", acc=f"{correct / len(x):.3f}")
+        bar.set_postfix({"loss": f"{total / len(x):.3f}", RUNNING_ACC: f"{correct / len(x):.3f}"})
     return history

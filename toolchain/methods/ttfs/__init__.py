@@ -16,4 +16,5 @@ METHOD = Method(
     name="ttfs",
     description="exact time-to-first-spike gradients in continuous time (Mostafa 2018), deployed at step --dt",
     rules=("ttfs",), tasks=tuple(TASK_DEFAULTS), kind=KIND, label="TTFS",
-    add_options=commands.add_options, train=commands.train, compile=commands.compile, verify=commands.verify)
+    add_options=commands.add_options, train=commands.train, compile=commands.compile, verify=commands.verify,
+    epochs={t: d["epochs"] for t, d in TASK_DEFAULTS.items()})

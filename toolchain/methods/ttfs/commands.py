@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from models.errors import SpikeportError
 from toolchain import flags
 from toolchain.ir import passes
 from toolchain.methods.ttfs.config import DEFAULT_DT, KIND, TASK_DT, default_dt
@@ -24,7 +23,7 @@ def add_options(verb: str, parser) -> None:
     """``--dt`` for compile and verify."""
     if verb in ("compile", "verify"):
         parser.add_argument("--dt", type=flags.positive_float,
-                            help=f"TTFS checkpoints: deployed step in units of tau_syn (default {DEFAULT_DT}; "
+                            help=f"deployed step in units of tau_syn (default: {DEFAULT_DT}; per task: "
                                  f"{', '.join(f'{t} {dt}' for t, dt in TASK_DT.items())})")
 
 
@@ -76,26 +75,25 @@ def verify(args: argparse.Namespace) -> int:
     continuous time.
     """
     from toolchain.methods.ttfs.deploy import (  # lazy: imports torch
-        deployment, format_deploy_report, write_ttfs_report)
+        DEFAULT_MAX_DROP, deployment, format_deploy_report, ttfs_criteria, write_ttfs_report)
+    from toolchain.verify.verdict import criteria_lines, exit_status, failed_lines
     from toolchain.verify import backend_names  # lazy: imports torch
     from toolchain.verify.report import check_replaceable  # lazy: imports torch
 
     backends = backend_names(args.backends, ("float", "emulator", "lava"), "TTFS")
-    if args.samples is not None and args.samples < 1:
-        raise SpikeportError(f"verify: --samples {args.samples} must be >= 1")
     if not args.no_report:
         check_replaceable(args.report)
     modes = tuple(m for m, b in (("float", "float"), ("fixed", "emulator")) if b in backends) or ("fixed",)
-    dep = deployment(args.model, deployed_dt(args, args.model), n_test=args.samples,
+    dep = deployment(args.model, deployed_dt(args, args.model), n_test=args.samples or flags.VERIFY_SAMPLES,
                      engines=("emulator", "lava") if "lava" in backends else ("emulator",),
                      lava_samples=args.lava_samples or 20, modes=modes, progress=True, log=None)
-    failures = _failures(dep.report, 0.005 if args.max_accuracy_drop is None else args.max_accuracy_drop)
-    summary = "\n".join([format_deploy_report(dep.report), *(f"FAILED: {f}" for f in failures)])
-    print(summary)
+    crit = ttfs_criteria(dep.report, DEFAULT_MAX_DROP if args.max_accuracy_drop is None else args.max_accuracy_drop)
+    summary = "\n".join([format_deploy_report(dep.report), "", *criteria_lines(crit)])
+    print("\n".join([summary, *failed_lines(crit)]))
     if not args.no_report:
-        folder = write_ttfs_report(dep, args.report, summary)
+        folder = write_ttfs_report(dep, args.report, summary, crit, str(args.model))
         print(f"report: {Path(folder) / 'report.html'}")
-    return 1 if failures else 0
+    return exit_status(crit)
 
 
 def deployed_dt(args: argparse.Namespace, path) -> float:
@@ -105,16 +103,3 @@ def deployed_dt(args: argparse.Namespace, path) -> float:
     from toolchain import checkpoint  # lazy: imports torch
 
     return default_dt(checkpoint.read(path, KIND).get("meta", {}).get("task"))
-
-
-def _failures(rep: dict, max_drop: float) -> list:
-    out = []
-    lava = rep.get("lava")
-    if lava and lava["identical_samples"] != lava["samples"]:
-        out.append(f"lava vs emulator: {lava['samples'] - lava['identical_samples']}/{lava['samples']} samples differ")
-    fixed = rep["engines"].get("emulator/fixed")
-    if fixed:
-        drop = rep["continuous"]["accuracy"] - fixed["accuracy"]
-        if drop > max_drop + 1e-12:  # accuracies are k/n: a drop of exactly the maximum passes, as in criteria.py
-            out.append(f"accuracy drop continuous -> fixed {drop:.4f} exceeds {max_drop}")
-    return out

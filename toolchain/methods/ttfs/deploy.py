@@ -29,7 +29,11 @@ from toolchain.methods.ttfs.train import load_checkpoint
 from toolchain.quantize import format_report
 from toolchain.tasks import datasets
 from toolchain.verify import compare_bit_identity
-from toolchain.verify.report import Section, check_replaceable, escape, plain, table, text_section, write_report
+from toolchain.verify.criteria import accuracy_change, identical
+from toolchain.verify.report import Section, check_replaceable, escape, legend, plain, table, text_section
+from toolchain.verify.verdict import criteria_lines, headline, write_verdict_report
+
+DEFAULT_MAX_DROP = 0.005  # verify --max-accuracy-drop for TTFS checkpoints: continuous minus fixed accuracy
 
 TITLE = "spikeport verify report: TTFS"
 
@@ -51,7 +55,8 @@ def deploy_ttfs(model, dt: float = 0.0625, *, out_dir=None, **options) -> dict:
         check_replaceable(out_dir)
     dep = deployment(model, dt, **options)
     if out_dir is not None:
-        write_ttfs_report(dep, out_dir, format_deploy_report(dep.report))
+        crit = ttfs_criteria(dep.report, DEFAULT_MAX_DROP)
+        write_ttfs_report(dep, out_dir, "\n".join([format_deploy_report(dep.report), "", *criteria_lines(crit)]), crit)
     return dep.report
 
 
@@ -123,6 +128,8 @@ def deployment(model, dt: float = 0.0625, *, refire: str = "inhibit", stats: str
             f"hidden spikes before decision {rep['hidden_spikes_before_decision_mean']:.1f} [{rep['wall_s']:.0f} s]")
     if "lava" in engines:
         report["lava"] = lava_identity(irq, x[:lava_samples], chunk=lava_chunk, log=say)
+        lava_pred = np.asarray(report["lava"]["predictions"])
+        report["lava"]["accuracy"] = float((lava_pred == y[:len(lava_pred)]).mean())
     report["wall_s"] = time.time() - t0
     return Deployment(report, ir, irq)
 
@@ -182,23 +189,67 @@ def format_deploy_report(rep: dict) -> str:
 
 
 
+# ------------------------------------------------------------------- verdict
+def ttfs_criteria(rep: dict, max_drop: float) -> list:
+    """PASS/FAIL of a deployment: Lava identical to the emulator (s, v, u) on every sample it ran, and
+    the fixed-point accuracy at most ``max_drop`` below continuous time (`toolchain.verify.criteria`)."""
+    found = []
+    lava = rep.get("lava")
+    if lava:
+        found.append(identical("lava = emulator fixed", lava["identical_samples"], lava["samples"],
+                               "s, v, u of every population at every step"))
+    fixed = rep["engines"].get("emulator/fixed")
+    if fixed:
+        found.append(accuracy_change("continuous", "emulator fixed", rep["continuous"]["accuracy"], fixed["accuracy"],
+                                     max_drop))
+    return found
+
+
+def headline_of(rep: dict) -> dict:
+    """The results-table figures (`toolchain.verify.verdict.headline`): accuracy, continuous time as float."""
+    fixed, lava = rep["engines"].get("emulator/fixed", {}), rep.get("lava") or {}
+    return headline("accuracy", rep["continuous"]["accuracy"], fixed.get("accuracy"), lava.get("accuracy"),
+                    lava.get("identical_samples"), lava.get("samples"))
+
+
 # ------------------------------------------------------------------- report
-def write_ttfs_report(dep: Deployment, folder, summary: str) -> Path:
-    """The report folder of ``dep`` (atomic; `toolchain.verify.report.write_report`): report.json =
-    ``dep.report`` as strict JSON, report.html = ``summary`` (the printed text), the engine and
-    timing tables, the quantization and `timing_figure`, plus both IRs. Returns the folder."""
+def write_ttfs_report(dep: Deployment, folder, summary: str, criteria: list, source: str = "") -> Path:
+    """The report folder of ``dep`` in the shared verify frame (atomic;
+    `toolchain.verify.verdict.write_verdict_report`): report.json = ``dep.report`` as strict JSON plus the
+    shared keys, report.html = verdict and ``criteria``, ``summary`` (the printed text), the engine and
+    timing tables, the quantization and `timing_figure`, versions; plus both IRs. Returns the folder."""
     rep = dep.report
     figure = [("timing_errors.png", "first-spike-time error percentiles (steps), deployed vs continuous",
                timing_figure(rep["engines"]))] if _timed_layers(rep["engines"]) else []
     files = ("<p><code>ttfs_float.onnx</code>: the float IR discretised at dt; <code>ttfs_fixed.onnx</code>: "
              "the quantized IR the fixed-point engines ran (read with <code>toolchain.formats.load</code>).</p>")
-    sections = [text_section("Summary", summary), Section("Engines", engine_table(rep)),
+    sections = [text_section("Summary", summary), Section("Engines", engine_table(rep) + legend(ENGINE_LEGEND)),
                 Section("First-spike timing (steps): deployed step minus continuous time / dt",
-                        timing_table(rep), figure),
+                        timing_table(rep) + legend(TIMING_LEGEND), figure),
                 text_section("Quantization", rep["quantization"]), Section("Files", files)]
     irs = {"ttfs_float.onnx": dep.ir, "ttfs_fixed.onnx": dep.irq}
     attachments = {name: (lambda path, ir=ir: formats.save(ir, path)) for name, ir in irs.items()}
-    return write_report(folder, plain(rep, nan_to_none=True), sections, TITLE, attachments)
+    lava = rep.get("lava")
+    what = (f"<code>{escape(source)}</code>, TTFS on task <b>{escape(rep['task'])}</b>, {rep['samples']} test "
+            f"samples (Lava: {lava['samples'] if lava else 'not run'}); float reference: the exact continuous-time "
+            f"network; deployed at dt = {rep['dt']} tau_syn ({rep['clock']['steps']} steps), post-training "
+            "quantization.")
+    return write_verdict_report(folder, plain(rep, nan_to_none=True), criteria, headline_of(rep), what, sections,
+                                TITLE, seeds={}, attachments=attachments)
+
+
+ENGINE_LEGEND = (
+    "vs continuous: accuracy change against continuous time (signed); same prediction as continuous: share of "
+    "samples with the continuous network's class; no output spike: samples where no output neuron fires; hidden "
+    "spikes before decision: mean hidden spikes per sample before the first output spike; decision (steps): mean "
+    "step of the first output spike; max spikes/neuron: most spikes one neuron emits in a sample (TTFS neurons "
+    "should fire once); seconds: wall time (this machine, shared). The second table counts the samples whose "
+    "s, v, u of every population at every step are identical on Lava and the emulator.")
+TIMING_LEGEND = (
+    "Error of each first spike in steps: deployed step minus continuous time / dt (positive: late). spikes: "
+    "neurons firing in both; mean, p1..p99, std: signed error statistics; mean |err|, max |err|: of its "
+    "magnitude; |err| <= 1: share within one step; only deployed / only continuous: neurons that fire in "
+    "one of the two only.")
 
 
 def engine_table(rep: dict) -> str:

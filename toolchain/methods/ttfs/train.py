@@ -125,7 +125,7 @@ def train_ttfs(task: str = "mnist", epochs: int | None = None, seed: int = 0, ou
             loss_sum += loss.item() * len(idx)
             correct += int((predict(z_out.detach()) == yb).sum())
             seen += len(idx)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", **{"running train acc": f"{correct / seen:.3f}"})
             if log and cfg["log_every"] and (seen // len(idx)) % cfg["log_every"] == 0:
                 log(f"  epoch {epoch + 1} batch {seen // len(idx)}/{n_batches}: loss {loss_sum / seen:.4f} "
                     f"running acc {correct / seen:.4f} [{time.time() - start:.0f} s]")
