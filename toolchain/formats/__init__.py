@@ -150,13 +150,13 @@ def find(path, fmt: Optional[str] = None) -> Format:
     _discover()
     if fmt is not None:
         if fmt not in FORMATS:
-            raise SpikeportError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+            raise SpikeportError(f"unknown format {fmt!r}; known: {', '.join(sorted(FORMATS))}")
         return FORMATS[fmt]
     suffix = Path(path).suffix.lower()
     for candidate in FORMATS.values():
         if suffix in candidate.suffixes:
             return candidate
-    known = ", ".join(f"{s} ({f.name})" for f in FORMATS.values() for s in f.suffixes)
+    known = ", ".join(f"{s} ({name})" for name in sorted(FORMATS) for s in FORMATS[name].suffixes)
     raise SpikeportError(f"{path}: no network format for suffix {suffix or '(none)'!r}; known: {known}")
 
 
