@@ -140,9 +140,10 @@ def test_a_superspike_checkpoint_is_not_read_as_a_ttfs_one(tmp_path):
 
 
 def test_a_ttfs_accuracy_drop_of_exactly_the_maximum_passes_and_one_sample_more_fails():
-    from toolchain.methods.ttfs.commands import _failures
+    from toolchain.methods.ttfs.deploy import ttfs_criteria
 
-    def report(fixed):  # 1,000 samples: continuous 980 right, fixed `fixed` right
-        return {"continuous": {"accuracy": 980 / 1000}, "engines": {"emulator/fixed": {"accuracy": fixed / 1000}}}
-    assert _failures(report(975), 0.005) == []  # 0.98 - 0.975 is 0.0050000000000000044 in floats
-    assert _failures(report(974), 0.005) == ["accuracy drop continuous -> fixed 0.0060 exceeds 0.005"]
+    def passed(fixed):  # 1,000 samples: continuous 980 right, fixed `fixed` right
+        rep = {"continuous": {"accuracy": 980 / 1000}, "engines": {"emulator/fixed": {"accuracy": fixed / 1000}}}
+        return [c.passed for c in ttfs_criteria(rep, 0.005)]
+    assert passed(975) == [True]  # 0.98 - 0.975 is 0.0050000000000000044 in floats
+    assert passed(974) == [False]
