@@ -44,6 +44,7 @@ import networkx as nx
 import numpy as np
 
 from backends.emulator import arith as ar
+from backends.emulator import graded  # noqa: F401  (registers the graded gate-QIF population)
 from backends.emulator import lif  # noqa: F401  (registers the built-in LIF population)
 from backends.emulator import memory, paths
 from backends.emulator.nodes import FeedNode, Source, Synapse, SynapseSpec
@@ -209,7 +210,7 @@ class Program:
             nodes[name] = self.populations[name](constants, self.arith, batch, block, record.get(name, {}))
         for name, spec in self.synapses.items():
             src = nodes[self.inputs[name][0]]
-            nodes[name] = Synapse(spec, self.arith, src.max_abs if isinstance(src, Source) else 1.0, batch, block)
+            nodes[name] = Synapse(spec, self.arith, getattr(src, "max_abs", 1.0), batch, block)  # graded sources
         for name, op in self.feeds_in.items():
             nodes[name] = FeedNode(name, op, self.arith, batch, block)
         return nodes

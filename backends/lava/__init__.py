@@ -25,6 +25,7 @@ from backends.lava.hardware import (build_process_graph, hardware_script, loihi_
 from backends.lava.ops import LavaOp, lava_op, register
 from backends.lava.runner import run_lava
 from backends.lava import qif as _qif  # noqa: F401  (registers spikeport's QIF process)
+from backends.lava import gate_qif as _gate_qif  # noqa: F401  (registers spikeport's gate QIF process)
 
 __all__ = [
     "LavaNetwork", "LavaOp", "register", "build_network", "build_process_graph", "check_lava_params",

@@ -68,12 +68,7 @@ def lava_classes():
         gain: float = LavaPyType(float, float)
 
         def run_spk(self):
-            half = 1 << 23
-            a_in = np.left_shift(self.a_in.recv().astype(np.int32), 6)
-            decayed = np.int64(self.u) * (4096 - (int(self.du) + 1))
-            u = np.int32(np.sign(decayed) * np.right_shift(np.abs(decayed), 12)) + a_in
-            u = np.where(u > half, u - 2 * half, u)
-            u = np.where(u <= -half, u + 2 * half, u)
+            u = lava_current(self.u, self.a_in.recv(), self.du)
             x = np.int64(self.x)
             x = x + np.right_shift(x * x, int(self.frac) + int(self.k)) + self.bias + np.right_shift(np.int64(u), int(self.u_shift))
             s = x >= int(self.x_th)
@@ -106,6 +101,17 @@ def lava_classes():
             self.s_out.send(s)
 
     return QIFProcess, {"fixed": Fixed, "float": Float}
+
+
+def lava_current(u, a_in, du) -> np.ndarray:
+    """Lava's bit-accurate LIF current update: int64 product, sign-magnitude shift by 12,
+    ``a_in << 6``, the 24-bit wrap (lif/models.py ``subthr_dynamics``), as int32."""
+    half = 1 << 23
+    decayed = np.int64(u) * (4096 - (int(du) + 1))
+    u = np.int32(np.sign(decayed) * np.right_shift(np.abs(decayed), 12)) + np.left_shift(
+        np.asarray(a_in).astype(np.int32), 6)
+    u = np.where(u > half, u - 2 * half, u)
+    return np.where(u <= -half, u + 2 * half, u)
 
 
 def process_kwargs(name: str, op: QIF, mode: str) -> dict:

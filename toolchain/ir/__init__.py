@@ -8,10 +8,11 @@
 This package imports only `models` and third-party packages.
 """
 from toolchain.ir.graph import IR, IR_DOMAIN, IR_VERSION, ops_equal
-from toolchain.ir.ops import (OP_TYPES, LIF, QIF, DelayDense, Dense, Feed, FeedFixed, Input, LIFFixed, LIFReset,
+from toolchain.ir.ops import (OP_TYPES, LIF, QIF, DelayDense, Dense, Feed, FeedFixed, GateQIF, GateQIFFixed, Input,
+                              LIFFixed, LIFReset,
                               Neuron, Op, Output, QIFFixed, Sink, Source, Sparse, Synapse, SynapseFixed)
 
 __all__ = ["IR", "IR_DOMAIN", "IR_VERSION", "OP_TYPES", "LIF", "DelayDense", "Dense", "Feed", "FeedFixed", "Input",
-           "LIFFixed", "LIFReset", "Neuron", "Op", "Output", "QIF", "QIFFixed", "Sink", "Source", "Sparse", "Synapse",
+           "GateQIF", "GateQIFFixed", "LIFFixed", "LIFReset", "Neuron", "Op", "Output", "QIF", "QIFFixed", "Sink", "Source", "Sparse", "Synapse",
            "SynapseFixed",
            "ops_equal"]

@@ -10,9 +10,10 @@ from toolchain.ir.ops.endpoints import Input, Output
 from toolchain.ir.ops.feed import Feed, FeedFixed
 from toolchain.ir.ops.lif import LIF, LIFFixed, LIFReset
 from toolchain.ir.ops.qif import QIF, QIFFixed
+from toolchain.ir.ops.gate_qif import GateQIF, GateQIFFixed  # noqa: E402  (after QIF: it builds on it)
 from toolchain.ir.ops.synapses import DelayDense, Dense, Sparse, SynapseFixed
 
-__all__ = ["OP_TYPES", "DelayDense", "Dense", "Feed", "FeedFixed", "Input", "LIF", "LIFFixed", "LIFReset", "Neuron",
+__all__ = ["OP_TYPES", "DelayDense", "Dense", "Feed", "FeedFixed", "GateQIF", "GateQIFFixed", "Input", "LIF", "LIFFixed", "LIFReset", "Neuron",
            "Op", "Output", "QIF", "QIFFixed", "Sink", "Source", "Sparse", "Synapse", "SynapseFixed", "check_finite",
            "check_range",
            "collecting", "floats", "ints", "plain", "report"]
