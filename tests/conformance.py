@@ -45,6 +45,16 @@ def _qif(n: int) -> irm.QIF:
                    fixed=fixed)
 
 
+def _gate_qif(n: int) -> irm.GateQIF:
+    """The QIF example's delta-pulse neuron with a gate zone [0.25, 0.75] and x_th = 0.75: payloads of
+    up to 64 per step, and whole passages in one step (q = 1 in float mode)."""
+    x0 = np.linspace(-1.0, 0.5, n)
+    fixed = irm.GateQIFFixed(k=6, frac=12, du=4095, u_shift=0, x_th=3072, x_reset=-4096, x_a=1024, gate_shift=5,
+                             payload_bits=6, bias=np.full(n, 64), x=np.round(x0 * 4096), u=np.zeros(n))
+    return irm.GateQIF(n, h=1 / 64, du=1.0, gain=1.0, x_th=0.75, x_reset=-1.0, x_a=0.25, width=0.5,
+                       bias=np.full(n, 1 / 64), x=x0, fixed=fixed)
+
+
 def _synapse(cls, w: np.ndarray, **extra):
     return cls(w / 64.0, fixed=irm.SynapseFixed(w, weight_exp=0, sign_mode=1), **extra)
 
@@ -56,7 +66,7 @@ def example(kind: str) -> irm.IR:
     synapse = {"Dense": lambda: _synapse(irm.Dense, w), "Sparse": lambda: _synapse(irm.Sparse, w * (w > 20)),
                "DelayDense": lambda: _synapse(irm.DelayDense, w, delay=rng.integers(0, 4, (4, 5)))}
     neuron = {"LIF": lambda: _lif(4), "LIFReset": lambda: _lif(4, irm.LIFReset, reset_interval=7, reset_offset=2),
-              "QIF": lambda: _qif(4)}
+              "QIF": lambda: _qif(4), "GateQIF": lambda: _gate_qif(4)}
     ir = irm.IR(f"example-{kind}")
     if kind == "Feed":  # fed straight from the input, same step: input(5) -> feed -> neuron(5)
         ir.add("input", irm.Input(5))
@@ -71,4 +81,5 @@ def example(kind: str) -> irm.IR:
     return ir
 
 
-EXAMPLES = ("Input", "Dense", "Sparse", "DelayDense", "Feed", "LIF", "LIFReset", "QIF", "Output")  # built-in op types covered
+EXAMPLES = ("Input", "Dense", "Sparse", "DelayDense", "Feed", "LIF", "LIFReset", "QIF", "GateQIF",
+            "Output")  # built-in op types covered

@@ -74,11 +74,12 @@ def _method_of_file(args, verb: str):
 def _refuse_foreign_options(args, verb: str, method, what: str) -> None:
     """A flag another method added for ``verb`` and set away from its default is a one-line error:
     for compile/verify "FLAG applies to LABEL checkpoints only; PATH is WHAT"."""
+    mine = args.method_options.get(method, [])
     for owner, actions in args.method_options.items():
         if owner is method:
             continue
         for action in actions:
-            if getattr(args, action.dest) != action.default:
+            if action not in mine and getattr(args, action.dest) != action.default:
                 flag = action.option_strings[0]
                 if verb == "train":
                     raise SpikeportError(f"train: {flag} applies to --method {' | '.join(owner.rules)} on "
@@ -211,6 +212,11 @@ class _Recorder:
         self.group, self.actions = group, []
 
     def add_argument(self, *flags, **kwargs) -> argparse.Action:
+        shared = self.group._option_string_actions.get(flags[0])
+        if shared is not None:  # a flag several methods take: one action, each method's help
+            shared.help = f"{shared.help}; {kwargs.get('help', '')}"
+            self.actions.append(shared)
+            return shared
         action = self.group.add_argument(*flags, **kwargs)
         self.actions.append(action)
         return action

@@ -217,8 +217,13 @@ def _refuse_qif(node: str, op: irm.QIF, *args):
                          f"its step and thresholds (spikeport compile of a smooth checkpoint makes it)")
 
 
+def _refuse_gate_qif(node: str, op: irm.GateQIF, *args):
+    raise SpikeportError(f"{node}: GateQIF is not quantized by calibration: its fixed-point record follows from "
+                         f"its step, zone and thresholds (spikeport compile of a gate checkpoint makes it)")
+
+
 # neuron op type -> (node, op, lam, reason, stat, synapses) -> LayerReport
-RULES = {irm.LIF: _quantize_neuron, irm.QIF: _refuse_qif}
+RULES = {irm.LIF: _quantize_neuron, irm.QIF: _refuse_qif, irm.GateQIF: _refuse_gate_qif}
 
 
 def read_reports(meta: dict) -> list[LayerReport]:

@@ -44,7 +44,6 @@ import networkx as nx
 import numpy as np
 
 from backends.emulator import arith as ar
-from backends.emulator import graded  # noqa: F401  (registers the graded gate-QIF population)
 from backends.emulator import lif  # noqa: F401  (registers the built-in LIF population)
 from backends.emulator import memory, paths
 from backends.emulator.nodes import FeedNode, Source, Synapse, SynapseSpec

@@ -96,7 +96,9 @@ class StepRulePopulation(Population):
     """Any neuron op, stepped by its own step rule (`toolchain.ir.ops.Neuron.step`).
 
     The reference implementation: one call of the op's rule per step, no block
-    planning. Fixed mode holds the op's integers as exact float64 values.
+    planning. Fixed mode holds the op's integers as exact float64 values. An op with
+    ``graded = True`` sends the values its step returns (``S`` float64, ``max_abs`` their
+    bound); recorded ``s`` is then that value (int8: graded ops keep |value| <= 127).
     """
 
     @staticmethod
@@ -112,8 +114,11 @@ class StepRulePopulation(Population):
         shape = (batch, op.n)
         self.state = {var: np.broadcast_to(np.asarray(x, np.float64), shape).copy()
                       for var, x in op.initial_state(self.mode).items()}
-        self.S = memory.empty((block, *shape), bool)
+        graded = getattr(op, "graded", False)  # sends values (`toolchain.ir.ops.gate_qif`), not spikes
+        self.S = memory.empty((block, *shape), np.float64 if graded else bool)
         self.A = memory.empty((block, *shape), np.float64)
+        if graded:
+            self.max_abs = op.max_payload(self.mode)  # bounds |value sent|: the synapses' exact product dtype
         self.blocks = {"s": self.S, **{var: memory.empty((block, *shape), np.float64) for var in op.state_vars}}
 
     def step(self, i: int, t: int, a) -> None:

@@ -275,6 +275,11 @@ def _refuse_qif(name: str, op: irm.QIF, dt: float, metadata: dict):
                          f"primitive; use ONNX)")
 
 
+def _refuse_gate_qif(name: str, op: irm.GateQIF, dt: float, metadata: dict):
+    raise SpikeportError(f"{name}: GateQIF cannot be written to NIR (NIR has no quadratic integrate-and-fire "
+                         f"primitive and no graded gate output; use ONNX)")
+
+
 def _export_output(name: str, op: irm.Output, dt: float, metadata: dict) -> nir.Output:
     return nir.Output(output_type=np.array([op.n]), metadata=metadata)
 
@@ -298,7 +303,8 @@ def _refuse_feed(name: str, op: irm.Feed, dt: float, metadata: dict):
 
 
 EXPORTS = {irm.Input: _export_input, irm.Feed: _refuse_feed, irm.Dense: _export_synapse, irm.LIF: _export_lif,
-           irm.LIFReset: _refuse_lif_reset, irm.QIF: _refuse_qif, irm.Output: _export_output}
+           irm.LIFReset: _refuse_lif_reset, irm.QIF: _refuse_qif, irm.GateQIF: _refuse_gate_qif,
+           irm.Output: _export_output}
 
 
 def _tau(decay: float, dt: float) -> float:

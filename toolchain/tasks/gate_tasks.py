@@ -54,8 +54,18 @@ def _window(t: np.ndarray, span, shift: np.ndarray) -> np.ndarray:
     return (t[None] >= lo + shift[:, None]) & (t[None] < hi + shift[:, None])
 
 
+def check_windows(cfg: dict) -> None:
+    """Every XOR window [start, end) lies in [0, duration] and is not empty; a one-line error otherwise."""
+    for key in ("pulse_a", "pulse_b", "cue", "response", "score"):
+        lo, hi = cfg[key]
+        if not 0 <= lo < hi <= cfg["duration"] - cfg["jitter"] or lo - cfg["jitter"] < 0 and key != "pulse_a":
+            raise SpikeportError(f"xor: {key}={[lo, hi]} is outside [jitter, duration - jitter] = "
+                                 f"[{cfg['jitter']:g}, {cfg['duration'] - cfg['jitter']:g}] ms or empty")
+
+
 def xor_trials(n: int, seed: int, dt: float, cfg: dict = XOR_DEFAULTS, conditions=None) -> Trials:
     """``n`` XOR trials; ``conditions`` (n,) in 0..3, default cycling 0, 1, 2, 3, ..."""
+    check_windows(cfg)
     rng = np.random.default_rng(seed)
     cond = np.arange(n) % 4 if conditions is None else np.asarray(conditions)
     a = np.where(cond & 1, -1.0, 1.0)

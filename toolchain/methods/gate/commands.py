@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from models.errors import SpikeportError
 from toolchain import flags
 from toolchain.ir import passes
 from toolchain.methods.gate.config import VERIFY_SEED_OFFSET
@@ -16,19 +17,19 @@ from toolchain.methods.gate.config import VERIFY_SEED_OFFSET
 
 
 def add_options(verb: str, parser) -> None:
-    """``--resume``, ``--iterations`` for train; ``--trials``, ``--trial-seed``, ``--lava-trials`` for verify."""
+    """``--resume``, ``--iterations`` for train; ``--trials``, ``--seed``, ``--lava-trials`` for verify."""
     if verb == "train":
         parser.add_argument("--resume", action="store_true",
                             help="gate: continue the run in --out after its last checkpoint "
                                  "(same settings; only --iterations may grow; default: off)")
         parser.add_argument("--iterations", type=flags.positive_int,
                             help="gate: optimiser steps, one fresh batch each (default: the task's, "
-                                 "xor 1500, predictive-coding 600)")
+                                 "xor 600, predictive-coding 600)")
     if verb == "verify":
         parser.add_argument("--trials", type=flags.positive_int,
                             help="gate: fresh test trials scored on every engine (default 1000; "
                                  "XOR: equally many of each of the 4 conditions)")
-        parser.add_argument("--trial-seed", type=flags.non_negative_int,
+        parser.add_argument("--seed", type=flags.non_negative_int,
                             help=f"gate: seed of the fresh test trials (default {VERIFY_SEED_OFFSET}, "
                                  "a seed no training or validation batch uses)")
         parser.add_argument("--lava-trials", type=flags.positive_int,
@@ -40,7 +41,10 @@ def train(args: argparse.Namespace) -> int:
     """`spikeport train --method gate --task xor|predictive-coding [--iterations N] [--resume]`."""
     from toolchain.methods.gate.train import train_gate  # lazy: imports torch
 
-    meta = train_gate(args.task, iterations=getattr(args, "iterations", None) or args.epochs, seed=args.seed or 0,
+    if args.epochs is not None:
+        raise SpikeportError(f"train: --epochs={args.epochs} does not apply to --method gate, which counts "
+                             "optimiser steps: use --iterations")
+    meta = train_gate(args.task, iterations=getattr(args, "iterations", None), seed=args.seed or 0,
                       out=args.out, resume=getattr(args, "resume", False), progress=not args.quiet,
                       log=None if args.quiet else print, config_file=args.config,
                       **({"threads": args.threads} if args.threads else {}))
@@ -61,7 +65,7 @@ def compile(path: Path, args: argparse.Namespace) -> tuple:
 
 
 def verify(args: argparse.Namespace) -> int:
-    """`spikeport verify gate.pt [--trials N] [--trial-seed S]`: float model, float and fixed emulator,
+    """`spikeport verify gate.pt [--trials N] [--seed S] [--lava-trials M]`: float model, float and fixed emulator,
     Lava fixed_pt vs the emulator; PASS when the task's criteria hold on every engine and Lava is
     bit-identical to the emulator."""
     from toolchain.methods.gate.verify import verify_gate  # lazy: imports torch
@@ -71,6 +75,6 @@ def verify(args: argparse.Namespace) -> int:
         check_replaceable(args.report)
     lava = "lava" in [b.strip() for b in args.backends.split(",")]
     return verify_gate(args.model, trials=getattr(args, "trials", None) or 1000,
-                       seed=VERIFY_SEED_OFFSET if getattr(args, "trial_seed", None) is None else args.trial_seed,
+                       seed=VERIFY_SEED_OFFSET if getattr(args, "seed", None) is None else args.seed,
                        lava_trials=(getattr(args, "lava_trials", None) or 50) if lava else 0,
                        report=None if args.no_report else args.report)

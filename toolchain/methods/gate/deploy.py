@@ -31,7 +31,8 @@ from models.gate import GateNetwork, drive_of
 from toolchain import ir as irm
 from toolchain import scaleout
 from toolchain.ir import passes
-from toolchain.methods.gate.train import load_checkpoint
+from toolchain.methods.gate.train import gate_config, load_checkpoint
+from toolchain.tasks.gate_tasks import Trials, make_trials
 from toolchain.verify.compare import combine, compare_bit_identity
 
 PAYLOAD_BITS = 6
@@ -112,9 +113,6 @@ def quantize_gate(ir: irm.IR, max_readout: float) -> tuple[irm.IR, list]:
 def compile_gate(path, calibration=None):
     """Checkpoint -> (float64 network, fixed IR, report lines). The readout scale comes from the
     float model's largest |O r| on ``calibration`` trials (default: 64 training-like trials)."""
-    from toolchain.methods.gate.train import gate_config
-    from toolchain.tasks.gate_tasks import make_trials
-
     net, meta = load_checkpoint(path)
     net = net.double().eval()
     cfg = gate_config(meta["task"], **{k: v for k, v in meta["run_config"].items() if k != "task"})
@@ -171,15 +169,14 @@ def deployed(engine: str, ir: irm.IR, trials, batch: int = 250) -> dict:
     scale = 2.0 ** meta["readout_frac"] if mode == "fixed" else 1.0
     outs, last = [], None
     for lo in range(0, len(trials.inputs), batch):
-        part = _slice(trials, lo, lo + batch)
+        part = slice_trials(trials, lo, lo + batch)
         last = scaleout.run(engine, ir, encode(part, ir, mode), list(RECORD))
         outs.append(last["readout/u"][:, 1:].astype(np.float64) / scale + np.asarray(meta["o_bias"]))
     return dict(o=np.concatenate(outs), record=last)
 
 
-def _slice(trials, lo: int, hi: int):
-    from toolchain.tasks.gate_tasks import Trials
-
+def slice_trials(trials, lo: int, hi: int) -> Trials:
+    """Trials lo..hi-1 of ``trials``."""
     return Trials(*(getattr(trials, f)[lo:hi] for f in ("inputs", "target", "weight", "condition", "score")))
 
 
@@ -187,7 +184,7 @@ def bit_identity(ir: irm.IR, trials, batch: int = 25):
     """Lava fixed_pt vs the emulator on ``trials``: every recorded variable of every node, every step."""
     chunks = []
     for lo in range(0, len(trials.inputs), batch):
-        x = encode(_slice(trials, lo, lo + batch), ir, "fixed")
+        x = encode(slice_trials(trials, lo, lo + batch), ir, "fixed")
         chunks.append(compare_bit_identity("lava", scaleout.run("lava", ir, x), "emulator",
                                            scaleout.run("emulator", ir, x)))
     return combine(chunks)

@@ -43,7 +43,7 @@ def new_network(cfg: dict, trials) -> GateNetwork:
 
 def optimizer(net: GateNetwork, cfg: dict) -> torch.optim.Adam:
     """Adam with ``lr`` for W, U, b and ``lr_readout`` for O, o_b (the readout learns faster
-    than the dynamics it reads may change)."""
+    than the dynamics it reads may change); both decay as exp(-iteration / tau_lr)."""
     return torch.optim.Adam([dict(params=[net.W, net.U, net.b], lr=cfg["lr"]),
                              dict(params=[net.O, net.o_b], lr=cfg["lr_readout"])],
                             betas=(cfg["beta1"], cfg["beta2"]))
@@ -85,6 +85,7 @@ def train_gate(task: str, iterations=None, seed: int = 0, out="model.pt", resume
         if log:
             log(f"resuming {out} after iteration {start} of {cfg['iterations']}")
     validation = make_trials(task, cfg["eval_trials"], VALIDATION_SEED + cfg["seed"], cfg["dt"], cfg)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: float(np.exp(-(start + i) / cfg["tau_lr"])))
     bar = tqdm(range(start + 1, cfg["iterations"] + 1), desc=f"gate {task}", disable=not progress, unit="it")
     t_last = time.perf_counter()
     for it in bar:
@@ -94,6 +95,7 @@ def train_gate(task: str, iterations=None, seed: int = 0, out="model.pt", resume
         for p in net.parameters():  # per tensor: W's gradient can be 1000x O's, a global clip would stall O
             torch.nn.utils.clip_grad_norm_(p, cfg["clip"])
         opt.step()
+        schedule.step()
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if it % cfg["eval_every"] == 0 or it == cfg["iterations"]:
             now = time.perf_counter()

@@ -55,7 +55,7 @@ def measure(model, trials_n: int, seed: int, lava_trials: int) -> dict:
     trials = make_trials(task, trials_n, seed, cfg["dt"], cfg)
     t0 = time.perf_counter()
     run = deploy.float_run(net, trials)
-    rep = dict(model=str(model), task=task, trials=trials_n, seed=seed, quantization=lines,
+    rep = dict(model=str(model), task=task, trials=trials_n, seed=seed, dt=cfg["dt"], quantization=lines,
                engines={"float": dict(score.score_readout(run["o"], trials, task),
                                       rate_hz=float(run["spikes"].mean()) * 1000 / cfg["dt"],
                                       wall_s=time.perf_counter() - t0)})
@@ -73,13 +73,13 @@ def measure(model, trials_n: int, seed: int, lava_trials: int) -> dict:
         rep["control"] = poisson_control(run, net, trials, cfg["dt"], seed + 1)
     if lava_trials:
         t0 = time.perf_counter()
-        bi = deploy.bit_identity(ir, deploy._slice(trials, 0, lava_trials))
+        bi = deploy.bit_identity(ir, deploy.slice_trials(trials, 0, lava_trials))
         rep["lava"] = dict(trials=bi.samples, identical_trials=bi.identical_samples, arrays=bi.arrays,
                            identical_arrays=bi.identical_arrays, values=bi.values, equal_values=bi.equal_values,
                            first_divergence=bi.first_divergence.describe() if bi.first_divergence else None,
                            wall_s=time.perf_counter() - t0)
     rep["history"] = history(model)
-    rep["_figures"] = dict(ir=ir, trials=deploy._slice(trials, 0, 4), traces=traces, float_spikes=run["spikes"][0])
+    rep["_figures"] = dict(ir=ir, trials=deploy.slice_trials(trials, 0, 4), traces=traces, float_spikes=run["spikes"][0])
     return rep
 
 
