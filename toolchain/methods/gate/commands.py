@@ -24,7 +24,7 @@ def add_options(verb: str, parser) -> None:
                                  "(same settings; only --iterations may grow; default: off)")
         parser.add_argument("--iterations", type=flags.positive_int,
                             help="gate: optimiser steps, one fresh batch each (default: the task's, "
-                                 "xor 600, predictive-coding 600)")
+                                 "xor 500, predictive-coding 500)")
     if verb == "verify":
         parser.add_argument("--trials", type=flags.positive_int,
                             help="gate: fresh test trials scored on every engine (default 1000; "

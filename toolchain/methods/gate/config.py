@@ -14,9 +14,9 @@ RUN_DEFAULTS = dict(dt=1.0, tau_v=8.0, tau_s=10.0, x_a=2.0, width=16.0, x_th=18.
                     w_scale=0.5, u_scale=1.0, bias_range=0.3, bias_mean=-0.4, o_scale=0.0, lr=3e-4, lr_readout=1e-2, tau_lr=300.0, beta1=0.9, beta2=0.999, clip=1.0,
                     batch_size=16, eval_every=50, eval_trials=200, seed=0, threads=1)
 TASK_DEFAULTS = {
-    "xor": dict(n_rec=64, iterations=600, activity=1e-4, **XOR_DEFAULTS),
-    "predictive-coding": dict(n_rec=30, iterations=600, activity=1e-3, x_reset=-4.0, bias_mean=0.0, w_scale=1.0,
-                              lr=1e-3, **PC_DEFAULTS),
+    "xor": dict(n_rec=64, iterations=500, activity=1e-4, lr=3e-5, tau_lr=200.0, **XOR_DEFAULTS),
+    "predictive-coding": dict(n_rec=30, iterations=500, activity=1e-3, x_reset=-4.0, bias_mean=0.5, w_scale=1.0,
+                              u_scale=3.0, lr=1e-2, tau_lr=400.0, **PC_DEFAULTS),
 }
 RANGES = dict(dt=POSITIVE, tau_v=POSITIVE, tau_s=POSITIVE, width=POSITIVE, w_scale=NON_NEGATIVE,
               u_scale=NON_NEGATIVE, o_scale=NON_NEGATIVE, bias_range=NON_NEGATIVE, bias_mean=Range(float), lr_readout=POSITIVE, tau_lr=POSITIVE, beta1=FRACTION, beta2=FRACTION, clip=POSITIVE,
