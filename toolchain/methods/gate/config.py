@@ -15,7 +15,7 @@ RUN_DEFAULTS = dict(dt=1.0, tau_v=8.0, tau_s=10.0, x_a=2.0, width=16.0, x_th=18.
                     batch_size=16, eval_every=50, eval_trials=200, seed=0, threads=1)
 TASK_DEFAULTS = {
     "xor": dict(n_rec=64, iterations=500, activity=1e-4, lr=3e-5, tau_lr=200.0, **XOR_DEFAULTS),
-    "predictive-coding": dict(n_rec=30, iterations=500, activity=1e-3, x_reset=-4.0, bias_mean=0.5, w_scale=1.0,
+    "predictive-coding": dict(n_rec=60, iterations=500, activity=1e-3, x_reset=-4.0, bias_mean=0.5, w_scale=1.0,
                               u_scale=3.0, lr=1e-2, tau_lr=400.0, **PC_DEFAULTS),
 }
 RANGES = dict(dt=POSITIVE, tau_v=POSITIVE, tau_s=POSITIVE, width=POSITIVE, w_scale=NON_NEGATIVE,
