@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from models.errors import SpikeportError
 from models.gate import GateNetwork, GateNeuron, readout, simulate, weighted_mse
 from models.gate_adjoint import adjoint_gradients
 from toolchain.tasks.gate_tasks import PC_DEFAULTS, XOR_DEFAULTS, pc_trials, xor_label, xor_trials
@@ -18,6 +19,13 @@ def _small_net(gate: str, seed: int = 3) -> GateNetwork:
     with torch.no_grad():
         net.O.normal_(generator=torch.Generator().manual_seed(seed))
     return net
+
+
+def _short(duration: float) -> dict:
+    """The XOR protocol squeezed into ``duration`` ms (pulses, cue and response at the same fractions)."""
+    scale = duration / XOR_DEFAULTS["duration"]
+    return dict(XOR_DEFAULTS, duration=duration, **{k: [v * scale for v in XOR_DEFAULTS[k]]
+                                                    for k in ("pulse_a", "pulse_b", "cue", "response", "score")})
 
 
 def _loss(out, trials) -> torch.Tensor:
@@ -52,7 +60,7 @@ def test_a_full_passage_through_the_gate_sends_one_unit_of_charge_a_partial_one_
 
 def test_recurrent_weights_have_no_self_connections_and_no_gradient_on_the_diagonal():
     net = _small_net("box")
-    trials = xor_trials(4, 0, 1.0, dict(XOR_DEFAULTS, duration=200.0, response=[100.0, 190.0], score=[100.0, 190.0]))
+    trials = xor_trials(4, 0, 1.0, _short(200.0))
     assert torch.all(torch.diagonal(net.recurrent()) == 0)
     _loss(readout(net, torch.as_tensor(trials.inputs)), trials).backward()
     assert torch.all(torch.diagonal(net.W.grad) == 0) and net.W.grad.abs().sum() > 0
@@ -61,7 +69,7 @@ def test_recurrent_weights_have_no_self_connections_and_no_gradient_on_the_diago
 @pytest.mark.parametrize("gate", ["box", "smooth"])
 def test_compiled_bptt_equals_autograd_through_the_steps_in_float64(gate):
     net = _small_net(gate)
-    trials = xor_trials(4, 1, 1.0, dict(XOR_DEFAULTS, duration=300.0, response=[150.0, 290.0], score=[150.0, 290.0]))
+    trials = xor_trials(4, 1, 1.0, _short(300.0))
     x = torch.as_tensor(trials.inputs)
     reference = torch.autograd.grad(_loss(net(x), trials), list(net.parameters()))
     fast = torch.autograd.grad(_loss(readout(net, x), trials), list(net.parameters()))
@@ -72,7 +80,7 @@ def test_compiled_bptt_equals_autograd_through_the_steps_in_float64(gate):
 
 def test_bptt_gradients_match_central_finite_differences_within_1e_4():
     net = _small_net("box", seed=5)
-    trials = xor_trials(4, 2, 1.0, dict(XOR_DEFAULTS, duration=250.0, response=[120.0, 240.0], score=[120.0, 240.0]))
+    trials = xor_trials(4, 2, 1.0, _short(250.0))
     x = torch.as_tensor(trials.inputs)
     grads = dict(zip([n for n, _ in net.named_parameters()],
                      torch.autograd.grad(_loss(readout(net, x), trials), list(net.parameters()))))
@@ -137,6 +145,8 @@ def test_xor_trials_cycle_the_four_conditions_and_the_target_is_their_xor():
     assert trials.weight[0, 100] == pytest.approx(0.1) and trials.weight[0, 660] == 0 and trials.weight[0, 800] == 1
     noisy = xor_trials(8, 0, 1.0), xor_trials(8, 1, 1.0)
     assert not np.array_equal(noisy[0].inputs, noisy[1].inputs)  # fresh seeds, fresh trials
+    with pytest.raises(SpikeportError, match=r"xor: cue=\[650.0, 700.0\] is outside \[0, 600\] ms"):
+        xor_trials(4, 0, 1.0, dict(XOR_DEFAULTS, duration=600.0))
 
 
 def test_predictive_coding_input_is_unit_variance_low_pass_noise_with_its_time_constant():

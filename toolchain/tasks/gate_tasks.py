@@ -55,12 +55,14 @@ def _window(t: np.ndarray, span, shift: np.ndarray) -> np.ndarray:
 
 
 def check_windows(cfg: dict) -> None:
-    """Every XOR window [start, end) lies in [0, duration] and is not empty; a one-line error otherwise."""
+    """Every XOR window [start, end) is non-empty and inside the trial, also when ``jitter`` shifts
+    it (all but pulse A); a one-line error naming the window otherwise."""
     for key in ("pulse_a", "pulse_b", "cue", "response", "score"):
         lo, hi = cfg[key]
-        if not 0 <= lo < hi <= cfg["duration"] - cfg["jitter"] or lo - cfg["jitter"] < 0 and key != "pulse_a":
-            raise SpikeportError(f"xor: {key}={[lo, hi]} is outside [jitter, duration - jitter] = "
-                                 f"[{cfg['jitter']:g}, {cfg['duration'] - cfg['jitter']:g}] ms or empty")
+        slack = 0.0 if key == "pulse_a" else cfg["jitter"]
+        if not (slack <= lo < hi <= cfg["duration"] - slack):
+            raise SpikeportError(f"xor: {key}={[lo, hi]} is outside [{slack:g}, {cfg['duration'] - slack:g}] ms "
+                                 "(the trial, less the jitter) or empty")
 
 
 def xor_trials(n: int, seed: int, dt: float, cfg: dict = XOR_DEFAULTS, conditions=None) -> Trials:

@@ -15,8 +15,8 @@ it takes; a partial one a graded amount (negative when x falls back). What the n
 
 Fixed point (integer add, shift, compare only; the ``fixed`` record)::
 
-    u  = Lava LIF's u update (as in the QIF op)
-    XH = X + ((X * X) >> (frac + k)) + bias + (u >> u_shift)
+    u  = Lava LIF's u update (as in the QIF op; `models.qif_fixed.current`)
+    XH = X + ((X * X) >> (frac + k)) + bias + (u >> u_shift)   (`models.qif_fixed.voltage`)
     Q(X) = clip(X - x_a, 0, 2**(payload_bits + gate_shift)) >> gate_shift
     q  = Q(min(XH, x_a + 2**(payload_bits + gate_shift))) - Q(X_prev)
     X  = x_reset if XH >= x_th else XH
@@ -34,9 +34,9 @@ from typing import ClassVar, Optional
 
 import numpy as np
 
-from models import fixed_point as fx
+from models import qif_fixed
 from toolchain.ir.ops.base import Neuron, check_range, floats, ints
-from toolchain.ir.ops.qif import X_MAX, X_MIN, QIF
+from toolchain.ir.ops.qif import QIF, check_current, check_state
 
 MAX_PAYLOAD_BITS = 6  # |q| <= 2**6 = 64 fits the int8 spike recordings of every engine
 
@@ -122,10 +122,10 @@ class GateQIF(Neuron):
         x = state["x"]
         if mode == "fixed":
             f = self.fixed
-            u = fx.wrap_int32(fx.decay(state["u"], fx.current_factor(f.du)) + fx.scaled_input(a_in))
-            QIF._check_register(self, "u", u, -fx.U_MAX + 1, fx.U_MAX, t, "24-bit current; one step's input beyond it")
-            xh = x + np.floor(x * x / 2.0 ** (f.frac + f.k)) + f.bias + np.floor(u / 2.0 ** f.u_shift)
-            QIF._check_register(self, "x", xh, X_MIN, np.inf, t, "24-bit state; inhibition beyond the fixed-point range")
+            u = qif_fixed.current(state["u"], a_in, f.du)
+            check_current(self.source, u, t)
+            xh = qif_fixed.voltage(x, u, f.bias, f.k, f.frac, f.u_shift)
+            check_state(self.source, xh, t)
             top = f.x_a + f.zone
             q = (self._charge_fixed(np.minimum(xh, top), f) - self._charge_fixed(x, f))
             th, reset = f.x_th, f.x_reset
