@@ -57,6 +57,9 @@ def test_gate_flags_are_refused_elsewhere_epochs_is_refused_for_gate_and_help_ex
     assert main(["train", "--method", "surrogate", "--task", "digits", "--iterations", "3",
                  "--out", str(trained / "s.pt")]) == 2
     assert "--iterations applies to --method gate" in capsys.readouterr().err
+    assert main(["train", "--method", "surrogate", "--task", "digits", "--resume", "--out", str(trained / "s.pt")]) == 2
+    err = capsys.readouterr().err  # a flag two methods share names both
+    assert "--resume applies to --method gate on --task xor | predictive-coding; --method smooth" in err
     assert _train(trained, "--epochs", 3) == 2
     assert "use --iterations" in capsys.readouterr().err
     with pytest.raises(SystemExit):

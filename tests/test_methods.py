@@ -18,7 +18,7 @@ from toolchain.methods.config import resolve
 ROOT = Path(__file__).resolve().parents[1]
 
 TODAYS_KINDS = {"spikeport-checkpoint", "spikeport-ttfs-checkpoint", "spikeport-spike-transform-checkpoint",
-                "spikeport-smooth-checkpoint"}
+                "spikeport-smooth-checkpoint", "spikeport-gate-checkpoint"}
 
 
 def _one_line(exc_info) -> str:
@@ -35,7 +35,7 @@ def _choices(parser: argparse.ArgumentParser, verb: str, dest: str):
 # ------------------------------------------------------------------ registry
 def test_every_registered_method_has_a_name_kind_tasks_rules_and_the_three_verbs():
     registered = methods.registry()
-    assert {m.name for m in registered} == {"superspike", "ttfs", "spike_train", "smooth"}
+    assert {m.name for m in registered} == {"superspike", "ttfs", "spike_train", "smooth", "gate"}
     for m in registered:
         assert m.name and m.description and m.label and m.tasks and m.rules
         assert callable(m.add_options) and callable(m.train) and callable(m.compile) and callable(m.verify)
@@ -62,7 +62,8 @@ def test_superspike_is_the_one_default_method_and_surrogate_the_default_rule():
 
 @pytest.mark.parametrize("rule, task, name", [
     ("surrogate", "digits", "superspike"), ("surrogate", "spike-transform", "spike_train"),
-    ("exact", "spike-transform", "spike_train"), ("ttfs", "mnist", "ttfs"), ("smooth", "mnist", "smooth")])
+    ("exact", "spike-transform", "spike_train"), ("ttfs", "mnist", "ttfs"), ("smooth", "mnist", "smooth"),
+    ("gate", "xor", "gate"), ("gate", "predictive-coding", "gate")])
 def test_training_goes_to_the_method_that_has_the_rule_for_the_task(rule, task, name):
     assert methods.for_training(rule, task).name == name
 
@@ -129,7 +130,7 @@ def test_a_flag_of_another_method_is_refused_for_training_in_one_line(toy_method
 # ----------------------------------------------------------------------- CLI
 def test_the_cli_method_choices_are_the_rules_of_the_registered_methods():
     rules = {r for m in methods.registry() for r in m.rules}
-    assert set(_choices(build_parser(), "train", "method")) == rules == {"surrogate", "ttfs", "exact", "smooth"}
+    assert set(_choices(build_parser(), "train", "method")) == rules == {"surrogate", "ttfs", "exact", "smooth", "gate"}
 
 
 def test_a_superspike_flag_on_ttfs_training_is_refused_in_one_line(tmp_path, capsys):

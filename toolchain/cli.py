@@ -81,11 +81,12 @@ def _refuse_foreign_options(args, verb: str, method, what: str) -> None:
         for action in actions:
             if action not in mine and getattr(args, action.dest) != action.default:
                 flag = action.option_strings[0]
+                owners = [m for m, acts in args.method_options.items() if action in acts]  # a shared flag: all
                 if verb == "train":
-                    raise SpikeportError(f"train: {flag} applies to --method {' | '.join(owner.rules)} on "
-                                         f"--task {' | '.join(owner.tasks)} only, not to {what}")
-                raise SpikeportError(f"{verb}: {flag} applies to {owner.label} checkpoints only; {args.model} is "
-                                     f"{what}")
+                    where = "; ".join(f"--method {' | '.join(o.rules)} on --task {' | '.join(o.tasks)}" for o in owners)
+                    raise SpikeportError(f"train: {flag} applies to {where} only, not to {what}")
+                raise SpikeportError(f"{verb}: {flag} applies to {' and '.join(o.label for o in owners)} checkpoints "
+                                     f"only; {args.model} is {what}")
 
 
 def _cmd_export(args) -> int:

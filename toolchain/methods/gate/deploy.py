@@ -164,15 +164,16 @@ def engine_mode(engine: str) -> str:
 
 def deployed(engine: str, ir: irm.IR, trials, batch: int = 250) -> dict:
     """Run ``engine`` on ``trials``: {"o": (B, T, n_out) readout in float units, "record": the raw
-    recordings of the last batch} (recordings of `RECORD`)."""
+    recordings (`RECORD`) of the first batch, trials 0 .. batch-1}."""
     mode, meta = engine_mode(engine), ir.meta["gate"]
     scale = 2.0 ** meta["readout_frac"] if mode == "fixed" else 1.0
-    outs, last = [], None
+    outs, first = [], None
     for lo in range(0, len(trials.inputs), batch):
         part = slice_trials(trials, lo, lo + batch)
-        last = scaleout.run(engine, ir, encode(part, ir, mode), list(RECORD))
-        outs.append(last["readout/u"][:, 1:].astype(np.float64) / scale + np.asarray(meta["o_bias"]))
-    return dict(o=np.concatenate(outs), record=last)
+        out = scaleout.run(engine, ir, encode(part, ir, mode), list(RECORD))
+        first = out if first is None else first
+        outs.append(out["readout/u"][:, 1:].astype(np.float64) / scale + np.asarray(meta["o_bias"]))
+    return dict(o=np.concatenate(outs), record=first)
 
 
 def slice_trials(trials, lo: int, hi: int) -> Trials:
