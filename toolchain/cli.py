@@ -199,7 +199,7 @@ def _add_method_options(verb: str, parser: argparse.ArgumentParser) -> dict:
     for method in methods.registry():
         takes = (f"--method {' | '.join(method.rules)} on --task {' | '.join(method.tasks)} only"
                  if verb == "train" else f"{method.label} checkpoints only")
-        recorder = _Recorder(parser.add_argument_group(f"{method.label} ({method.name}): {takes}"))
+        recorder = _Recorder(parser.add_argument_group(f"{method.label} ({method.name}): {takes}"), parser)
         method.add_options(verb, recorder)
         owned[method] = recorder.actions
     return owned
@@ -209,13 +209,15 @@ class _Recorder:
     """An argument group (titled with the method and which runs or checkpoints take its flags)
     that remembers the actions added to it."""
 
-    def __init__(self, group):
-        self.group, self.actions = group, []
+    def __init__(self, group, parser):
+        self.group, self.parser, self.actions = group, parser, []
 
     def add_argument(self, *flags, **kwargs) -> argparse.Action:
         shared = self.group._option_string_actions.get(flags[0])
-        if shared is not None:  # a flag several methods take: one action, each method's help
+        if shared is not None:  # a flag several methods take: one action, each method's help and title
             shared.help = f"{shared.help}; {kwargs.get('help', '')}"
+            home = next(g for g in self.parser._action_groups if shared in g._group_actions)
+            home.title = f"{home.title}; {self.group.title}"
             self.actions.append(shared)
             return shared
         action = self.group.add_argument(*flags, **kwargs)
