@@ -80,7 +80,7 @@ def test_the_table_puts_the_published_figures_beside_their_task_and_method_and_a
     (dict(entries=[]), "entries=[] is outside the allowed values"),
     (dict(entries=[dict(task="digits")]), "entries[0]: method=None is outside the allowed values (a string)"),
     (dict(entries=[dict(task="digits", method="ttfs", colour=1)]), "entries[0]: unknown key 'colour'"),
-    (dict(entries=[dict(task="yinyang", method="ttfs")]), "entries[0]: train: --method ttfs applies to --task"),
+    (dict(entries=[dict(task="xor", method="ttfs")]), "entries[0]: train: --method ttfs applies to --task"),
     (dict(entries=[dict(task="digits", method="ttfs")] * 2), "entries[1]: name 'digits-ttfs' repeats"),
     (dict(entries=[dict(task="digits", method="ttfs", verify=dict(samples=0))]),
      "entries[0]: verify: samples=0 is outside [1, inf)"),
