@@ -25,13 +25,13 @@ import torch
 from tqdm import tqdm
 
 from models import theta
-from models.theta_network import flip_bins, predict
+from models.theta_network import predict
 from toolchain import checkpoint
 from toolchain.methods.smooth import deploy, fixed
 from toolchain.methods.smooth.config import KIND
 from toolchain.methods.smooth.lower import calibrate_thresholds, lower_smooth, quantize_smooth
 from toolchain.methods.smooth.optim import AdaBelief
-from toolchain.methods.smooth.train import input_index, input_times, load_checkpoint
+from toolchain.methods.smooth.train import input_index, input_times, load_checkpoint, training_times
 from toolchain.tasks import datasets
 
 
@@ -99,10 +99,7 @@ def _epoch(net, dep, opt, gen, x, y, cfg, epoch: int, epochs: int, progress: boo
                disable=not progress, unit="batch")
     for i in bar:
         idx = order[i:i + cfg["batch_size"]]
-        code = input_index(x[idx], cfg)
-        if cfg["bins"] and cfg["p_flip"]:
-            code = flip_bins(code, cfg["bins"], cfg["p_flip"], gen)
-        t_in = input_times(code, net, cfg)
+        t_in = training_times(x[idx], net, cfg, gen)
         out = net(t_in)
         t_dep, _ = dep.first_times(net, t_in)
         loss = theta.smooth_loss(straight_through_times(out["t_out"], t_dep), y[idx], net.T, cfg["gamma"])

@@ -56,6 +56,14 @@ def input_times(code: torch.Tensor, net: ThetaNetwork, cfg: dict) -> torch.Tenso
     return (cfg["latency_window"] * (1 - code)).to(net.weights[0].dtype)
 
 
+def training_times(x: torch.Tensor, net: ThetaNetwork, cfg: dict, gen: torch.Generator) -> torch.Tensor:
+    """A training batch's input spike times (B, n_in), with the pixel-flip augmentation."""
+    code = input_index(x, cfg)
+    if cfg["bins"] and cfg["p_flip"]:
+        code = flip_bins(code, cfg["bins"], cfg["p_flip"], gen)
+    return input_times(code, net, cfg)
+
+
 @torch.no_grad()
 def evaluate(net: ThetaNetwork, x, y, cfg: dict) -> dict:
     """The reference's probe: loss and accuracy with pseudospikes, accuracy from ordinary spikes
@@ -152,10 +160,7 @@ def _epoch(net, opt, sched, gen, x, y, cfg, epoch: int, progress: bool):
                disable=not progress, unit="batch")
     for i in bar:
         idx = order[i:i + cfg["batch_size"]]
-        code = input_index(x[idx], cfg)
-        if cfg["bins"] and cfg["p_flip"]:
-            code = flip_bins(code, cfg["bins"], cfg["p_flip"], gen)
-        out = net(input_times(code, net, cfg))
+        out = net(training_times(x[idx], net, cfg, gen))
         loss = theta.smooth_loss(out["t_out"], y[idx], net.T, cfg["gamma"])
         opt.zero_grad()
         loss.backward()
