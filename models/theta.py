@@ -146,11 +146,11 @@ def layer(phi0: torch.Tensor, times: torch.Tensor, jumps: torch.Tensor, T: float
     B, K = times.shape
     phi = phi0.expand(B, -1) if phi0.dim() == 1 else phi0
     ends = torch.cat([torch.clamp(times, max=T), torch.full_like(times[:, :1], T)], 1)
-    jumps = jumps * (times < T).to(phi.dtype)[:, :, None]  # a padding event (at or after T) jumps by 0
     if compiled is None:
         compiled = _kernel() is not None
-    if compiled:
+    if compiled:  # the kernel stops at the first event at or after T, so never reads a padding jump
         return _kernel().CompiledLayer.apply(phi, ends, jumps, neuron, T)
+    jumps = jumps * (times < T).to(phi.dtype)[:, :, None]  # a padding event (at or after T) jumps by 0
     fire_times, fired = [], []
     t_prev = torch.zeros_like(ends[:, :1])
     for k, jump in enumerate([*jumps.unbind(1), torch.zeros_like(phi)]):  # the trial end jumps by 0
@@ -215,19 +215,25 @@ class _Interval(torch.autograd.Function):
 def sorted_events(spike_times: torch.Tensor, T: float):
     """The spikes of a layer as the next layer's events: (times (B, K), source neuron (B, K)).
 
-    spike_times (B, S, N) with ``inf`` for none; K is the batch's largest spike count (>= 1).
+    spike_times (B, S, N) with ``inf`` for none; K is the batch's largest spike count before T
+    (>= 1); a sample with fewer events is padded with ``inf``. Simultaneous spikes come in
+    neuron order within a slot. The order is found without autograd (by the compiled kernel
+    when numba is installed); the times are gathered from ``spike_times``, so gradients flow.
     """
     B, S, N = spike_times.shape
     flat = spike_times.reshape(B, S * N)
-    count = int((flat < T).sum(1).max()) if flat.numel() else 0
-    values, order = torch.topk(flat, max(count, 1), dim=1, largest=False, sorted=True)
-    return values, order % N
+    if _kernel() is not None:
+        order = torch.from_numpy(_kernel().event_order(flat.detach().contiguous().numpy(), T))
+    else:
+        count = int((flat < T).sum(1).max()) if flat.numel() else 0
+        order = torch.topk(flat.detach(), max(count, 1), dim=1, largest=False, sorted=True).indices
+    return flat.gather(1, order), order % N
 
 
 def dense_jumps(weight: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
     """The jumps (B, K, N_out) of events from neurons ``sources`` (B, K) through ``weight``
-    (N_out, N_in): one gather (its backward is one scatter)."""
-    return weight.t()[sources]
+    (N_out, N_in): one gather of contiguous rows (its backward is one scatter)."""
+    return weight.t().contiguous()[sources]
 
 
 def first_spike(spike_times: torch.Tensor) -> torch.Tensor:
