@@ -37,15 +37,33 @@ def test_train_writes_a_gate_checkpoint_and_resume_only_lets_iterations_grow(tra
     assert "n_rec=11" in err and len(err.strip().splitlines()) == 1
 
 
-def test_verify_scores_fresh_trials_on_every_engine_and_writes_the_report(trained, capsys):
-    rc = main(["verify", str(trained / "xor.pt"), "--trials", "8", "--seed", "5", "--lava-trials", "2",
+def test_verify_scores_samples_fresh_trials_on_every_engine_in_the_shared_verdict_frame(trained, capsys):
+    rc = main(["verify", str(trained / "xor.pt"), "--samples", "8", "--seed", "5", "--lava-samples", "2",
                "--report", str(trained / "rep")])
     out = capsys.readouterr().out
-    assert rc in (0, 1)  # a network trained for 3 iterations may fail the XOR criteria
-    for line in ("float:", "float-emulator:", "emulator:", "lava fixed_pt = emulator: 2/2 trials identical"):
+    assert "gate (xor): 8 fresh test trials (seed 5)" in out
+    for line in ("float:", "float-emulator:", "emulator:", "lava fixed_pt = emulator: 2/2 trials identical",
+                 "PASS  bit-identical lava = emulator: 2/2 samples identical", "XOR correct (float): ",
+                 "XOR correct (emulator): "):
         assert line in out
+    assert "confident" not in out.split("criteria:")[1]  # information only, not a criterion
+    data = json.loads((trained / "rep" / "report.json").read_text())
+    assert rc == data["exit_status"] == (0 if data["passed"] else 1)  # 3 iterations may fail the XOR criteria
+    assert out.strip().splitlines()[-1].startswith("report:") and f"verify: {'PASS' if rc == 0 else 'FAIL'}" in out
+    assert data["format"] == "spikeport-verify-report" and data["headline"]["metric"] == "correct"
+    assert data["headline"]["lava_identical_samples"] == data["headline"]["lava_samples"] == 2
+    assert [c["name"] for c in data["criteria"]] == ["XOR correct (float)", "XOR correct (emulator)",
+                                                     "bit-identical lava = emulator"]
+    html = (trained / "rep" / "report.html").read_text()
+    assert "<h1>spikeport verify:" in html and "Criteria" in html and "Versions and seeds" in html
     for name in ("report.html", "traces.png", "raster.png", "gate_fixed.onnx"):
         assert (trained / "rep" / name).is_file()
+
+
+def test_verify_refuses_more_lava_samples_than_samples_in_one_line(trained, capsys):
+    assert main(["verify", str(trained / "xor.pt"), "--samples", "2", "--lava-samples", "3", "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert "lava_samples=3 is outside [1, 2]" in err and len(err.strip().splitlines()) == 1
 
 
 def test_compile_writes_the_fixed_point_gate_network(trained, capsys):
@@ -65,6 +83,7 @@ def test_gate_flags_are_refused_elsewhere_epochs_is_refused_for_gate_and_help_ex
     with pytest.raises(SystemExit):
         main(["verify", "-h"])
     helptext = " ".join(capsys.readouterr().out.split())
-    for flag in ("--trials", "--seed", "--lava-trials"):
-        assert flag in helptext
+    assert "--trials" not in helptext and "--lava-trials" not in helptext  # one word per concept: --samples
+    assert "gate: fresh test trials, default 1000" in helptext and "gate: 50, compared bit for bit" in helptext
     assert "gate: seed of the fresh test trials (default 1000003" in helptext
+    assert "superspike: seed of a stochastic input encoder (default: 0)" in helptext

@@ -286,10 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("model", help=".pt checkpoint of any method, or a compiled network file (.onnx, .nir, .net)")
     v.add_argument("--samples", type=flags.positive_int, metavar="N",
                    help=f"held-out samples to run: the first N of the test split (default: {flags.VERIFY_SAMPLES}; "
-                        "spike-transform: every pattern of --split)")
+                        "spike-transform: every pattern of --split; gate: fresh test trials, default 1000, XOR equally many "
+                        "of each of the 4 conditions)")
     v.add_argument("--lava-samples", type=flags.positive_int, metavar="N",
                    help="of those, how many (the first) also run on Lava (default: 20; spike-transform: all of "
-                        "them)")
+                        "them; gate: 50, compared bit for bit with the emulator)")
     v.add_argument("--backends", default="float,emulator,lava",
                    help="comma-separated engines (default: float,emulator,lava): "
                         + "; ".join(f"{n}: {t}" for n, t in ENGINES.items()))

@@ -67,7 +67,7 @@ def cmd_verify(args) -> int:
     if folder:
         check_replaceable(Path(folder))
     result = verify(args.model, task=args.task, samples=args.samples or VERIFY_SAMPLES, lava_samples=args.lava_samples,
-                    backends=args.backends, seed=args.seed, tolerances=Tolerances.from_args(args),
+                    backends=args.backends, seed=args.seed or 0, tolerances=Tolerances.from_args(args),
                     ir=getattr(args, "ir", None), lava_batching=getattr(args, "lava_batching", "tile"))
     print(format_summary(result))
     for line in failed_lines(result.criteria):

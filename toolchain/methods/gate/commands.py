@@ -11,30 +11,25 @@ from pathlib import Path
 from models.errors import SpikeportError
 from toolchain import flags
 from toolchain.ir import passes
-from toolchain.methods.gate.config import VERIFY_SEED_OFFSET
+from toolchain.methods.gate.config import VERIFY_LAVA_TRIALS, VERIFY_SEED_OFFSET, VERIFY_TRIALS
 
 # Building the CLI parser loads this module: imports that pull torch stay inside the functions.
 
 
 def add_options(verb: str, parser) -> None:
-    """``--resume``, ``--iterations`` for train; ``--trials``, ``--seed``, ``--lava-trials`` for verify."""
+    """``--resume``, ``--iterations`` for train; ``--seed`` for verify (the test trials are the shared
+    ``--samples``, the Lava ones ``--lava-samples``: `VERIFY_TRIALS`, `VERIFY_LAVA_TRIALS` by default)."""
     if verb == "train":
         parser.add_argument("--resume", action="store_true",
                             help="gate: continue the run in --out after its last checkpoint "
                                  "(same settings; only --iterations may grow; default: off)")
         parser.add_argument("--iterations", type=flags.positive_int,
                             help="gate: optimiser steps, one fresh batch each (default: the task's, "
-                                 "xor 500, predictive-coding 500)")
+                                 "xor 500, predictive-coding 300)")
     if verb == "verify":
-        parser.add_argument("--trials", type=flags.positive_int,
-                            help="gate: fresh test trials scored on every engine (default 1000; "
-                                 "XOR: equally many of each of the 4 conditions)")
         parser.add_argument("--seed", type=flags.non_negative_int,
                             help=f"gate: seed of the fresh test trials (default {VERIFY_SEED_OFFSET}, "
                                  "a seed no training or validation batch uses)")
-        parser.add_argument("--lava-trials", type=flags.positive_int,
-                            help="gate: of the test trials, how many also run on Lava fixed_pt and are "
-                                 "compared bit for bit with the emulator (default 50)")
 
 
 def train(args: argparse.Namespace) -> int:
@@ -65,7 +60,8 @@ def compile(path: Path, args: argparse.Namespace) -> tuple:
 
 
 def verify(args: argparse.Namespace) -> int:
-    """`spikeport verify gate.pt [--trials N] [--seed S] [--lava-trials M]`: float model, float and fixed emulator,
+    """`spikeport verify gate.pt [--samples N] [--seed S] [--lava-samples M]`: N fresh test trials on the float
+    model, float and fixed emulator,
     Lava fixed_pt vs the emulator; PASS when the task's criteria hold on every engine and Lava is
     bit-identical to the emulator."""
     from toolchain.methods.gate.verify import verify_gate  # lazy: imports torch
@@ -74,7 +70,7 @@ def verify(args: argparse.Namespace) -> int:
     if not args.no_report:
         check_replaceable(args.report)
     lava = "lava" in [b.strip() for b in args.backends.split(",")]
-    return verify_gate(args.model, trials=getattr(args, "trials", None) or 1000,
-                       seed=VERIFY_SEED_OFFSET if getattr(args, "seed", None) is None else args.seed,
-                       lava_trials=(getattr(args, "lava_trials", None) or 50) if lava else 0,
+    return verify_gate(args.model, trials=args.samples or VERIFY_TRIALS,
+                       seed=VERIFY_SEED_OFFSET if args.seed is None else args.seed,
+                       lava_trials=(args.lava_samples or VERIFY_LAVA_TRIALS) if lava else 0,
                        report=None if args.no_report else args.report)

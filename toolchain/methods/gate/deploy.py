@@ -13,10 +13,12 @@ current is exactly U i. The readout is one more hop: the model's o[n] is the rea
 at engine step n + 1 plus o_b (added on the host); a trial of T steps runs T + 1 engine steps.
 
 Fixed point (`quantize_gate`): X = x 2**frac with frac = 22 - ceil(log2 x_th), h = 2**-k,
-u = c 2**frac with ``u_shift = k``, the zone width 2**(payload_bits + gate_shift) in X units
-(payload_bits = 6: a full passage sends 64); weights on Lava's 8-bit grid at scale
-2**(frac - 6 - payload_bits) (W), 2**(frac - 6 - INPUT_BITS) (U; inputs sent as
-round(e 2**INPUT_BITS)) and 2**(readout_frac - 6 - payload_bits) (O).
+the current u = (c + U i) 2**(frac - m) with ``u_shift = k - m``, where the headroom m in 0..k
+is the least that keeps twice the largest |c + U i| of the calibration trials inside Lava's
+24-bit current; the zone width 2**(payload_bits + gate_shift) in X units (payload_bits = 6: a
+full passage sends 64); weights on Lava's 8-bit grid at scale 2**(frac - m - 6 - payload_bits)
+(W), 2**(frac - m - 6 - INPUT_BITS) (U; inputs sent as round(e 2**INPUT_BITS)) and
+2**(readout_frac - 6 - payload_bits) (O).
 """
 from __future__ import annotations
 
@@ -82,8 +84,20 @@ def _synapse(ir: irm.IR, name: str, lam: float) -> str:
     return f"{name}: weight_exp={exp}, weight step {step:.3g}, max |w| {np.abs(syn.weight).max(initial=0):.3g}"
 
 
-def quantize_gate(ir: irm.IR, max_readout: float) -> tuple[irm.IR, list]:
-    """The IR with fixed records (module docstring); ``max_readout`` bounds |O r| (sets its scale)."""
+def current_headroom(frac: int, k: int, max_current: float) -> int:
+    """The least m in 0..k with 2 ``max_current`` 2**(frac - m) inside the 24-bit current (module
+    docstring); a current that needs more is refused in one line."""
+    m = max(0, frac - math.floor(math.log2(2 ** 22 / max(max_current, 1e-9))))
+    if m > k:
+        raise SpikeportError(f"rec: current |c + U i| up to {max_current:.4g} on the calibration trials needs "
+                             f"2**-{m} headroom, beyond h = 2**-{k} (u_shift = k - m >= 0): the 24-bit current "
+                             "cannot hold it")
+    return m
+
+
+def quantize_gate(ir: irm.IR, max_readout: float, max_current: float) -> tuple[irm.IR, list]:
+    """The IR with fixed records (module docstring); ``max_readout`` bounds |O r| (sets its scale),
+    ``max_current`` |c + U i| (the current's headroom)."""
     meta, rec, out = ir.meta["gate"], ir.op("rec"), ir.op("readout")
     frac = 22 - math.ceil(math.log2(rec.x_th))
     shift = frac + round(math.log2(rec.width)) - PAYLOAD_BITS
@@ -92,15 +106,18 @@ def quantize_gate(ir: irm.IR, max_readout: float) -> tuple[irm.IR, list]:
                              "(a full passage must be exactly 2**payload_bits)")
     readout_frac = min(16, 21 - math.ceil(math.log2(max(max_readout, 1e-3))))
     scale, k = 2.0 ** frac, meta["k"]
+    m = current_headroom(frac, k, max_current)
     du = int(round(meta["decay"] * 4096)) - 1
-    rec.fixed = irm.GateQIFFixed(k=k, frac=frac, du=du, u_shift=k, x_th=int(round(rec.x_th * scale)),
+    rec.fixed = irm.GateQIFFixed(k=k, frac=frac, du=du, u_shift=k - m, x_th=int(round(rec.x_th * scale)),
                                  x_reset=int(round(rec.x_reset * scale)), x_a=int(round(rec.x_a * scale)),
                                  gate_shift=shift, payload_bits=PAYLOAD_BITS, bias=np.round(rec.bias * scale),
                                  x=np.round(rec.x * scale), u=np.zeros(rec.n))
     lines = [f"rec: frac={frac}, k={k}, du={du}, x_th={rec.fixed.x_th}, x_reset={rec.fixed.x_reset}, "
              f"x_a={rec.fixed.x_a}, gate_shift={shift}, payload 2**{PAYLOAD_BITS} per passage",
-             _synapse(ir, "rec.dense", 2.0 ** (frac - 6 - PAYLOAD_BITS)),
-             _synapse(ir, "in.dense", 2.0 ** (frac - 6 - INPUT_BITS)),
+             f"rec: current u = (c + U i) 2**{frac - m}, u_shift={k - m} (|c + U i| <= {max_current:.3g} on the "
+             "calibration trials)",
+             _synapse(ir, "rec.dense", 2.0 ** (frac - m - 6 - PAYLOAD_BITS)),
+             _synapse(ir, "in.dense", 2.0 ** (frac - m - 6 - INPUT_BITS)),
              _synapse(ir, "out.dense", 2.0 ** (readout_frac - 6 - PAYLOAD_BITS))]
     out.fixed = irm.LIFFixed(du=du, dv=4095, vth=(1 << 17) - 1, bias_mant=np.zeros(out.n), bias_exp=np.zeros(out.n),
                              u=np.zeros(out.n), v=np.zeros(out.n))
@@ -117,8 +134,9 @@ def compile_gate(path, calibration=None):
     net = net.double().eval()
     cfg = gate_config(meta["task"], **{k: v for k, v in meta["run_config"].items() if k != "task"})
     trials = calibration if calibration is not None else make_trials(meta["task"], 64, 12345, cfg["dt"], cfg)
-    o = float_readout(net, trials)
-    ir, lines = quantize_gate(lower_gate(net), 1.5 * float(np.abs(o - np.asarray(meta_o_bias(net))).max()))
+    run = float_run(net, trials)
+    ir, lines = quantize_gate(lower_gate(net), 1.5 * float(np.abs(run["o"] - meta_o_bias(net)).max()),
+                              float(np.abs(current(net, trials, run["r"])).max()))
     ir.meta.update(task=meta["task"], method="gate", run_config=cfg,
                    quantization_mode="gate: fixed-point QIF, graded gate charge (2**6 per passage)")
     return net, ir, lines
@@ -138,8 +156,12 @@ def float_run(net: GateNetwork, trials) -> dict:
     return arrays
 
 
-def float_readout(net: GateNetwork, trials) -> np.ndarray:
-    return float_run(net, trials)["o"]
+def current(net: GateNetwork, trials, r: np.ndarray) -> np.ndarray:
+    """The synaptic current c[n] + U i[n-1] = W r[n-1] + U i[n-1] of every neuron and step (B, T, N),
+    from the float model's readout trace ``r`` (c and r share the synapse's decay)."""
+    W, U = net.recurrent().detach().double().numpy(), net.U.detach().double().numpy()
+    late = lambda a: np.pad(a, ((0, 0), (1, 0), (0, 0)))[:, :-1]  # noqa: E731  one step late
+    return late(r) @ W.T + late(trials.inputs) @ U.T
 
 
 def encode(trials, ir: irm.IR, mode: str) -> np.ndarray:

@@ -22,7 +22,7 @@ def score_readout(o: np.ndarray, trials, task: str) -> dict:
         mean = (o[..., 0] * mask).sum(1) / mask.sum(1)
         right = np.sign(mean) == xor_label(trials.condition)
         per = {int(c): float(right[trials.condition == c].mean()) for c in range(4)}
-        return dict(correct=float(right.mean()), confident=float((right & (np.abs(mean) >= CONFIDENT[0])).mean()),
+        return dict(correct=float(right.mean()), confident=float((right & (np.abs(mean) >= CONFIDENT)).mean()),
                     per_condition=per, trials=len(mean))
     return dict(nmse=nmse(o, trials.target, trials.score), trials=len(o))
 

@@ -39,7 +39,8 @@ def add_options(verb: str, parser) -> None:
                                  "spikes within +-1 step (fraction; default: 0.9)")
         parser.add_argument("--ir", help="a compiled .onnx to verify against the .pt checkpoint "
                                          "(default: compile in memory)")
-        parser.add_argument("--seed", type=flags.non_negative_int, default=0, help="seed of a stochastic input encoder (default: 0)")
+        parser.add_argument("--seed", type=flags.non_negative_int,
+                            help="superspike: seed of a stochastic input encoder (default: 0)")
         parser.add_argument("--lava-batching", choices=["tile", "per-sample"], default="tile",
                             help="Lava runs the samples side by side in one network (tile) or one network "
                                  "per sample (per-sample, slow; default: tile)")
