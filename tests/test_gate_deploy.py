@@ -90,3 +90,23 @@ def test_training_resumes_exactly_where_it_stopped(tmp_path):
     with pytest.raises(SpikeportError, match="only iterations may change"):
         train_gate("xor", iterations=4, out=part, resume=True, progress=False, log=None, **dict(SHORT_XOR, n_rec=12))
     json.dumps(torch.load(part, weights_only=True)["history"])  # the history is plain data
+
+
+def test_the_current_gets_the_least_headroom_that_keeps_twice_its_calibrated_peak_in_24_bits():
+    frac, k = 17, 3  # x_th = 18 fills 22 bits, h = 2**-3
+    assert deploy.current_headroom(frac, k, 31.9) == 0  # 2 * 31.9 * 2**17 < 2**23
+    assert deploy.current_headroom(frac, k, 32.1) == 1
+    assert deploy.current_headroom(frac, k, 108.0) == 2
+    assert deploy.current_headroom(frac, k, 255.0) == 3
+    with pytest.raises(SpikeportError, match=r"current \|c \+ U i\| up to 600 .* cannot hold it"):
+        deploy.current_headroom(frac, k, 600.0)
+
+
+def test_a_strong_input_drive_deploys_without_leaving_the_24_bit_current(pc_model):
+    net, ir, lines = deploy.compile_gate(pc_model)  # the defaults' U ~ N(0, 144): |U i| beyond 64
+    trials = _trials(ir)
+    peak = np.abs(deploy.current(net, trials, deploy.float_run(net, trials)["r"])).max()
+    assert peak > 64 and ir.op("rec").fixed.u_shift < ir.meta["gate"]["k"]
+    assert any("current u = (c + U i) 2**" in line for line in lines)
+    deployed = deploy.deployed("emulator", ir, trials)["o"]  # a current outside 24 bits would be refused here
+    assert np.isfinite(deployed).all()
