@@ -21,6 +21,7 @@ from backends.emulator.network import CompiledNetwork
 from backends.emulator.nodes import event_driven
 from models import fixed_point as fx
 from strategies import NetSpec, build, net_specs, random_spec
+from toolchain import ir as irm
 
 PROPERTY = dict(deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 REFERENCE = dict(network="blocks", neuron="numpy", synapse="dense")
@@ -85,6 +86,40 @@ def test_compiled_lif_block_equals_the_fixed_point_rule_at_every_boundary(du, dv
     assert (np.abs(a * 64) > fx.INT32_MAX).any()  # the wrapping rows were exercised
 
 
+def test_the_integer_decay_rounds_toward_zero_exactly_as_the_float64_rule_at_every_boundary():
+    """``(x * f + (4095 if negative)) >> 12`` in int64 equals ``trunc(x * (f / 4096))`` for every
+    int32 x and factor 0..4096: around 0, the multiples of 4096, +-2**23, +-2**24, +-2**31."""
+    edges = [0, 4096, 1 << 20, fx.U_MAX, 1 << 24, fx.INT32_MAX]
+    xs = sorted({max(fx.INT32_MIN, min(fx.INT32_MAX, sign * e + d)) for e in edges for sign in (1, -1)
+                 for d in range(-4097, 4098, 97)} | {fx.INT32_MIN, fx.INT32_MIN + 1, -1, 1})
+    for factor in (0, 1, 2, 2047, 3277, 4095, 4096):
+        expected = fx.decay(np.array(xs, np.float64), factor)
+        got = np.array([kernels.decay_int(np.int32(x), factor) for x in xs], np.float64)
+        assert np.array_equal(got, expected), factor
+    assert kernels.decay_int(np.int32(-1), 4095) == 0 and kernels.decay_int(np.int32(-4097), 4095) == -4095  # not floor's -4096
+
+
+@pytest.mark.parametrize("du, dv", [(0, 0), (4095, 4095), (-1, 0), (818, 205), (3000, 17)])
+def test_the_integer_lif_step_equals_the_fixed_point_rule_at_every_boundary(du, dv):
+    """The whole-network loop's LIF step (int32 state, int32 wrapped input) against
+    `models.fixed_point` on states and inputs at +-2**23, +-2**24, +-2**31 (every wrap fires)."""
+    rng = np.random.default_rng(du + 3 + 11 * dv)
+    steps, n = 6, 2000
+    u, v = (fx.wrap_int32(_extreme_state(rng, n)).astype(np.int32) for _ in range(2))
+    bias = rng.integers(-(1 << 19), 1 << 19, n).astype(np.int32)
+    theta, spiked = 1000 * 64, np.empty(n, bool)
+    ru, rv = u.astype(np.float64), v.astype(np.float64)
+    for i in range(steps):
+        a = fx.wrap_int32(_extreme_state(rng, n)).astype(np.int32)
+        kernels._lif_int(u, v, a, bias, np.int32(fx.current_factor(du)), np.int32(fx.voltage_factor(dv)), theta,
+                         spiked)
+        ru, rv = fx.lif_fixed_subthreshold(ru, rv, a.astype(np.float64), du, dv, bias.astype(np.float64))
+        s = np.empty(n, bool)
+        spike_and_reset(rv, theta, s)
+        assert np.array_equal(spiked, s) and np.array_equal(u, ru) and np.array_equal(v, rv), f"step {i + 1}"
+    assert (np.abs(a.astype(np.float64) * 64) > fx.INT32_MAX).any() and spiked.any() and not spiked.all()
+
+
 @pytest.mark.parametrize("weight_exp", [-3, 0, 2, 7])
 def test_event_sums_equal_the_matrix_product_shifted_as_lava_shifts(weight_exp):
     rng = np.random.default_rng(weight_exp + 10)
@@ -137,6 +172,26 @@ def test_networks_the_compiled_loop_runs_equal_the_reference(seed):
     """Binary inputs, no delays: the specs `CompiledNetwork` takes (recurrence, skips, LIFReset, floods)."""
     spec = random_spec(np.random.default_rng(seed), graded=False, max_delay=())
     ir, x = build(spec)
+    assert CompiledNetwork.of(prepare(ir, check=False)) is not None
+    _all_paths_equal(ir, x)
+
+
+def test_the_compiled_loop_sums_inputs_beyond_int32_as_lava_wraps_them():
+    """Four synapses of 255 << 7 from 20,000 always-spiking inputs into one population: each
+    output fits int32, their sum (2.6e9) does not, nor does its ``<< 6``; the loop sums in int32
+    (only the sum modulo 2**26 reaches u) and records what the reference records."""
+    n_in, n = 20_000, 3
+    ir = irm.IR("wide-sum")
+    ir.add("input", irm.Input(n_in))
+    w = np.full((n, n_in), 254)
+    w[1] = -254
+    for q in range(4):
+        ir.add(f"dense{q}", irm.Dense(weight=w * 128.0, fixed=irm.SynapseFixed(w, weight_exp=7)), ["input"])
+    zeros = np.zeros(n, dtype=np.int64)
+    ir.add("lif", irm.LIF(n, du=0.5, dv=0.5, vth=64000.0,
+                          fixed=irm.LIFFixed(du=2047, dv=2048, vth=1000, bias_mant=zeros, bias_exp=zeros,
+                                             u=zeros, v=zeros)), [f"dense{q}" for q in range(4)])
+    x = np.ones((2, 4, n_in), np.int8)
     assert CompiledNetwork.of(prepare(ir, check=False)) is not None
     _all_paths_equal(ir, x)
 

@@ -31,6 +31,7 @@ from models import fixed_point as fx
 
 _U_MAX, _V_SAT, _SPAN = float(fx.U_MAX), float(fx.V_SAT), float(1 << 24)
 _I32_MIN, _I32_MAX, _I32_SPAN = float(fx.INT32_MIN), float(fx.INT32_MAX), float(1 << 32)
+_U_MAX_I, _V_SAT_I, _SPAN_I = np.int64(fx.U_MAX), np.int64(fx.V_SAT), np.int64(1 << 24)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -94,46 +95,125 @@ def _event_lif_block(src, wt, acc, scale, floor_it, may_wrap, u, v, cur, volt, b
                 _copy(V[i, b], vb)
 
 
-def _network_run(spikes_in, synapses, weights, scale, floor_it, may_wrap, pops, decays, bias, u0, v0, S, U, V,
-                 record_uv):
-    """Every sample's T steps of a whole network (`backends.emulator.network.CompiledNetwork`).
+def _network_run(spikes_in, b_lo, b_hi, synapses, weights, acc_like, pops, bias, u0, v0, S, U, V):
+    """Samples ``b_lo..b_hi-1``: every step t = 1..T of a whole network, in exact integers
+    (`backends.emulator.network.CompiledNetwork`).
 
-    ``spikes_in`` ``(B, T, N_in)`` bool: what the Inputs send at steps 1..T. The spike
-    vector of a step holds the N_in input channels, then the neurons of every
-    population. ``synapses`` rows ``(source lo, hi in the spike vector, target lo, hi
-    among neurons, offset of W.T in weights)``, ``weights`` (int32 or int64: the dtype of
-    the sums, exact), and per synapse
-    ``scale`` (2**weight_exp), ``floor_it``, ``may_wrap`` (`event_sums`). ``pops`` rows
-    ``(lo, hi, reset interval, reset offset)`` (interval 0: plain LIF), ``decays`` rows
-    ``(cur, volt, theta)`` (`lif_fixed_block`); ``bias``, ``u0``, ``v0`` per neuron.
-    Writes spikes ``S`` ``(B, T, N)`` and, if ``record_uv``, ``U``, ``V``.
+    ``spikes_in`` ``(B, T, N_in)`` bool: what the Inputs send at steps 1..T. Sources are
+    numbered N_in input channels first, then the neurons of every population.
+    ``synapses`` rows ``(source lo, hi, target lo, hi among neurons, offset of W.T in
+    weights, weight_exp)``; ``weights`` the integer ``W.T`` of every synapse, flat;
+    ``acc_like`` a ``(neurons,)`` array of the accumulator dtype (int32 or int64: every
+    partial sum exact). ``pops`` rows ``(lo, hi, reset interval, reset offset, current
+    factor, voltage factor, vth << 6, offset of s, u, v in S, U, V or -1: not recorded)``
+    (interval 0: plain LIF); ``bias``, ``u0``, ``v0`` int32 per neuron. A population of n
+    neurons records sample b, step t (1-based), neuron j at ``off + ((b * T) + t - 1) * n + j``
+    of the flat ``S`` (int8), ``U``, ``V`` (int32): its ``(B, T, n)`` array, contiguous.
+
+    The synaptic input ``a`` of a neuron is summed in int32, wrapping: the sum enters only
+    as ``wrap32(a << 6)``, which depends on ``a`` modulo 2**26 alone, so the wrapped sum
+    gives the integers of the exact one.
     """
-    B, T, n_in = spikes_in.shape
-    n = bias.shape[0]
-    for b in numba.prange(B):
+    T = spikes_in.shape[1]
+    n_in, n = spikes_in.shape[2], bias.shape[0]
+    for b in numba.prange(b_lo, b_hi):
         u, v = u0.copy(), v0.copy()
-        sent, a, acc = np.zeros(n_in + n, np.bool_), np.empty(n), np.empty(n, weights.dtype)
-        s_row, xs, ys = np.zeros(n, np.bool_), np.empty(CHUNK), np.empty(CHUNK)
+        a, acc, spiked = np.empty(n, np.int32), np.empty_like(acc_like), np.zeros(n, np.bool_)
+        sent, m = np.empty(n_in + n, np.int64), 0  # the sources that spiked at the previous step
         for t in range(1, T + 1):
-            a[:] = 0.0
+            a[:] = 0
             for q in range(synapses.shape[0]):
-                slo, shi, dlo, dhi, off = synapses[q]
-                wt = weights[off:off + (shi - slo) * (dhi - dlo)].reshape(shi - slo, dhi - dlo)
-                _accumulate_row(sent[slo:shi], wt, acc[dlo:dhi])
-                _add_shifted(acc[dlo:dhi], scale[q], floor_it[q], may_wrap[q], a[dlo:dhi])
+                slo, shi, dlo, dhi, off, e = synapses[q]
+                width = dhi - dlo
+                _add_synapse(sent[:m], slo, shi, weights[off:off + (shi - slo) * width], e, acc[:width], a[dlo:dhi])
             for p in range(pops.shape[0]):
-                lo, hi, interval, offset = pops[p]
-                if interval > 0 and t % interval == offset % interval:
-                    u[lo:hi] = 0.0
-                    v[lo:hi] = 0.0
-                _lif_row(u[lo:hi], v[lo:hi], a[lo:hi], decays[p, 0], decays[p, 1], bias[lo:hi], decays[p, 2],
-                         s_row[lo:hi], xs, ys)
-            _copy(S[b, t - 1], s_row)
-            if record_uv:
-                _copy(U[b, t - 1], u)
-                _copy(V[b, t - 1], v)
-            _copy(sent[:n_in], spikes_in[b, t - 1])
-            _copy(sent[n_in:], s_row)
+                lo, hi, interval, offset, cur, volt, theta = pops[p, :7]
+                if interval > 0 and t % interval == offset % interval:  # LIFReset: zeroed at the start of step t
+                    u[lo:hi] = 0
+                    v[lo:hi] = 0
+                _lif_int(u[lo:hi], v[lo:hi], a[lo:hi], bias[lo:hi], np.int32(cur), np.int32(volt), theta,
+                         spiked[lo:hi])
+                _record(pops[p, 7:], ((b * T) + t - 1) * (hi - lo), spiked[lo:hi], u[lo:hi], v[lo:hi], S, U, V)
+            m = 0
+            for j in range(n_in):
+                if spikes_in[b, t - 1, j]:
+                    sent[m] = j
+                    m += 1
+            for j in range(n):
+                if spiked[j]:
+                    sent[m] = n_in + j
+                    m += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _wrap32(x):
+    """`fx.wrap_int32` of an int64: two's-complement truncation to int32."""
+    return np.int64(np.int32(x))
+
+
+@numba.njit(cache=True, nogil=True)
+def decay_int(x, factor):
+    """`fx.decay` in integers: ``x * factor / 4096`` rounded toward zero, for int32 ``x`` and
+    ``factor`` (Lava's are 0..4096). The int64 product is exact (``|x * factor| <= 2**62``);
+    adding 4095 to a negative product before the arithmetic shift by 12 turns its floor
+    into its ceiling, i.e. rounds toward zero as float64 ``trunc(x * (factor / 4096))``
+    does (that product is exact as well while ``|x * factor| < 2**53``)."""
+    p = np.int64(x) * np.int64(factor)
+    return (p + ((p >> 63) & 4095)) >> 12
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_synapse(sent, slo, shi, wt, e, acc, a):
+    """``a += wrap32(shift(sum of W.T rows of the spiking sources))``: one synapse's output
+    (`fx.shift_by_weight_exp`: ``<< e``, or ``>> -e`` flooring, then the int32 wrap).
+    ``sent``: the sources that spiked (ascending); ``wt``: ``W.T`` flat, row j the weights
+    of source ``slo + j``; ``acc``: the exact sums' scratch; ``a``: the targets' input."""
+    width = acc.shape[0]
+    acc[:] = 0
+    for k in range(sent.shape[0]):
+        j = sent[k]
+        if slo <= j < shi:
+            _add_row(acc, wt[(j - slo) * width:(j - slo + 1) * width])
+    for o in range(width):
+        y = np.int64(acc[o])
+        a[o] += _wrap32(y << e if e >= 0 else y >> -e)
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_row(acc, w):
+    """``acc += w`` (a loop over two views: LLVM vectorises it, widening narrow weights)."""
+    for o in range(acc.shape[0]):
+        acc[o] += w[o]
+
+
+@numba.njit(cache=True, nogil=True)
+def _lif_int(u, v, a, bias, cur, volt, theta, spiked):
+    """One step of a LIF population (views of its neurons), every rule of `fx.lif_fixed_update`
+    in integers, in place: ``a << 6`` and the current sum wrapped into int32, the single
+    +-2**24 correction of u, the voltage sum wrapped, v saturated at +-(2**23 - 1); then
+    a spike when v > ``theta`` (vth << 6), v = 0 after it. ``u``, ``v``, ``bias`` int32, ``a``
+    the synaptic input in Lava's units (before ``<< 6``), ``cur``, ``volt`` the decay factors."""
+    for j in range(u.shape[0]):
+        x = _wrap32(decay_int(u[j], cur) + _wrap32(np.int64(a[j]) << 6))
+        x = x - _SPAN_I * (x > _U_MAX_I) + _SPAN_I * (x <= -_U_MAX_I)
+        y = _wrap32(decay_int(v[j], volt) + x + bias[j])
+        y = min(max(y, -_V_SAT_I), _V_SAT_I)
+        s = y > theta
+        u[j] = x
+        v[j] = 0 if s else y
+        spiked[j] = s
+
+
+@numba.njit(cache=True, nogil=True)
+def _record(offsets, at, spiked, u, v, S, U, V):
+    """One step's s, u, v of a population into the flat recordings whose offset is not -1."""
+    width = spiked.shape[0]
+    if offsets[0] >= 0:
+        _copy(S[offsets[0] + at:offsets[0] + at + width], spiked)
+    if offsets[1] >= 0:
+        _copy(U[offsets[1] + at:offsets[1] + at + width], u)
+    if offsets[2] >= 0:
+        _copy(V[offsets[2] + at:offsets[2] + at + width], v)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -155,10 +235,11 @@ _LIF_BLOCK, _EVENT_LIF_BLOCK = _serial_and_parallel(_lif_fixed_block), _serial_a
 _NETWORK_RUN = _serial_and_parallel(_network_run)
 
 
-def network_run(spikes_in, *args):
-    """`_network_run`, on numba's threads when the run has `PARALLEL_WORK` neuron-steps."""
-    S = args[10]
-    _NETWORK_RUN[S.size >= PARALLEL_WORK and S.shape[0] > 1](spikes_in, *args)
+def network_run(spikes_in, b_lo, b_hi, *args):
+    """`_network_run`, on numba's threads when its samples have `PARALLEL_WORK` neuron-steps."""
+    neurons = args[4].shape[0]  # bias
+    work = (b_hi - b_lo) * spikes_in.shape[1] * neurons
+    _NETWORK_RUN[work >= PARALLEL_WORK and b_hi - b_lo > 1](spikes_in, b_lo, b_hi, *args)
 
 
 def lif_fixed_block(u, v, a, *args):

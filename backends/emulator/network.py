@@ -29,7 +29,6 @@ import numpy as np
 
 from backends.emulator import memory, paths
 from backends.emulator.lif import LIFPopulation
-from backends.emulator.nodes import _may_wrap
 from models import fixed_point as fx
 from toolchain import ir as irm
 
@@ -38,11 +37,12 @@ PROGRESS_CHUNKS = 20  # calls a run with a progress bar is split into (groups of
 
 
 class CompiledNetwork:
-    """A prepared program's network, flattened for `_run_network` (see the module docstring).
+    """A prepared program's network, flattened for `kernels.network_run` (see the module docstring).
 
     Neurons of all populations share one index space (node order), after the Input
-    channels in the spike vector; each synapse is a source range, a target range
-    and its ``W.T`` in one flat integer array (int32 where every partial sum fits, else int64).
+    channels among the sources; each synapse is a source range, a target range, its
+    ``weight_exp`` and its ``W.T`` in one flat array of the narrowest integer dtype that
+    holds every weight (`kernels.integer_weights`).
     """
 
     @staticmethod
@@ -54,6 +54,8 @@ class CompiledNetwork:
         return CompiledNetwork(program)
 
     def __init__(self, program):
+        from backends.emulator import kernels
+
         ir = program.ir
         self.n_in = sum(op.n for _, op in program.input_ops)
         self.lo, lo = {}, 0
@@ -67,22 +69,19 @@ class CompiledNetwork:
         for name, spec in program.synapses.items():
             src, dst = program.inputs[name][0], list(ir.outputs(name))[0]
             (slo, shi), dlo = index[src], self.lo[dst]
-            rows.append((slo, shi, dlo, dlo + spec.n_out, sum(w.size for w in weights)))
+            rows.append((slo, shi, dlo, dlo + spec.n_out, sum(w.size for w in weights), spec.weight_exp))
             weights.append(spec.groups[0][1].ravel())
-        self.synapses = np.array(rows, dtype=np.int64).reshape(-1, 5)
-        specs = list(program.synapses.values())
-        # int32 products and sums where every partial sum fits (twice the SIMD lanes of int64)
-        exact32 = all(s.max_w * s.n_in <= fx.INT32_MAX for s in specs)
-        self.weights = np.concatenate(weights or [np.zeros(0)]).astype(np.int32 if exact32 else np.int64)
-        self.scale = np.array([2.0 ** s.weight_exp for s in specs])
-        self.floor = np.array([s.weight_exp < 0 for s in specs], dtype=bool)
-        self.wrap = np.array([_may_wrap(s.max_w * s.n_in, s.weight_exp, False) for s in specs], dtype=bool)
+        self.synapses = np.array(rows, dtype=np.int64).reshape(-1, 6)
+        self.weights = kernels.integer_weights(np.concatenate(weights or [np.zeros(0)]))
+        # int32 sums where every partial sum fits (twice the SIMD lanes of int64)
+        exact32 = all(s.max_w * s.n_in <= fx.INT32_MAX for s in program.synapses.values())
+        self.acc_like = np.zeros(self.n, np.int32 if exact32 else np.int64)
         pops = [(name, program.neurons[name]) for name in self.lo]
-        self.pops = np.array([(self.lo[name], self.lo[name] + len(p.bias), *(p.reset or (0, 0))) for name, p in pops],
-                             dtype=np.int64).reshape(-1, 4)
-        self.decays = np.array([(fx.current_factor(p.du) / fx.DECAY_UNITY, fx.voltage_factor(p.dv) / fx.DECAY_UNITY,
-                                 p.theta) for _, p in pops]).reshape(-1, 3)
-        self.bias, self.u0, self.v0 = (np.concatenate([getattr(p, f) for _, p in pops]) for f in ("bias", "u0", "v0"))
+        self.pops = np.array([(self.lo[name], self.lo[name] + len(p.bias), *(p.reset or (0, 0)),
+                               fx.current_factor(p.du), fx.voltage_factor(p.dv), p.theta) for name, p in pops],
+                             dtype=np.int64).reshape(-1, 7)
+        self.bias, self.u0, self.v0 = (np.concatenate([getattr(p, f) for _, p in pops]).astype(np.int32)
+                                       for f in ("bias", "u0", "v0"))
 
     @staticmethod
     def _input_ranges(input_ops):
@@ -94,45 +93,52 @@ class CompiledNetwork:
     def run(self, x: np.ndarray, targets: dict, state_dtype, bar) -> dict:
         """Run ``x`` (checked ``(B, T, N)``) and return the ``targets`` of `resolve_record`.
 
+        Only the recorded arrays are kept: each population's ``(B, T, n)`` s, u or v is one
+        contiguous part of a flat int8 (s) or int32 (u, v) buffer, handed out as a view.
         ``bar``: a tqdm bar over the samples (samples then run in `PROGRESS_CHUNKS` groups),
         or one whose ``disable`` is True (one call for the whole batch).
         """
         from backends.emulator import kernels
 
         batch, steps = x.shape[:2]
-        record_uv = any(field != "s" for _, field in targets.values())
-        S = memory.empty((batch, steps, self.n), np.int8)
-        U = memory.empty((batch, steps, self.n) if record_uv else (0, 0, 0), state_dtype)
-        V = memory.empty(U.shape, state_dtype)
+        recorded = dict.fromkeys(targets.values())
+        offsets, sizes = self._record_layout(recorded, batch * steps)
+        buffers = {field: memory.empty((size,), np.int8 if field == "s" else state_dtype)
+                   for field, size in sizes.items()}
+        pops = np.concatenate([self.pops, offsets], axis=1)
         spikes = np.ascontiguousarray(x != 0)
         chunk = max(1, batch if bar.disable else -(-batch // PROGRESS_CHUNKS))
         for lo in range(0, batch, chunk):
-            part = slice(lo, lo + chunk)
-            kernels.network_run(spikes[part], self.synapses, self.weights, self.scale, self.floor, self.wrap,
-                                self.pops, self.decays, self.bias, self.u0, self.v0, S[part],
-                                U[part] if record_uv else U, V[part] if record_uv else V, record_uv)
-            bar.update(len(spikes[part]))
-        arrays = {"s": S, "u": U, "v": V}
+            hi = min(batch, lo + chunk)
+            kernels.network_run(spikes, lo, hi, self.synapses, self.weights, self.acc_like, pops, self.bias,
+                                self.u0, self.v0, buffers["s"], buffers["u"], buffers["v"])
+            bar.update(hi - lo)
         out, filled = {}, set()  # an array recorded under two names (a node and its Output) is handed out twice
         for key, (node, field) in targets.items():
-            lo = self.lo[node]
-            part = arrays[field][:, :, lo:lo + self._size(node)]
-            if (node, field) in filled or not part.flags.c_contiguous:  # one population's part of the array
-                part = _copy(part)
-            out[key] = part
+            i, n = self._index(node), self._size(node)
+            at = offsets[i, "suv".index(field)]
+            part = buffers[field][at:at + batch * steps * n].reshape(batch, steps, n)
+            out[key] = part.copy() if (node, field) in filled else part
             filled.add((node, field))
         return out
 
+    def _record_layout(self, recorded, samples_steps: int):
+        """Per population ``(offset of s, u, v)`` in the flat buffers (-1: not recorded), and each
+        buffer's size; a population's array is ``samples_steps * n`` values."""
+        offsets = np.full((len(self.pops), 3), -1, dtype=np.int64)
+        sizes = dict.fromkeys("suv", 0)
+        for node, field in recorded:
+            i = self._index(node)
+            offsets[i, "suv".index(field)] = sizes[field]
+            sizes[field] += samples_steps * self._size(node)
+        return offsets, sizes
+
+    def _index(self, node: str) -> int:
+        return list(self.lo).index(node)
+
     def _size(self, node: str) -> int:
-        i = list(self.lo).index(node)
+        i = self._index(node)
         return int(self.pops[i, 1] - self.pops[i, 0])
-
-
-def _copy(part: np.ndarray) -> np.ndarray:
-    """``part`` copied onto pooled memory (`backends.emulator.memory`), as the scheduler's recordings are."""
-    out = memory.empty(part.shape, part.dtype)
-    np.copyto(out, part)
-    return out
 
 
 def _supported(program) -> bool:
@@ -149,5 +155,7 @@ def _supported(program) -> bool:
         if spec.graded or len(spec.groups) != 1 or spec.groups[0][0] != 0 or len(targets) != 1:
             return False
         if not isinstance(ir.op(targets[0]), irm.LIF):
+            return False
+        if spec.max_w * spec.n_in * 2.0 ** max(spec.weight_exp, 0) >= 2.0 ** 53:  # int64 sums and shifts exact
             return False
     return True
