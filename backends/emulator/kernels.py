@@ -42,6 +42,7 @@ def _wrap_int32(x):
     return x
 
 
+EVENT_TILE = 2048  # output columns the event-driven LIF block sums and steps at a time (their sums stay in L1)
 CHUNK = 512  # neurons computed into scratch before they are kept: the scratch stays in L1
 
 
@@ -74,25 +75,39 @@ def _lif_fixed_block(u, v, a, cur, volt, bias, theta, resets, S, U, V, record_uv
                 _copy(V[i, b], vb)
 
 
-def _event_lif_block(src, wt, acc, scale, floor_it, may_wrap, u, v, cur, volt, bias, theta, resets, S, U, V,
-                    record_uv):
-    """`lif_fixed_block` fed by a binary synapse, event-driven: per step and sample the
-    synaptic input is `event_sums`' row (the weight rows of the spiking sources, shifted)
-    for the source spikes ``src`` ``(k, B, n_in)``, computed where it is used (``acc``:
-    an accumulator of the dtype `accumulator_dtype` chooses; each thread makes its own)."""
+def _event_lif_block(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, U, V, record_uv):
+    """`lif_fixed_block` fed by a binary synapse, event-driven and in exact integers: per
+    step and sample the synaptic input is the weight rows of the spiking sources of
+    ``src`` ``(k, B, n_in)`` summed in ``acc``'s dtype (`accumulator_dtype`; each thread
+    makes its own), shifted by ``e`` (weight_exp) and wrapped (`_add_synapse`), computed
+    where it is used; the LIF step is the whole-network loop's (`_lif_int`, int32 state
+    copied in from and back into the float64 ``u``, ``v``). ``wt``: ``W.T`` flat (int8..int64);
+    ``cur``, ``volt``: the integer decay factors; ``bias`` int32; the rest as `lif_fixed_block`."""
     k, B, n = S.shape
+    n_in = src.shape[2]
     for b in numba.prange(B):
-        xs, ys, a, acc_b = np.empty(CHUNK), np.empty(CHUNK), np.empty(n), np.empty_like(acc)
-        ub, vb = u[b], v[b]
+        ub, vb, a, acc_b = u[b].astype(np.int32), v[b].astype(np.int32), np.empty(EVENT_TILE, np.int32), np.empty_like(acc)
+        sent = np.empty(n_in, np.int64)
         for i in range(k):
             if resets[i]:
-                ub[:] = 0.0
-                vb[:] = 0.0
-            _event_row(src[i, b], wt, acc_b, scale, floor_it, may_wrap, a)
-            _lif_row(ub, vb, a, cur, volt, bias, theta, S[i, b], xs, ys)
+                ub[:] = 0
+                vb[:] = 0
+            m = 0
+            for j in range(n_in):
+                if src[i, b, j]:
+                    sent[m] = j
+                    m += 1
+            for lo in range(0, n, EVENT_TILE):  # the sums of a tile of columns stay in L1 while its LIF step reads them
+                hi = min(n, lo + EVENT_TILE)
+                a_t = a[:hi - lo]
+                a_t[:] = 0
+                _add_synapse(sent[:m], 0, n_in, wt, n, lo, e, acc_b[:hi - lo], a_t)
+                _lif_int(ub[lo:hi], vb[lo:hi], a_t, bias[lo:hi], cur, volt, theta, S[i, b, lo:hi])
             if record_uv:
                 _copy(U[i, b], ub)
                 _copy(V[i, b], vb)
+        _copy(u[b], ub)
+        _copy(v[b], vb)
 
 
 def _network_run(spikes_in, b_lo, b_hi, synapses, weights, acc_like, pops, bias, u0, v0, S, U, V):
@@ -125,7 +140,8 @@ def _network_run(spikes_in, b_lo, b_hi, synapses, weights, acc_like, pops, bias,
             for q in range(synapses.shape[0]):
                 slo, shi, dlo, dhi, off, e = synapses[q]
                 width = dhi - dlo
-                _add_synapse(sent[:m], slo, shi, weights[off:off + (shi - slo) * width], e, acc[:width], a[dlo:dhi])
+                _add_synapse(sent[:m], slo, shi, weights[off:off + (shi - slo) * width], width, 0, e, acc[:width],
+                             a[dlo:dhi])
             for p in range(pops.shape[0]):
                 lo, hi, interval, offset, cur, volt, theta = pops[p, :7]
                 if interval > 0 and t % interval == offset % interval:  # LIFReset: zeroed at the start of step t
@@ -163,17 +179,19 @@ def decay_int(x, factor):
 
 
 @numba.njit(cache=True, nogil=True)
-def _add_synapse(sent, slo, shi, wt, e, acc, a):
-    """``a += wrap32(shift(sum of W.T rows of the spiking sources))``: one synapse's output
-    (`fx.shift_by_weight_exp`: ``<< e``, or ``>> -e`` flooring, then the int32 wrap).
-    ``sent``: the sources that spiked (ascending); ``wt``: ``W.T`` flat, row j the weights
-    of source ``slo + j``; ``acc``: the exact sums' scratch; ``a``: the targets' input."""
+def _add_synapse(sent, slo, shi, wt, row_width, col_lo, e, acc, a):
+    """``a += wrap32(shift(sum of W.T rows of the spiking sources))`` for the output columns
+    ``col_lo .. col_lo + len(acc) - 1`` of one synapse (`fx.shift_by_weight_exp`: ``<< e``, or
+    ``>> -e`` flooring, then the int32 wrap). ``sent``: the sources that spiked (ascending);
+    ``wt``: ``W.T`` flat, row j (``row_width`` weights) those of source ``slo + j``; ``acc``:
+    the exact sums' scratch; ``a``: those columns' input."""
     width = acc.shape[0]
     acc[:] = 0
     for k in range(sent.shape[0]):
         j = sent[k]
         if slo <= j < shi:
-            _add_row(acc, wt[(j - slo) * width:(j - slo + 1) * width])
+            start = (j - slo) * row_width + col_lo
+            _add_row(acc, wt[start:start + width])
     for o in range(width):
         y = np.int64(acc[o])
         a[o] += _wrap32(y << e if e >= 0 else y >> -e)
@@ -248,10 +266,11 @@ def lif_fixed_block(u, v, a, *args):
     _LIF_BLOCK[S.size >= PARALLEL_WORK and S.shape[1] > 1](u, v, a, *args)
 
 
-def event_lif_block(src, *args):
+def event_lif_block(src, wt, weight_exp, acc, u, v, cur, volt, bias, theta, resets, S, U, V, record_uv):
     """`_event_lif_block`, on numba's threads when the block has `PARALLEL_WORK` neuron-steps."""
-    S = args[12]
-    _EVENT_LIF_BLOCK[S.size >= PARALLEL_WORK and S.shape[1] > 1](src, *args)
+    _EVENT_LIF_BLOCK[S.size >= PARALLEL_WORK and S.shape[1] > 1](
+        src, wt.reshape(-1), weight_exp, acc, u, v, np.int32(cur), np.int32(volt), bias, int(theta), resets, S,
+        U, V, record_uv)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -174,6 +174,7 @@ class LIFPopulation(Population):
         self.record = record
         self.compiled = self.accepts_events = arithmetic.name == "fixed" and paths.fast("neuron")
         self.resets = np.zeros(block, bool)
+        self._bias32 = None  # the event kernel's int32 bias, made on first use
 
     # the block's u, v (float64, time-major) and summed synaptic input: a compiled block
     # writes U and V only when they are recorded, and an event-fed one never sums its input
@@ -209,7 +210,12 @@ class LIFPopulation(Population):
         are computed where they are used (`backends.emulator.kernels.event_lif_block`)."""
         from backends.emulator import kernels
 
-        kernels.event_lif_block(*block, self.u, self.v, *self._compiled_args(t0, k))
+        resets, S, U, V, record_uv = self._compiled_args(t0, k)[4:]
+        if self._bias32 is None:
+            self._bias32 = self.p.bias.astype(np.int32)  # Lava's int32 effective bias (exact integers)
+        kernels.event_lif_block(block.src, block.weights, block.weight_exp, block.acc, self.u, self.v,
+                                fx.current_factor(self.p.du), fx.voltage_factor(self.p.dv), self._bias32,
+                                self.p.theta, resets, S, U, V, record_uv)
         self.end_block(t0, k)
 
     def _compiled_args(self, t0: int, k: int) -> tuple:

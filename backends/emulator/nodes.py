@@ -192,7 +192,8 @@ class Synapse:
         if spikes and not event_driven(spikes, k * src.shape[1], self.n_in, self.n_out):
             return None
         self._forget(t0, k)
-        return EventBlock(*self._event_args(0, src))
+        src, weights, acc = self._event_args(0, src)[:3]
+        return EventBlock(src, weights, acc, self.weight_exp)
 
     def _event_args(self, g: int, src: np.ndarray) -> tuple:
         """(src, integer weights, accumulator, scale, floor, may_wrap) of delay group g for
@@ -218,9 +219,7 @@ class EventBlock(NamedTuple):
     src: np.ndarray  # (k, B, n_in) bool: the source spikes that reach the block's steps
     weights: np.ndarray  # (n_in, n_out) integers, W.T
     acc: np.ndarray  # (n_out,) integer scratch, exact for the block's sums
-    scale: float  # 2 ** weight_exp
-    floor: bool  # weight_exp < 0: the shift floors
-    may_wrap: bool  # the shifted sum may leave int32
+    weight_exp: int  # the sums are shifted by it (flooring when negative), then wrapped into int32
 
 
 class FeedNode:
