@@ -1,19 +1,23 @@
-"""The emulator's compiled kernels (numba): a fused fixed-point LIF block and event-driven synapses.
+"""The emulator's compiled kernels (numba): fixed-point LIF blocks, event-driven synapses, whole networks.
 
-Both compute exactly what the numpy reference computes (the same float64
-operations on exact integers, in the same order where order matters), only
-without the temporaries and passes of numpy:
+Each computes exactly the integers the numpy reference computes, only without
+the temporaries and passes of numpy:
 
 * `lif_fixed_block`: k steps of a Lava ``fixed_pt`` LIF population on
-  time-major ``(k, B, n)`` input, the rule of `models.fixed_point.lif_fixed_update`
-  followed by the spike test and reset (`backends.emulator.lif.spike_and_reset`).
-  A row runs branch-free (the correction of u and the saturation of v as
-  selects) and is redone with every rule checked only where a value left int32.
+  time-major ``(k, B, n)`` float64 input, the rule of `models.fixed_point.lif_fixed_update`
+  (the same float64 operations on exact integers) followed by the spike test
+  and reset (`backends.emulator.lif.spike_and_reset`). A row runs branch-free
+  (the correction of u and the saturation of v as selects) and is redone with
+  every rule checked only where a value left int32.
 * `event_sums`: a binary synapse's output for rows of source spikes, adding
   the weight row of each spiking source (integers, exact in the accumulator's
   dtype), then Lava's ``weight_exp`` shift (`fx.shift_by_weight_exp`);
 * `event_lif_block`: both fused, for a LIF population whose one input is such a
-  synapse: each output row is used where it is computed, never stored.
+  synapse, in integers (`_add_synapse`, `_lif_int`): each output row is used
+  where it is computed, never stored.
+* `network_run`: every step of a whole small network in integers
+  (`backends.emulator.network`); `_lif_int` is Lava's LIF rule in int32/int64
+  with every wrap applied (docs/emulator-paths.md proves it equal).
 
 Which path runs is decided per block from measured activity
 (`backends.emulator.nodes`) or per run (`backends.emulator.lif`);

@@ -3,7 +3,7 @@
 For a network of binary Inputs, LIF/LIFReset populations and binary synapses
 without delays (Dense, Sparse, or DelayDense whose delays are all 0), fixed mode,
 `CompiledNetwork` runs every sample's T steps in one numba call
-(`_run_network`), with no per-block Python work: what makes a single input or a
+(`backends.emulator.kernels.network_run`), in exact integers, with no per-block Python work: what makes a single input or a
 short batch cost microseconds instead of the block scheduler's per-node calls.
 Any other network, or one larger than `MAX_WEIGHTS`, runs on the block
 scheduler (`backends.emulator.engine`), which stays the reference; the tests hold
@@ -15,11 +15,12 @@ every population's input at step t is a function of what was sent at t - 1 and
 the order in which populations are stepped does not matter (recurrent loops
 included). Per step and sample: each synapse adds the weight rows of its
 spiking sources (exact integers), shifts by ``weight_exp`` (`fx.shift_by_weight_exp`),
-the outputs into one population are summed, then each population takes its LIF
-step (`backends.emulator.kernels._lif_row`, LIFReset zeroing first).
+the outputs into one population are summed (in int32, wrapping: exact for what
+reaches u, docs/emulator-paths.md), then each population takes its LIF step in
+integers (`backends.emulator.kernels._lif_int`, LIFReset zeroing first).
 
-Memory: spikes of every population are kept ``(B, T, neurons)`` int8 (the loop
-needs them); u and v only when one of them is recorded.
+Memory: only the recorded arrays are kept, each population's ``(B, T, n)`` s, u
+or v one contiguous part of a flat buffer, handed out as a view.
 """
 from __future__ import annotations
 
