@@ -25,13 +25,18 @@ write each step straight into the output buffers (float: 6 ops a step, the
 same arithmetic in the same order as above, so results are bit-identical to
 the plain loop; fixed: `fx.lif_fixed_update` with ``out=``); the backward precomputes every term that is not carried
 through time, leaving 2 ops a step (first-order gradients only: the backward
-is not itself differentiable).
+is not itself differentiable). Where numba is installed, a float population
+without recurrence runs its forward loop, and any population without
+recurrence or threshold gradient its whole backward, as one compiled pass
+(`models.lif_kernel`; forward bit-identical, gradients equal to float
+rounding); ``COMPILED = False`` runs the torch loops, the reference.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import torch
 
 from models import fixed_point as fx
@@ -55,8 +60,14 @@ class _LIFScan(torch.autograd.Function):
     def forward(ctx, a, alpha, beta, bias, vth, w_rec, u0, v0, fixed, rec_exp, slope):
         B, T, N = a.shape
         s_all, v_all, u_all = torch.empty_like(a), torch.empty_like(a), torch.empty_like(a)
+        kernel = None if fixed or w_rec is not None or a.dtype not in _KERNEL_DTYPES else _kernel()
         if fixed:
             _forward_fixed(a, alpha, beta, bias, vth, w_rec, u0, v0, rec_exp, s_all, v_all, u_all)
+        elif kernel is not None:
+            dtype = _numpy_scalar(a)
+            kernel.forward(_np(a.contiguous()), dtype(alpha), dtype(beta), _np(bias.expand(N).contiguous()),
+                           dtype(vth), _np(u0.expand(N).contiguous()), _np(v0.expand(N).contiguous()),
+                           _np(s_all), _np(v_all), _np(u_all))
         else:
             _forward_float(a, alpha, beta, bias, vth, w_rec, u0, v0, s_all, v_all, u_all)
         ctx.save_for_backward(alpha, beta, vth, w_rec, u0, v0, s_all, v_all, u_all)
@@ -73,43 +84,96 @@ class _LIFScan(torch.autograd.Function):
         theta = fx.effective_threshold(vth) if ctx.fixed else vth
         recurrent = w_rec is not None
         need_vth = ctx.needs_input_grad[4]
-        sg = _surrogate_grad(v_all, theta, ctx.slope)  # ds/dv, (B, T, N)
-        # pre[t] = g_v[t] + g_s[t] * sg[t]: every adjoint term not carried through time
-        # (plus, when recurrent, the spike's recurrent path, added in the loop)
-        if g_s is None:
-            pre = torch.zeros_like(s_all)
-        elif recurrent or need_vth:
-            pre = sg * g_s
+        kernel = None if recurrent or need_vth or s_all.dtype not in _KERNEL_DTYPES else _kernel()
+        if kernel is not None:
+            gv_all, gu_all, sg, g_spike = *_fused_adjoints(kernel, ctx, g_s, g_v, g_u, s_all, v_all, theta,
+                                                           alpha, beta), None, None
         else:
-            pre = sg.mul_(g_s)  # sg is not needed again
-        if g_v is not None:
-            pre.add_(g_v)
-        g_spike = None  # dL/ds[t] including the recurrent path, for the threshold's gradient
-        if need_vth:
-            g_spike = torch.zeros_like(s_all) if g_s is None else g_s.expand_as(s_all).clone()
-        keep = (1 - s_all).mul_(beta)  # dv[t+1]/dv[t]: beta, or 0 after a spike (reset = constant)
-        gv_all, gu_all = torch.empty_like(s_all), torch.empty_like(s_all)
-        gv = gu = torch.zeros(B, N, dtype=s_all.dtype)
-        alpha_f = float(alpha)
-        pre_t, keep_t, sg_t = pre.unbind(1), keep.unbind(1), sg.unbind(1)
-        g_u_t = None if g_u is None else g_u.unbind(1)  # a loss on u itself
-        gv_t, gu_t = gv_all.unbind(1), gu_all.unbind(1)
-        rec_gain = in_scale * rec_scale  # powers of two: exact
-        for t in range(T - 1, -1, -1):
-            if recurrent and t < T - 1:
-                r = (gu @ w_rec).mul_(rec_gain)  # dL/ds[t] through W_rec into a[t+1]
-                pre_t[t].addcmul_(r, sg_t[t])
-                if g_spike is not None:
-                    g_spike[:, t].add_(r)
-            torch.addcmul(pre_t[t], gv, keep_t[t], out=gv_t[t])
-            torch.add(gv_t[t], gu, alpha=alpha_f, out=gu_t[t])
-            if g_u_t is not None:
-                gu_t[t].add_(g_u_t[t])
-            gv, gu = gv_t[t], gu_t[t]
+            gv_all, gu_all, sg, g_spike = _adjoints(ctx, g_s, g_v, g_u, alpha, beta, w_rec, s_all, v_all, theta,
+                                                    in_scale * rec_scale)
         g_a = gu_all if in_scale == 1.0 else gu_all * in_scale
         grads = _parameter_grads(ctx, g_a, gu_all, gv_all, g_spike, sg, s_all, v_all, u_all,
                                  u0, v0, w_rec, rec_scale)
         return (g_a, *grads, None, None, None, None, None, None)
+
+
+_KERNEL_DTYPES = (torch.float32, torch.float64)
+COMPILED = True  # float, non-recurrent scans run `models.lif_kernel` when numba is installed (False: torch loops)
+
+
+def _kernel():
+    """`models.lif_kernel` when `COMPILED` and numba is installed, else None (the torch loops)."""
+    if not COMPILED:
+        return None
+    try:
+        from models import lif_kernel
+    except ImportError:
+        return None
+    return lif_kernel
+
+
+def _np(x: torch.Tensor):
+    """The numpy view of a CPU tensor (no copy, no gradient)."""
+    return x.detach().numpy()
+
+
+def _numpy_scalar(x: torch.Tensor):
+    """The numpy scalar type of ``x``'s dtype (the kernels' scalars must match their arrays)."""
+    return np.float32 if x.dtype == torch.float32 else np.float64
+
+
+def _adjoints(ctx, g_s, g_v, g_u, alpha, beta, w_rec, s_all, v_all, theta, rec_gain):
+    """The adjoints ``(dL/dv, dL/du, surrogate, dL/ds incl. the recurrent path or None)``, each
+    ``(B, T, N)``, by torch ops per step: the reference, and the path for recurrent populations
+    and a trained threshold."""
+    B, T, N = s_all.shape
+    recurrent = w_rec is not None
+    need_vth = ctx.needs_input_grad[4]
+    sg = _surrogate_grad(v_all, theta, ctx.slope)  # ds/dv, (B, T, N)
+    # pre[t] = g_v[t] + g_s[t] * sg[t]: every adjoint term not carried through time
+    # (plus, when recurrent, the spike's recurrent path, added in the loop)
+    if g_s is None:
+        pre = torch.zeros_like(s_all)
+    elif recurrent or need_vth:
+        pre = sg * g_s
+    else:
+        pre = sg.mul_(g_s)  # sg is not needed again
+    if g_v is not None:
+        pre.add_(g_v)
+    g_spike = None  # dL/ds[t] including the recurrent path, for the threshold's gradient
+    if need_vth:
+        g_spike = torch.zeros_like(s_all) if g_s is None else g_s.expand_as(s_all).clone()
+    keep = (1 - s_all).mul_(beta)  # dv[t+1]/dv[t]: beta, or 0 after a spike (reset = constant)
+    gv_all, gu_all = torch.empty_like(s_all), torch.empty_like(s_all)
+    gv = gu = torch.zeros(B, N, dtype=s_all.dtype)
+    alpha_f = float(alpha)
+    pre_t, keep_t, sg_t = pre.unbind(1), keep.unbind(1), sg.unbind(1)
+    g_u_t = None if g_u is None else g_u.unbind(1)  # a loss on u itself
+    gv_t, gu_t = gv_all.unbind(1), gu_all.unbind(1)
+    for t in range(T - 1, -1, -1):
+        if recurrent and t < T - 1:
+            r = (gu @ w_rec).mul_(rec_gain)  # dL/ds[t] through W_rec into a[t+1]
+            pre_t[t].addcmul_(r, sg_t[t])
+            if g_spike is not None:
+                g_spike[:, t].add_(r)
+        torch.addcmul(pre_t[t], gv, keep_t[t], out=gv_t[t])
+        torch.add(gv_t[t], gu, alpha=alpha_f, out=gu_t[t])
+        if g_u_t is not None:
+            gu_t[t].add_(g_u_t[t])
+        gv, gu = gv_t[t], gu_t[t]
+    return gv_all, gu_all, sg, g_spike
+
+
+def _fused_adjoints(kernel, ctx, g_s, g_v, g_u, s_all, v_all, theta, alpha, beta):
+    """`_adjoints`' first two for a population without recurrence and threshold gradient, in one
+    compiled pass (`models.lif_kernel.backward`)."""
+    scalar, empty = _numpy_scalar(s_all), _np(s_all[:0])
+    norm = theta.abs() if float(theta.abs()) > 0 else torch.ones_like(theta)
+    grads = [empty if g is None else _np(g.expand_as(s_all).contiguous()) for g in (g_s, g_v, g_u)]
+    gv_all, gu_all = torch.empty_like(s_all), torch.empty_like(s_all)
+    kernel.backward(_np(v_all), _np(s_all), *grads, scalar(theta), scalar(norm), scalar(ctx.slope), scalar(alpha),
+                    scalar(beta), _np(gv_all), _np(gu_all))
+    return gv_all, gu_all
 
 
 def _forward_float(a, alpha, beta, bias, vth, w_rec, u0, v0, s_all, v_all, u_all):

@@ -55,6 +55,35 @@ def test_scan_forward_and_backward_equal_plain_autograd_loop(recurrent):
         torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("dtype, vth", [(torch.float32, 1.0), (torch.float32, 0.7), (torch.float64, 1.3)])
+def test_the_compiled_scan_equals_the_torch_loops_forward_bit_for_bit_and_gradients_to_rounding(
+        monkeypatch, dtype, vth):
+    """`models.lif_kernel` (forward, and the fused backward of a population whose threshold takes
+    no gradient) against the torch loops it replaces, on a loss using s, v and u."""
+    from models import lif
+
+    assert lif._kernel() is not None  # numba is installed by make
+    g = torch.Generator().manual_seed(7)
+    B, T, N = 4, 40, 33
+    a0 = torch.rand(B, T, N, generator=g, dtype=dtype) * 0.08
+    bias = (torch.rand(N, generator=g, dtype=dtype) - 0.5) * 0.1
+    gs, gv, gu = (torch.randn(B, T, N, generator=g, dtype=dtype) for _ in range(3))
+    runs = []
+    for compiled in (True, False):
+        monkeypatch.setattr(lif, "COMPILED", compiled)
+        a, b = a0.clone().requires_grad_(), bias.clone().requires_grad_()
+        trace = lif_scan(a, alpha=torch.tensor(0.8, dtype=dtype), beta=torch.tensor(0.9, dtype=dtype), bias=b,
+                         vth=torch.tensor(vth, dtype=dtype))
+        loss = (trace.s * gs).sum() + (trace.v * gv).sum() + (trace.u * gu).sum()
+        runs.append((trace, torch.autograd.grad(loss, [a, b])))
+    (fast, fast_grads), (ref, ref_grads) = runs
+    assert torch.equal(fast.s, ref.s) and torch.equal(fast.v, ref.v) and torch.equal(fast.u, ref.u)
+    assert 0.05 < ref.s.mean() < 0.6  # spikes and resets on both sides of the threshold
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    for x, y in zip(fast_grads, ref_grads):
+        torch.testing.assert_close(x, y, **tol)
+
+
 def test_surrogate_is_the_derivative_of_the_fast_sigmoid():
     x = torch.linspace(-2, 2, 40, dtype=D)  # avoids the kink at 0
     slope, eps = 10.0, 1e-6

@@ -1,0 +1,82 @@
+"""The float LIF scan's time loops as numba kernels (`models.lif._LIFScan`'s fast path).
+
+`models.lif` runs a float-mode, non-recurrent LIF population's T steps with a
+few torch ops per step (forward) and two per step (backward); at the 700-256-20
+training benchmark's shapes each op is a few microseconds of dispatch for a
+(64, 256) array. These kernels run the same loops per sample, every neuron's
+arithmetic in the order `models.lif` states (IEEE float32 or float64, no
+fast-math contraction), so the forward is bit-identical to the torch loop,
+which stays the reference (``models.lif.COMPILED = False``). The backward (for a
+population without recurrence whose threshold takes no gradient) fuses the
+surrogate, the adjoint terms and the time loop into one pass; torch may fuse a
+multiply-add where it rounds twice (or the reverse), so its float32 gradients
+agree with the torch loops to float rounding, not bit for bit (float64: equal
+in the tests).
+
+Time: steps t = 1..T are rows 0..T-1 of the ``(B, T, N)`` arrays.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def forward(a, alpha, beta, bias, vth, u0, v0, s, v, u):
+    """``u[t] = u[t-1] alpha + a[t]``, ``v[t] = v'[t-1] beta + u[t] + bias``, ``s[t] = v[t] > vth``,
+    ``v'[t] = v[t] - v[t] s[t]`` into ``s``, ``v`` (pre-reset), ``u``; all ``(B, T, N)``, C order.
+    ``u0``, ``v0``, ``bias``: ``(N,)``; ``alpha``, ``beta``, ``vth`` scalars of the arrays' dtype."""
+    B, T, N = a.shape
+    for b in numba.prange(B):
+        up, vp = u0.copy(), v0.copy()
+        for t in range(T):
+            _forward_row(a[b, t], alpha, beta, bias, vth, up, vp, s[b, t], v[b, t], u[b, t])
+
+
+@numba.njit(cache=True, nogil=True)
+def _forward_row(a, alpha, beta, bias, vth, up, vp, s, v, u):
+    """One step of `forward` for one sample (``up``, ``vp``: u and post-reset v, in place)."""
+    one = s.dtype.type(1)
+    zero = s.dtype.type(0)
+    for j in range(a.shape[0]):
+        uu = up[j] * alpha + a[j]
+        vv = vp[j] * beta + uu + bias[j]
+        sj = one if vv > vth else zero
+        u[j], v[j], s[j] = uu, vv, sj
+        up[j] = uu
+        vp[j] = vv - vv * sj
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def backward(v_all, s_all, g_s, g_v, g_u, theta, norm, slope, alpha, beta, gv_all, gu_all):
+    """`models.lif._LIFScan.backward` without recurrence or threshold gradient, fused: per element
+    the surrogate ``sg = 1 / (1 + slope |(v - theta) / norm|)^2 / norm`` (`models.lif._surrogate_grad`;
+    ``norm`` 1 skips both divisions), ``pre = sg g_s + g_v``, ``keep = (1 - s) beta``, then
+    from t = T-1 down ``gv[t] = pre[t] + gv[t+1] keep[t]``, ``gu[t] = gv[t] + alpha gu[t+1]
+    (+ g_u[t])`` into ``gv_all``, ``gu_all`` ``(B, T, N)``. ``g_s``, ``g_v``, ``g_u``: the
+    loss's gradients ``(B, T, N)``, or of size 0 where the loss does not use that output."""
+    B, T, N = v_all.shape
+    has_s, has_v, has_u, unit = g_s.size > 0, g_v.size > 0, g_u.size > 0, norm == 1
+    one = v_all.dtype.type(1)
+    for b in numba.prange(B):
+        gv, gu = np.zeros(N, v_all.dtype), np.zeros(N, v_all.dtype)
+        for t in range(T - 1, -1, -1):
+            for j in range(N):
+                pre = v_all.dtype.type(0)
+                if has_s:
+                    x = v_all[b, t, j] - theta
+                    if not unit:
+                        x = x / norm
+                    d = abs(x) * slope + one
+                    sg = one / (d * d)
+                    if not unit:
+                        sg = sg / norm
+                    pre = sg * g_s[b, t, j]
+                if has_v:
+                    pre = pre + g_v[b, t, j]
+                x = pre + gv[j] * ((one - s_all[b, t, j]) * beta)
+                y = x + alpha * gu[j]
+                if has_u:
+                    y += g_u[b, t, j]
+                gv_all[b, t, j], gu_all[b, t, j] = x, y
+                gv[j], gu[j] = x, y
