@@ -33,6 +33,7 @@ rounding); ``COMPILED = False`` runs the torch loops, the reference.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -60,8 +61,15 @@ class _LIFScan(torch.autograd.Function):
     def forward(ctx, a, alpha, beta, bias, vth, w_rec, u0, v0, fixed, rec_exp, slope):
         B, T, N = a.shape
         s_all, v_all, u_all = torch.empty_like(a), torch.empty_like(a), torch.empty_like(a)
-        kernel = None if fixed or w_rec is not None or a.dtype not in _KERNEL_DTYPES else _kernel()
-        if fixed:
+        kernel = None if w_rec is not None or a.dtype not in _KERNEL_DTYPES else _kernel()
+        if fixed and kernel is not None and _fits_the_kernel(a, bias, u0, v0):
+            bias_i, u0_i, v0_i = (_np(x.expand(N)).astype(np.int32) for x in (bias, u0, v0))
+            # v (an integer) > vth << 6 exactly when v > floor(vth << 6)
+            theta = math.floor(fx.effective_threshold(float(vth)))
+            kernel.forward_fixed(_np(a.contiguous()), np.int32(round(float(alpha) * fx.DECAY_UNITY)),
+                                 np.int32(round(float(beta) * fx.DECAY_UNITY)), bias_i, theta, u0_i, v0_i,
+                                 _np(s_all), _np(v_all), _np(u_all))
+        elif fixed:
             _forward_fixed(a, alpha, beta, bias, vth, w_rec, u0, v0, rec_exp, s_all, v_all, u_all)
         elif kernel is not None:
             dtype = _numpy_scalar(a)
@@ -110,6 +118,12 @@ def _kernel():
     except ImportError:
         return None
     return lif_kernel
+
+
+def _fits_the_kernel(a, bias, u0, v0) -> bool:
+    """Whether `models.lif_kernel.forward_fixed` takes these exact integers: the state and the
+    bias within int32 (Lava's Vars), the input within int64."""
+    return fx.max_abs(a) < 2.0 ** 62 and max(fx.max_abs(x) for x in (bias, u0, v0)) <= fx.INT32_MAX
 
 
 def _np(x: torch.Tensor):

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from models.fixed_kernel import lif_int
+
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def forward(a, alpha, beta, bias, vth, u0, v0, s, v, u):
@@ -45,6 +47,27 @@ def _forward_row(a, alpha, beta, bias, vth, up, vp, s, v, u):
         u[j], v[j], s[j] = uu, vv, sj
         up[j] = uu
         vp[j] = vv - vv * sj
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def forward_fixed(a, cur, volt, bias, theta, u0, v0, s, v, u):
+    """Lava ``fixed_pt`` over all steps (`models.lif._forward_fixed` without recurrence): the
+    exact integers ``a`` (float64 ``(B, T, N)``, Lava's units before ``<< 6``) enter as int32
+    wrapped (only ``a`` modulo 2**26 reaches u), each step is `models.fixed_kernel.lif_int`;
+    writes ``s``, ``v`` (pre-reset) and ``u`` as float64. ``bias``, ``u0``, ``v0``: int32 ``(N,)``;
+    ``cur``, ``volt``: the decay factors; ``theta``: vth << 6."""
+    B, T, N = a.shape
+    for b in numba.prange(B):
+        ub, vb = u0.copy(), v0.copy()
+        ab, sb, vpre = np.empty(N, np.int32), np.empty(N, np.bool_), np.empty(N, np.int32)
+        for t in range(T):
+            at = a[b, t]
+            for j in range(N):
+                ab[j] = np.int32(np.int64(at[j]))
+            lif_int(ub, vb, ab, bias, cur, volt, theta, sb, vpre)
+            st, vt, ut = s[b, t], v[b, t], u[b, t]
+            for j in range(N):
+                st[j], vt[j], ut[j] = sb[j], vpre[j], ub[j]
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)

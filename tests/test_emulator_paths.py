@@ -111,8 +111,8 @@ def test_the_integer_lif_step_equals_the_fixed_point_rule_at_every_boundary(du, 
     ru, rv = u.astype(np.float64), v.astype(np.float64)
     for i in range(steps):
         a = fx.wrap_int32(_extreme_state(rng, n)).astype(np.int32)
-        kernels._lif_int(u, v, a, bias, np.int32(fx.current_factor(du)), np.int32(fx.voltage_factor(dv)), theta,
-                         spiked)
+        kernels.lif_int(u, v, a, bias, np.int32(fx.current_factor(du)), np.int32(fx.voltage_factor(dv)), theta,
+                        spiked, np.empty(0, np.int32))
         ru, rv = fx.lif_fixed_subthreshold(ru, rv, a.astype(np.float64), du, dv, bias.astype(np.float64))
         s = np.empty(n, bool)
         spike_and_reset(rv, theta, s)

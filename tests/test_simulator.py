@@ -84,6 +84,29 @@ def test_the_compiled_scan_equals_the_torch_loops_forward_bit_for_bit_and_gradie
         torch.testing.assert_close(x, y, **tol)
 
 
+@pytest.mark.parametrize("du, dv", [(0, 0), (4095, 4095), (-1, 0), (818, 205)])
+def test_the_compiled_fixed_scan_equals_the_torch_loop_bit_for_bit_through_every_wrap(monkeypatch, du, dv):
+    """The fixed forward kernel against `models.lif._forward_fixed`: inputs whose ``<< 6`` wraps
+    int32, initial u anywhere in int32 (the 2**24 correction), large biases (v saturates)."""
+    from models import lif
+
+    g = torch.Generator().manual_seed(du + 5 * dv + 2)
+    a = torch.randint(-(1 << 26), 1 << 26, (3, 30, 50), generator=g).to(D)
+    a[0] = torch.randint(-300, 300, (30, 50), generator=g).to(D)  # ordinary operation, spikes and resets
+    bias = torch.randint(-(1 << 15), 1 << 15, (50,), generator=g).to(D)
+    u0 = torch.randint(fx.INT32_MIN, fx.INT32_MAX, (50,), generator=g).to(D)
+    v0 = torch.randint(-fx.V_SAT, fx.V_SAT, (50,), generator=g).to(D)
+    traces = []
+    for compiled in (True, False):
+        monkeypatch.setattr(lif, "COMPILED", compiled)
+        traces.append(lif_scan(a, alpha=torch.tensor(fx.current_factor(du) / 4096, dtype=D),
+                               beta=torch.tensor(fx.voltage_factor(dv) / 4096, dtype=D), bias=bias,
+                               vth=torch.tensor(1000.0, dtype=D), u0=u0, v0=v0, fixed=True))
+    fast, ref = traces
+    assert torch.equal(fast.s, ref.s) and torch.equal(fast.v, ref.v) and torch.equal(fast.u, ref.u)
+    assert 0 < ref.s.mean() < 1 and (ref.v.abs() == fx.V_SAT).any()
+
+
 def test_surrogate_is_the_derivative_of_the_fast_sigmoid():
     x = torch.linspace(-2, 2, 40, dtype=D)  # avoids the kink at 0
     slope, eps = 10.0, 1e-6
@@ -169,7 +192,11 @@ def test_fixed_mode_rounds_decays_toward_zero_for_negative_state():
 def test_fixed_scan_skips_only_wraps_that_cannot_fire(du, monkeypatch):
     """The scan's bound-proven shortcuts (`fx.lif_scan_wraps`) against every wrap applied
     every step (`fx.lif_fixed_subthreshold`, the emulator's rule), from quiet inputs to
-    inputs whose ``a << 6`` passes 2**31; every shortcut must be taken somewhere."""
+    inputs whose ``a << 6`` passes 2**31; every shortcut must be taken somewhere. (The torch
+    loop's shortcuts: the compiled scan applies every rule and is held to this loop below.)"""
+    from models import lif
+
+    monkeypatch.setattr(lif, "COMPILED", False)
     chosen = []
     real = fx.lif_scan_wraps
     monkeypatch.setattr(fx, "lif_scan_wraps", lambda *args: chosen.append(real(*args)) or chosen[-1])

@@ -13,10 +13,10 @@ the temporaries and passes of numpy:
   the weight row of each spiking source (integers, exact in the accumulator's
   dtype), then Lava's ``weight_exp`` shift (`fx.shift_by_weight_exp`);
 * `event_lif_block`: both fused, for a LIF population whose one input is such a
-  synapse, in integers (`_add_synapse`, `_lif_int`): each output row is used
+  synapse, in integers (`_add_synapse`, `models.fixed_kernel.lif_int`): each output row is used
   where it is computed, never stored.
 * `network_run`: every step of a whole small network in integers
-  (`backends.emulator.network`); `_lif_int` is Lava's LIF rule in int32/int64
+  (`backends.emulator.network`); `models.fixed_kernel.lif_int` is Lava's LIF rule in int32/int64
   with every wrap applied (docs/emulator-paths.md proves it equal).
 
 Which path runs is decided per block from measured activity
@@ -32,10 +32,10 @@ import numba
 import numpy as np
 
 from models import fixed_point as fx
+from models.fixed_kernel import decay_int, lif_int, wrap32  # noqa: F401  (decay_int: tested here)
 
 _U_MAX, _V_SAT, _SPAN = float(fx.U_MAX), float(fx.V_SAT), float(1 << 24)
 _I32_MIN, _I32_MAX, _I32_SPAN = float(fx.INT32_MIN), float(fx.INT32_MAX), float(1 << 32)
-_U_MAX_I, _V_SAT_I, _SPAN_I = np.int64(fx.U_MAX), np.int64(fx.V_SAT), np.int64(1 << 24)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -84,13 +84,14 @@ def _event_lif_block(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, U
     step and sample the synaptic input is the weight rows of the spiking sources of
     ``src`` ``(k, B, n_in)`` summed in ``acc``'s dtype (`accumulator_dtype`; each thread
     makes its own), shifted by ``e`` (weight_exp) and wrapped (`_add_synapse`), computed
-    where it is used; the LIF step is the whole-network loop's (`_lif_int`, int32 state
+    where it is used; the LIF step is the whole-network loop's (`models.fixed_kernel.lif_int`, int32 state
     copied in from and back into the float64 ``u``, ``v``). ``wt``: ``W.T`` flat (int8..int64);
     ``cur``, ``volt``: the integer decay factors; ``bias`` int32; the rest as `lif_fixed_block`."""
     k, B, n = S.shape
     n_in = src.shape[2]
     for b in numba.prange(B):
         ub, vb, a, acc_b = u[b].astype(np.int32), v[b].astype(np.int32), np.empty(EVENT_TILE, np.int32), np.empty_like(acc)
+        no_v = np.empty(0, np.int32)  # the pre-reset v is not kept
         sent = np.empty(n_in, np.int64)
         for i in range(k):
             if resets[i]:
@@ -106,7 +107,7 @@ def _event_lif_block(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, U
                 a_t = a[:hi - lo]
                 a_t[:] = 0
                 _add_synapse(sent[:m], 0, n_in, wt, n, lo, e, acc_b[:hi - lo], a_t)
-                _lif_int(ub[lo:hi], vb[lo:hi], a_t, bias[lo:hi], cur, volt, theta, S[i, b, lo:hi])
+                lif_int(ub[lo:hi], vb[lo:hi], a_t, bias[lo:hi], cur, volt, theta, S[i, b, lo:hi], no_v)
             if record_uv:
                 _copy(U[i, b], ub)
                 _copy(V[i, b], vb)
@@ -138,6 +139,7 @@ def _network_run(spikes_in, b_lo, b_hi, synapses, weights, acc_like, pops, bias,
     for b in numba.prange(b_lo, b_hi):
         u, v = u0.copy(), v0.copy()
         a, acc, spiked = np.empty(n, np.int32), np.empty_like(acc_like), np.zeros(n, np.bool_)
+        no_v = np.empty(0, np.int32)  # the pre-reset v is not kept
         sent, m = np.empty(n_in + n, np.int64), 0  # the sources that spiked at the previous step
         for t in range(1, T + 1):
             a[:] = 0
@@ -151,8 +153,8 @@ def _network_run(spikes_in, b_lo, b_hi, synapses, weights, acc_like, pops, bias,
                 if interval > 0 and t % interval == offset % interval:  # LIFReset: zeroed at the start of step t
                     u[lo:hi] = 0
                     v[lo:hi] = 0
-                _lif_int(u[lo:hi], v[lo:hi], a[lo:hi], bias[lo:hi], np.int32(cur), np.int32(volt), theta,
-                         spiked[lo:hi])
+                lif_int(u[lo:hi], v[lo:hi], a[lo:hi], bias[lo:hi], np.int32(cur), np.int32(volt), theta,
+                        spiked[lo:hi], no_v)
                 _record(pops[p, 7:], ((b * T) + t - 1) * (hi - lo), spiked[lo:hi], u[lo:hi], v[lo:hi], S, U, V)
             m = 0
             for j in range(n_in):
@@ -163,23 +165,6 @@ def _network_run(spikes_in, b_lo, b_hi, synapses, weights, acc_like, pops, bias,
                 if spiked[j]:
                     sent[m] = n_in + j
                     m += 1
-
-
-@numba.njit(cache=True, nogil=True)
-def _wrap32(x):
-    """`fx.wrap_int32` of an int64: two's-complement truncation to int32."""
-    return np.int64(np.int32(x))
-
-
-@numba.njit(cache=True, nogil=True)
-def decay_int(x, factor):
-    """`fx.decay` in integers: ``x * factor / 4096`` rounded toward zero, for int32 ``x`` and
-    ``factor`` (Lava's are 0..4096). The int64 product is exact (``|x * factor| <= 2**62``);
-    adding 4095 to a negative product before the arithmetic shift by 12 turns its floor
-    into its ceiling, i.e. rounds toward zero as float64 ``trunc(x * (factor / 4096))``
-    does (that product is exact as well while ``|x * factor| < 2**53``)."""
-    p = np.int64(x) * np.int64(factor)
-    return (p + ((p >> 63) & 4095)) >> 12
 
 
 @numba.njit(cache=True, nogil=True)
@@ -198,7 +183,7 @@ def _add_synapse(sent, slo, shi, wt, row_width, col_lo, e, acc, a):
             _add_row(acc, wt[start:start + width])
     for o in range(width):
         y = np.int64(acc[o])
-        a[o] += _wrap32(y << e if e >= 0 else y >> -e)
+        a[o] += wrap32(y << e if e >= 0 else y >> -e)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -206,24 +191,6 @@ def _add_row(acc, w):
     """``acc += w`` (a loop over two views: LLVM vectorises it, widening narrow weights)."""
     for o in range(acc.shape[0]):
         acc[o] += w[o]
-
-
-@numba.njit(cache=True, nogil=True)
-def _lif_int(u, v, a, bias, cur, volt, theta, spiked):
-    """One step of a LIF population (views of its neurons), every rule of `fx.lif_fixed_update`
-    in integers, in place: ``a << 6`` and the current sum wrapped into int32, the single
-    +-2**24 correction of u, the voltage sum wrapped, v saturated at +-(2**23 - 1); then
-    a spike when v > ``theta`` (vth << 6), v = 0 after it. ``u``, ``v``, ``bias`` int32, ``a``
-    the synaptic input in Lava's units (before ``<< 6``), ``cur``, ``volt`` the decay factors."""
-    for j in range(u.shape[0]):
-        x = _wrap32(decay_int(u[j], cur) + _wrap32(np.int64(a[j]) << 6))
-        x = x - _SPAN_I * (x > _U_MAX_I) + _SPAN_I * (x <= -_U_MAX_I)
-        y = _wrap32(decay_int(v[j], volt) + x + bias[j])
-        y = min(max(y, -_V_SAT_I), _V_SAT_I)
-        s = y > theta
-        u[j] = x
-        v[j] = 0 if s else y
-        spiked[j] = s
 
 
 @numba.njit(cache=True, nogil=True)

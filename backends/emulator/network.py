@@ -17,7 +17,7 @@ included). Per step and sample: each synapse adds the weight rows of its
 spiking sources (exact integers), shifts by ``weight_exp`` (`fx.shift_by_weight_exp`),
 the outputs into one population are summed (in int32, wrapping: exact for what
 reaches u, docs/emulator-paths.md), then each population takes its LIF step in
-integers (`backends.emulator.kernels._lif_int`, LIFReset zeroing first).
+integers (`models.fixed_kernel.lif_int`, LIFReset zeroing first).
 
 Memory: only the recorded arrays are kept, each population's ``(B, T, n)`` s, u
 or v one contiguous part of a flat buffer, handed out as a view.
