@@ -5,7 +5,8 @@ regular-rate encoded digits), one training step = forward + spike-count
 cross-entropy + backward. Float mode runs float32 Lava ``floating_pt``
 equations; fixed mode runs Lava ``fixed_pt`` integer arithmetic bit for bit
 (float64 exact integers, straight-through rounding). Prints the median time
-per step of each and the ratio (target: fixed <= 3x float).
+per step of each and the ratio (target: fixed <= `TARGET` (1.8) x float, issue 22;
+the first round's was 3x).
 
 The modes alternate step by step (float, fixed, float, ...), so a change of
 machine load hits both alike. The verdict uses the less favourable of two
@@ -29,6 +30,8 @@ from models.network import Network
 from toolchain.tasks import datasets
 from toolchain.methods.superspike.config import TASK_DEFAULTS
 from toolchain.methods.superspike.train import encode, network_config, resolve_config
+
+TARGET = 1.8  # fixed-mode step time / float-mode step time
 
 
 def step_time(model, x, y, mode) -> float:
@@ -70,7 +73,8 @@ def main():
     best = min(results["fixed"]) / min(results["float"])
     print(f"fixed-point (QAT) mode costs {worst:.2f}x float mode ("
           + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items())
-          + f"; for information, ratio of best {best:.2f}x; target <= 3x: {'meets' if worst <= 3 else 'misses'})")
+          + f"; for information, ratio of best {best:.2f}x; target <= {TARGET}x: "
+          f"{'meets' if worst <= TARGET else 'misses'})")
 
 
 if __name__ == "__main__":
