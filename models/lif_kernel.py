@@ -70,7 +70,7 @@ def forward_fixed(a, cur, volt, bias, theta, u0, v0, s, v, u):
                 st[j], vt[j], ut[j] = sb[j], vpre[j], ub[j]
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def backward(v_all, s_all, g_s, g_v, g_u, theta, norm, slope, alpha, beta, gv_all, gu_all):
     """`models.lif._LIFScan.backward` without recurrence or threshold gradient, fused: per element
     the surrogate ``sg = 1 / (1 + slope |(v - theta) / norm|)^2 / norm`` (`models.lif._surrogate_grad`;
@@ -79,27 +79,48 @@ def backward(v_all, s_all, g_s, g_v, g_u, theta, norm, slope, alpha, beta, gv_al
     (+ g_u[t])`` into ``gv_all``, ``gu_all`` ``(B, T, N)``. ``g_s``, ``g_v``, ``g_u``: the
     loss's gradients ``(B, T, N)``, or of size 0 where the loss does not use that output."""
     B, T, N = v_all.shape
-    has_s, has_v, has_u, unit = g_s.size > 0, g_v.size > 0, g_u.size > 0, norm == 1
-    one = v_all.dtype.type(1)
+    has_s, has_v, has_u = g_s.size > 0, g_v.size > 0, g_u.size > 0
     for b in numba.prange(B):
-        gv, gu = np.zeros(N, v_all.dtype), np.zeros(N, v_all.dtype)
+        gv, gu, pre = np.zeros(N, v_all.dtype), np.zeros(N, v_all.dtype), np.zeros(N, v_all.dtype)
         for t in range(T - 1, -1, -1):
-            for j in range(N):
-                pre = v_all.dtype.type(0)
-                if has_s:
-                    x = v_all[b, t, j] - theta
-                    if not unit:
-                        x = x / norm
-                    d = abs(x) * slope + one
-                    sg = one / (d * d)
-                    if not unit:
-                        sg = sg / norm
-                    pre = sg * g_s[b, t, j]
-                if has_v:
-                    pre = pre + g_v[b, t, j]
-                x = pre + gv[j] * ((one - s_all[b, t, j]) * beta)
-                y = x + alpha * gu[j]
-                if has_u:
-                    y += g_u[b, t, j]
-                gv_all[b, t, j], gu_all[b, t, j] = x, y
-                gv[j], gu[j] = x, y
+            if has_s:
+                _surrogate_times(v_all[b, t], g_s[b, t], theta, norm, slope, pre)
+            if has_v:
+                _add(pre, g_v[b, t], has_s)
+            _carry(pre, s_all[b, t], alpha, beta, gv, gu, gv_all[b, t], gu_all[b, t])
+            if has_u:
+                _add(gu, g_u[b, t], True)
+                gu_all[b, t, :] = gu
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")  # IEEE division: no zero check, so it vectorises
+def _surrogate_times(v, g, theta, norm, slope, out):
+    """``out = sg(v) * g``, the surrogate's expression in `models.lif._surrogate_grad`'s order (one
+    branch-free loop per case, so that it vectorises)."""
+    one = v.dtype.type(1)
+    if norm == 1:
+        for j in range(v.shape[0]):
+            d = abs(v[j] - theta) * slope + one
+            out[j] = one / (d * d) * g[j]
+    else:
+        for j in range(v.shape[0]):
+            d = abs((v[j] - theta) / norm) * slope + one
+            out[j] = one / (d * d) / norm * g[j]
+
+
+@numba.njit(cache=True, nogil=True)
+def _add(out, x, accumulate):
+    """``out += x``, or ``out = x`` when not ``accumulate``."""
+    for j in range(out.shape[0]):
+        out[j] = out[j] + x[j] if accumulate else x[j]
+
+
+@numba.njit(cache=True, nogil=True)
+def _carry(pre, s, alpha, beta, gv, gu, gv_out, gu_out):
+    """One step back in time: ``gv = pre + gv (1 - s) beta``, ``gu = gv + alpha gu`` (in place),
+    also written to ``gv_out``, ``gu_out``."""
+    one = pre.dtype.type(1)
+    for j in range(pre.shape[0]):
+        x = pre[j] + gv[j] * ((one - s[j]) * beta)
+        y = x + alpha * gu[j]
+        gv[j], gu[j], gv_out[j], gu_out[j] = x, y, x, y
