@@ -90,7 +90,8 @@ def _event_lif_block(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, U
     k, B, n = S.shape
     n_in = src.shape[2]
     for b in numba.prange(B):
-        ub, vb, a, acc_b = u[b].astype(np.int32), v[b].astype(np.int32), np.empty(EVENT_TILE, np.int32), np.empty_like(acc)
+        ub, vb = u[b].astype(np.int32), v[b].astype(np.int32)
+        a, acc_b = np.empty(EVENT_TILE, np.int32), np.empty_like(acc)
         no_v = np.empty(0, np.int32)  # the pre-reset v is not kept
         sent = np.empty(n_in, np.int64)
         for i in range(k):

@@ -1,13 +1,13 @@
 """The whole network as one compiled loop: the emulator's path for small fixed-point LIF networks.
 
-For a network of binary Inputs, LIF/LIFReset populations and binary synapses
-without delays (Dense, Sparse, or DelayDense whose delays are all 0), fixed mode,
+For a network of binary Inputs, LIF/LIFReset populations and binary synapses without
+delays (Dense, Sparse, or DelayDense whose delays are all 0), fixed mode,
 `CompiledNetwork` runs every sample's T steps in one numba call
-(`backends.emulator.kernels.network_run`), in exact integers, with no per-block Python work: what makes a single input or a
-short batch cost microseconds instead of the block scheduler's per-node calls.
-Any other network, or one larger than `MAX_WEIGHTS`, runs on the block
-scheduler (`backends.emulator.engine`), which stays the reference; the tests hold
-the two bit-identical (and both against Lava).
+(`backends.emulator.kernels.network_run`), in exact integers, with no per-block Python
+work: what makes a single input or a short batch cost microseconds instead of the block
+scheduler's per-node calls. Any other network, or one larger than `MAX_WEIGHTS`, runs on
+the block scheduler (`backends.emulator.engine`), which stays the reference; the tests
+hold the two bit-identical (and both against Lava).
 
 Time convention (every engine's): steps t = 1..T; the Input sends ``x[:, t-1]``
 at step t; a synapse delivers at step t + 1 what its source sent at step t, so
