@@ -1,9 +1,10 @@
 """The smooth method end to end: training from silence, resume, QIF deployment, Lava identity, refusals."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
-import subprocess
-import sys
+import types
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 from backends import emulator
 from toolchain import formats
+from toolchain.cli import main
 from toolchain.ir import passes
 from toolchain import scaleout
 from toolchain.methods.smooth import deploy, fixed, qat
@@ -30,9 +32,16 @@ def trained(tmp_path_factory):
     return path, meta
 
 
-def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "toolchain.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd)
+def cli(*args):
+    """``spikeport ARGS`` in this process (`toolchain.cli.main`, what the entry point exits with):
+    (returncode, stdout, stderr); argparse's own errors exit 2 as in a shell."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as stop:
+            code = stop.code
+    return types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def test_training_starts_silent_and_learns_from_pseudospikes(trained):
@@ -199,7 +208,7 @@ def test_qat_measures_the_deployed_accuracy_the_emulator_measures(trained, compi
 def test_qat_fine_tuning_from_the_cli_writes_a_checkpoint_verify_takes(trained, tmp_path):
     out = tmp_path / "qat.pt"
     run = cli("train", "--method", "smooth", "--task", "digits", "--qat-from", trained[0], "--qat-epochs", "1",
-              "--out", out, "--quiet", "--threads", "1")
+              "--step-exponent", "6", "--out", out, "--quiet", "--threads", "1")
     assert run.returncode == 0, run.stderr
     assert "deployed accuracy" in run.stdout and out.is_file()
     check = cli("verify", out, "--samples", "40", "--backends", "float,emulator", "--sweep", "none", "--no-report")

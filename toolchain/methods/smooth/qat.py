@@ -67,11 +67,13 @@ def straight_through_times(t_cont: torch.Tensor, t_dep: torch.Tensor) -> torch.T
 def finetune(source, out, epochs: int, k: int, lr: float = 1e-3, progress: bool = True, log=print,
              max_train=None, eval_samples=None) -> dict:
     """Fine-tune the smooth checkpoint ``source`` for ``epochs`` epochs; write ``out`` after each
-    epoch with the deployed (torch fixed) test accuracy; returns its meta."""
+    epoch with the deployed (torch fixed) test accuracy; returns its meta. ``max_train``: the
+    first training samples to use (default: the checkpoint's own, i.e. the data it trained on)."""
     net, meta = load_checkpoint(source)
     cfg = dict(meta["run_config"])
     data = datasets.load_task(cfg["task"])
     x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
+    max_train = max_train or cfg.get("max_train")
     if max_train:
         x, y = x[:max_train], y[:max_train]
     dep = Deployment(net, k)
