@@ -202,3 +202,26 @@ def test_raster_task_with_a_short_window_terminates_or_says_why():
             assert 2 <= len(times) <= 4 and np.all(np.diff(times) >= 8) and times.min() >= 10 and times.max() <= 34
     with pytest.raises(SpikeportError, match="4 spikes 8 steps apart do not fit"):
         make_raster_task(T=30)
+
+
+def test_a_float_run_with_qat_epochs_is_the_qat_finetune_of_its_float_checkpoint(float_checkpoint):
+    """qat_epochs (Yin-Yang's default): float epochs, then `--qat --finetune` of that network,
+    weight for weight; the run reports the fixed-point network's accuracy."""
+    both = train("digits", progress=False, qat_epochs=1, **SMALL)
+    tuned = train("digits", mode="fixed", progress=False, finetune=float_checkpoint, epochs=1,
+                  lr=both.meta["train_config"]["qat_lr"], batch_size=SMALL["batch_size"], threads=1)
+    assert both.model.has_fixed_scale
+    for got, want in zip(both.model.state_dict().items(), tuned.model.state_dict().items(), strict=True):
+        assert got[0] == want[0] and torch.equal(got[1], want[1]), f"{got[0]} differs"
+    assert [h["epoch"] for h in both.history] == [1, 2, 3] and both.history[-1]["mode"] == "fixed"
+    assert both.meta["accuracy"] == tuned.meta["accuracy"]
+
+
+def test_the_accuracy_a_qat_epochs_run_reports_is_the_deployed_one():
+    from toolchain.tasks.datasets import DIGITS_TEST_SIZE
+    from toolchain.verify import verify
+
+    result = train("digits", progress=False, qat_epochs=1, **SMALL)
+    check = verify(result.model, meta=result.meta, samples=DIGITS_TEST_SIZE, backends=("float", "emulator"))
+    assert check.compile_mode == "quantization-aware (integers from training)"
+    assert check.engines["emulator"]["accuracy"] == result.meta["accuracy"]["test"]

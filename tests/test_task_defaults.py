@@ -7,7 +7,7 @@ import json
 
 from toolchain.cli import main
 from toolchain.formats import onnx as onnx_io
-from toolchain.methods.superspike.train import train
+from toolchain.methods.superspike.train import resolve_config, train
 from toolchain.methods.ttfs.config import DEFAULT_DT, default_dt
 from toolchain.tasks.datasets import DIGITS_TEST_SIZE
 from toolchain.verify import verify
@@ -34,3 +34,9 @@ def test_ttfs_trains_on_yinyang_and_deploys_at_its_own_default_step(tmp_path):
 
 def test_ttfs_on_another_task_keeps_the_common_default_step():
     assert default_dt("mnist") == default_dt("digits") == DEFAULT_DT == 1 / 16
+
+
+def test_the_yinyang_default_ends_quantization_aware_and_digits_and_mnist_deploy_post_training():
+    yinyang = resolve_config("yinyang")
+    assert (yinyang["mode"], yinyang["qat_epochs"], yinyang["hidden"], yinyang["epochs"]) == ("float", 10, [128], 60)
+    assert resolve_config("digits")["qat_epochs"] == resolve_config("mnist")["qat_epochs"] == 0

@@ -58,10 +58,12 @@ def train(args: argparse.Namespace) -> int:
     result = train_network(args.task, config_file=args.config, progress=not args.quiet, finetune=args.finetune,
                            **overrides)
     checkpoint.save(args.out, result.model, result.meta)
-    acc, epochs = result.meta["accuracy"], result.meta["train_config"]["epochs"]
+    acc, cfg = result.meta["accuracy"], result.meta["train_config"]
+    epochs = f"{cfg['epochs']} epoch{'s' if cfg['epochs'] != 1 else ''}"
+    if cfg["mode"] == "float" and cfg["qat_epochs"]:
+        epochs += f" + {cfg['qat_epochs']} quantization-aware"
     print(f"{args.task} (surrogate: SuperSpike{', quantization-aware' if args.qat else ''}): train accuracy "
-          f"{acc['train']:.2%}, test accuracy {acc['test']:.2%} (final network, whole splits), {epochs} "
-          f"epoch{'s' if epochs != 1 else ''} in "
+          f"{acc['train']:.2%}, test accuracy {acc['test']:.2%} (final network, whole splits), {epochs} in "
           f"{time.perf_counter() - start:.0f} s -> {args.out}")
     return 0
 

@@ -74,6 +74,8 @@ def train(task: str = "digits", *, config_file=None, progress: bool = True, fine
     ``finetune``: a checkpoint to start from (its architecture and encoding win).
     ``mode="fixed"`` trains in Lava's integer arithmetic (quantization-aware):
     the scales come from post-training quantization of the starting network.
+    A float run with ``qat_epochs > 0`` (Yin-Yang's default) ends with that many
+    quantization-aware epochs (`qat_phase`); its accuracies are then the fixed-point network's.
     """
     if finetune:
         overrides = {**FINETUNE_DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
@@ -97,10 +99,24 @@ def train(task: str = "digits", *, config_file=None, progress: bool = True, fine
         if not finetune:  # from scratch the weights move a lot: let the scales follow them
             on_epoch = lambda: init_fixed_scales(model, scale_meta)  # noqa: E731
     history = fit(model, x_train, y_train, cfg, progress=progress, on_epoch=on_epoch)
+    mode = cfg["mode"]
+    if mode == "float" and cfg["qat_epochs"]:
+        history += qat_phase(model, x_train, y_train, cfg, progress=progress)
+        mode = "fixed"
     meta = dict(task=task, encoding=cfg["encoding"], train_config=cfg, history=history,
-                accuracy=dict(train=evaluate(model, x_train, data.y_train, cfg["mode"]),
-                              test=evaluate(model, x_test, data.y_test, cfg["mode"])))
+                accuracy=dict(train=evaluate(model, x_train, data.y_train, mode),
+                              test=evaluate(model, x_test, data.y_test, mode)))
     return TrainResult(model=model, meta=meta, history=history)
+
+
+def qat_phase(model: Network, x: torch.Tensor, y: torch.Tensor, cfg: dict, progress: bool = True) -> list:
+    """Quantize the float-trained ``model`` (post-training scales, kept fixed) and fine-tune it
+    quantization-aware for ``cfg["qat_epochs"]`` epochs at ``cfg["qat_lr"]``, in place; the
+    network then deploys as trained. The same run as `spikeport train --qat --finetune` of the
+    float checkpoint. Returns the phase's history, epochs numbered on from the float ones."""
+    init_fixed_scales(model, dict(task=cfg["task"], encoding=cfg["encoding"]))
+    phase = {**cfg, "mode": "fixed", "epochs": cfg["qat_epochs"], "lr": cfg["qat_lr"]}
+    return [dict(h, epoch=cfg["epochs"] + h["epoch"], mode="fixed") for h in fit(model, x, y, phase, progress)]
 
 
 def init_fixed_scales(model: Network, meta: dict) -> None:
@@ -131,7 +147,8 @@ def fit(model: Network, x: torch.Tensor, y: torch.Tensor, cfg: dict, progress: b
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=cfg["epochs"] * batches)
     gen = torch.Generator().manual_seed(cfg["seed"])
     history = []
-    bar = tqdm(range(cfg["epochs"]), desc=f"train {cfg['task']}", disable=not progress, unit="epoch")
+    desc = f"train {cfg['task']}{' quantization-aware' if cfg['mode'] == 'fixed' else ''}"
+    bar = tqdm(range(cfg["epochs"]), desc=desc, disable=not progress, unit="epoch")
     for epoch in bar:
         if on_epoch is not None:
             on_epoch()
