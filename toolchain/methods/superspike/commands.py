@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from toolchain import flags, formats
-from toolchain.methods.superspike.config import with_task
+from toolchain.methods.superspike.config import RUN_DEFAULTS, TASK_DEFAULTS, with_task
 from toolchain.quantize import LayerReport, format_report
 
 # Building the CLI parser loads this module: imports that pull torch stay inside the functions.
@@ -23,7 +23,9 @@ def add_options(verb: str, parser) -> None:
         parser.add_argument("--feedback", choices=["symmetric", "random", "uniform"],
                             help="feedback weights of the surrogate gradient: the forward weights, fixed random or "
                                  "uniform ones (default: symmetric)")
-        parser.add_argument("--qat", action="store_true", help="train quantization-aware, in Lava fixed-point arithmetic (default: off, float)")
+        parser.add_argument("--qat", action="store_true", help="train quantization-aware, in Lava fixed-point arithmetic, every epoch (default: "
+                                 "off, float; a float run then ends with the config's qat_epochs quantization-aware "
+                                 f"epochs: {qat_epochs_help()})")
         parser.add_argument("--finetune", help="start from this checkpoint (with --qat: quantize, then fine-tune; default: none, "
                                  "a fresh initialisation)")
     elif verb == "compile":
@@ -44,6 +46,11 @@ def add_options(verb: str, parser) -> None:
         parser.add_argument("--lava-batching", choices=["tile", "per-sample"], default="tile",
                             help="Lava runs the samples side by side in one network (tile) or one network "
                                  "per sample (per-sample, slow; default: tile)")
+
+
+def qat_epochs_help() -> str:
+    """Each task's default ``qat_epochs`` (quantization-aware epochs ending a float run), for the help."""
+    return ", ".join(f"{task} {cfg.get('qat_epochs', RUN_DEFAULTS['qat_epochs'])}" for task, cfg in TASK_DEFAULTS.items())
 
 
 def train(args: argparse.Namespace) -> int:
