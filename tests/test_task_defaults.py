@@ -40,3 +40,8 @@ def test_the_yinyang_default_ends_quantization_aware_and_digits_and_mnist_deploy
     yinyang = resolve_config("yinyang")
     assert (yinyang["mode"], yinyang["qat_epochs"], yinyang["hidden"], yinyang["epochs"]) == ("float", 10, [128], 60)
     assert resolve_config("digits")["qat_epochs"] == resolve_config("mnist")["qat_epochs"] == 0
+
+
+def test_the_mnist_default_is_the_run_docs_accuracy_measured_12_epochs_at_lr_3e_3():
+    mnist = resolve_config("mnist")
+    assert (mnist["epochs"], mnist["lr"], mnist["hidden"], mnist["encoding"]["T"]) == (12, 3e-3, [256], 20)
