@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from toolchain.cli import main
+from toolchain.cli import build_parser, main
 
 TINY = {"duration": 150.0, "n_rec": 10, "eval_trials": 4, "eval_every": 1, "batch_size": 4,
         "pulse_a": [10.0, 20.0], "pulse_b": [40.0, 50.0], "cue": [80.0, 90.0], "response": [90.0, 140.0],
@@ -83,7 +83,9 @@ def test_gate_flags_are_refused_elsewhere_epochs_is_refused_for_gate_and_help_ex
     with pytest.raises(SystemExit):
         main(["verify", "-h"])
     helptext = " ".join(capsys.readouterr().out.split())
-    assert "--trials" not in helptext and "--lava-trials" not in helptext  # one word per concept: --samples
+    assert "--samples N, --trials N" in helptext and "--lava-samples N, --lava-trials N" in helptext
+    args = build_parser().parse_args(["verify", "m.pt", "--trials", "7", "--lava-trials", "3"])
+    assert (args.samples, args.lava_samples) == (7, 3)  # the protocol's word is the same flag, not a second one
     assert "gate: fresh test trials, default 1000" in helptext and "gate: 50, compared bit for bit" in helptext
     assert "gate: seed of the fresh test trials (default 1000003" in helptext
     assert "superspike: seed of a stochastic input encoder (default: 0)" in helptext

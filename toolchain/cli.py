@@ -284,13 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "inputs, print the measurements and the PASS/FAIL criteria, write an HTML report. "
                                    "Exit 0: every criterion passes; 1: one fails; 2: bad input.")
     v.add_argument("model", help=".pt checkpoint of any method, or a compiled network file (.onnx, .nir, .net)")
-    v.add_argument("--samples", type=flags.positive_int, metavar="N",
+    v.add_argument("--samples", "--trials", type=flags.positive_int, metavar="N",
                    help=f"held-out samples to run: the first N of the test split (default: {flags.VERIFY_SAMPLES}; "
                         "spike-transform: every pattern of --split; gate: fresh test trials, default 1000, XOR equally many "
-                        "of each of the 4 conditions)")
-    v.add_argument("--lava-samples", type=flags.positive_int, metavar="N",
+                        "of each of the 4 conditions; --trials is the same flag in the gate protocol's word)")
+    v.add_argument("--lava-samples", "--lava-trials", type=flags.positive_int, metavar="N",
                    help="of those, how many (the first) also run on Lava (default: 20; spike-transform: all of "
-                        "them; gate: 50, compared bit for bit with the emulator)")
+                        "them; gate: 50, compared bit for bit with the emulator; --lava-trials is the same flag)")
     v.add_argument("--backends", default="float,emulator,lava",
                    help="comma-separated engines (default: float,emulator,lava): "
                         + "; ".join(f"{n}: {t}" for n, t in ENGINES.items()))
