@@ -8,8 +8,6 @@ Lava's ``Loihi2SimCfg`` fixed_pt: every layer's s, v, u at every step must equal
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -392,11 +390,16 @@ def test_cli_export_simulate_round_trip_and_a_refusal_is_one_line_exit_2(tmp_pat
 # ============================================================ the digits network, from its checkpoint
 @pytest.fixture(scope="module")
 def digits_checkpoint(tmp_path_factory):
-    """A digits network trained for one epoch (bit-exactness, not accuracy, is under test)."""
-    path = tmp_path_factory.mktemp("digits") / "digits.pt"
-    run = subprocess.run([sys.executable, "-m", "toolchain.cli", "train", "--task", "digits", "--epochs", "1",
-                          "--quiet", "--threads", "1", "--out", str(path)], capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
+    """A digits network trained for one epoch by ``spikeport train`` in this process (bit-exactness,
+    not accuracy, is under test); torch's thread count is restored afterwards."""
+    import torch
+
+    path, threads = tmp_path_factory.mktemp("digits") / "digits.pt", torch.get_num_threads()
+    try:
+        assert cli.main(["train", "--task", "digits", "--epochs", "1", "--quiet", "--threads", "1",
+                         "--out", str(path)]) == 0
+    finally:
+        torch.set_num_threads(threads)
     return path
 
 
