@@ -7,6 +7,7 @@ import threading
 import numpy as np
 import pytest
 
+from faulty_calls import die, raise_spikeport_error
 from lava_networks import zoo_inputs, zoo_ir
 from models.errors import SpikeportError
 from scaleout_probes import kill_a_worker_mid_lava, wait_gone
@@ -82,14 +83,6 @@ def test_simulate_with_workers_writes_the_arrays_of_one_process(tmp_path, capsys
     one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
     assert sorted(one.files) == sorted(two.files) and len(one.files) == 6  # l1, l2: s, u, v
     assert all(np.array_equal(one[k], two[k]) and one[k].dtype == two[k].dtype for k in one.files)
-
-
-def raise_spikeport_error(value):
-    raise SpikeportError(f"bad value {value}")
-
-
-def die(code):
-    os._exit(code)
 
 
 def test_a_shard_error_comes_back_as_one_line_naming_the_shard_and_is_not_retried(pool):

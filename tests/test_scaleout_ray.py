@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from faulty_calls import raise_spikeport_error
 from lava_networks import lava_processes, zoo_inputs, zoo_ir
 from models.errors import SpikeportError
 from scaleout_probes import descendants, group_members, kill_a_worker_mid_lava, wait_gone
-from test_scaleout import VERIFY, assert_same_outputs, comparable, raise_spikeport_error
+from test_scaleout import VERIFY, assert_same_outputs, comparable
 from test_verify import make_tiny_checkpoint
 from toolchain import engines, formats, scaleout
 from toolchain.scaleout.calls import Call
