@@ -67,6 +67,9 @@ def test_keyboard_interrupt_kills_every_lava_process(monkeypatch):
 
     marker = f"SPIKEPORT_TEST_MARK={uuid.uuid4().hex}"
     monkeypatch.setenv(*marker.split("="))
+    # Ctrl-C as a terminal delivers it: a suite started in the background (`make test &` from a
+    # script) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
     interrupt = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
     interrupt.start()
     try:
@@ -74,7 +77,12 @@ def test_keyboard_interrupt_kills_every_lava_process(monkeypatch):
             run_lava(chain_ir(), impulses(100_000, 1, 1), record=["out/s"])  # minutes of work
     finally:
         interrupt.cancel()
+        signal.signal(signal.SIGINT, saved)
     assert_no_survivors(marker)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.mark.lava
@@ -88,7 +96,8 @@ def test_ctrl_c_on_spikeport_simulate_exits_130_and_leaves_no_lava_process_or_ou
     cmd = [sys.executable, "-m", "toolchain.cli", "simulate", str(tmp_path / "chain.onnx"), "--backend", "lava",
            "--input", str(tmp_path / "x.npy"), "--out", str(out)]
     env = dict(os.environ, PYTHONPATH=str(runner.REPO_ROOT), **dict([marker.split("=")]))
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)  # as from a terminal, even if this suite ignores it
     try:
         deadline = time.monotonic() + 60  # wait until Lava itself runs (a child of the runner)
         while len(lava_processes(marker)) < 3 and time.monotonic() < deadline:
