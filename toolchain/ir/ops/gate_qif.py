@@ -34,9 +34,8 @@ from typing import ClassVar, Optional
 
 import numpy as np
 
-from models import qif_fixed
 from toolchain.ir.ops.base import Neuron, check_range, floats, ints
-from toolchain.ir.ops.qif import QIF, check_current, check_state
+from toolchain.ir.ops.qif import QIF, fixed_drive
 
 MAX_PAYLOAD_BITS = 6  # |q| <= 2**6 = 64 fits the int8 spike recordings of every engine
 
@@ -122,10 +121,7 @@ class GateQIF(Neuron):
         x = state["x"]
         if mode == "fixed":
             f = self.fixed
-            u = qif_fixed.current(state["u"], a_in, f.du)
-            check_current(self.source, u, t)
-            xh = qif_fixed.voltage(x, u, f.bias, f.k, f.frac, f.u_shift)
-            check_state(self.source, xh, t)
+            u, xh = fixed_drive(self.source, f, state, a_in, t)
             top = f.x_a + f.zone
             q = (self._charge_fixed(np.minimum(xh, top), f) - self._charge_fixed(x, f))
             th, reset = f.x_th, f.x_reset

@@ -60,6 +60,16 @@ class QIFFixed:
             setattr(self, name, int(ints(getattr(self, name), name)))
 
 
+def fixed_drive(source: str, f, state: dict, a_in, t: int) -> tuple:
+    """Fixed-point step t before firing, shared by every QIF-based op: the new current u and
+    voltage x (each checked against its 24-bit register; ``f``: the op's fixed record)."""
+    u = qif_fixed.current(state["u"], a_in, f.du)
+    check_current(source, u, t)
+    x = qif_fixed.voltage(state["x"], u, f.bias, f.k, f.frac, f.u_shift)
+    check_state(source, x, t)
+    return u, x
+
+
 @dataclass
 class QIF(Neuron):
     """QIF neuron population; float equations and fixed record in the module docstring."""
@@ -113,10 +123,7 @@ class QIF(Neuron):
         x = state["x"]
         if mode == "fixed":
             f = self.fixed
-            u = qif_fixed.current(state["u"], a_in, f.du)
-            check_current(self.source, u, t)
-            x = qif_fixed.voltage(x, u, f.bias, f.k, f.frac, f.u_shift)
-            check_state(self.source, x, t)
+            u, x = fixed_drive(self.source, f, state, a_in, t)
             s, x = qif_fixed.fire(x, f.x_th, f.x_reset)
             return s, {"u": u, "x": x}
         u = state["u"] * (1 - self.du) + a_in
