@@ -52,6 +52,16 @@ def failed_lines(criteria: list) -> list[str]:
     return [f"FAILED: {c.name}: {c.detail}" for c in criteria if not c.passed]
 
 
+def conclude(summary_text: str, criteria: list, report, write) -> int:
+    """Print ``summary_text`` with the criteria block and the failures; when ``report`` (a folder)
+    is given, ``write(text, report)`` writes it and its page is printed; 0 on PASS, 1 on FAIL."""
+    text = "\n".join([summary_text, "", *criteria_lines(criteria)])
+    print("\n".join([text, *failed_lines(criteria)]))
+    if report is not None:
+        print(f"report: {Path(write(text, report)) / 'report.html'}")
+    return exit_status(criteria)
+
+
 def headline(metric: str, float_value, deployed, lava=None, lava_identical_samples=None, lava_samples=None) -> dict:
     """The figures a results table reads from report.json (`toolchain.results`): ``metric`` (what the
     three values measure, e.g. "accuracy"), its value on the float reference, on the deployed fixed-point

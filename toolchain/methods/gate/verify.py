@@ -24,7 +24,7 @@ from toolchain.methods.gate.train import history
 from toolchain.tasks.gate_tasks import make_trials
 from toolchain.verify.criteria import Criterion, identical
 from toolchain.verify.report import Section, escape, plain, text_section
-from toolchain.verify.verdict import criteria_lines, exit_status, failed_lines, headline, write_verdict_report
+from toolchain.verify.verdict import conclude, headline, write_verdict_report
 
 TITLE = "spikeport verify: gate-function exact gradients (QIF, graded gate spikes)"
 CONTROL_SMOOTHING = 20.0  # ms: the window the Poisson control's rates are estimated over
@@ -146,12 +146,7 @@ def verify_gate(model, trials: int, seed: int, lava_trials: int, report) -> int:
     """Measure, print the summary and the shared verdict block, write the report folder; 0 on PASS, 1 on FAIL."""
     rep = measure(model, trials, seed, min(lava_trials, trials))
     crit = criteria(rep)
-    text = "\n".join([summary(rep), "", *criteria_lines(crit)])
-    print("\n".join([text, *failed_lines(crit)]))
-    if report is not None:
-        folder = write(rep, report, text, crit)
-        print(f"report: {Path(folder) / 'report.html'}")
-    return exit_status(crit)
+    return conclude(summary(rep), crit, report, lambda text, folder: write(rep, folder, text, crit))
 
 
 def write(rep: dict, folder, text: str, crit: list) -> Path:

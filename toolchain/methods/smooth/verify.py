@@ -20,7 +20,7 @@ from toolchain.methods.smooth import deploy
 from toolchain.methods.smooth.train import history, history_plot
 from toolchain.verify.criteria import accuracy_change, identical
 from toolchain.verify.report import Section, escape, legend, plain, table, text_section
-from toolchain.verify.verdict import criteria_lines, exit_status, failed_lines, headline, write_verdict_report
+from toolchain.verify.verdict import conclude, headline, write_verdict_report
 
 TITLE = "spikeport verify: smooth exact gradients (theta/QIF)"
 SWEEP_SAMPLES = 1000
@@ -132,12 +132,7 @@ def verify_smooth(model, k: int, samples, lava_samples: int, sweep, max_drop: fl
     """Measure, print the summary and verdict, write the report folder; 0 on PASS, 1 on FAIL."""
     rep = measure(model, k, samples, lava_samples, sweep)
     crit = criteria(rep, max_drop)
-    text = "\n".join([summary(rep), "", *criteria_lines(crit)])
-    print("\n".join([text, *failed_lines(crit)]))
-    if report is not None:
-        folder = write(rep, report, text, crit)
-        print(f"report: {Path(folder) / 'report.html'}")
-    return exit_status(crit)
+    return conclude(summary(rep), crit, report, lambda text, folder: write(rep, folder, text, crit))
 
 
 def write(rep: dict, folder, text: str, crit: list) -> Path:
