@@ -1,0 +1,85 @@
+"""The event-driven synaptic product (`models.event_kernel`) against the dense product it replaces."""
+import pytest
+import torch
+
+from models import synapses
+from models.network import Network
+from models.synapses import input_events, synaptic_input
+
+
+def _spikes(shape, density, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(shape, generator=g) < density).to(dtype)
+
+
+def _both_paths(monkeypatch, run):
+    """``run()`` with the event path, then with the dense product only."""
+    out = []
+    for on in (True, False):
+        monkeypatch.setattr(synapses, "EVENT_DRIVEN", on)
+        out.append(run())
+    return out
+
+
+def test_sparse_binary_inputs_without_gradient_take_the_event_path_and_others_do_not():
+    sparse = _spikes((3, 20, 50), 0.05)
+    assert input_events(sparse) is not None
+    assert input_events(_spikes((3, 20, 50), 0.5)) is None  # above EVENT_DENSITY: dense is cheaper
+    assert input_events(sparse.clone().requires_grad_()) is None  # a hidden layer's input needs dL/ds
+    assert input_events(sparse.to(torch.int32)) is None
+
+
+def test_the_spike_lists_hold_every_spike_by_row_and_by_input_in_ascending_order():
+    s = _spikes((37, 23), 0.1, seed=4)
+    row_ptr, inputs, row_values, col_ptr, rows, col_values = input_events(s)
+    nz = s.nonzero().tolist()
+    assert [(r, int(i)) for r in range(37) for i in inputs[row_ptr[r]:row_ptr[r + 1]]] == [tuple(x) for x in nz]
+    by_input = sorted(nz, key=lambda x: (x[1], x[0]))
+    assert [(int(r), i) for i in range(23) for r in rows[col_ptr[i]:col_ptr[i + 1]]] == [tuple(x) for x in by_input]
+    assert (row_values == 1).all() and (col_values == 1).all()
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_the_event_product_equals_the_dense_one_to_rounding_values_and_weight_gradients(monkeypatch, dtype, tol):
+    s = _spikes((5, 30, 64), 0.08, seed=1, dtype=dtype)
+    w0 = torch.randn(40, 64, generator=torch.Generator().manual_seed(2), dtype=dtype)
+    g = torch.randn(5, 30, 40, generator=torch.Generator().manual_seed(3), dtype=dtype)
+
+    def run():
+        w = w0.clone().requires_grad_()
+        a = synaptic_input(s, w)
+        return a.detach(), torch.autograd.grad((a * g).sum(), w)[0]
+
+    (a_event, g_event), (a_dense, g_dense) = _both_paths(monkeypatch, run)
+    torch.testing.assert_close(a_event, a_dense, rtol=tol, atol=tol)
+    torch.testing.assert_close(g_event, g_dense, rtol=tol, atol=tol)
+
+
+def test_with_delays_every_delay_group_is_summed_from_the_same_spike_lists(monkeypatch):
+    s = _spikes((2, 25, 30), 0.1, seed=5, dtype=torch.float64)
+    w = torch.randn(12, 30, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    delays = torch.randint(0, 4, (12, 30), generator=torch.Generator().manual_seed(7))
+    event, dense = _both_paths(monkeypatch, lambda: synaptic_input(s, w, delays))
+    torch.testing.assert_close(event, dense, rtol=1e-12, atol=1e-12)
+
+
+def test_in_fixed_mode_the_event_path_gives_the_dense_integers_bit_for_bit_and_the_same_gradients(monkeypatch):
+    """Integer weights in float64 sum exactly in any order: quantization-aware training and the
+    torch fixed mode are unchanged to the bit."""
+    net = Network(dict(n_in=120, layers=[dict(n=40), dict(n=10)], seed=3))
+    for layer in net.layers:
+        layer.set_fixed_scale(300.0, 0)
+    x = _spikes((6, 40, 120), 0.06, seed=8)
+
+    def run():
+        net.zero_grad(set_to_none=True)
+        traces = net(x, mode="fixed")
+        (traces[-1].v.sum() + traces[0].v.sum()).backward()
+        return traces, [layer.weight.grad.clone() for layer in net.layers]
+
+    (t_event, g_event), (t_dense, g_dense) = _both_paths(monkeypatch, run)
+    assert 0 < t_dense[0].s.mean() < 0.9
+    for a, b in zip(t_event, t_dense):
+        assert torch.equal(a.s, b.s) and torch.equal(a.v, b.v) and torch.equal(a.u, b.u)
+    for a, b in zip(g_event, g_dense):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-9)
