@@ -71,6 +71,7 @@ import copy
 import math
 from typing import Optional
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -80,22 +81,44 @@ TTFS_DEFAULTS = dict(theta=1.0, t_max_in=2.0, init_mean=6.0, init_std=1.0, seed=
 
 
 # ------------------------------------------------------------------ the layer
+def _events(z_in, dtype, tail_z: Optional[float], tail_mask: Optional[torch.Tensor]):
+    """``(z_in, events, tail_mask, beyond)``: the inputs in ``dtype``, the mask of the inputs
+    scanned one by one (finite and outside the tail), the tail mask (default: within a relative
+    1e-6 of ``tail_z``; None without a tail) and the z after the last event (``tail_z`` or inf)."""
+    z_in = z_in.to(dtype)
+    finite = torch.isfinite(z_in)
+    if tail_z is not None and tail_mask is None:
+        tail_mask = finite & (z_in >= tail_z * (1 - 1e-6))
+    events = finite & ~tail_mask if tail_mask is not None else finite
+    beyond = math.inf if tail_z is None else float(tail_z)
+    if tail_mask is not None and bool((events & (z_in > tail_z)).any()):
+        raise SpikeportError(f"ttfs_layer: inputs later than tail_z={tail_z} (the tail must be the last event)")
+    return z_in, events, tail_mask, beyond
+
+
+def _tail_grads(G, zo, used_tail, tail_mask, tail_z, weight, needs_w: bool, needs_z: bool):
+    """The merged tail's gradient terms ``(d weight, d z_in)`` (None where not needed): the
+    tail is causal only for the neurons that spike on it (``used_tail``); ``G`` is the output
+    gradient over ``A - theta`` (0 where no spike), ``zo`` the spike z (0 where none)."""
+    g_w = g_z = None
+    if needs_w:
+        g_tail = torch.where(used_tail, G * (tail_z - zo), torch.zeros_like(G))
+        g_w = g_tail.t() @ tail_mask.to(weight.dtype)
+    if needs_z:
+        g_t = (G * used_tail) @ weight
+        g_z = torch.where(tail_mask, g_t, torch.zeros_like(g_t))
+    return g_w, g_z
+
+
 class _TTFSLayer(torch.autograd.Function):
-    """``z_out = ttfs_layer(z_in, weight, theta, tail_z)``; see `ttfs_layer`."""
+    """``z_out = ttfs_layer(z_in, weight, theta, tail_z)``, the PyTorch reference; see `ttfs_layer`."""
 
     @staticmethod
     def forward(ctx, z_in, weight, theta: float, tail_z: Optional[float], tail_mask: Optional[torch.Tensor]):
         B, n_in = z_in.shape
         n_out = weight.shape[0]
         dtype, device = weight.dtype, weight.device
-        z_in = z_in.to(dtype)
-        finite = torch.isfinite(z_in)
-        if tail_z is not None and tail_mask is None:
-            tail_mask = finite & (z_in >= tail_z * (1 - 1e-6))
-        events = finite & ~tail_mask if tail_mask is not None else finite
-        beyond = math.inf if tail_z is None else float(tail_z)
-        if tail_mask is not None and bool((events & (z_in > tail_z)).any()):
-            raise SpikeportError(f"ttfs_layer: inputs later than tail_z={tail_z} (the tail must be the last event)")
+        z_in, events, tail_mask, beyond = _events(z_in, dtype, tail_z, tail_mask)
 
         # sort the events once per sample; padding points at an all-zero weight row.
         # Work in arrival-major layout (K, B, n_out): every prefix step is a contiguous slice.
@@ -151,8 +174,7 @@ class _TTFSLayer(torch.autograd.Function):
         weight, perm, zs_prod, k, spiked, used_tail, z_out, denom, tail_mask = ctx.saved_tensors
         tail_z = ctx.tail_z
         n_out, n_in = weight.shape
-        G = torch.where(spiked, grad / denom, torch.zeros_like(grad))          # d loss / d(numerator)
-        zo = torch.where(spiked, z_out, torch.zeros_like(z_out))
+        G, zo = _output_terms(grad, spiked, denom, z_out)
         K, B = perm.shape
         shape = (K, B, n_out)
         acausal = torch.gt(torch.arange(K, device=perm.device)[:, None, None].expand(shape), k[None].expand(shape),
@@ -166,8 +188,7 @@ class _TTFSLayer(torch.autograd.Function):
             gwt = weight.new_zeros(n_in + 1, n_out).index_add_(0, perm.reshape(-1), src.reshape(K * B, n_out))
             grad_w = gwt[:n_in].t()
             if tail_z is not None:
-                g_tail = torch.where(used_tail, G * (tail_z - zo), torch.zeros_like(G))
-                grad_w = grad_w + g_tail.t() @ tail_mask.to(weight.dtype)
+                grad_w = grad_w + _tail_grads(G, zo, used_tail, tail_mask, tail_z, weight, True, False)[0]
         if ctx.needs_input_grad[0]:
             wt = torch.cat([weight.t(), weight.new_zeros(1, n_out)], dim=0)
             ws = _buffer("ws", shape, weight.dtype, weight.device)
@@ -175,10 +196,88 @@ class _TTFSLayer(torch.autograd.Function):
             g_ev = ws.mul_(G3).masked_fill_(acausal, 0.0).sum(-1)              # (K, B)
             grad_z = weight.new_zeros(B, n_in + 1).scatter_add_(1, perm.t(), g_ev.t())[:, :n_in]
             if tail_z is not None:
-                g_t = (G * used_tail) @ weight
-                grad_z = grad_z + torch.where(tail_mask, g_t, torch.zeros_like(g_t))
+                grad_z = grad_z + _tail_grads(G, zo, used_tail, tail_mask, tail_z, weight, False, True)[1]
             grad_z = grad_z.to(ctx.in_dtype)
         return grad_z, grad_w, None, None, None
+
+
+def _output_terms(grad, spiked, denom, z_out):
+    """``(G, zo)``: the output gradient over ``A - theta`` (d loss / d numerator) and the spike z,
+    both 0 where a neuron does not spike (so no inf is ever multiplied)."""
+    return (torch.where(spiked, grad / denom, torch.zeros_like(grad)),
+            torch.where(spiked, z_out, torch.zeros_like(z_out)))
+
+
+class _CompiledTTFSLayer(torch.autograd.Function):
+    """The same layer as `_TTFSLayer` through the numba kernels of `models.ttfs_kernel` (CPU,
+    float32 or float64): one sort and one scan per sample for all output neurons, no
+    (K, B, n_out) intermediates."""
+
+    @staticmethod
+    def forward(ctx, z_in, weight, theta: float, tail_z: Optional[float], tail_mask: Optional[torch.Tensor]):
+        kernel = _kernel()
+        dtype = weight.dtype
+        z_in, events, tail_mask, beyond = _events(z_in, dtype, tail_z, tail_mask)
+        scalar = np.dtype(str(dtype).removeprefix("torch.")).type
+        wt = weight.detach().t().contiguous()
+        w_tail = (tail_mask.to(dtype) @ weight.detach().t() if tail_mask is not None
+                  else weight.new_zeros(0, 0))
+        out = kernel.forward(z_in.detach().contiguous().numpy(), events.contiguous().numpy(), wt.numpy(),
+                             scalar(theta), scalar(beyond), w_tail.contiguous().numpy(),
+                             scalar(0.0 if tail_z is None else tail_z))
+        z_out, denom, count, spiked, used_tail, perm, zs, n = (torch.from_numpy(a) for a in out)
+        ctx.save_for_backward(weight, wt, z_out, denom, count, spiked, used_tail, perm, zs, n,
+                              tail_mask if tail_mask is not None else torch.empty(0))
+        ctx.tail_z = tail_z
+        ctx.in_dtype = z_in.dtype
+        return z_out
+
+    @staticmethod
+    def backward(ctx, grad):
+        kernel = _kernel()
+        weight, wt, z_out, denom, count, spiked, used_tail, perm, zs, n, tail_mask = ctx.saved_tensors
+        n_in = weight.shape[1]
+        G, zo = _output_terms(grad.to(weight.dtype), spiked, denom, z_out)
+        G_np = G.contiguous().numpy()
+        needs_z, needs_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_z = grad_w = None
+        if needs_w:
+            grad_w = torch.from_numpy(kernel.backward_weight(G_np, zo.contiguous().numpy(), count.numpy(),
+                                                             perm.numpy(), zs.numpy(), n.numpy(), n_in)).t()
+        if needs_z:
+            grad_z = torch.from_numpy(kernel.backward_input(G_np, count.numpy(), perm.numpy(), n.numpy(),
+                                                            wt.numpy(), n_in))
+        if ctx.tail_z is not None:
+            g_w, g_z = _tail_grads(G, zo, used_tail, tail_mask, ctx.tail_z, weight.detach(), needs_w, needs_z)
+            grad_w = grad_w + g_w if needs_w else None
+            grad_z = grad_z + g_z if needs_z else None
+        if needs_z:
+            grad_z = grad_z.to(ctx.in_dtype)
+        return grad_z, grad_w, None, None, None
+
+
+COMPILED = True  # CPU float32/float64 layers run `models.ttfs_kernel` when numba is installed (False: torch)
+
+
+def _kernel():
+    """`models.ttfs_kernel` if numba is installed, else None."""
+    try:
+        from models import ttfs_kernel
+    except ImportError:
+        return None
+    return ttfs_kernel
+
+
+def _use_kernel(z_in: torch.Tensor, weight: torch.Tensor, compiled: Optional[bool]) -> bool:
+    """Whether this call runs the compiled layer: ``compiled`` if given (True needs numba, the
+    CPU and float32/float64 weights), else `COMPILED` where the kernel can run."""
+    fits = (weight.device.type == "cpu" and z_in.device.type == "cpu"
+            and weight.dtype in (torch.float32, torch.float64))
+    if compiled:
+        if not fits or _kernel() is None:
+            raise SpikeportError("ttfs_layer: the compiled layer needs numba, the CPU and float32/float64 weights")
+        return True
+    return compiled is None and COMPILED and fits and _kernel() is not None
 
 
 _WORKSPACE: dict = {}
@@ -218,7 +317,8 @@ def _prefix_sums(ws: torch.Tensor, z: torch.Tensor):
 
 
 def ttfs_layer(z_in: torch.Tensor, weight: torch.Tensor, theta: float = 1.0,
-               tail_z: Optional[float] = None, tail_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+               tail_z: Optional[float] = None, tail_mask: Optional[torch.Tensor] = None,
+               compiled: Optional[bool] = None) -> torch.Tensor:
     """Exact first-spike times ``z_out`` (B, n_out) of one TTFS layer.
 
     ``z_in``: (B, n_in) input spike times as ``z = exp(t / tau_syn)``; ``inf``
@@ -229,12 +329,16 @@ def ttfs_layer(z_in: torch.Tensor, weight: torch.Tensor, theta: float = 1.0,
     is then taken to be exactly ``tail_z``). Returns ``inf`` for neurons that
     never spike.
     Differentiable in ``z_in`` and ``weight`` (exact gradients, see module doc).
+    ``compiled``: run the numba kernels (`models.ttfs_kernel`; by default when numba is installed,
+    `COMPILED` is set and the weights are float32/float64 on the CPU) or the PyTorch reference
+    (False); both compute the same spike times and gradients.
     """
     if z_in.dim() != 2 or weight.dim() != 2 or z_in.shape[1] != weight.shape[1]:
         raise SpikeportError(f"ttfs_layer: z_in {tuple(z_in.shape)} does not match weight {tuple(weight.shape)}")
     if tail_mask is not None and tail_z is None:
         raise SpikeportError("ttfs_layer: tail_mask needs tail_z")
-    return _TTFSLayer.apply(z_in, weight, float(theta), None if tail_z is None else float(tail_z), tail_mask)
+    layer = _CompiledTTFSLayer if _use_kernel(z_in, weight, compiled) else _TTFSLayer
+    return layer.apply(z_in, weight, float(theta), None if tail_z is None else float(tail_z), tail_mask)
 
 
 # ------------------------------------------------------------------ encoding
