@@ -48,12 +48,14 @@ def _brute_force_times(t_in, w, theta, t_stop=10.0, dt=2e-3):
     return out
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["reference", "compiled"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_closed_form_equals_time_stepped_continuous_neuron(seed):
+def test_closed_form_equals_time_stepped_continuous_neuron(seed, compiled):
     t, w = _random_layer(seed)
     t[:, :3] = 2.0  # a block of inputs at one common last time (merged into one event)
-    z = ttfs_layer(torch.exp(t), w, 1.0)
-    z_tail = ttfs_layer(torch.exp(t), w, 1.0, tail_z=math.exp(2.0), tail_mask=torch.isfinite(t) & (t == 2.0))
+    z = ttfs_layer(torch.exp(t), w, 1.0, compiled=compiled)
+    z_tail = ttfs_layer(torch.exp(t), w, 1.0, tail_z=math.exp(2.0), tail_mask=torch.isfinite(t) & (t == 2.0),
+                        compiled=compiled)
     ref = _brute_force_times(t.numpy(), w.numpy(), 1.0)
     got = torch.log(z).numpy()
     assert np.array_equal(np.isinf(got), np.isinf(ref))
@@ -62,19 +64,79 @@ def test_closed_form_equals_time_stepped_continuous_neuron(seed):
     torch.testing.assert_close(z_tail, z, rtol=1e-12, atol=0)
 
 
-def test_gradients_agree_with_finite_differences():
+@pytest.mark.parametrize("compiled", [False, True], ids=["reference", "compiled"])
+def test_gradients_agree_with_finite_differences(compiled):
     t, w = _random_layer(3)
     zin = torch.exp(t)
     # weights: the causal sets do not change within eps = 1e-6 for this case
-    torch.autograd.gradcheck(lambda ww: _finite(ttfs_layer(zin, ww, 1.0)), (w.clone().requires_grad_(),),
-                             eps=1e-6, atol=1e-5, rtol=1e-4)
+    torch.autograd.gradcheck(lambda ww: _finite(ttfs_layer(zin, ww, 1.0, compiled=compiled)),
+                             (w.clone().requires_grad_(),), eps=1e-6, atol=1e-5, rtol=1e-4)
     # input times (only the inputs that spike; z_in of silent inputs stays inf)
     fires = torch.isfinite(zin)
 
     def of_inputs(zf):
         z = torch.full_like(zin, math.inf).masked_scatter(fires, zf)
-        return _finite(ttfs_layer(z, w, 1.0))
+        return _finite(ttfs_layer(z, w, 1.0, compiled=compiled))
     torch.autograd.gradcheck(of_inputs, (zin[fires].clone().requires_grad_(),), eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def _layer_values_and_grads(z_in, w, compiled, **tail):
+    """Spike times of one layer and the gradients of a loss using every finite one, by z_in and w."""
+    z_in, w = z_in.clone().requires_grad_(), w.clone().requires_grad_()
+    z = ttfs_layer(z_in, w, 1.0, compiled=compiled, **tail)
+    gen = torch.Generator().manual_seed(1)
+    (_finite(z) * torch.rand(z.shape, generator=gen, dtype=z.dtype)).sum().backward()
+    return z.detach(), z_in.grad, w.grad
+
+
+@pytest.mark.parametrize("tail", [False, True], ids=["events-only", "merged-tail"])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_compiled_layer_equals_reference_values_and_gradients_in_float64(seed, tail):
+    """`models.ttfs_kernel` against the PyTorch reference on MNIST-like layers: silent inputs,
+    neurons that never spike, spikes selected by an event and by the merged tail."""
+    gen = torch.Generator().manual_seed(seed)
+    B, n_in, n_out = 9, 60, 25
+    x = torch.rand(B, n_in, generator=gen, dtype=torch.float64)
+    x[torch.rand(B, n_in, generator=gen) < 0.6] = 0.0  # black pixels, all at t_max_in = 2
+    z_in = torch.exp(2.0 * (1 - x))
+    if not tail:
+        z_in[x == 0] = math.inf  # silent inputs instead of the tail
+    w = torch.randn(n_out, n_in, generator=gen, dtype=torch.float64) * 0.12 + 0.03
+    kw = dict(tail_z=math.exp(2.0), tail_mask=x == 0) if tail else {}
+    ref = _layer_values_and_grads(z_in, w, False, **kw)
+    got = _layer_values_and_grads(z_in, w, True, **kw)
+    z_ref = ref[0]
+    assert torch.isinf(z_ref).sum() > 5 and torch.isfinite(z_ref).sum() > 50  # both cases occur
+    assert torch.equal(torch.isinf(got[0]), torch.isinf(z_ref))
+    fin = torch.isfinite(z_ref)
+    torch.testing.assert_close(got[0][fin], z_ref[fin], rtol=1e-12, atol=0)
+    for g_got, g_ref in zip(got[1:], ref[1:]):
+        assert g_ref.abs().max() > 0
+        torch.testing.assert_close(g_got, g_ref, rtol=1e-12, atol=1e-12 * float(g_ref.abs().max()))
+
+
+def test_compiled_network_equals_reference_through_two_layers():
+    """The 784-800-10 shape at a small batch: values and weight gradients of the training loss."""
+    net = TTFSNetwork(dict(n_in=784, sizes=[800, 10], seed=2)).double()
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(6, 784, generator=gen, dtype=torch.float64)
+    x[torch.rand(6, 784, generator=gen) > 0.19] = 0.0
+    y = torch.arange(6) % 10
+    results = []
+    for compiled in (False, True):
+        ws = [p.detach().clone().requires_grad_() for p in net.weights]
+        z, tail, mask = net.encode(x), math.exp(net.t_max_in), x == 0
+        outs = []
+        for w in ws:
+            z = ttfs_layer(z, w, net.theta, tail, mask, compiled=compiled)
+            tail = mask = None
+            outs.append(z)
+        ttfs_loss(outs[-1], y, net.weight_sum_penalty(ws), 1.0).backward()
+        results.append([o.detach() for o in outs] + [w.grad for w in ws])
+    for got, ref in zip(results[1], results[0]):
+        assert torch.equal(torch.isinf(got), torch.isinf(ref))
+        fin = torch.isfinite(ref)
+        torch.testing.assert_close(got[fin], ref[fin], rtol=1e-12, atol=1e-12 * float(ref[fin].abs().max()))
 
 
 def test_network_gradient_through_two_layers_and_tail():
