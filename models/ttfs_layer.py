@@ -96,6 +96,14 @@ def _events(z_in, dtype, tail_z: Optional[float], tail_mask: Optional[torch.Tens
     return z_in, events, tail_mask, beyond
 
 
+def _save(ctx, z_in, tail_z, tail_mask, *tensors) -> None:
+    """Keep ``tensors`` then the tail mask (empty without a tail) for the backward pass, with
+    ``tail_z`` and the input dtype (the dtype of d loss / d z_in)."""
+    ctx.save_for_backward(*tensors, tail_mask if tail_mask is not None else torch.empty(0))
+    ctx.tail_z = tail_z
+    ctx.in_dtype = z_in.dtype
+
+
 def _tail_grads(G, zo, used_tail, tail_mask, tail_z, weight, needs_w: bool, needs_z: bool):
     """The merged tail's gradient terms ``(d weight, d z_in)`` (None where not needed): the
     tail is causal only for the neurons that spike on it (``used_tail``); ``G`` is the output
@@ -163,10 +171,7 @@ class _TTFSLayer(torch.autograd.Function):
         k = torch.where(has, k, torch.full_like(k, K - 1))                     # last causal event index
         denom_sel = torch.where(spiked, A_sel - theta, torch.ones_like(A_sel))
         z_out = torch.where(spiked, B_sel / denom_sel, torch.full_like(A_sel, math.inf))
-        ctx.save_for_backward(weight, perm, zs_prod, k, spiked, used_tail, z_out, denom_sel,
-                              tail_mask if tail_mask is not None else torch.empty(0))
-        ctx.tail_z = tail_z
-        ctx.in_dtype = z_in.dtype
+        _save(ctx, z_in, tail_z, tail_mask, weight, perm, zs_prod, k, spiked, used_tail, z_out, denom_sel)
         return z_out
 
     @staticmethod
@@ -226,10 +231,7 @@ class _CompiledTTFSLayer(torch.autograd.Function):
                              scalar(theta), scalar(beyond), w_tail.contiguous().numpy(),
                              scalar(0.0 if tail_z is None else tail_z))
         z_out, denom, count, spiked, used_tail, perm, zs, n = (torch.from_numpy(a) for a in out)
-        ctx.save_for_backward(weight, wt, z_out, denom, count, spiked, used_tail, perm, zs, n,
-                              tail_mask if tail_mask is not None else torch.empty(0))
-        ctx.tail_z = tail_z
-        ctx.in_dtype = z_in.dtype
+        _save(ctx, z_in, tail_z, tail_mask, weight, wt, z_out, denom, count, spiked, used_tail, perm, zs, n)
         return z_out
 
     @staticmethod
