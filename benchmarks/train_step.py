@@ -26,9 +26,11 @@ Neuron equations (du = 0.2, dv = 0.1, vth = 1; hard reset to 0, u not reset):
 What each library computes:
 
 * spikeport: ``models.network.Network({"n_in": 700, "layers": [{"n": 256},
-  {"n": 20}]})`` in float mode. Each layer is one ``(B*T, n_in) @ W.T``
-  matmul over the whole train, shifted one step (Lava's synaptic latency),
-  then the LIF scan as a single autograd Function with a hand-written BPTT
+  {"n": 20}]})`` in float mode. Each layer's synaptic input is computed over
+  the whole train at once, shifted one step (Lava's synaptic latency): for the
+  input layer, whose 5 % binary spikes take no gradient, by summing the weight
+  rows of the spikes (and the gradient rows for dW; `models.event_kernel`),
+  for the hidden layer by one ``(B*T, n_in) @ W.T`` matmul; then the LIF scan as a single autograd Function with a hand-written BPTT
   backward (SuperSpike / fast-sigmoid surrogate ``1/(1+10|x|)^2`` of
   ``x = (v - vth)/vth``, reset treated as a constant). LIF layers carry a
   trainable per-neuron bias (zero), synapses none.
