@@ -240,6 +240,31 @@ def test_bad_parameters_are_refused_before_lava_starts_naming_node_param_and_val
     assert message.startswith(f"{node}: {param}={value}") and "\n" not in message
 
 
+@pytest.mark.lava
+def test_several_networks_in_one_child_give_each_network_its_own_run_lava_result(zoo_runs, monkeypatch):
+    """`run_lava_many`: one child for two networks (records as asked), each result `run_lava`'s."""
+    ir, x, tiled, _ = zoo_runs
+    chain_x = impulses(6, 1, 2)
+    alone = run_lava(chain_ir(), chain_x, record=["l1", "out"])
+    started, real = [], runner._Child
+    monkeypatch.setattr(runner, "_Child", lambda jobs, folder: started.append(len(jobs)) or real(jobs, folder))
+    chain, zoo = runner.run_lava_many([(chain_ir(), chain_x, ["l1", "out"]), (ir, x)])
+    assert started == [2]  # one child, both jobs
+    for got, want in ((chain, alone), (zoo, tiled)):
+        assert sorted(got) == sorted(want)
+        assert all(got[k].dtype == want[k].dtype and np.array_equal(got[k], want[k]) for k in want)
+    assert chain["out/s"].sum() > 0
+
+
+def test_one_bad_network_among_several_is_refused_before_lava_starts(monkeypatch):
+    _no_children(monkeypatch)
+    ir = zoo_ir()
+    ir.op("l2").fixed.du = 5000
+    with pytest.raises(SpikeportError, match=r"^l2: du=5000"):
+        runner.run_lava_many([(chain_ir(), impulses(4, 1, 1)), (ir, zoo_inputs())])
+    assert runner.run_lava_many([]) == []
+
+
 def test_du_minus_1_is_accepted_as_no_current_decay():
     ir = zoo_ir()
     ir.op("l1").fixed.du = -1
