@@ -16,17 +16,22 @@ from backends.lava import run_lava
 from toolchain import ir as irm
 
 
-def assert_runs_everywhere(ir: irm.IR, x: np.ndarray, modes=("fixed", "float")) -> None:
+def assert_runs_everywhere(ir: irm.IR, x: np.ndarray, modes=("fixed", "float"), lava: dict | None = None) -> None:
+    """``ir`` on the emulator and on Lava in each of ``modes``, every recorded array alike.
+
+    lava: ``{mode: outputs}`` of Lava already run on exactly ``(ir, x)`` in that mode (a
+    `run_lava_many` that ran several examples in one Lava child); None runs `run_lava` here.
+    """
     for mode in modes:
         emu = emulator.run(ir, x, mode=mode)
-        lava = run_lava(ir, x, mode=mode)
-        assert set(emu) == set(lava), (mode, sorted(emu), sorted(lava))
+        got = run_lava(ir, x, mode=mode) if lava is None else lava[mode]
+        assert set(emu) == set(got), (mode, sorted(emu), sorted(got))
         for key in emu:
-            assert emu[key].dtype == lava[key].dtype, (mode, key)
+            assert emu[key].dtype == got[key].dtype, (mode, key)
             if mode == "fixed" or key.endswith("/s"):
-                assert np.array_equal(emu[key], lava[key]), (mode, key)
+                assert np.array_equal(emu[key], got[key]), (mode, key)
             else:
-                np.testing.assert_allclose(emu[key], lava[key], rtol=1e-12, atol=1e-12, err_msg=f"{mode} {key}")
+                np.testing.assert_allclose(emu[key], got[key], rtol=1e-12, atol=1e-12, err_msg=f"{mode} {key}")
         assert any(emu[k].any() for k in emu if k.endswith("/s")), f"{mode}: the example never spikes"
 
 

@@ -58,11 +58,30 @@ def test_an_op_type_no_engine_knows_is_refused_naming_it():
         emulator.implementation(Mystery())
 
 
+MODES = ("fixed", "float")
+
+
+def _example_input() -> np.ndarray:
+    """(B=2, T=25, N=5) binary spikes, the input of every op type's example."""
+    return np.random.default_rng(2).random((2, 25, 5)) < 0.5
+
+
+@pytest.fixture(scope="module")
+def lava_of_examples():
+    """``{kind: {mode: Lava's outputs}}`` for every op type's example: the examples of one mode
+    run in one Lava child (`run_lava_many`), each still its own Lava network, so the child's
+    start-up is paid twice, not twice per op type. A Lava failure fails every test using this."""
+    from backends.lava import run_lava_many
+
+    runs = [(example(kind), _example_input()) for kind in BUILT_IN]
+    by_mode = {mode: run_lava_many(runs, mode=mode) for mode in MODES}
+    return {kind: {mode: by_mode[mode][i] for mode in MODES} for i, kind in enumerate(BUILT_IN)}
+
+
 @pytest.mark.lava
 @pytest.mark.parametrize("kind", BUILT_IN)
-def test_every_built_in_op_type_runs_bit_identically_on_the_emulator_and_on_lava(kind):
-    x = np.random.default_rng(2).random((2, 25, 5)) < 0.5
-    assert_runs_everywhere(example(kind), x)
+def test_every_built_in_op_type_runs_bit_identically_on_the_emulator_and_on_lava(kind, lava_of_examples):
+    assert_runs_everywhere(example(kind), _example_input(), MODES, lava=lava_of_examples[kind])
 
 
 NEURONS = [kind for kind in BUILT_IN if issubclass(irm.OP_TYPES[kind], irm.Neuron)]

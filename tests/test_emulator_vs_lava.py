@@ -7,11 +7,15 @@ saturation) run on lava-nc 0.10.0 (`backends.lava.runner.run_lava`, which
 runs a whole batch in one Lava network) and on the emulator; s, v (post-reset)
 and u must be identical for every node, sample and step. Lava costs about
 half a second to compile and a few seconds per call here, so each property
-draws few, deterministic examples (``derandomize``).
+draws few, deterministic examples (``derandomize``), each a list of networks
+that `run_lava_many` runs in one Lava child process (every network still its
+own Lava network, compiled and run in turn): the child's start-up is paid once
+an example, not once a network.
 """
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from backends.emulator import run
 from models import fixed_point as fx
@@ -29,9 +33,11 @@ def _lava(ir, x, mode, check=True):
     return run_lava(ir, x, mode=mode, check=check)
 
 
-def _assert_identical(ir, x, mode, check=True):
-    """``check=False``: a generated network whose weights Lava clips on purpose (an arithmetic probe)."""
-    emulated, lava = run(ir, x, mode=mode, check=check), _lava(ir, x, mode, check)
+def _assert_identical(ir, x, mode, check=True, lava=None):
+    """``check=False``: a generated network whose weights Lava clips on purpose (an arithmetic probe).
+    ``lava``: Lava's outputs for this network when already run (`_assert_all_identical`)."""
+    emulated = run(ir, x, mode=mode, check=check)
+    lava = _lava(ir, x, mode, check) if lava is None else lava
     assert sorted(emulated) == sorted(lava)
     for key in emulated:
         assert emulated[key].dtype == lava[key].dtype, key
@@ -43,18 +49,32 @@ def _assert_identical(ir, x, mode, check=True):
     return emulated
 
 
-@settings(max_examples=12, **PROPERTY)
-@given(spec=net_specs(max_batch=6))
-def test_fixed_emulator_equals_lava_fixed_pt_bit_for_bit(spec):
-    ir, x = build(spec)
-    _assert_identical(ir, x, "fixed", check=False)
+def _assert_all_identical(specs, mode):
+    """Every network of ``specs`` on the emulator and on Lava (all in one Lava child), bit for bit;
+    a spec drawn twice (hypothesis's simplest example repeats) is one network, run once."""
+    from backends.lava.runner import run_lava_many
+
+    specs = list(dict.fromkeys(specs))
+    runs = [build(spec) for spec in specs]
+    for i, ((ir, x), lava) in enumerate(zip(runs, run_lava_many(runs, mode=mode, check=False))):
+        try:
+            _assert_identical(ir, x, mode, check=False, lava=lava)
+        except AssertionError as failure:
+            raise AssertionError(f"network {i + 1} of {len(runs)} ({specs[i]}): {failure}") from None
 
 
-@settings(max_examples=6, **PROPERTY)
-@given(spec=net_specs(max_batch=6))
-def test_float_emulator_equals_lava_floating_pt_exactly(spec):
-    ir, x = build(spec)
-    _assert_identical(ir, x, "float", check=False)
+# 4 examples of 4 networks: 16 networks (the first example is hypothesis's simplest), 4 Lava children
+@settings(max_examples=4, **PROPERTY)
+@given(specs=st.lists(net_specs(max_batch=6), min_size=4, max_size=4))
+def test_fixed_emulator_equals_lava_fixed_pt_bit_for_bit(specs):
+    _assert_all_identical(specs, "fixed")
+
+
+# 3 examples of 3 networks: 9 networks, 3 Lava children
+@settings(max_examples=3, **PROPERTY)
+@given(specs=st.lists(net_specs(max_batch=6), min_size=3, max_size=3))
+def test_float_emulator_equals_lava_floating_pt_exactly(specs):
+    _assert_all_identical(specs, "float")
 
 
 def test_edges_u_boundaries_int32_wraps_and_v_saturation_equal_lava():

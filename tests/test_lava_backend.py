@@ -20,10 +20,16 @@ from toolchain import ir as irm
 
 
 # ----------------------------------------------------- hand-derived semantics
+# Each fixed-mode network below is built by its ``_<name>()`` (ir, x, record) next to its test;
+# the `hand_runs` fixture runs them all on Lava in one child (`run_lava_many`: each its own Lava
+# network, as `run_lava` runs it) and each test checks its own network's arrays by hand.
+def _chain():
+    return chain_ir(), impulses(7, 1, 1, 4), ["l1", "out"]  # (T, N): the result is still (B=1, T, n)
+
+
 @pytest.mark.lava
-def test_chain_input_sent_at_step_t_reaches_layer1_at_t_plus_1_and_layer2_at_t_plus_2():
-    x = impulses(7, 1, 1, 4)  # (T, N): the result is still (B=1, T, n)
-    out = run_lava(chain_ir(), x, record=["l1", "out"])
+def test_chain_input_sent_at_step_t_reaches_layer1_at_t_plus_1_and_layer2_at_t_plus_2(hand_runs):
+    out = hand_runs["chain"]
     assert sorted(out) == ["l1/s", "l1/u", "l1/v", "out/s", "out/u", "out/v"]
     assert out["l1/u"].shape == (1, 7, 1) and out["l1/s"].dtype == np.int8 and out["l1/v"].dtype == np.int32
     # 200 << 6 = 12800 > vth << 6 = 640: a spike in the step the input arrives, then v = 0 (post-reset)
@@ -34,8 +40,7 @@ def test_chain_input_sent_at_step_t_reaches_layer1_at_t_plus_1_and_layer2_at_t_p
     assert not out["l1/v"].any() and not out["out/v"].any()
 
 
-@pytest.mark.lava
-def test_current_decay_rounds_toward_zero_and_du_minus_1_holds_the_current():
+def _decay():
     ir = irm.IR("decay")
     ir.add("in", irm.Input(1))
     ir.add("in2", irm.Input(1))  # a second Input: x's columns are split in node order
@@ -45,8 +50,12 @@ def test_current_decay_rounds_toward_zero_and_du_minus_1_holds_the_current():
     w2 = np.array([[50]])
     ir.add("sb", irm.Sparse(w2.astype(float), fixed=irm.SynapseFixed(w2, sign_mode=EXC)), ["in2"])
     ir.add("b", lif(1, du=-1), ["db", "sb"])  # factor 4096/4096
-    x = np.hstack([impulses(5, 1, 1), impulses(5, 1, 3)])
-    out = run_lava(ir, x, record=["a/u", "b/u", "b/v"])
+    return ir, np.hstack([impulses(5, 1, 1), impulses(5, 1, 3)]), ["a/u", "b/u", "b/v"]
+
+
+@pytest.mark.lava
+def test_current_decay_rounds_toward_zero_and_du_minus_1_holds_the_current(hand_runs):
+    out = hand_runs["decay"]
     assert sorted(out) == ["a/u", "b/u", "b/v"]
     np.testing.assert_array_equal(out["a/u"][0, :, 0], [0, 6400, 6398, 6396, 6394])
     np.testing.assert_array_equal(out["a/u"][0, :, 1], [0, -6400, -6398, -6396, -6394])  # not -6399
@@ -54,63 +63,85 @@ def test_current_decay_rounds_toward_zero_and_du_minus_1_holds_the_current():
     np.testing.assert_array_equal(out["b/v"][0, :, 0], [0, 6400, 12800, 22400, 32000])  # dv = 0: no leak
 
 
-@pytest.mark.lava
-def test_delay_d_reaches_the_neuron_at_step_t_plus_1_plus_d_in_tiled_and_single_runs():
+def _delays_ir():
     ir = irm.IR("delays")
     ir.add("in", irm.Input(1))
     ir.add("dd", dense([[100]] * 4, delays=[0, 1, 2, 3]), ["in"])
     ir.add("l", lif(4), ["dd"])
-    x = np.stack([impulses(7, 1, 1), impulses(7, 1, 2)])  # sample 2 one step later
-    want = np.zeros((2, 7, 4), dtype=np.int64)
-    for d in range(4):
-        want[0, 1 + d, d] = want[1, 2 + d, d] = 6400
-    tiled = run_lava(ir, x, record=["l/u"])  # DelaySparse, block-diagonal
-    single = run_lava(ir, x[1], record=["l/u"])  # DelayDense
-    np.testing.assert_array_equal(tiled["l/u"], want)
-    np.testing.assert_array_equal(single["l/u"][0], want[1])
+    return ir
+
+
+DELAY_X = np.stack([impulses(7, 1, 1), impulses(7, 1, 2)])  # sample 2 one step later
+
+
+def _delays_tiled():
+    return _delays_ir(), DELAY_X, ["l/u"]  # DelaySparse, block-diagonal
+
+
+def _delays_single():
+    return _delays_ir(), DELAY_X[1], ["l/u"]  # DelayDense
 
 
 @pytest.mark.lava
-def test_recurrent_self_excitation_fires_every_step_after_the_first_spike():
+def test_delay_d_reaches_the_neuron_at_step_t_plus_1_plus_d_in_tiled_and_single_runs(hand_runs):
+    want = np.zeros((2, 7, 4), dtype=np.int64)
+    for d in range(4):
+        want[0, 1 + d, d] = want[1, 2 + d, d] = 6400
+    np.testing.assert_array_equal(hand_runs["delays_tiled"]["l/u"], want)
+    np.testing.assert_array_equal(hand_runs["delays_single"]["l/u"][0], want[1])
+
+
+def _recurrent():
     ir = irm.IR("recurrent")
     ir.add("in", irm.Input(1))
     ir.add("d", dense([[0]], sign_mode=EXC), ["in"])
     ir.add("l", lif(1, du=4095, dv=0, vth=1, bias=30), ["d"])
     ir.add("rec", dense([[20]]), ["l"])
     ir.connect("rec", "l")
-    out = run_lava(ir, np.zeros((6, 1)), record=["l"])
+    return ir, np.zeros((6, 1)), ["l"]
+
+
+@pytest.mark.lava
+def test_recurrent_self_excitation_fires_every_step_after_the_first_spike(hand_runs):
+    out = hand_runs["recurrent"]
     # bias alone: v = 30, 60, 90 > 64 (spike at 3); then 20 << 6 = 1280 arrives every next step
     np.testing.assert_array_equal(out["l/s"][0, :, 0], [0, 0, 1, 1, 1, 1])
     np.testing.assert_array_equal(out["l/v"][0, :, 0], [30, 60, 0, 0, 0, 0])
     np.testing.assert_array_equal(out["l/u"][0, :, 0], [0, 0, 0, 1280, 1280, 1280])
 
 
-@pytest.mark.lava
-def test_graded_input_multiplies_the_weight_and_negative_weight_exp_floors_the_sum():
+def _graded():
     ir = irm.IR("graded")
     ir.add("in", irm.Input(1, num_message_bits=16))
     ir.add("d", dense([[3]], weight_exp=-1, num_message_bits=16), ["in"])
     ir.add("l", lif(1), ["d"])
-    x = np.array([[5], [-3], [0], [2], [0]])
-    out = run_lava(ir, x, record=["l/u"])
+    return ir, np.array([[5], [-3], [0], [2], [0]]), ["l/u"]
+
+
+@pytest.mark.lava
+def test_graded_input_multiplies_the_weight_and_negative_weight_exp_floors_the_sum(hand_runs):
+    out = hand_runs["graded"]
     # 3*5 = 15 >> 1 = 7; 3*(-3) = -9 >> 1 = -5 (floor); 3*2 = 6 >> 1 = 3; each << 6
     np.testing.assert_array_equal(out["l/u"][0, :, 0], [0, 7 * 64, -5 * 64, 0, 3 * 64])
 
 
-@pytest.mark.lava
-def test_lif_reset_zeroes_u_and_v_when_step_mod_interval_equals_offset():
+def _reset():
     ir = irm.IR("reset")
     ir.add("in", irm.Input(1))
     ir.add("d", dense([[100]]), ["in"])
     ir.add("l", lif(1, du=-1, dv=0, reset=(5, 2)), ["d"])
-    out = run_lava(ir, impulses(8, 1, 1), record=["l"])
+    return ir, impulses(8, 1, 1), ["l"]
+
+
+@pytest.mark.lava
+def test_lif_reset_zeroes_u_and_v_when_step_mod_interval_equals_offset(hand_runs):
+    out = hand_runs["reset"]
     # step 2: reset, then the arriving input is still integrated; step 7: reset, nothing arrives
     np.testing.assert_array_equal(out["l/u"][0, :, 0], [0, 6400, 6400, 6400, 6400, 6400, 0, 0])
     np.testing.assert_array_equal(out["l/v"][0, :, 0], [0, 6400, 12800, 19200, 25600, 32000, 0, 0])
 
 
-@pytest.mark.lava
-def test_sign_modes_apply_per_synapse_and_synapses_into_one_population_are_summed():
+def _signs():
     ir = irm.IR("signs")
     ir.add("in", irm.Input(2))
     ir.add("exc", dense([[7, 0], [0, 3]], sign_mode=EXC), ["in"])  # kept as is
@@ -118,10 +149,26 @@ def test_sign_modes_apply_per_synapse_and_synapses_into_one_population_are_summe
     ir.add("inh", dense([[-5, 0], [0, -2]], sign_mode=INH), ["in"])  # kept as is
     ir.add("l", lif(2), ["exc", "mix", "inh"])
     x = np.stack([impulses(3, 2, 1), np.array([[0, 1], [0, 0], [0, 0]])])
-    out = run_lava(ir, x, record=["l/u"])  # tiled: block-diagonal Sparse, explicit sign modes
+    return ir, x, ["l/u"]  # tiled: block-diagonal Sparse, explicit sign modes
+
+
+@pytest.mark.lava
+def test_sign_modes_apply_per_synapse_and_synapses_into_one_population_are_summed(hand_runs):
+    out = hand_runs["signs"]
     # sample 1, both channels: 7 + 6 - 6 - 5 = 2 and 3 + 0 - 2 = 1; sample 2, channel 1 only: -6 and 3 - 2 = 1
     np.testing.assert_array_equal(out["l/u"][:, 1], [[2 * 64, 1 * 64], [-6 * 64, 1 * 64]])
     assert not out["l/u"][:, 2].any()
+
+
+HAND_BUILT = {"chain": _chain, "decay": _decay, "delays_tiled": _delays_tiled, "delays_single": _delays_single,
+              "recurrent": _recurrent, "graded": _graded, "reset": _reset, "signs": _signs}
+
+
+@pytest.fixture(scope="module")
+def hand_runs():
+    """``{name: run_lava(ir, x, record=record)}`` for every `HAND_BUILT` network, all run in one
+    Lava child (`run_lava_many`). A Lava failure fails every test using this."""
+    return dict(zip(HAND_BUILT, runner.run_lava_many([make() for make in HAND_BUILT.values()])))
 
 
 @pytest.mark.lava
@@ -238,6 +285,31 @@ def test_bad_parameters_are_refused_before_lava_starts_naming_node_param_and_val
         run_lava(ir, zoo_inputs())
     message = str(err.value)
     assert message.startswith(f"{node}: {param}={value}") and "\n" not in message
+
+
+@pytest.mark.lava
+def test_several_networks_in_one_child_give_each_network_its_own_run_lava_result(zoo_runs, monkeypatch):
+    """`run_lava_many`: one child for two networks (records as asked), each result `run_lava`'s."""
+    ir, x, tiled, _ = zoo_runs
+    chain_x = impulses(6, 1, 2)
+    alone = run_lava(chain_ir(), chain_x, record=["l1", "out"])
+    started, real = [], runner._Child
+    monkeypatch.setattr(runner, "_Child", lambda jobs, folder: started.append(len(jobs)) or real(jobs, folder))
+    chain, zoo = runner.run_lava_many([(chain_ir(), chain_x, ["l1", "out"]), (ir, x)])
+    assert started == [2]  # one child, both jobs
+    for got, want in ((chain, alone), (zoo, tiled)):
+        assert sorted(got) == sorted(want)
+        assert all(got[k].dtype == want[k].dtype and np.array_equal(got[k], want[k]) for k in want)
+    assert chain["out/s"].sum() > 0
+
+
+def test_one_bad_network_among_several_is_refused_before_lava_starts(monkeypatch):
+    _no_children(monkeypatch)
+    ir = zoo_ir()
+    ir.op("l2").fixed.du = 5000
+    with pytest.raises(SpikeportError, match=r"^l2: du=5000"):
+        runner.run_lava_many([(chain_ir(), impulses(4, 1, 1)), (ir, zoo_inputs())])
+    assert runner.run_lava_many([]) == []
 
 
 def test_du_minus_1_is_accepted_as_no_current_decay():

@@ -10,13 +10,11 @@ from models.errors import SpikeportError
 from toolchain.verify import report, verify
 from toolchain.verify.verify_report import write_verify_report
 
-from test_verify import make_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory):
-    ckpt = make_tiny_checkpoint(tmp_path_factory.mktemp("report"))
-    return verify(ckpt, samples=20, backends=("float", "emulator"))
+def result(tiny_checkpoint):
+    return verify(tiny_checkpoint, samples=20, backends=("float", "emulator"))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from faulty_calls import die, raise_spikeport_error
 from lava_networks import zoo_inputs, zoo_ir
 from models.errors import SpikeportError
 from scaleout_probes import kill_a_worker_mid_lava, wait_gone
-from test_verify import make_tiny_checkpoint
 from toolchain import engines, scaleout
 from toolchain.cli import main
 from toolchain.scaleout.calls import Call
@@ -20,11 +19,6 @@ from toolchain.scaleout.shards import bounds
 from toolchain.verify import verify
 
 VERIFY = dict(samples=24, lava_samples=6, backends="float,emulator,lava")
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("scaleout"))
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +53,13 @@ def test_shards_are_ordered_contiguous_and_cover_every_sample_once():
         assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1 and len(parts) == min(batch, shards)
 
 
-def test_verify_on_two_local_workers_gives_the_1_process_s_v_u_and_metrics(tiny, pool):
-    alone = verify(tiny, **VERIFY)
+def test_verify_on_two_local_workers_gives_the_1_process_s_v_u_and_metrics(tiny_checkpoint, tiny_verified_alone,
+                                                                           pool):
+    alone = tiny_verified_alone  # verify(tiny_checkpoint, **VERIFY) in this process (conftest.py)
     with scaleout.session() as none:
         assert none is None
     with scaleout.using(pool):
-        sharded = verify(tiny, **VERIFY)
+        sharded = verify(tiny_checkpoint, **VERIFY)
     assert {"float", "torch-fixed", "emulator", "lava"} <= set(alone.outputs)
     assert all({"layers.0/s", "layers.0/v", "layers.0/u"} <= set(out) for out in alone.outputs.values())
     assert_same_outputs(alone, sharded)
@@ -106,8 +101,8 @@ def test_a_bad_engine_input_is_one_line_naming_the_shard(pool):
         scaleout.run("emulator", zoo_ir(), x, pool=pool)
 
 
-def test_workers_0_is_refused_in_one_line_with_exit_code_2(tiny, capsys):
-    assert main(["verify", str(tiny), "--workers", "0", "--no-report"]) == 2
+def test_workers_0_is_refused_in_one_line_with_exit_code_2(tiny_checkpoint, capsys):
+    assert main(["verify", str(tiny_checkpoint), "--workers", "0", "--no-report"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--workers: workers=0 is outside" in err
 

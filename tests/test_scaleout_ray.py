@@ -20,7 +20,6 @@ from lava_networks import lava_processes, zoo_inputs, zoo_ir
 from models.errors import SpikeportError
 from scaleout_probes import descendants, group_members, kill_a_worker_mid_lava, wait_gone
 from test_scaleout import VERIFY, assert_same_outputs, comparable
-from test_verify import make_tiny_checkpoint
 from toolchain import engines, formats, scaleout
 from toolchain.scaleout.calls import Call
 from toolchain.verify import verify
@@ -50,11 +49,10 @@ def cluster():
             os.environ["PYTHONPATH"] = path
 
 
-def test_verify_on_a_ray_cluster_gives_the_1_process_s_v_u_and_metrics(cluster, tmp_path):
-    tiny = make_tiny_checkpoint(tmp_path)
-    alone = verify(tiny, **VERIFY)
+def test_verify_on_a_ray_cluster_gives_the_1_process_s_v_u_and_metrics(cluster, tiny_checkpoint, tiny_verified_alone):
+    alone = tiny_verified_alone  # verify(tiny_checkpoint, **VERIFY) in this process (conftest.py)
     with scaleout.using(cluster):
-        sharded = verify(tiny, **VERIFY)
+        sharded = verify(tiny_checkpoint, **VERIFY)
     assert cluster.size == 2
     assert_same_outputs(alone, sharded)
     assert comparable(alone) == comparable(sharded)

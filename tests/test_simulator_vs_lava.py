@@ -39,11 +39,12 @@ def _inputs(seed, batch=3, density=0.3):
     return (rng.rand(batch, T, 12) < density).astype(np.float64)
 
 
-def _compare(net, x, mode, exact=True):
+def _compare(net, x, mode, exact=True, lava=None):
+    """The simulator's traces of ``net`` on ``x`` against Lava's; ``lava``: Lava's outputs for
+    exactly ``(lower(net), x, mode)`` when already run (the `lava` fixture), else run here."""
     from backends.lava.runner import run_lava
 
-    ir = lower(net)
-    got = run_lava(ir, x, mode=mode)
+    got = run_lava(lower(net), x, mode=mode) if lava is None else lava
     with torch.no_grad():
         traces = net(torch.from_numpy(x), mode=mode)
     for i, tr in enumerate(traces):
@@ -71,26 +72,54 @@ SCENARIOS = {
 }
 
 
+WRAPS = "excitatory weights, weight_exp 7: u crosses +-2**23"
+FLOAT_SCENARIOS = ["mixed weights, random decays", "delays 0..5", "recurrent"]
+
+
+def _cases() -> dict:
+    """``{(mode, case): (network, input)}`` of the tests below (seeded: built alike every time)."""
+    cases = {("fixed", name): (_network(sum(map(ord, name)) % 1000, **SCENARIOS[name]), _inputs(3))
+             for name in SCENARIOS}
+    cases["fixed", "large input"] = (_network(7, **SCENARIOS[WRAPS]), _inputs(3, density=0.6))
+    cases.update({("float", name): (_network(11, **SCENARIOS[name]), _inputs(5)) for name in FLOAT_SCENARIOS})
+    return cases
+
+
+@pytest.fixture(scope="module")
+def lava():
+    """``{(mode, case): (network, input, Lava's outputs)}``: the cases of one mode run in one Lava
+    child (`run_lava_many`), each its own Lava network, so the child's start-up is paid once a
+    mode instead of once a case. A Lava failure fails every test using this."""
+    from backends.lava.runner import run_lava_many
+
+    cases, out = _cases(), {}
+    for mode in ("fixed", "float"):
+        keys = [key for key in cases if key[0] == mode]
+        runs = run_lava_many([(lower(cases[key][0]), cases[key][1]) for key in keys], mode=mode)
+        out.update({key: (*cases[key], got) for key, got in zip(keys, runs)})
+    return out
+
+
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_fixed_mode_equals_lava_fixed_pt_bit_for_bit(name):
-    net = _network(sum(map(ord, name)) % 1000, **SCENARIOS[name])
-    traces = _compare(net, _inputs(3), "fixed")
+def test_fixed_mode_equals_lava_fixed_pt_bit_for_bit(name, lava):
+    net, x, got = lava["fixed", name]
+    traces = _compare(net, x, "fixed", lava=got)
     assert sum(float(t.s.sum()) for t in traces) > 0, "scenario must spike"
 
 
-def test_large_input_really_wraps_u_past_two_to_the_23():
-    net = _network(7, **SCENARIOS["excitatory weights, weight_exp 7: u crosses +-2**23"])
+def test_large_input_really_wraps_u_past_two_to_the_23(lava):
+    net, x, got = lava["fixed", "large input"]
     with torch.no_grad():
-        traces = net(torch.from_numpy(_inputs(3, density=0.6)), mode="fixed")
+        traces = net(torch.from_numpy(x), mode="fixed")
     u = traces[0].u.numpy()
     assert u.max() > 2 ** 22 and u.min() < -2 ** 22  # the single 2**24 correction was taken
-    _compare(net, _inputs(3, density=0.6), "fixed")
+    _compare(net, x, "fixed", lava=got)
 
 
-@pytest.mark.parametrize("name", ["mixed weights, random decays", "delays 0..5", "recurrent"])
-def test_float_mode_equals_lava_floating_pt(name):
-    net = _network(11, **SCENARIOS[name])
-    _compare(net, _inputs(5), "float", exact=False)
+@pytest.mark.parametrize("name", FLOAT_SCENARIOS)
+def test_float_mode_equals_lava_floating_pt(name, lava):
+    net, x, got = lava["float", name]
+    _compare(net, x, "float", exact=False, lava=got)
 
 
 def test_int32_wrap_of_the_current_sum_matches_lava():
