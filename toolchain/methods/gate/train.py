@@ -22,6 +22,7 @@ from toolchain.methods.config import resolve
 from toolchain.methods.gate import score
 from toolchain.methods.gate.config import KIND, NEURON_KEYS, RANGES, RUN_DEFAULTS, TASK_DEFAULTS
 from toolchain.tasks.gate_tasks import make_trials
+from toolchain.threads import set_threads
 
 VALIDATION_SEED = 7_777_777
 
@@ -75,7 +76,7 @@ def train_gate(task: str, iterations=None, seed: int = 0, out="model.pt", resume
                progress: bool = True, log=print, config_file=None, **overrides) -> dict:
     """Train on ``task``; write the checkpoint ``out`` every ``eval_every`` iterations; returns its meta."""
     cfg = gate_config(task, config_file, iterations=iterations, seed=seed, **overrides)
-    torch.set_num_threads(cfg["threads"])
+    set_threads(cfg["threads"])
     probe = make_trials(task, 4, 0, cfg["dt"], cfg)
     net = new_network(cfg, probe)
     opt = optimizer(net, cfg)

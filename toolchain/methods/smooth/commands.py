@@ -13,6 +13,7 @@ from models.errors import SpikeportError
 from toolchain import flags
 from toolchain.ir import passes
 from toolchain.methods.smooth.config import DEFAULT_K
+from toolchain.threads import set_threads
 
 # Building the CLI parser loads this module: imports that pull torch stay inside the functions.
 SWEEP = (6, 7, 8, 9, 10)
@@ -66,9 +67,7 @@ def _finetune(args: argparse.Namespace) -> int:
     from toolchain.methods.smooth.qat import finetune  # lazy: imports torch
 
     if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+        set_threads(args.threads)
     meta = finetune(args.qat_from, args.out, args.qat_epochs or 1, step_exponent(args), lr=args.qat_lr or 1e-4,
                     progress=not args.quiet, log=None if args.quiet else print)
     h = meta["qat"]["history"]

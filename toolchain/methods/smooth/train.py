@@ -26,6 +26,7 @@ from toolchain.methods.config import resolve
 from toolchain.methods.smooth.config import KIND, RANGES, RUN_DEFAULTS, TASK_DEFAULTS
 from toolchain.methods.smooth.optim import AdaBelief, exponential_decay
 from toolchain.tasks import datasets
+from toolchain.threads import set_threads
 
 
 def smooth_config(task: str, config_file=None, **overrides) -> dict:
@@ -105,7 +106,7 @@ def train_smooth(task: str, epochs=None, seed: int = 0, out="model.pt", resume: 
     """Train on ``task``; write the checkpoint ``out`` after every epoch; returns its meta."""
     cfg = smooth_config(task, config_file, epochs=epochs, seed=seed, **overrides)
     if cfg["threads"]:
-        torch.set_num_threads(cfg["threads"])
+        set_threads(cfg["threads"])
     data = datasets.load_task(task)
     x_train, y_train = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
     if cfg["max_train"]:

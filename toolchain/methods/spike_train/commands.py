@@ -14,6 +14,7 @@ from models.errors import SpikeportError
 from toolchain import flags, quantize
 from toolchain.ir import passes
 from toolchain.methods.config import read_json
+from toolchain.threads import set_threads
 
 # Building the CLI parser loads this module: imports that pull torch stay inside the functions.
 
@@ -47,15 +48,13 @@ def train(args: argparse.Namespace) -> int:
     `toolchain.tasks.spike_transform.TASK_DEFAULTS` and `config.METHOD_DEFAULTS`.
     Writes the checkpoint, prints one summary line.
     """
-    import torch
-
     from toolchain.methods.spike_train.checkpoint import save_checkpoint  # lazy: imports torch
     from toolchain.methods.spike_train.train import train_spike_transform  # lazy: imports torch
 
     extra = _read_config(args.config)
     _check_config(args.config, args.method, extra)
     if args.threads:
-        torch.set_num_threads(int(args.threads))
+        set_threads(int(args.threads))
     method = args.method
     result = train_spike_transform(method, 0 if args.seed is None else args.seed, extra.get("task"),
                                    _with_epochs(extra.get("method") or {}, args.epochs), not args.quiet)

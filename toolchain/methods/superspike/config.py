@@ -21,10 +21,12 @@ FINETUNE_DEFAULTS = dict(epochs=10, lr=3e-4)  # a short, gentle run from a train
 # learning rate qat_lr (`toolchain.methods.superspike.train.qat_phase`; 0: none, the network deploys by
 # post-training quantization). The lr is FINETUNE_DEFAULTS', so the phase is `--qat --finetune`'s run.
 RUN_DEFAULTS = dict(seed=0, feedback="symmetric", slope=10.0, mode="float", threads=None,
-                    max_delay=0, recurrent=False, qat_epochs=0, qat_lr=FINETUNE_DEFAULTS["lr"])
+                    max_delay=0, recurrent=False, qat_epochs=0, qat_lr=FINETUNE_DEFAULTS["lr"], shift=0)
+# shift: each training sample moved by a random whole-pixel offset in -shift..shift per axis, every
+# epoch anew (`toolchain.tasks.augment.shift_images`; image tasks only; 0: no augmentation)
 # Ranges of SuperSpike's own config keys (shared ones: `toolchain.methods.config.RANGES`); du, dv per step
 RANGES = dict(du=FRACTION, dv=FRACTION, weight_gain=POSITIVE, slope=POSITIVE, max_delay=NON_NEGATIVE_INT,
-              qat_epochs=NON_NEGATIVE_INT, qat_lr=POSITIVE)
+              qat_epochs=NON_NEGATIVE_INT, qat_lr=POSITIVE, shift=NON_NEGATIVE_INT)
 
 
 def with_task(meta: dict, task: Optional[str]) -> dict:

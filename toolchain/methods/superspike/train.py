@@ -22,7 +22,8 @@ from toolchain.methods.config import resolve
 from toolchain.methods.superspike import checkpoint
 from toolchain.methods.superspike.compile import compile_network
 from toolchain.methods.superspike.config import FINETUNE_DEFAULTS, RANGES, RUN_DEFAULTS, TASK_DEFAULTS
-from toolchain.tasks import datasets, encoders
+from toolchain.tasks import augment, datasets, encoders
+from toolchain.threads import set_threads
 
 
 @dataclass
@@ -82,7 +83,7 @@ def train(task: str = "digits", *, config_file=None, progress: bool = True, fine
     cfg = resolve_config(task, config_file, **overrides)
     torch.manual_seed(cfg["seed"])
     if cfg["threads"]:
-        torch.set_num_threads(int(cfg["threads"]))
+        set_threads(int(cfg["threads"]))
     data = datasets.load_task(task)
     if finetune:
         model, start_meta = checkpoint.load(finetune)
@@ -98,6 +99,9 @@ def train(task: str = "digits", *, config_file=None, progress: bool = True, fine
             init_fixed_scales(model, scale_meta)
         if not finetune:  # from scratch the weights move a lot: let the scales follow them
             on_epoch = lambda: init_fixed_scales(model, scale_meta)  # noqa: E731
+    if cfg["shift"] and data.image_shape is None:
+        raise SpikeportError(f"config: shift={cfg['shift']} needs an image task; {task} has no image shape")
+    cfg["image_shape"] = data.image_shape
     history = fit(model, x_train, y_train, cfg, progress=progress, on_epoch=on_epoch)
     mode = cfg["mode"]
     if mode == "float" and cfg["qat_epochs"]:
@@ -154,7 +158,7 @@ def fit(model: Network, x: torch.Tensor, y: torch.Tensor, cfg: dict, progress: b
             on_epoch()
         start, total, correct = time.perf_counter(), 0.0, 0
         for idx in torch.randperm(len(x), generator=gen).split(cfg["batch_size"]):
-            trace = model(x[idx], mode=cfg["mode"])[-1]
+            trace = model(augment.shift_images(x[idx], cfg.get("image_shape"), cfg["shift"], gen), mode=cfg["mode"])[-1]
             loss = loss_fn(trace.v if cfg["loss"] == "max-membrane" else trace.s, y[idx])
             opt.zero_grad()
             loss.backward()

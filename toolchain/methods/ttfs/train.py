@@ -20,6 +20,7 @@ from toolchain.methods.config import resolve
 from toolchain.methods.ttfs.config import RANGES, RUN_DEFAULTS, TASK_DEFAULTS
 from toolchain.tasks import datasets
 from toolchain.methods.ttfs.config import KIND
+from toolchain.threads import set_threads
 
 
 
@@ -91,7 +92,7 @@ def train_ttfs(task: str = "mnist", epochs: int | None = None, seed: int = 0, ou
     """
     cfg = ttfs_config(task, config_file, epochs=epochs, seed=seed, **overrides)
     if cfg["threads"]:
-        torch.set_num_threads(int(cfg["threads"]))
+        set_threads(int(cfg["threads"]))
     torch.manual_seed(cfg["seed"])
     data = data if data is not None else datasets.load_task(task)
     x_train, y_train = data.x_train, data.y_train
