@@ -54,9 +54,15 @@ class _FeedbackProduct(torch.autograd.Function):
 
 
 EVENT_DRIVEN = True  # sparse binary inputs without gradient take `_EventProduct` (False: always dense)
-# Above this fraction of nonzero inputs the dense product is cheaper: measured at 700 x 256, one summed
-# spike costs about four times a BLAS multiply-add, plus one pass to list the spikes.
-EVENT_DENSITY = 0.15
+
+
+def event_density_limit(n_out: int) -> float:
+    """The input density (fraction of nonzero entries) below which summing spikes beats the dense
+    product for ``n_out`` postsynaptic neurons. Cost model, from CPU times measured on one thread
+    at 700 x 256 and 64 x 128: a dense multiply-add 0.03 ns, a summed spike 0.28 ns per
+    postsynaptic neuron, listing the spikes 2.7 ns per input entry; the event path pays while
+    ``2.7 + 0.28 d n_out < 0.03 n_out``, i.e. ``d < 0.107 - 9.6 / n_out`` (0.07 at 256, none below 90)."""
+    return 0.03 / 0.28 - 2.7 / (0.28 * n_out)
 
 
 class _EventProduct(torch.autograd.Function):
@@ -83,16 +89,19 @@ class _EventProduct(torch.autograd.Function):
         return None, g_wt.t(), None
 
 
-def input_events(s: torch.Tensor):
+def input_events(s: torch.Tensor, n_out: int):
     """The spike lists of ``s`` for `_EventProduct` when it takes the event path: `EVENT_DRIVEN`,
-    numba installed, a float CPU tensor without gradient, at most `EVENT_DENSITY` nonzero. Else None."""
-    if not EVENT_DRIVEN or s.requires_grad or s.dtype not in (torch.float32, torch.float64) or s.numel() == 0:
+    numba installed, a float CPU tensor without gradient, with fewer nonzero entries than
+    `event_density_limit` of ``n_out``. Else None (the dense product)."""
+    limit = event_density_limit(n_out)
+    if not EVENT_DRIVEN or limit <= 0 or s.requires_grad or s.dtype not in (torch.float32, torch.float64) \
+            or s.numel() == 0:
         return None
     try:
         from models import event_kernel
     except ImportError:
         return None
-    events = event_kernel.events(s.detach().reshape(-1, s.shape[-1]).numpy(), int(EVENT_DENSITY * s.numel()))
+    events = event_kernel.events(s.detach().reshape(-1, s.shape[-1]).numpy(), int(limit * s.numel()))
     return events if len(events[1]) == events[0][-1] else None
 
 
@@ -120,7 +129,7 @@ def synaptic_input(s: torch.Tensor, weight: torch.Tensor, delays: Optional[torch
         groups = [(0, weight)]
     else:
         groups = [(int(d), weight * (delays == d)) for d in torch.unique(delays).tolist()]
-    events = input_events(s)
+    events = input_events(s, weight.shape[0])
     total = 0
     for d, w in groups:
         acc = product(s, w, None if feedback is None else feedback * (w != 0), events)

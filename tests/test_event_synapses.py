@@ -4,7 +4,7 @@ import torch
 
 from models import synapses
 from models.network import Network
-from models.synapses import input_events, synaptic_input
+from models.synapses import event_density_limit, input_events, synaptic_input
 
 
 def _spikes(shape, density, seed=0, dtype=torch.float32):
@@ -22,16 +22,21 @@ def _both_paths(monkeypatch, run):
 
 
 def test_sparse_binary_inputs_without_gradient_take_the_event_path_and_others_do_not():
-    sparse = _spikes((3, 20, 50), 0.05)
-    assert input_events(sparse) is not None
-    assert input_events(_spikes((3, 20, 50), 0.5)) is None  # above EVENT_DENSITY: dense is cheaper
-    assert input_events(sparse.clone().requires_grad_()) is None  # a hidden layer's input needs dL/ds
-    assert input_events(sparse.to(torch.int32)) is None
+    sparse = _spikes((3, 20, 50), 0.03)
+    assert input_events(sparse, 256) is not None
+    assert input_events(_spikes((3, 20, 50), 0.2), 256) is None  # above the limit: dense is cheaper
+    assert input_events(sparse, 64) is None  # too few postsynaptic neurons to pay for listing spikes
+    assert input_events(sparse.clone().requires_grad_(), 256) is None  # a hidden layer's input needs dL/ds
+    assert input_events(sparse.to(torch.int32), 256) is None
+
+
+def test_the_density_limit_grows_with_the_postsynaptic_population():
+    assert event_density_limit(64) < 0 < event_density_limit(128) < event_density_limit(256) < 0.107
 
 
 def test_the_spike_lists_hold_every_spike_by_row_and_by_input_in_ascending_order():
-    s = _spikes((37, 23), 0.1, seed=4)
-    row_ptr, inputs, row_values, col_ptr, rows, col_values = input_events(s)
+    s = _spikes((37, 23), 0.05, seed=4)
+    row_ptr, inputs, row_values, col_ptr, rows, col_values = input_events(s, 1000)
     nz = s.nonzero().tolist()
     assert [(r, int(i)) for r in range(37) for i in inputs[row_ptr[r]:row_ptr[r + 1]]] == [tuple(x) for x in nz]
     by_input = sorted(nz, key=lambda x: (x[1], x[0]))
@@ -41,9 +46,10 @@ def test_the_spike_lists_hold_every_spike_by_row_and_by_input_in_ascending_order
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
 def test_the_event_product_equals_the_dense_one_to_rounding_values_and_weight_gradients(monkeypatch, dtype, tol):
-    s = _spikes((5, 30, 64), 0.08, seed=1, dtype=dtype)
-    w0 = torch.randn(40, 64, generator=torch.Generator().manual_seed(2), dtype=dtype)
-    g = torch.randn(5, 30, 40, generator=torch.Generator().manual_seed(3), dtype=dtype)
+    s = _spikes((5, 30, 64), 0.05, seed=1, dtype=dtype)
+    w0 = torch.randn(300, 64, generator=torch.Generator().manual_seed(2), dtype=dtype)
+    g = torch.randn(5, 30, 300, generator=torch.Generator().manual_seed(3), dtype=dtype)
+    assert input_events(s, 300) is not None
 
     def run():
         w = w0.clone().requires_grad_()
@@ -56,9 +62,10 @@ def test_the_event_product_equals_the_dense_one_to_rounding_values_and_weight_gr
 
 
 def test_with_delays_every_delay_group_is_summed_from_the_same_spike_lists(monkeypatch):
-    s = _spikes((2, 25, 30), 0.1, seed=5, dtype=torch.float64)
-    w = torch.randn(12, 30, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
-    delays = torch.randint(0, 4, (12, 30), generator=torch.Generator().manual_seed(7))
+    s = _spikes((2, 25, 30), 0.05, seed=5, dtype=torch.float64)
+    w = torch.randn(300, 30, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    delays = torch.randint(0, 4, (300, 30), generator=torch.Generator().manual_seed(7))
+    assert input_events(s, 300) is not None
     event, dense = _both_paths(monkeypatch, lambda: synaptic_input(s, w, delays))
     torch.testing.assert_close(event, dense, rtol=1e-12, atol=1e-12)
 
@@ -66,10 +73,11 @@ def test_with_delays_every_delay_group_is_summed_from_the_same_spike_lists(monke
 def test_in_fixed_mode_the_event_path_gives_the_dense_integers_bit_for_bit_and_the_same_gradients(monkeypatch):
     """Integer weights in float64 sum exactly in any order: quantization-aware training and the
     torch fixed mode are unchanged to the bit."""
-    net = Network(dict(n_in=120, layers=[dict(n=40), dict(n=10)], seed=3))
+    net = Network(dict(n_in=120, layers=[dict(n=300), dict(n=10)], seed=3))
     for layer in net.layers:
         layer.set_fixed_scale(300.0, 0)
-    x = _spikes((6, 40, 120), 0.06, seed=8)
+    x = _spikes((6, 40, 120), 0.05, seed=8)
+    assert input_events(x.double(), 300) is not None
 
     def run():
         net.zero_grad(set_to_none=True)
