@@ -42,6 +42,7 @@ def test_the_yinyang_default_ends_quantization_aware_and_digits_and_mnist_deploy
     assert resolve_config("digits")["qat_epochs"] == resolve_config("mnist")["qat_epochs"] == 0
 
 
-def test_the_mnist_default_is_the_run_docs_accuracy_measured_12_epochs_at_lr_3e_3():
+def test_the_mnist_default_is_the_run_docs_accuracy_measured_512_hidden_30_epochs_shifted_by_one_pixel():
     mnist = resolve_config("mnist")
-    assert (mnist["epochs"], mnist["lr"], mnist["hidden"], mnist["encoding"]["T"]) == (12, 3e-3, [256], 20)
+    assert (mnist["epochs"], mnist["lr"], mnist["hidden"], mnist["encoding"]["T"], mnist["weight_decay"],
+            mnist["shift"]) == (30, 3e-3, [512], 20, 0.1, 1)

@@ -101,11 +101,10 @@ def train(task: str = "digits", *, config_file=None, progress: bool = True, fine
             on_epoch = lambda: init_fixed_scales(model, scale_meta)  # noqa: E731
     if cfg["shift"] and data.image_shape is None:
         raise SpikeportError(f"config: shift={cfg['shift']} needs an image task; {task} has no image shape")
-    cfg["image_shape"] = data.image_shape
-    history = fit(model, x_train, y_train, cfg, progress=progress, on_epoch=on_epoch)
+    history = fit(model, x_train, y_train, cfg, progress=progress, on_epoch=on_epoch, image_shape=data.image_shape)
     mode = cfg["mode"]
     if mode == "float" and cfg["qat_epochs"]:
-        history += qat_phase(model, x_train, y_train, cfg, progress=progress)
+        history += qat_phase(model, x_train, y_train, cfg, progress=progress, image_shape=data.image_shape)
         mode = "fixed"
     meta = dict(task=task, encoding=cfg["encoding"], train_config=cfg, history=history,
                 accuracy=dict(train=evaluate(model, x_train, data.y_train, mode),
@@ -113,14 +112,16 @@ def train(task: str = "digits", *, config_file=None, progress: bool = True, fine
     return TrainResult(model=model, meta=meta, history=history)
 
 
-def qat_phase(model: Network, x: torch.Tensor, y: torch.Tensor, cfg: dict, progress: bool = True) -> list:
+def qat_phase(model: Network, x: torch.Tensor, y: torch.Tensor, cfg: dict, progress: bool = True,
+              image_shape=None) -> list:
     """Quantize the float-trained ``model`` (post-training scales, kept fixed) and fine-tune it
     quantization-aware for ``cfg["qat_epochs"]`` epochs at ``cfg["qat_lr"]``, in place; the
     network then deploys as trained. The same run as `spikeport train --qat --finetune` of the
     float checkpoint. Returns the phase's history, epochs numbered on from the float ones."""
     init_fixed_scales(model, dict(task=cfg["task"], encoding=cfg["encoding"]))
     phase = {**cfg, "mode": "fixed", "epochs": cfg["qat_epochs"], "lr": cfg["qat_lr"]}
-    return [dict(h, epoch=cfg["epochs"] + h["epoch"], mode="fixed") for h in fit(model, x, y, phase, progress)]
+    history = fit(model, x, y, phase, progress, image_shape=image_shape)
+    return [dict(h, epoch=cfg["epochs"] + h["epoch"], mode="fixed") for h in history]
 
 
 def init_fixed_scales(model: Network, meta: dict) -> None:
@@ -138,11 +139,12 @@ RUNNING_ACC = "running train acc"
 
 
 def fit(model: Network, x: torch.Tensor, y: torch.Tensor, cfg: dict, progress: bool = True,
-        on_epoch=None) -> list:
+        on_epoch=None, image_shape=None) -> list:
     """Mini-batch AdamW with a one-cycle learning rate; returns per-epoch loss/accuracy.
 
     ``on_epoch`` is called before every epoch (quantization-aware training uses
-    it to re-choose the fixed-point scales).
+    it to re-choose the fixed-point scales). ``image_shape`` (H, W): the inputs' pixel
+    grid, for ``cfg["shift"]`` (`toolchain.tasks.augment.shift_images`).
     """
     loss_fn = LOSSES[cfg["loss"]]
     params = [p for p in model.parameters() if p.requires_grad]
@@ -158,7 +160,8 @@ def fit(model: Network, x: torch.Tensor, y: torch.Tensor, cfg: dict, progress: b
             on_epoch()
         start, total, correct = time.perf_counter(), 0.0, 0
         for idx in torch.randperm(len(x), generator=gen).split(cfg["batch_size"]):
-            trace = model(augment.shift_images(x[idx], cfg.get("image_shape"), cfg["shift"], gen), mode=cfg["mode"])[-1]
+            batch = augment.shift_images(x[idx], image_shape, cfg["shift"], gen)
+            trace = model(batch, mode=cfg["mode"])[-1]
             loss = loss_fn(trace.v if cfg["loss"] == "max-membrane" else trace.s, y[idx])
             opt.zero_grad()
             loss.backward()
