@@ -25,6 +25,9 @@ $(STAMP):
 	# torchvision, OpenCV it does not need for netx/slayer; its object_detection subpackage is
 	# stubbed in one place (backends/lava/compat.py, import_lava_dl)
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --ignore-requires-python lava-dl==0.6.0
+	# compile every numba kernel (cache=True) once, into __pycache__ beside its source: a fresh
+	# clone has no cache, and the tests and the first demo would each compile them (~100 s of CPU)
+	$(PY) scripts/compile_kernels.py
 	rm -f $(VENV)/.spikeport-*
 	touch $@
 
