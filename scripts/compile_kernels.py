@@ -90,16 +90,41 @@ def _quantized_ir(weight_scale: float):
     return q, x
 
 
-def emulator() -> None:
-    """`backends.emulator.run` on each path, serial and on numba's threads (batches of
-    `kernels.PARALLEL_WORK` neuron-steps and more), sparse and flooding inputs."""
-    q, x = _quantized_ir(1.0)
-    big = int(math.ceil(kernels.PARALLEL_WORK / (x.shape[1] * 26))) + 1
-    for batch in (x, np.concatenate([x] * (big // 2 + 1)), np.ones((big, 20, 30))):
+def _one_synapse_ir(n_in: int, max_w: int, weight_exp: int):
+    """Input -> Dense (8-bit weight mantissas up to ``max_w``, ``weight_exp``) -> LIF(4): the
+    mantissas' range sets the weights' integer dtype (int8 up to 127, else int16) and, with
+    ``n_in`` spiking inputs, the accumulator's (`kernels.accumulator_dtype`: int16 or int32)."""
+    n = 4
+    w = np.random.default_rng(7).integers(-max_w, max_w + 1, (n, n_in))
+    zeros = np.zeros(n, dtype=np.int64)
+    ir = irm.IR("warm-up")
+    ir.add("input", irm.Input(n_in))
+    ir.add("dense", irm.Dense(weight=w * 2.0 ** weight_exp, fixed=irm.SynapseFixed(w, weight_exp=weight_exp)),
+           ["input"])
+    ir.add("lif", irm.LIF(n, du=0.5, dv=0.5, vth=64000.0,
+                          fixed=irm.LIFFixed(du=2047, dv=2048, vth=1000, bias_mant=zeros, bias_exp=zeros,
+                                             u=zeros, v=zeros)), ["dense"])
+    return ir
+
+
+def _on_every_path(ir, batches) -> None:
+    for batch in batches:
         for forced in EMULATOR_PATHS:
             with paths.forced(**forced):
-                run(q, batch, check=False)
-                run(q, batch, record=[n for n, _ in q.nodes(irm.Neuron)], check=False)
+                run(ir, batch, check=False)
+                run(ir, batch, record=[n for n, _ in ir.nodes(irm.Neuron)], check=False)
+
+
+def emulator() -> None:
+    """`backends.emulator.run` on each path, serial and on numba's threads (batches of
+    `kernels.PARALLEL_WORK` neuron-steps and more), sparse and flooding inputs; int8 and int16
+    weights, int16 and int32 accumulators."""
+    q, x = _quantized_ir(1.0)
+    big = int(math.ceil(kernels.PARALLEL_WORK / (x.shape[1] * 26))) + 1
+    _on_every_path(q, (x, np.concatenate([x] * (big // 2 + 1)), np.ones((big, 20, 30))))
+    for n_in, max_w, weight_exp in ((20, 100, 0), (20, 254, -2), (400, 100, 3), (400, 254, 0)):
+        ir = _one_synapse_ir(n_in, max_w, weight_exp)
+        _on_every_path(ir, (np.ones((2, 6, n_in)), _spikes((2, 6, n_in), 0.02, torch.float64, seed=8).numpy()))
 
 
 def theta_layers() -> None:
