@@ -63,9 +63,9 @@ def lif_networks() -> None:
     """`models.network.Network` float and fixed, float32 and float64, forward and backward,
     sparse inputs (the event path of `models.synapses`, `models.event_kernel`) and dense ones
     (the matrix product), feed-forward (`models.lif_kernel`) and recurrent (torch loops)."""
-    config = dict(n_in=40, layers=[dict(n=12), dict(n=4)])
+    config = dict(n_in=40, layers=[dict(n=128), dict(n=4)])  # 128: wide enough for the event path
     for dtype in (torch.float32, torch.float64):
-        for density in (0.5 * synapses.EVENT_DENSITY, 0.9):
+        for density in (0.5 * synapses.event_density_limit(128), 0.9):
             x = _spikes((2, 16, 40), density, dtype, seed=3)
             net = _network(config, dtype)
             traces = net(x)
