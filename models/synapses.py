@@ -71,7 +71,7 @@ class _EventProduct(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, s, weight, events):
-        from models import event_kernel
+        from models import event_kernel  # lazy, as in `input_events`: numba loads only when used
         rows, (n_out, n_in) = events[0].shape[0] - 1, weight.shape
         out = torch.empty(rows, n_out, dtype=weight.dtype)
         event_kernel.gather_rows(*events[:3], weight.detach().t().contiguous().numpy(), out.numpy())
@@ -80,9 +80,9 @@ class _EventProduct(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        from models import event_kernel
         if not ctx.needs_input_grad[1]:
             return None, None, None
+        from models import event_kernel
         flat = g.reshape(-1, g.shape[-1]).contiguous()
         g_wt = torch.empty(ctx.n_in, flat.shape[1], dtype=g.dtype)
         event_kernel.gather_rows(*ctx.events[3:], flat.numpy(), g_wt.numpy())

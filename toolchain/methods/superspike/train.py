@@ -85,6 +85,8 @@ def train(task: str = "digits", *, config_file=None, progress: bool = True, fine
     if cfg["threads"]:
         set_threads(int(cfg["threads"]))
     data = datasets.load_task(task)
+    if cfg["shift"] and data.image_shape is None:
+        raise SpikeportError(f"config: shift={cfg['shift']} needs an image task; {task} has no image shape")
     if finetune:
         model, start_meta = checkpoint.load(finetune)
         cfg["encoding"] = start_meta.get("encoding", cfg["encoding"])
@@ -99,8 +101,6 @@ def train(task: str = "digits", *, config_file=None, progress: bool = True, fine
             init_fixed_scales(model, scale_meta)
         if not finetune:  # from scratch the weights move a lot: let the scales follow them
             on_epoch = lambda: init_fixed_scales(model, scale_meta)  # noqa: E731
-    if cfg["shift"] and data.image_shape is None:
-        raise SpikeportError(f"config: shift={cfg['shift']} needs an image task; {task} has no image shape")
     history = fit(model, x_train, y_train, cfg, progress=progress, on_epoch=on_epoch, image_shape=data.image_shape)
     mode = cfg["mode"]
     if mode == "float" and cfg["qat_epochs"]:
