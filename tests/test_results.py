@@ -76,6 +76,20 @@ def test_the_table_puts_the_published_figures_beside_their_task_and_method_and_a
     assert "Klos & Memmesheimer 2025, smooth exact gradients: 97.6%" in md and "| 1/2 |" in md
 
 
+def test_an_nmse_entry_is_shown_as_a_plain_ratio_and_plotted_in_its_own_panel_not_as_a_percentage():
+    runs = [results.Run(f"{t}-{m}-seed0", f"{t}-{m}", 0, t, m, {}, {}) for t, m in
+            (("digits", "surrogate"), ("predictive", "gate"))]
+    table = [_row("digits", "surrogate", f=0.97, d=0.96), _row("predictive", "gate", "nmse", f=0.0869, d=0.0878)]
+    rows = results.aggregate(runs, table)
+    md = results.markdown(rows, "spikeport results x.json --out r", "2026-12-02 13:00 UTC")
+    assert "| predictive | gate | 1 | nmse | 0.0869 (0.0869-0.0869) | 0.0878 (0.0878-0.0878) |" in md
+    assert "| digits | surrogate | 1 | accuracy | 97.0% (97.0%-97.0%) |" in md
+    fig = results.figure(rows)
+    percent, ratio = fig.axes[:2]
+    assert percent.get_ylabel().startswith("metric (%)") and ratio.get_ylabel().startswith("NMSE")
+    assert ratio.lines[0].get_ydata()[0] == pytest.approx(0.0869)  # the float point, unscaled
+
+
 @pytest.mark.parametrize("changes, message", [
     (dict(entries=[]), "entries=[] is outside the allowed values"),
     (dict(entries=[dict(task="digits")]), "entries[0]: method=None is outside the allowed values (a string)"),

@@ -156,7 +156,7 @@ def markdown(rows: list, command: str, date: str) -> str:
     for r in rows:
         lava = "-" if r["lava_samples"] is None else f"{r['lava_identical_samples']}/{r['lava_samples']}"
         lines.append(f"| {r['task']} | {r['method']} | {r['seeds']} | {r['metric']} | "
-                     f"{_spread(r, 'float')} | {_spread(r, 'deployed')} | {_pct(r['lava_mean'])} | {lava} | "
+                     f"{_spread(r, 'float')} | {_spread(r, 'deployed')} | {_value(r, r['lava_mean'])} | {lava} | "
                      f"{r['passed']}/{r['seeds']} | {r['published'] or '-'} |")
     lines += ["", "float: the method's float reference (SuperSpike: the torch model in float64; TTFS and smooth: the "
               "exact continuous-time network; spike-transform: the emulator on the discretised float IR); deployed: "
@@ -169,11 +169,18 @@ def markdown(rows: list, command: str, date: str) -> str:
 def _spread(row: dict, key: str) -> str:
     if row[f"{key}_mean"] is None:
         return "-"
-    return f"{_pct(row[f'{key}_mean'])} ({_pct(row[f'{key}_min'])}-{_pct(row[f'{key}_max'])})"
+    return f"{_value(row, row[f'{key}_mean'])} ({_value(row, row[f'{key}_min'])}-{_value(row, row[f'{key}_max'])})"
 
 
-def _pct(x) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
+# Metrics that are not a share of samples or spikes: shown as the plain ratio, not as a percentage
+RATIO_METRICS = {"nmse": "NMSE (mean squared error / target variance)"}
+
+
+def _value(row: dict, x) -> str:
+    """``x`` in the unit of ``row``'s metric: a percentage, or a plain ratio (`RATIO_METRICS`)."""
+    if x is None:
+        return "-"
+    return f"{x:.4f}" if row["metric"] in RATIO_METRICS else f"{100 * x:.1f}%"
 
 
 def write_results(rows: list, table: list, out: Path, command: str, date: str) -> None:
@@ -192,29 +199,42 @@ def write_results(rows: list, table: list, out: Path, command: str, date: str) -
 
 
 def figure(rows: list):
-    """Float and deployed per entry (mean, min-max bars), the published figures as stars."""
+    """Float and deployed per entry (mean, min-max bars), the published figures as stars: one panel
+    for the entries measured in percent, one per ratio metric (`RATIO_METRICS`), each in its own unit."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(max(5.0, 1.1 * len(rows) + 2), 4.0))
-    ax = fig.subplots()
+    panels = [[r for r in rows if r["metric"] not in RATIO_METRICS]]
+    panels += [[r for r in rows if r["metric"] == m] for m in RATIO_METRICS]
+    panels = [p for p in panels if p] or [[]]
+    fig = Figure(figsize=(max(5.0, 1.1 * len(rows) + 2 * len(panels)), 4.0))
+    axes = fig.subplots(1, len(panels), squeeze=False,
+                        gridspec_kw=dict(width_ratios=[max(1, len(p)) for p in panels]))[0]
+    for ax, panel in zip(axes, panels):
+        _panel(ax, panel)
+    fig.suptitle(f"mean over seeds, bars: min-max ({rows[0]['seeds'] if rows else 0} seeds)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _panel(ax, rows: list) -> None:
+    """One panel of `figure`: its rows share one metric unit."""
+    ratio = bool(rows) and rows[0]["metric"] in RATIO_METRICS
+    scale = 1.0 if ratio else 100.0
     xs = np.arange(len(rows))
     for shift, key, label in ((-0.12, "float", "float reference"), (0.12, "deployed", "deployed (emulator = Lava)")):
-        mean = np.array([np.nan if r[f"{key}_mean"] is None else 100 * r[f"{key}_mean"] for r in rows])
-        low = np.array([np.nan if r[f"{key}_min"] is None else 100 * r[f"{key}_min"] for r in rows])
-        high = np.array([np.nan if r[f"{key}_max"] is None else 100 * r[f"{key}_max"] for r in rows])
+        mean, low, high = (np.array([np.nan if r[f"{key}_{s}"] is None else scale * r[f"{key}_{s}"] for r in rows])
+                           for s in ("mean", "min", "max"))
         ax.errorbar(xs + shift, mean, yerr=[mean - low, high - mean], fmt="o", capsize=3, label=label)
     labelled = False
     for x, r in zip(xs, rows):
         for ref in REFERENCES.get((r["task"], r["method"]), []):
-            ax.plot([x], [100 * ref.value], "*", color="tab:red", ms=10, label=None if labelled else "published")
+            ax.plot([x], [scale * ref.value], "*", color="tab:red", ms=10, label=None if labelled else "published")
             labelled = True
     ax.set_xticks(xs, [f"{r['task']}\n{r['method']}" for r in rows], fontsize=8)
-    ax.set_ylabel("metric (%): test accuracy; spike-transform:\ntarget spikes matched within +-1 step", fontsize=8)
-    ax.set_title(f"mean over seeds, bars: min-max ({rows[0]['seeds'] if rows else 0} seeds)", fontsize=9)
+    ax.set_ylabel(RATIO_METRICS[rows[0]["metric"]] + ", lower is better" if ratio else
+                  "metric (%): test accuracy; spike-transform:\ntarget spikes matched within +-1 step", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    return fig
+    ax.legend(fontsize=8, loc="best")
 
 
 def cmd_results(config, out, command, pool) -> int:
