@@ -42,7 +42,8 @@ def test_the_yinyang_default_ends_quantization_aware_and_digits_and_mnist_deploy
     assert resolve_config("digits")["qat_epochs"] == resolve_config("mnist")["qat_epochs"] == 0
 
 
-def test_the_mnist_default_is_the_run_docs_accuracy_measured_512_hidden_30_epochs_shifted_by_one_pixel():
+def test_the_mnist_default_is_the_run_docs_accuracy_measured_512_hidden_45_epochs_slope_5_shifted_by_one_pixel():
     mnist = resolve_config("mnist")
     assert (mnist["epochs"], mnist["lr"], mnist["hidden"], mnist["encoding"]["T"], mnist["weight_decay"],
-            mnist["shift"]) == (30, 3e-3, [512], 20, 0.1, 1)
+            mnist["shift"], mnist["slope"]) == (45, 3e-3, [512], 20, 0.1, 1, 5.0)
+    assert resolve_config("digits")["slope"] == resolve_config("yinyang")["slope"] == 10.0  # theirs unchanged

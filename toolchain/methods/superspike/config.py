@@ -14,8 +14,8 @@ TASK_DEFAULTS = {
                     weight_gain=3.0, epochs=60, lr=3e-3, weight_decay=0.01, batch_size=64, loss="count",
                     qat_epochs=10),
     "mnist": dict(encoding=dict(name="regular", T=20, max_rate=0.5), hidden=[512], du=0.2, dv=0.05,
-                  weight_gain=3.0, epochs=30, lr=3e-3, weight_decay=0.1, batch_size=128, loss="count",
-                  shift=1),
+                  weight_gain=3.0, epochs=45, lr=3e-3, weight_decay=0.1, batch_size=128, loss="count",
+                  shift=1, slope=5.0),
 }
 FINETUNE_DEFAULTS = dict(epochs=10, lr=3e-4)  # a short, gentle run from a trained network
 # qat_epochs: after a float run's `epochs`, this many quantization-aware fine-tuning epochs at
