@@ -147,8 +147,9 @@ def _exact_in_float32(s: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether every partial sum of ``s @ W.T`` is an integer float32 holds exactly: binary ``s``
     and integer ``weight`` with ``n_in * max|W| < 2**24`` (Lava's 8-bit weights: any n_in below
     65,793). Fixed mode then sums in float32 at half float64's cost, to the same integers."""
-    bound = weight.shape[-1] * fx.max_abs(weight)
-    return bound < 2.0 ** 24 and bool(((s == 0) | (s == 1)).all())
+    w = weight.detach()
+    bound = w.shape[-1] * fx.max_abs(w)
+    return bound < 2.0 ** 24 and torch.equal(w, w.round()) and bool(((s == 0) | (s == 1)).all())
 
 
 def make_feedback(mode: str, weight: torch.Tensor, generator: torch.Generator) -> Optional[torch.Tensor]:
