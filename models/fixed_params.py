@@ -10,7 +10,7 @@ fixed-point state is ``64 * lam`` times the float state, so
 * decays: ``du = round(4096 * du_float) - 1`` (the du+1 offset; 0 -> -1),
   ``dv = round(4096 * dv_float)``.
 
-Used by the simulator's fixed mode (with straight-through rounding, so it
+Used by the simulator's fixed mode (through `models.straight_through`, so it
 trains) and by the post-training quantizer (numpy), so both produce the same
 integers for the same (float params, lam, weight_exp).
 """
@@ -42,6 +42,12 @@ def sign_mode_of(weight) -> fx.SignMode:
     return fx.infer_sign_mode(np.sign(w))
 
 
+def weight_grid(weight, lam: float, scale: SynapseScale, sign_mode: fx.SignMode):
+    """``lam * W / 2**weight_exp`` rounded to the nearest point of Lava's grid, before any clipping."""
+    step = float(weight_grid_step(sign_mode, scale.num_weight_bits))
+    return fx.round_half_away(weight * (lam / 2.0 ** scale.weight_exp) / step) * step
+
+
 def quantize_weights(weight, lam: float, scale: SynapseScale, sign_mode=None):
     """Integer weights on Lava's grid for ``lam * W / 2**weight_exp``.
 
@@ -51,9 +57,7 @@ def quantize_weights(weight, lam: float, scale: SynapseScale, sign_mode=None):
     Works on numpy arrays and on torch tensors (straight-through gradient).
     """
     mode = fx.SignMode(sign_mode) if sign_mode is not None else sign_mode_of(weight)
-    step = float(weight_grid_step(mode, scale.num_weight_bits))
-    scaled = weight * (lam / 2.0 ** scale.weight_exp)
-    on_grid = fx.round_half_away(scaled / step) * step
+    on_grid = weight_grid(weight, lam, scale, mode)
     return fx.lava_weights(on_grid, scale.num_weight_bits, mode), mode
 
 
@@ -61,8 +65,7 @@ def count_clipped(weight, lam: float, scale: SynapseScale, sign_mode=None) -> in
     """How many weights fall outside the 8-bit range of their sign mode."""
     w = np.asarray(weight, dtype=np.float64)
     mode = fx.SignMode(sign_mode) if sign_mode is not None else sign_mode_of(w)
-    step = float(weight_grid_step(mode, scale.num_weight_bits))
-    grid = fx.round_half_away(w * (lam / 2.0 ** scale.weight_exp) / step) * step
+    grid = weight_grid(w, lam, scale, mode)
     lo, hi = fx.weight_clip_range(mode)
     return int(((grid < lo) | (grid > hi)).sum())
 
@@ -92,16 +95,3 @@ def threshold_to_fixed(vth: float, lam: float) -> int:
 def bias_to_fixed(bias, lam: float):
     """(bias_mant, bias_exp, error) for ``64 * lam * bias`` on the 2**0 scale of v."""
     return fx.split_bias(np.asarray(bias, dtype=np.float64) * (float(1 << fx.ACT_SHIFT) * lam))
-
-
-def bias_effective_ste(bias, lam: float):
-    """Torch: the effective integer bias Lava will apply, straight-through in ``bias``.
-
-    The exponent is picked from the current value (no gradient through it).
-    """
-    import torch
-
-    _, exp, _ = bias_to_fixed(bias.detach().cpu().numpy(), lam)
-    pow2 = torch.as_tensor(2.0 ** exp, dtype=bias.dtype, device=bias.device)
-    mant = fx.round_half_away(bias * (float(1 << fx.ACT_SHIFT) * lam) / pow2)
-    return mant * pow2

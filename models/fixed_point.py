@@ -427,6 +427,10 @@ def split_bias(bias_scaled, exp_range=BIAS_EXP_RANGE, mant_range=BIAS_MANT_RANGE
     ``mant_range``: the caller must report it (nothing is clipped here).
     """
     b = np.asarray(bias_scaled, dtype=np.float64)
+    lowest = round_half_away(b / 2.0 ** exp_range[0])
+    if not b.size or (mant_range[0] <= lowest.min() and lowest.max() <= mant_range[1]):
+        # the usual case, all fit the smallest exponent (the loop below would end with these)
+        return lowest, np.full(b.shape, exp_range[0], dtype=np.int64), lowest * 2.0 ** exp_range[0] - b
     top = exp_range[1]
     mant = round_half_away(b / 2.0 ** top)
     exp = np.full(b.shape, top, dtype=np.int64)

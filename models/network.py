@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from models import fixed_point as fx
-from models import fixed_params as fp
+from models import straight_through as ste
 from models.errors import SpikeportError, out_of_range
 from models.lif import LIFTrace, lif_scan
 from models.synapses import FEEDBACK_MODES, make_feedback, synaptic_input
@@ -109,23 +109,21 @@ class LIFLayer(nn.Module):
     def fixed_parameters(self) -> dict:
         """Integer parameters (float64 tensors, straight-through) for fixed mode."""
         lam, e, e_rec = float(self.fixed_scale[0]), int(self.fixed_scale[1]), int(self.fixed_scale[2])
-        w, mode = fp.quantize_weights(self.weight.double(), lam, fp.SynapseScale(e))
-        du = fx.round_half_away(self.du.double() * fx.DECAY_UNITY) - 1
-        dv = fx.round_half_away(self.dv.double() * fx.DECAY_UNITY)
-        out = dict(weight=w, sign_mode=mode, weight_exp=e, du=du, dv=dv,
-                   vth=fx.round_half_away(self.vth.double() * lam),
-                   bias=fp.bias_effective_ste(self.bias.double(), lam))
+        w, mode = ste.weights(self.weight, lam, e)
+        out = dict(weight=w, sign_mode=mode, weight_exp=e, du=ste.decay(self.du, 1), dv=ste.decay(self.dv, 0),
+                   vth=ste.threshold(self.vth, lam), bias=ste.bias(self.bias, lam))
         if self.rec_weight is not None:
-            out["rec_weight"], out["rec_sign_mode"] = fp.quantize_weights(
-                self.rec_weight.double(), lam, fp.SynapseScale(e_rec))
+            out["rec_weight"], out["rec_sign_mode"] = ste.weights(self.rec_weight, lam, e_rec)
             out["rec_weight_exp"] = e_rec
         return out
 
     # -------------------------------------------------------------------- forward
-    def forward(self, s_in: torch.Tensor, mode: str = "float", slope: float = 10.0) -> LIFTrace:
-        """Run the population on presynaptic spike trains ``s_in`` (B, T, n_in)."""
+    def forward(self, s_in: torch.Tensor, mode: str = "float", slope: float = 10.0,
+                binary: bool = False) -> LIFTrace:
+        """Run the population on presynaptic spike trains ``s_in`` (B, T, n_in); ``binary``: the
+        caller guarantees ``s_in`` holds only 0 and 1 (`synaptic_input`), as `Network` does."""
         if mode == "fixed":
-            return self._forward_fixed(s_in, slope)
+            return self._forward_fixed(s_in, slope, binary)
         dtype = s_in.dtype
         a = synaptic_input(s_in, self.weight.to(dtype), self.delays, feedback=self._feedback(dtype))
         return lif_scan(a, alpha=(1 - self.du).to(dtype), beta=(1 - self.dv).to(dtype),
@@ -133,12 +131,12 @@ class LIFLayer(nn.Module):
                         w_rec=None if self.rec_weight is None else self.rec_weight.to(dtype),
                         slope=slope)
 
-    def _forward_fixed(self, s_in: torch.Tensor, slope: float) -> LIFTrace:
+    def _forward_fixed(self, s_in: torch.Tensor, slope: float, binary: bool) -> LIFTrace:
         if not self.has_fixed_scale:
             raise SpikeportError("fixed mode needs a fixed-point scale per layer; compile or set_fixed_scale first")
         p = self.fixed_parameters()
         a = synaptic_input(s_in.double(), p["weight"], self.delays, feedback=self._feedback(torch.float64),
-                           fixed=True, weight_exp=p["weight_exp"])
+                           fixed=True, weight_exp=p["weight_exp"], binary=binary)
         return lif_scan(a, alpha=(fx.current_factor(p["du"]) / fx.DECAY_UNITY),
                         beta=(fx.voltage_factor(p["dv"]) / fx.DECAY_UNITY), bias=p["bias"],
                         vth=p["vth"], w_rec=p.get("rec_weight"), rec_exp=p.get("rec_weight_exp", 0),
@@ -179,7 +177,7 @@ class Network(nn.Module):
         s = (x != 0).to(torch.float64 if mode == "fixed" else x.dtype if x.is_floating_point() else torch.float32)
         traces = []
         for layer in self.layers:
-            trace = layer(s, mode=mode, slope=float(self.config["slope"]))
+            trace = layer(s, mode=mode, slope=float(self.config["slope"]), binary=True)  # x != 0, then spikes
             traces.append(trace)
             s = trace.s
         return traces

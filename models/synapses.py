@@ -118,19 +118,21 @@ def product(s: torch.Tensor, weight: torch.Tensor, feedback: Optional[torch.Tens
 
 def synaptic_input(s: torch.Tensor, weight: torch.Tensor, delays: Optional[torch.Tensor] = None,
                    *, feedback: Optional[torch.Tensor] = None, fixed: bool = False,
-                   weight_exp: int = 0) -> torch.Tensor:
+                   weight_exp: int = 0, binary: bool = False) -> torch.Tensor:
     """Input arriving at the post-synaptic population at every step, (B, T, N_out).
 
     ``weight`` (N_out, N_in): float weights, or in fixed mode Lava's integer
     weights, whose per-delay sums are shifted by ``weight_exp`` (flooring)
-    exactly as Lava's (Delay)Dense does. Binary input: 0 or 1 (a spike).
+    exactly as Lava's (Delay)Dense does. Binary input: 0 or 1 (a spike);
+    ``binary=True``: the caller guarantees it (a spike train it made), so fixed
+    mode skips checking it before summing in float32.
     """
     if delays is None:
         groups = [(0, weight)]
     else:
         groups = [(int(d), weight * (delays == d)) for d in torch.unique(delays).tolist()]
     dtype = s.dtype
-    if fixed and s.dtype == torch.float64 and _exact_in_float32(s, weight):
+    if fixed and s.dtype == torch.float64 and _exact_in_float32(s, weight, binary):
         s, groups = s.float(), [(d, w.float()) for d, w in groups]
         feedback = None if feedback is None else feedback.float()
     events = input_events(s, weight.shape[0])
@@ -143,13 +145,14 @@ def synaptic_input(s: torch.Tensor, weight: torch.Tensor, delays: Optional[torch
     return total
 
 
-def _exact_in_float32(s: torch.Tensor, weight: torch.Tensor) -> bool:
+def _exact_in_float32(s: torch.Tensor, weight: torch.Tensor, binary: bool = False) -> bool:
     """Whether every partial sum of ``s @ W.T`` is an integer float32 holds exactly: binary ``s``
+    (checked unless ``binary`` says so: the check costs a fifth of a fixed-mode training step)
     and integer ``weight`` with ``n_in * max|W| < 2**24`` (Lava's 8-bit weights: any n_in below
     65,793). Fixed mode then sums in float32 at half float64's cost, to the same integers."""
     w = weight.detach()
     bound = w.shape[-1] * fx.max_abs(w)
-    return bound < 2.0 ** 24 and torch.equal(w, w.round()) and bool(((s == 0) | (s == 1)).all())
+    return bound < 2.0 ** 24 and torch.equal(w, w.round()) and (binary or bool(((s == 0) | (s == 1)).all()))
 
 
 def make_feedback(mode: str, weight: torch.Tensor, generator: torch.Generator) -> Optional[torch.Tensor]:

@@ -105,3 +105,4 @@ def test_fixed_mode_sums_in_float32_only_while_every_integer_sum_fits_its_24_bit
     exact = torch.einsum("btn,on->bto", s, w)  # float64: these integers are exact there
     assert torch.equal(a[:, 1:], exact[:, :-1]) and a.dtype == torch.float64  # one step of synaptic latency
     assert not _exact_in_float32(s, w + 0.5) and not _exact_in_float32(s * 0.5, w)  # only integers, binary spikes
+    assert _exact_in_float32(s * 0.5, w, binary=True) is float32  # a caller that made the spikes vouches for them
