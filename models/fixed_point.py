@@ -342,7 +342,9 @@ def reset_interval_hits(step: int, interval: int, offset: int) -> bool:
 # --------------------------------------------------------------- synapse rules
 def infer_sign_mode(weights) -> SignMode:
     """Lava's sign-mode inference over the *whole* matrix (zeros included)."""
-    w = np.trunc(np.asarray(weights, dtype=np.float64))
+    w = np.asarray(weights)
+    if w.dtype.kind not in "iu":  # integers are their own truncation
+        w = np.trunc(w.astype(np.float64))
     if w.size == 0 or w.min() >= 0:
         return SignMode.EXCITATORY
     if w.max() <= 0:
@@ -369,8 +371,11 @@ def lava_weights(weights, num_weight_bits: int = 8, sign_mode: SignMode | None =
 
     Truncates toward zero, infers the sign mode unless given, clips to 8 bits and
     floors away the dropped LSBs (on the magnitude for INHIBITORY).
-    Works on float64 numpy arrays or torch tensors (straight-through).
+    Works on float64 numpy arrays or torch tensors (straight-through), and on
+    integer numpy arrays in their own dtype (`_lava_weights_int`).
     """
+    if isinstance(weights, np.ndarray) and weights.dtype.kind in "iu":
+        return _lava_weights_int(weights, num_weight_bits, sign_mode)
     w = trunc(weights)
     mode = SignMode(sign_mode) if sign_mode is not None else infer_sign_mode(
         w.detach().cpu().numpy() if _is_torch(w) else w)
@@ -380,6 +385,20 @@ def lava_weights(weights, num_weight_bits: int = 8, sign_mode: SignMode | None =
     if mode == SignMode.INHIBITORY:
         return -floor(-w / step) * step
     return floor(w / step) * step
+
+
+def _lava_weights_int(w: np.ndarray, num_weight_bits: int, sign_mode) -> np.ndarray:
+    """`lava_weights` of an integer array by integer clip and shifts, in its dtype: the same
+    integers without the float passes (the emulator's 10-million-weight layers). An
+    arithmetic right shift floors, as ``floor(w / 2**s)`` does."""
+    mode = SignMode(sign_mode) if sign_mode is not None else infer_sign_mode(w)
+    w = _clip(w, *weight_clip_range(mode))
+    lsbs = dropped_lsbs(num_weight_bits, mode)
+    if not lsbs:
+        return w
+    if mode == SignMode.INHIBITORY:
+        return -((-w >> lsbs) << lsbs)
+    return (w >> lsbs) << lsbs
 
 
 def shift_by_weight_exp(acc, weight_exp: int, *, out=None, may_wrap: bool = True):

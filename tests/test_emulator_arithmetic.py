@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from backends.emulator import run
+from models import fixed_point as fx
 from models.errors import SpikeportError
 from probes import EXC, INH, MIXED, dense, impulse, lif, single, trace
 from toolchain import ir as irm
@@ -119,6 +120,22 @@ def test_fewer_weight_bits_floor_more_lsbs_and_inhibitory_magnitudes_floor():
     ir = single(lif(n=2, du=4095), [[-255], [-37]], num_weight_bits=6)  # inhibitory: 2 LSBs
     assert run(ir, impulse(2))["n/u"][0, 1].tolist() == [64 * -252, 64 * -36]
 
+
+
+@pytest.mark.parametrize("sign_mode", [None, MIXED, EXC, INH])
+@pytest.mark.parametrize("num_weight_bits", [1, 5, 8])
+def test_integer_weights_quantise_to_the_same_integers_as_the_float_rule(sign_mode, num_weight_bits):
+    """The emulator quantises stored int32 weights by integer clip and shifts; the float
+    rule (floor of the quotient, on the magnitude for inhibitory) is the definition."""
+    rng = np.random.default_rng(num_weight_bits)
+    w = rng.integers(-400, 400, size=(40, 50)).astype(np.int32)
+    if sign_mode == EXC:
+        w = np.abs(w)
+    elif sign_mode == INH:
+        w = -np.abs(w)
+    got = fx.lava_weights(w, num_weight_bits, sign_mode)
+    assert got.dtype == np.int32
+    assert np.array_equal(got, fx.lava_weights(w.astype(np.float64), num_weight_bits, sign_mode))
 
 @pytest.mark.parametrize("value, a_in", [(3, 1), (-3, -2), (-1, -1), (1, 0)])
 def test_negative_weight_exp_floors_the_summed_activation(value, a_in):

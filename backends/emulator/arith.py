@@ -41,12 +41,14 @@ class FixedArith:
 
     @staticmethod
     def weights(op: irm.Dense) -> np.ndarray:
-        """The weights Lava's fixed Dense uses: int32 storage, then ``fx.lava_weights``.
+        """The weights Lava's fixed Dense uses: int32 storage, then ``fx.lava_weights`` (int32, a
+        new array: a prepared program is a snapshot of its IR).
 
         ``sign_mode`` 0 (NULL) is falsy, so Lava infers the mode; so does this.
         """
         f = op.fixed
-        return fx.lava_weights(lava_var(f.weights, np.int32), int(f.num_weight_bits), int(f.sign_mode) or None)
+        stored = np.asarray(f.weights).astype(np.int32)  # as `lava_var` stores them, kept in integers
+        return fx.lava_weights(stored, int(f.num_weight_bits), int(f.sign_mode) or None)
 
     @staticmethod
     def weight_exp(op: irm.Dense) -> int:
@@ -84,7 +86,8 @@ class FloatArith:
 
     @staticmethod
     def weights(op: irm.Dense) -> np.ndarray:
-        return op.weight
+        """The IR's float weights, copied: a prepared program is a snapshot of its IR."""
+        return np.array(op.weight, np.float64)
 
     @staticmethod
     def weight_exp(op: irm.Dense) -> int:

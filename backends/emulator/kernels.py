@@ -46,7 +46,9 @@ def _wrap_int32(x):
     return x
 
 
-EVENT_TILE = 2048  # output columns the event-driven LIF block sums and steps at a time (their sums stay in L1)
+THREADS = numba.config.NUMBA_NUM_THREADS  # numba's thread pool (frozen into the compiled event kernel)
+EVENT_TILE = 1024  # output columns the event-driven LIF block sums and steps at a time: their sums stay in L1,
+# their int8 weights (1,000 sources: 1 MB) in L2 while the block's steps use them
 CHUNK = 512  # neurons computed into scratch before they are kept: the scratch stays in L1
 
 
@@ -79,41 +81,69 @@ def _lif_fixed_block(u, v, a, cur, volt, bias, theta, resets, S, U, V, record_uv
                 _copy(V[i, b], vb)
 
 
-def _event_lif_block(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, U, V, record_uv):
+def _event_lif_block(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, U, V, record_uv, R, r0):
     """`lif_fixed_block` fed by a binary synapse, event-driven and in exact integers: per
     step and sample the synaptic input is the weight rows of the spiking sources of
     ``src`` ``(k, B, n_in)`` summed in ``acc``'s dtype (`accumulator_dtype`; each thread
     makes its own), shifted by ``e`` (weight_exp) and wrapped (`_add_synapse`), computed
     where it is used; the LIF step is the whole-network loop's (`models.fixed_kernel.lif_int`, int32 state
     copied in from and back into the float64 ``u``, ``v``). ``wt``: ``W.T`` flat (int8..int64);
-    ``cur``, ``volt``: the integer decay factors; ``bias`` int32; the rest as `lif_fixed_block`."""
+    ``cur``, ``volt``: the integer decay factors; ``bias`` int32; ``R``: the whole ``(B, T, n)``
+    spike recording, block row i written into ``R[:, r0 + i]`` where it is computed (while it is
+    in cache, on every thread), or size 0; the rest as `lif_fixed_block`."""
     k, B, n = S.shape
     n_in = src.shape[2]
-    for b in numba.prange(B):
-        ub, vb = u[b].astype(np.int32), v[b].astype(np.int32)
-        a, acc_b = np.empty(EVENT_TILE, np.int32), np.empty_like(acc)
-        no_v = np.empty(0, np.int32)  # the pre-reset v is not kept
-        sent = np.empty(n_in, np.int64)
-        for i in range(k):
-            if resets[i]:
-                ub[:] = 0
-                vb[:] = 0
-            m = 0
-            for j in range(n_in):
-                if src[i, b, j]:
-                    sent[m] = j
-                    m += 1
-            for lo in range(0, n, EVENT_TILE):  # the sums of a tile of columns stay in L1 while its LIF step reads them
-                hi = min(n, lo + EVENT_TILE)
-                a_t = a[:hi - lo]
-                a_t[:] = 0
-                _add_synapse(sent[:m], 0, n_in, wt, n, lo, e, acc_b[:hi - lo], a_t)
-                lif_int(ub[lo:hi], vb[lo:hi], a_t, bias[lo:hi], cur, volt, theta, S[i, b, lo:hi], no_v)
-            if record_uv:
-                _copy(U[i, b], ub)
-                _copy(V[i, b], vb)
-        _copy(u[b], ub)
-        _copy(v[b], vb)
+    parts = min(B, THREADS)  # runs of samples: one per thread (a constant: numba then shares them out)
+    for p in numba.prange(parts):
+        _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, U, V, record_uv, R, r0,
+                       p * B // parts, (p + 1) * B // parts)
+
+
+@numba.njit(cache=True, nogil=True)
+def _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, U, V, record_uv, R, r0, b_lo, b_hi):
+    """Samples ``b_lo .. b_hi-1`` of `_event_lif_block`, one tile of `EVENT_TILE` columns at a
+    time: the tile's weights stay in cache through every step of these samples. The scratch
+    is made here, once: fresh arrays LLVM knows alias nothing (so the row loops vectorise), and
+    few allocations (which threads contend for)."""
+    k, n_in, n = src.shape[0], src.shape[2], u.shape[1]
+    sent, m = np.empty((b_hi - b_lo, k, n_in), np.int64), np.zeros((b_hi - b_lo, k), np.int64)
+    for b in range(b_lo, b_hi):
+        _spiking_sources(src, b, sent[b - b_lo], m[b - b_lo])
+    width = min(n, EVENT_TILE)
+    ub, vb, a = np.empty(width, np.int32), np.empty(width, np.int32), np.empty(width, np.int32)
+    acc_t = np.empty(width, acc.dtype)
+    no_v = np.empty(0, np.int32)  # the pre-reset v is not kept
+    for lo in range(0, n, EVENT_TILE):
+        hi = min(n, lo + EVENT_TILE)
+        w = hi - lo
+        for b in range(b_lo, b_hi):
+            _copy(ub[:w], u[b, lo:hi])
+            _copy(vb[:w], v[b, lo:hi])
+            for i in range(k):
+                if resets[i]:
+                    ub[:w] = 0
+                    vb[:w] = 0
+                a[:w] = 0
+                _add_synapse(sent[b - b_lo, i, :m[b - b_lo, i]], 0, n_in, wt, n, lo, e, acc_t[:w], a[:w])
+                lif_int(ub[:w], vb[:w], a[:w], bias[lo:hi], cur, volt, theta, S[i, b, lo:hi], no_v)
+                if R.size > 0:
+                    _copy(R[b, r0 + i, lo:hi], S[i, b, lo:hi])
+                if record_uv:
+                    _copy(U[i, b, lo:hi], ub[:w])
+                    _copy(V[i, b, lo:hi], vb[:w])
+            _copy(u[b, lo:hi], ub[:w])
+            _copy(v[b, lo:hi], vb[:w])
+
+
+@numba.njit(cache=True, nogil=True)
+def _spiking_sources(src, b, sent, m):
+    """Sample b's spiking sources at each row of ``src`` ``(k, B, n_in)`` into ``sent[i, :m[i]]``, ascending."""
+    for i in range(src.shape[0]):
+        m[i] = 0
+        for j in range(src.shape[2]):
+            if src[i, b, j]:
+                sent[i, m[i]] = j
+                m[i] += 1
 
 
 def _network_run(spikes_in, b_lo, b_hi, synapses, weights, acc_like, pops, bias, u0, v0, S, U, V):
@@ -238,11 +268,11 @@ def lif_fixed_block(u, v, a, *args):
     _LIF_BLOCK[S.size >= PARALLEL_WORK and S.shape[1] > 1](u, v, a, *args)
 
 
-def event_lif_block(src, wt, weight_exp, acc, u, v, cur, volt, bias, theta, resets, S, U, V, record_uv):
+def event_lif_block(src, wt, weight_exp, acc, u, v, cur, volt, bias, theta, resets, S, U, V, record_uv, R, r0):
     """`_event_lif_block`, on numba's threads when the block has `PARALLEL_WORK` neuron-steps."""
     _EVENT_LIF_BLOCK[S.size >= PARALLEL_WORK and S.shape[1] > 1](
         src, wt.reshape(-1), weight_exp, acc, u, v, np.int32(cur), np.int32(volt), bias, int(theta), resets, S,
-        U, V, record_uv)
+        U, V, record_uv, R, r0)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -338,7 +368,7 @@ def integer_weights(wt: np.ndarray) -> np.ndarray:
     """``wt`` (exact integers) in the smallest integer dtype that holds it, for `event_sums`."""
     max_w = fx.max_abs(wt)
     wdtype = next(d for d in (np.int8, np.int16, np.int32, np.int64) if max_w <= np.iinfo(d).max)
-    return np.ascontiguousarray(wt.astype(wdtype))
+    return np.ascontiguousarray(wt, wdtype)  # cast and laid out in one pass (wt may be a transposed view)
 
 
 def accumulator_dtype(max_w: float, most_spikes: int):

@@ -134,6 +134,7 @@ class FloatLIF:
 
 LIF_ARITHMETIC = {"fixed": FixedLIF, "float": FloatLIF}
 _NO_INPUT = np.zeros((0, 0, 0))  # the kernels' "no synaptic input" and "u, v not recorded"
+_NO_RECORD = np.zeros((0, 0, 0), np.int8)  # the event kernel's "spikes not recorded"
 
 
 @register(irm.LIF)
@@ -213,10 +214,11 @@ class LIFPopulation(Population):
         resets, S, U, V, record_uv = self._compiled_args(t0, k)[4:]
         if self._bias32 is None:
             self._bias32 = self.p.bias.astype(np.int32)  # Lava's int32 effective bias (exact integers)
+        spikes = self.record.get("s", _NO_RECORD)  # (B, T, n) int8, filled at steps t0.. by the kernel
         kernels.event_lif_block(block.src, block.weights, block.weight_exp, block.acc, self.u, self.v,
                                 fx.current_factor(self.p.du), fx.voltage_factor(self.p.dv), self._bias32,
-                                self.p.theta, resets, S, U, V, record_uv)
-        self.end_block(t0, k)
+                                self.p.theta, resets, S, U, V, record_uv, spikes, t0 - 1)
+        self.end_block(t0, k, recorded=("s",))
 
     def _compiled_args(self, t0: int, k: int) -> tuple:
         """The kernels' arguments after the input: decays, bias, threshold, resets, outputs."""
@@ -238,7 +240,8 @@ class LIFPopulation(Population):
         self.u, self.v = (rule or self.rule)(u, v, a, out=(self.U[i], self.V[i]))
         spike_and_reset(self.v, self.p.theta, self.S[i], self.keep)
 
-    def end_block(self, t0: int, k: int) -> None:
-        """Record the block's spikes and states (steps ``t0 .. t0+k-1``)."""
-        record_block(self.record, {var: self.S if var == "s" else getattr(self, var.upper()) for var in self.record},
-                     t0, k)
+    def end_block(self, t0: int, k: int, recorded: tuple = ()) -> None:
+        """Record the block's spikes and states (steps ``t0 .. t0+k-1``) but those the kernel
+        has written into ``record`` itself (``recorded``)."""
+        record_block({var: rec for var, rec in self.record.items() if var not in recorded},
+                     {var: self.S if var == "s" else getattr(self, var.upper()) for var in self.record}, t0, k)

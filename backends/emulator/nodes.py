@@ -76,7 +76,7 @@ class SynapseSpec:
         self.int32_accumulator = self.graded and not self.delay_dense
         self.weight_exp = arithmetic.weight_exp(op)
         if op.delays is None:  # one group, no delay (a large layer: no sort of a zero delay matrix)
-            self.groups = [(0, np.ascontiguousarray(w.T))]
+            self.groups = [(0, w.T)]  # made contiguous where cast (`groups_in`, `event_groups`)
         else:
             delay = _check_delays(name, op)
             self.groups = [(int(d), np.ascontiguousarray(np.where(delay == d, w, 0.0).T))
@@ -88,7 +88,7 @@ class SynapseSpec:
     def groups_in(self, dtype) -> list:
         """The delay groups ``(d, W_d.T)`` with the weights in ``dtype`` (cast once per dtype)."""
         if dtype not in self._cast:
-            self._cast[dtype] = [(d, wt.astype(dtype)) for d, wt in self.groups]
+            self._cast[dtype] = [(d, np.ascontiguousarray(wt, dtype)) for d, wt in self.groups]
         return self._cast[dtype]
 
     def event_groups(self) -> list:
@@ -120,7 +120,7 @@ class Synapse:
         self.int32_accumulator, self.weight_exp = spec.int32_accumulator, spec.weight_exp
         self.may_wrap = _may_wrap(spec.max_w * self.n_in * max_x, self.weight_exp, self.int32_accumulator)
         dtype = arithmetic.matmul_dtype(spec.max_w, self.n_in, max_x)
-        self.groups, self.span = spec.groups_in(dtype), spec.span
+        self.spec, self.dtype, self.span = spec, dtype, spec.span
         # source steps h0 .. h0+len-1: spikes (bool) or graded values
         self.hist = np.zeros((self.span, batch, self.n_in), np.float64 if self.graded else bool)
         self.h0 = 1 - self.span
@@ -135,6 +135,7 @@ class Synapse:
                        and paths.fast("synapse") else None)
         self.max_w, self.accumulators = spec.max_w, {}
 
+    groups = property(lambda self: self.spec.groups_in(self.dtype))  # cast on first use: events need none
     x = property(lambda self: self._array("x"))
     acc = property(lambda self: self._array("acc"))
     out = property(lambda self: self._array("out"))
@@ -184,9 +185,9 @@ class Synapse:
         uses them (`backends.emulator.kernels.event_lif_block`), when this block runs event-driven
         (fixed mode, binary, one delay group, spikes sparse enough: `event_driven`); else None, and
         `emit` gives the block. Only for a synapse whose one target takes the block this way."""
-        if self.events is None or len(self.groups) != 1:
+        if self.events is None or len(self.spec.groups) != 1:
             return None
-        lo = t0 - 1 - self.groups[0][0] - self.h0
+        lo = t0 - 1 - self.spec.groups[0][0] - self.h0
         src = self.hist[lo:lo + k]
         spikes = np.count_nonzero(src)
         if spikes and not event_driven(spikes, k * src.shape[1], self.n_in, self.n_out):
