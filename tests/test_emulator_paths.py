@@ -227,7 +227,7 @@ def test_a_sparse_wide_layer_runs_event_driven_and_equals_the_product_path(monke
     assert CompiledNetwork.of(program) is None  # 3M weights: the block scheduler
     calls = []
     fused = kernels.event_lif_block
-    monkeypatch.setattr(kernels, "event_lif_block", lambda *args: calls.append(args[-7].shape[0]) or fused(*args))  # resets: k
+    monkeypatch.setattr(kernels, "event_lif_block", lambda *args: calls.append(args[-6].shape[0]) or fused(*args))  # resets: k
     _assert_same(ref, program.run(x), "default")
     assert sum(calls) == spec.steps  # every step's block took the event path
     assert ref["layers.0/s"].any()

@@ -81,26 +81,27 @@ def _lif_fixed_block(u, v, a, cur, volt, bias, theta, resets, S, U, V, record_uv
                 _copy(V[i, b], vb)
 
 
-def _event_lif_block(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, U, V, record_uv, R, r0):
+def _event_lif_block(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS, RU, RV, r0):
     """`lif_fixed_block` fed by a binary synapse, event-driven and in exact integers: per
     step and sample the synaptic input is the weight rows of the spiking sources of
     ``src`` ``(k, B, n_in)`` summed in ``acc``'s dtype (`accumulator_dtype`; each thread
     makes its own), shifted by ``e`` (weight_exp) and wrapped (`_add_synapse`), computed
     where it is used; the LIF step is the whole-network loop's (`models.fixed_kernel.lif_int`, int32 state
     copied in from and back into the float64 ``u``, ``v``). ``wt``: ``W.T`` flat (int8..int64);
-    ``cur``, ``volt``: the integer decay factors; ``bias`` int32; ``R``: the whole ``(B, T, n)``
-    spike recording, block row i written into ``R[:, r0 + i]`` where it is computed (while it is
-    in cache, on every thread), or size 0; the rest as `lif_fixed_block`."""
+    ``cur``, ``volt``: the integer decay factors; ``bias`` int32; ``S`` ``(k, B, n)`` bool: the
+    block's spikes; ``RS``, ``RU``, ``RV``: the whole ``(B, T, n)`` recordings of s (int8), u and
+    post-reset v (int32), or size 0 (not recorded): block row i goes into ``[:, r0 + i]`` where
+    it is computed (while it is in cache, on every thread); the rest as `lif_fixed_block`."""
     k, B, n = S.shape
     n_in = src.shape[2]
     parts = min(B, THREADS)  # runs of samples: one per thread (a constant: numba then shares them out)
     for p in numba.prange(parts):
-        _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, U, V, record_uv, R, r0,
+        _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS, RU, RV, r0,
                        p * B // parts, (p + 1) * B // parts)
 
 
 @numba.njit(cache=True, nogil=True)
-def _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, U, V, record_uv, R, r0, b_lo, b_hi):
+def _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS, RU, RV, r0, b_lo, b_hi):
     """Samples ``b_lo .. b_hi-1`` of `_event_lif_block`, one tile of `EVENT_TILE` columns at a
     time: the tile's weights stay in cache through every step of these samples. The scratch
     is made here, once: fresh arrays LLVM knows alias nothing (so the row loops vectorise), and
@@ -126,11 +127,12 @@ def _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, U, 
                 a[:w] = 0
                 _add_synapse(sent[b - b_lo, i, :m[b - b_lo, i]], 0, n_in, wt, n, lo, e, acc_t[:w], a[:w])
                 lif_int(ub[:w], vb[:w], a[:w], bias[lo:hi], cur, volt, theta, S[i, b, lo:hi], no_v)
-                if R.size > 0:
-                    _copy(R[b, r0 + i, lo:hi], S[i, b, lo:hi])
-                if record_uv:
-                    _copy(U[i, b, lo:hi], ub[:w])
-                    _copy(V[i, b, lo:hi], vb[:w])
+                if RS.size > 0:
+                    _copy(RS[b, r0 + i, lo:hi], S[i, b, lo:hi])
+                if RU.size > 0:
+                    _copy(RU[b, r0 + i, lo:hi], ub[:w])
+                if RV.size > 0:
+                    _copy(RV[b, r0 + i, lo:hi], vb[:w])
             _copy(u[b, lo:hi], ub[:w])
             _copy(v[b, lo:hi], vb[:w])
 
@@ -268,11 +270,11 @@ def lif_fixed_block(u, v, a, *args):
     _LIF_BLOCK[S.size >= PARALLEL_WORK and S.shape[1] > 1](u, v, a, *args)
 
 
-def event_lif_block(src, wt, weight_exp, acc, u, v, cur, volt, bias, theta, resets, S, U, V, record_uv, R, r0):
+def event_lif_block(src, wt, weight_exp, acc, u, v, cur, volt, bias, theta, resets, S, RS, RU, RV, r0):
     """`_event_lif_block`, on numba's threads when the block has `PARALLEL_WORK` neuron-steps."""
     _EVENT_LIF_BLOCK[S.size >= PARALLEL_WORK and S.shape[1] > 1](
         src, wt.reshape(-1), weight_exp, acc, u, v, np.int32(cur), np.int32(volt), bias, int(theta), resets, S,
-        U, V, record_uv, R, r0)
+        RS, RU, RV, r0)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -134,7 +134,7 @@ class FloatLIF:
 
 LIF_ARITHMETIC = {"fixed": FixedLIF, "float": FloatLIF}
 _NO_INPUT = np.zeros((0, 0, 0))  # the kernels' "no synaptic input" and "u, v not recorded"
-_NO_RECORD = np.zeros((0, 0, 0), np.int8)  # the event kernel's "spikes not recorded"
+_NO_SPIKES, _NO_STATE = np.zeros((0, 0, 0), np.int8), np.zeros((0, 0, 0), np.int32)  # the event kernel's "not recorded"
 
 
 @register(irm.LIF)
@@ -211,24 +211,26 @@ class LIFPopulation(Population):
         are computed where they are used (`backends.emulator.kernels.event_lif_block`)."""
         from backends.emulator import kernels
 
-        resets, S, U, V, record_uv = self._compiled_args(t0, k)[4:]
         if self._bias32 is None:
             self._bias32 = self.p.bias.astype(np.int32)  # Lava's int32 effective bias (exact integers)
-        spikes = self.record.get("s", _NO_RECORD)  # (B, T, n) int8, filled at steps t0.. by the kernel
+        s, u, v = (self.record.get(var, none) for var, none in (("s", _NO_SPIKES), ("u", _NO_STATE), ("v", _NO_STATE)))
         kernels.event_lif_block(block.src, block.weights, block.weight_exp, block.acc, self.u, self.v,
                                 fx.current_factor(self.p.du), fx.voltage_factor(self.p.dv), self._bias32,
-                                self.p.theta, resets, S, U, V, record_uv, spikes, t0 - 1)
-        self.end_block(t0, k, recorded=("s",))
+                                self.p.theta, self._resets(t0, k), self.S[:k], s, u, v, t0 - 1)  # it records too
 
     def _compiled_args(self, t0: int, k: int) -> tuple:
         """The kernels' arguments after the input: decays, bias, threshold, resets, outputs."""
-        if self.p.reset is not None:
-            for i in range(k):
-                self.resets[i] = self.p.resets_at(t0 + i)
         record_uv = "u" in self.record or "v" in self.record
         U, V = (self.U[:k], self.V[:k]) if record_uv else (_NO_INPUT, _NO_INPUT)
         return (fx.current_factor(self.p.du) / fx.DECAY_UNITY, fx.voltage_factor(self.p.dv) / fx.DECAY_UNITY,
-                self.p.bias, self.p.theta, self.resets[:k], self.S[:k], U, V, record_uv)
+                self.p.bias, self.p.theta, self._resets(t0, k), self.S[:k], U, V, record_uv)
+
+    def _resets(self, t0: int, k: int) -> np.ndarray:
+        """``(k,)`` bool: LIFReset zeroes u and v at the start of block row i."""
+        if self.p.reset is not None:
+            for i in range(k):
+                self.resets[i] = self.p.resets_at(t0 + i)
+        return self.resets[:k]
 
     def step(self, i: int, t: int, a, rule=None) -> None:
         """Step ``t`` (block row ``i``): LIFReset zeroing, u/v update, spike, reset.
