@@ -92,8 +92,7 @@ def _event_lif_block(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, R
     block's spikes; ``RS``, ``RU``, ``RV``: the whole ``(B, T, n)`` recordings of s (int8), u and
     post-reset v (int32), or size 0 (not recorded): block row i goes into ``[:, r0 + i]`` where
     it is computed (while it is in cache, on every thread); the rest as `lif_fixed_block`."""
-    k, B, n = S.shape
-    n_in = src.shape[2]
+    B = S.shape[1]
     parts = min(B, THREADS)  # runs of samples: one per thread (a constant: numba then shares them out)
     for p in numba.prange(parts):
         _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS, RU, RV, r0,
