@@ -45,10 +45,11 @@ def _forward(phi0, ends, jumps, Theta, T, tau, root, eps):
     B, K1 = ends.shape
     K, N = jumps.shape[1], phi0.shape[1]
     c = root * root
-    spikes = np.full((B, K1, N), np.inf, dtype=phi0.dtype)
-    d_phase = np.ones((B, K1, N), dtype=phi0.dtype)
-    d_jump = np.zeros((B, K, N), dtype=phi0.dtype)
-    hits = np.zeros((B, K1, N), dtype=np.bool_)
+    # every entry is written by the sample's own loop below, while its rows are in cache
+    spikes = np.empty((B, K1, N), dtype=phi0.dtype)
+    d_phase = np.empty((B, K1, N), dtype=phi0.dtype)
+    d_jump = np.empty((B, K, N), dtype=phi0.dtype)
+    hits = np.empty((B, K1, N), dtype=np.bool_)
     end = np.empty((B, N), dtype=phi0.dtype)
     y_lo, y_hi = _tangent(eps, tau, root), _tangent(Theta - eps, tau, root)  # the jump window (eps, Theta - eps)
     for b in numba.prange(B):
@@ -56,6 +57,7 @@ def _forward(phi0, ends, jumps, Theta, T, tau, root, eps):
         for i in range(N):
             y[i] = _tangent(phi0[b, i], tau, root)
         t_prev = 0.0
+        done = K1  # the row after the trial end's
         for k in range(K1):
             t_k = ends[b, k]
             if t_k >= T:  # the trial end: no jump, nothing more can happen
@@ -63,21 +65,24 @@ def _forward(phi0, ends, jumps, Theta, T, tau, root, eps):
                     phi = _phase(y[i], tau, root)
                     t_fire = t_prev + (Theta - phi)
                     phi += t_k - t_prev
-                    if phi >= Theta and t_fire < T:
-                        spikes[b, k, i] = t_fire
-                        hits[b, k, i] = True
-                        phi -= Theta
-                    end[b, i] = phi
+                    fired = phi >= Theta and t_fire < T
+                    spikes[b, k, i] = t_fire if fired else np.inf
+                    hits[b, k, i] = fired
+                    d_phase[b, k, i] = 1.0
+                    if k < K:
+                        d_jump[b, k, i] = 0.0
+                    end[b, i] = phi - Theta if fired else phi
+                done = k + 1
                 break
             a = root * (t_k - t_prev) / tau  # the interval's advance of the angle
             tb = math.tan(a)
             for i in range(N):
                 p = y[i] * tb
+                t_spike, dp, dj = np.inf, 1.0, 0.0
                 if a > 0 and a < 1.5 and abs(p - 1.0) > 1e-6:
                     # tan(angle + a) by the addition formula; it fires iff angle + a >= pi / 2, i.e. p >= 1
                     if p >= 1.0:
-                        spikes[b, k, i] = t_prev + (Theta - _phase(y[i], tau, root))
-                        hits[b, k, i] = True
+                        t_spike = t_prev + (Theta - _phase(y[i], tau, root))
                     y[i] = (y[i] + tb) / (1.0 - p)
                     in_window = y[i] > y_lo and y[i] < y_hi
                 else:  # no advance, a long one, or a crossing within ~1e-6 of the event: the phase rule itself
@@ -85,8 +90,7 @@ def _forward(phi0, ends, jumps, Theta, T, tau, root, eps):
                     advanced = phi + (t_k - t_prev)
                     t_fire = t_prev + (Theta - phi)
                     if advanced >= Theta and t_fire < T:
-                        spikes[b, k, i] = t_fire
-                        hits[b, k, i] = True
+                        t_spike = t_fire
                         advanced -= Theta
                     y[i] = _tangent(advanced, tau, root)
                     in_window = advanced > eps and advanced < Theta - eps
@@ -94,10 +98,21 @@ def _forward(phi0, ends, jumps, Theta, T, tau, root, eps):
                     x = root * y[i]
                     m = x + jumps[b, k, i]
                     inverse = 1.0 / (c + m * m)
-                    d_phase[b, k, i] = (c + x * x) * inverse
-                    d_jump[b, k, i] = tau * inverse
+                    dp = (c + x * x) * inverse
+                    dj = tau * inverse
                     y[i] = m / root
+                spikes[b, k, i] = t_spike
+                hits[b, k, i] = t_spike < np.inf
+                d_phase[b, k, i] = dp
+                d_jump[b, k, i] = dj
             t_prev = t_k
+        for k in range(done, K1):  # rows after the trial end: no spike, identity, no jump
+            for i in range(N):
+                spikes[b, k, i] = np.inf
+                hits[b, k, i] = False
+                d_phase[b, k, i] = 1.0
+                if k < K:
+                    d_jump[b, k, i] = 0.0
     return spikes, end, d_phase, d_jump, hits
 
 
@@ -173,3 +188,33 @@ class CompiledLayer(torch.autograd.Function):
         g_phi0, g_ends, g_jumps = _backward(g_spikes.contiguous().numpy(), g_end.contiguous().numpy(),
                                             *(t.numpy() for t in ctx.saved_tensors))
         return torch.from_numpy(g_phi0), torch.from_numpy(g_ends), torch.from_numpy(g_jumps), None, None
+
+
+@numba.njit(cache=True)
+def _sum_rows(index, g, n_rows):
+    """``out[index[r]] += g[r]`` for every row r (index (R,), g (R, N)): the gradient of a row gather,
+    summed in row order, in g's dtype: the sums autograd's accumulating ``index_put_`` makes on one
+    thread, bit for bit (on more threads it splits the rows, and its sums depend on how many)."""
+    out = np.zeros((n_rows, g.shape[1]), dtype=g.dtype)
+    for r in range(g.shape[0]):
+        row, src = out[index[r]], g[r]
+        for j in range(g.shape[1]):
+            row[j] += src[j]
+    return out
+
+
+class Rows(torch.autograd.Function):
+    """(table (M, N), index (...)) -> ``table[index]`` (..., N): the rows of a table, gathered;
+    the backward sums each gradient row into its table row in a compiled loop."""
+
+    @staticmethod
+    def forward(ctx, table, index):
+        ctx.save_for_backward(index)
+        ctx.n_rows = table.shape[0]
+        return table[index]
+
+    @staticmethod
+    def backward(ctx, g):
+        index, = ctx.saved_tensors
+        g_rows = g.reshape(-1, g.shape[-1]).contiguous().numpy()
+        return torch.from_numpy(_sum_rows(index.reshape(-1).numpy(), g_rows, ctx.n_rows)), None
