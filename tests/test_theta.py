@@ -94,6 +94,27 @@ def test_the_compiled_layer_equals_the_pytorch_reference_values_and_gradients(mo
     assert sum(int(torch.isfinite(s).sum()) for s in fast["spikes"]) > 20
 
 
+
+def test_the_jump_gather_gives_the_rows_and_sums_their_gradient_as_autograd_does_on_one_thread():
+    """`theta.dense_jumps`' compiled backward: the same sums, in row order, on every run."""
+    from models import theta_kernel
+
+    g = torch.Generator().manual_seed(4)
+    table = torch.randn(30, 20, generator=g, dtype=torch.float32, requires_grad=True)
+    index = torch.randint(0, 30, (50, 12), generator=g)
+    weight = torch.randn(50, 12, 20, generator=g)
+    rows = theta_kernel.Rows.apply(table, index)
+    assert torch.equal(rows, table.detach()[index])
+    mine, = torch.autograd.grad((rows * weight).sum(), table)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ref, = torch.autograd.grad((table[index] * weight).sum(), table)
+    finally:
+        torch.set_num_threads(threads)
+    again, = torch.autograd.grad((theta_kernel.Rows.apply(table, index) * weight).sum(), table)
+    assert torch.equal(mine, ref) and torch.equal(mine, again)
+
 def test_binned_inputs_merge_into_one_event_per_bin_exactly():
     net = random_network(1, sizes=(12, 6, 3))
     x = torch.rand(7, 12, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
