@@ -90,11 +90,10 @@ def _quantized_ir(weight_scale: float):
     return q, x
 
 
-def _one_synapse_ir(n_in: int, max_w: int, weight_exp: int):
-    """Input -> Dense (8-bit weight mantissas up to ``max_w``, ``weight_exp``) -> LIF(4): the
+def _one_synapse_ir(n_in: int, max_w: int, weight_exp: int, n: int = 4):
+    """Input -> Dense (8-bit weight mantissas up to ``max_w``, ``weight_exp``) -> LIF(n): the
     mantissas' range sets the weights' integer dtype (int8 up to 127, else int16) and, with
     ``n_in`` spiking inputs, the accumulator's (`kernels.accumulator_dtype`: int16 or int32)."""
-    n = 4
     w = np.random.default_rng(7).integers(-max_w, max_w + 1, (n, n_in))
     zeros = np.zeros(n, dtype=np.int64)
     ir = irm.IR("warm-up")
@@ -125,6 +124,10 @@ def emulator() -> None:
     for n_in, max_w, weight_exp in ((20, 100, 0), (20, 254, -2), (400, 100, 3), (400, 254, 0)):
         ir = _one_synapse_ir(n_in, max_w, weight_exp)
         _on_every_path(ir, (np.ones((2, 6, n_in)), _spikes((2, 6, n_in), 0.02, torch.float64, seed=8).numpy()))
+        # a population wide enough that one block of 4 samples reaches PARALLEL_WORK: the kernels'
+        # parallel compilations (each has its own cache: `kernels._serial_and_parallel`)
+        wide = _one_synapse_ir(n_in, max_w, weight_exp, n=kernels.PARALLEL_WORK // 4)
+        _on_every_path(wide, (_spikes((4, 3, n_in), 0.02, torch.float64, seed=9).numpy(),))
 
 
 def theta_layers() -> None:

@@ -144,6 +144,15 @@ def test_the_accumulator_is_the_narrowest_dtype_that_holds_every_partial_sum():
     assert kernels.integer_weights(np.array([[-256.0, 0.0]])).dtype == np.int16
 
 
+
+@pytest.mark.parametrize("pair", ["_LIF_BLOCK", "_EVENT_LIF_BLOCK", "_NETWORK_RUN"])
+def test_the_serial_and_parallel_compilations_of_a_kernel_keep_separate_disk_caches(pair):
+    """numba names a cache after the function alone: a shared one made the parallel kernel load
+    the serial code (one thread, twice the time) after `make install`'s warm-up."""
+    serial, parallel = getattr(kernels, pair)
+    assert not serial.targetoptions.get("parallel") and parallel.targetoptions.get("parallel")
+    assert serial._cache._cache_file._index_path != parallel._cache._cache_file._index_path
+
 def test_the_event_path_is_chosen_for_sparse_spikes_and_the_product_for_busy_ones():
     rows, n_in, n_out = 32, 1000, 10_000
     assert event_driven(int(0.02 * rows * n_in), rows, n_in, n_out)

@@ -28,6 +28,8 @@ Time: steps t = 1..T; block row i is step ``t0 + i``.
 """
 from __future__ import annotations
 
+import types
+
 import numba
 import numpy as np
 
@@ -246,9 +248,17 @@ def _copy(dst, src):
 
 
 def _serial_and_parallel(py_func):
-    """(serial, parallel) compilations of a kernel whose sample loop is a ``prange``."""
+    """(serial, parallel) compilations of a kernel whose sample loop is a ``prange``.
+
+    numba names a function's on-disk cache after its module and ``__qualname__`` only, not its
+    flags: two dispatchers of one function share one cache, and each loads what the other
+    stored (the parallel one then ran the serial code, after `make install`'s warm-up, at
+    half the speed). The parallel one compiles a copy named ``<name>_parallel``."""
+    twin = types.FunctionType(py_func.__code__, py_func.__globals__, py_func.__name__ + "_parallel",
+                              py_func.__defaults__, py_func.__closure__)
+    twin.__qualname__, twin.__doc__ = py_func.__qualname__ + "_parallel", py_func.__doc__
     return (numba.njit(cache=True, nogil=True)(py_func),
-            numba.njit(cache=True, nogil=True, parallel=True)(py_func))
+            numba.njit(cache=True, nogil=True, parallel=True)(twin))
 
 
 PARALLEL_WORK = 1 << 17  # neuron-steps per call from which numba's threads share the samples (~0.1 ms of work)
