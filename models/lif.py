@@ -60,7 +60,9 @@ class _LIFScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, alpha, beta, bias, vth, w_rec, u0, v0, fixed, rec_exp, slope):
         B, T, N = a.shape
-        s_all, v_all, u_all = torch.empty_like(a), torch.empty_like(a), torch.empty_like(a)
+        # fixed mode: s and v are exact in any float dtype (0/1, |v| < 2**23); Lava's u spans int32
+        s_all, v_all = torch.empty_like(a), torch.empty_like(a)
+        u_all = torch.empty_like(a, dtype=torch.float64 if fixed else a.dtype)
         kernel = None if w_rec is not None or a.dtype not in _KERNEL_DTYPES else _kernel()
         if fixed and kernel is not None and _fits_the_kernel(a, bias, u0, v0):
             bias_i, u0_i, v0_i = (_np(x.expand(N)).astype(np.int32) for x in (bias, u0, v0))
@@ -118,6 +120,14 @@ def _kernel():
     except ImportError:
         return None
     return lif_kernel
+
+
+def _runs_the_kernel(a, w_rec, bias, u0, v0) -> bool:
+    """Whether a fixed-mode scan of ``a`` runs `models.lif_kernel.forward_fixed`, which computes in
+    integers whatever the dtype of ``a`` (s and v then come out in it, exactly: 0/1 and |v| < 2**23;
+    u in float64); the torch loop's float rules need float64."""
+    return (w_rec is None and a.dtype in _KERNEL_DTYPES and _kernel() is not None
+            and _fits_the_kernel(a, bias, *(torch.zeros(()) if x is None else x for x in (u0, v0))))
 
 
 def _fits_the_kernel(a, bias, u0, v0) -> bool:
@@ -297,6 +307,8 @@ def lif_scan(a: torch.Tensor, *, alpha, beta, bias, vth, w_rec: Optional[torch.T
     w_rec: optional (N, N) recurrent weights (fixed mode: Lava-quantized ints,
     with ``rec_exp`` their weight_exp); slope: surrogate steepness.
     """
+    if fixed and a.dtype != torch.float64 and not _runs_the_kernel(a, w_rec, bias, u0, v0):
+        a = a.double()  # the torch loop's integer rules are exact in float64 only
     zeros = torch.zeros(a.shape[-1], dtype=a.dtype)
     u0 = zeros if u0 is None else u0
     v0 = zeros if v0 is None else v0

@@ -54,7 +54,8 @@ def forward_fixed(a, cur, volt, bias, theta, u0, v0, s, v, u):
     """Lava ``fixed_pt`` over all steps (`models.lif._forward_fixed` without recurrence): the
     exact integers ``a`` (float64 ``(B, T, N)``, Lava's units before ``<< 6``) enter as int32
     wrapped (only ``a`` modulo 2**26 reaches u), each step is `models.fixed_kernel.lif_int`;
-    writes ``s``, ``v`` (pre-reset) and ``u`` as float64. ``bias``, ``u0``, ``v0``: int32 ``(N,)``;
+    writes ``s``, ``v`` (pre-reset) and ``u`` in their arrays' dtypes (``a``, ``s``, ``v``: float32
+    or float64, all exact for s and v; ``u`` float64: Lava's u spans int32). ``bias``, ``u0``, ``v0``: int32 ``(N,)``;
     ``cur``, ``volt``: the decay factors; ``theta``: vth << 6."""
     B, T, N = a.shape
     for b in numba.prange(B):

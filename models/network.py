@@ -135,7 +135,7 @@ class LIFLayer(nn.Module):
         if not self.has_fixed_scale:
             raise SpikeportError("fixed mode needs a fixed-point scale per layer; compile or set_fixed_scale first")
         p = self.fixed_parameters()
-        a = synaptic_input(s_in.double(), p["weight"], self.delays, feedback=self._feedback(torch.float64),
+        a = synaptic_input(s_in, p["weight"], self.delays, feedback=self._feedback(torch.float64),
                            fixed=True, weight_exp=p["weight_exp"], binary=binary)
         return lif_scan(a, alpha=(fx.current_factor(p["du"]) / fx.DECAY_UNITY),
                         beta=(fx.voltage_factor(p["dv"]) / fx.DECAY_UNITY), bias=p["bias"],

@@ -125,16 +125,20 @@ def synaptic_input(s: torch.Tensor, weight: torch.Tensor, delays: Optional[torch
     weights, whose per-delay sums are shifted by ``weight_exp`` (flooring)
     exactly as Lava's (Delay)Dense does. Binary input: 0 or 1 (a spike);
     ``binary=True``: the caller guarantees it (a spike train it made), so fixed
-    mode skips checking it before summing in float32.
+    mode skips checking it before summing in float32. Fixed mode returns the
+    integers in float32 where every sum and its shift are exact there
+    (`_exact_in_float32`, ``weight_exp <= MAX_EXP_FLOAT32``), else in float64.
     """
     if delays is None:
         groups = [(0, weight)]
     else:
         groups = [(int(d), weight * (delays == d)) for d in torch.unique(delays).tolist()]
     dtype = s.dtype
-    if fixed and s.dtype == torch.float64 and _exact_in_float32(s, weight, binary):
-        s, groups = s.float(), [(d, w.float()) for d, w in groups]
-        feedback = None if feedback is None else feedback.float()
+    if fixed:  # exact integers: float32 where every sum and its shift stay exact in it, else float64
+        dtype = torch.float32 if _exact_in_float32(s, weight, binary) and weight_exp <= MAX_EXP_FLOAT32 \
+            else torch.float64
+        s, groups = s.to(dtype), [(d, w.to(dtype)) for d, w in groups]
+        feedback = None if feedback is None else feedback.to(dtype)
     events = input_events(s, weight.shape[0])
     total = 0
     for d, w in groups:
@@ -143,6 +147,9 @@ def synaptic_input(s: torch.Tensor, weight: torch.Tensor, delays: Optional[torch
             acc = fx.shift_by_weight_exp(acc, weight_exp)
         total = total + shift_time(acc, 1 + d)
     return total
+
+
+MAX_EXP_FLOAT32 = 7  # Lava's largest weight_exp: a sum below 2**24 shifted by it stays below 2**31 (no wrap)
 
 
 def _exact_in_float32(s: torch.Tensor, weight: torch.Tensor, binary: bool = False) -> bool:
