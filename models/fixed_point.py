@@ -22,9 +22,10 @@ needs; numpy callers never see a difference.
 
 Time convention (every engine): steps t = 1..T; a synaptic hop adds one step.
 
-Why one module of ~440 lines: the design asks for Lava's integer arithmetic to
+Why one module of ~470 lines: the design asks for Lava's integer arithmetic to
 be written exactly once, in one place every engine imports; splitting it by
-rule would spread one definition over several files.
+rule would spread one definition over several files. (`lava_weights` also
+takes integer numpy arrays, in their own dtype: the emulator's large layers.)
 """
 from __future__ import annotations
 

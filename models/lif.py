@@ -58,13 +58,13 @@ class LIFTrace:
 
 class _LIFScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, a, alpha, beta, bias, vth, w_rec, u0, v0, fixed, rec_exp, slope):
+    def forward(ctx, a, alpha, beta, bias, vth, w_rec, u0, v0, fixed, rec_exp, slope, fixed_kernel):
         B, T, N = a.shape
         # fixed mode: s and v are exact in any float dtype (0/1, |v| < 2**23); Lava's u spans int32
         s_all, v_all = torch.empty_like(a), torch.empty_like(a)
         u_all = torch.empty_like(a, dtype=torch.float64 if fixed else a.dtype)
         kernel = None if w_rec is not None or a.dtype not in _KERNEL_DTYPES else _kernel()
-        if fixed and kernel is not None and _fits_the_kernel(a, bias, u0, v0):
+        if fixed and fixed_kernel:  # `_runs_the_kernel`, decided by `lif_scan`
             bias_i, u0_i, v0_i = (_np(x.expand(N)).astype(np.int32) for x in (bias, u0, v0))
             # v (an integer) > vth << 6 exactly when v > floor(vth << 6)
             theta = math.floor(fx.effective_threshold(float(vth)))
@@ -104,7 +104,7 @@ class _LIFScan(torch.autograd.Function):
         g_a = gu_all if in_scale == 1.0 else gu_all * in_scale
         grads = _parameter_grads(ctx, g_a, gu_all, gv_all, g_spike, sg, s_all, v_all, u_all,
                                  u0, v0, w_rec, rec_scale)
-        return (g_a, *grads, None, None, None, None, None, None)
+        return (g_a, *grads, None, None, None, None, None, None, None)
 
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
@@ -307,10 +307,11 @@ def lif_scan(a: torch.Tensor, *, alpha, beta, bias, vth, w_rec: Optional[torch.T
     w_rec: optional (N, N) recurrent weights (fixed mode: Lava-quantized ints,
     with ``rec_exp`` their weight_exp); slope: surrogate steepness.
     """
-    if fixed and a.dtype != torch.float64 and not _runs_the_kernel(a, w_rec, bias, u0, v0):
+    fixed_kernel = fixed and _runs_the_kernel(a, w_rec, bias, u0, v0)
+    if fixed and not fixed_kernel:
         a = a.double()  # the torch loop's integer rules are exact in float64 only
     zeros = torch.zeros(a.shape[-1], dtype=a.dtype)
     u0 = zeros if u0 is None else u0
     v0 = zeros if v0 is None else v0
-    s, v, u = _LIFScan.apply(a, alpha, beta, bias, vth, w_rec, u0, v0, fixed, rec_exp, slope)
+    s, v, u = _LIFScan.apply(a, alpha, beta, bias, vth, w_rec, u0, v0, fixed, rec_exp, slope, fixed_kernel)
     return LIFTrace(s=s, v=v, u=u)

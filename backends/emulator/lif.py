@@ -148,7 +148,8 @@ class LIFPopulation(Population):
     (`backends.emulator.kernels.lif_fixed_block`, which writes u and v rows only
     when they are recorded), or, on the numpy reference path
     (`backends.emulator.paths`), is scaled at once and runs only the wraps its
-    bounds say can fire (`FixedLIF.plan_block`).
+    bounds say can fire (`FixedLIF.plan_block`). An event-fed block
+    (`run_events`) records into ``record`` from its kernel: no `end_block`.
     """
 
     takes_events = True
@@ -242,8 +243,7 @@ class LIFPopulation(Population):
         self.u, self.v = (rule or self.rule)(u, v, a, out=(self.U[i], self.V[i]))
         spike_and_reset(self.v, self.p.theta, self.S[i], self.keep)
 
-    def end_block(self, t0: int, k: int, recorded: tuple = ()) -> None:
-        """Record the block's spikes and states (steps ``t0 .. t0+k-1``) but those the kernel
-        has written into ``record`` itself (``recorded``)."""
-        record_block({var: rec for var, rec in self.record.items() if var not in recorded},
-                     {var: self.S if var == "s" else getattr(self, var.upper()) for var in self.record}, t0, k)
+    def end_block(self, t0: int, k: int) -> None:
+        """Record the block's spikes and states (steps ``t0 .. t0+k-1``)."""
+        record_block(self.record, {var: self.S if var == "s" else getattr(self, var.upper()) for var in self.record},
+                     t0, k)
