@@ -242,6 +242,25 @@ def test_a_sparse_wide_layer_runs_event_driven_and_equals_the_product_path(monke
     assert ref["layers.0/s"].any()
 
 
+def test_an_event_fed_layer_hands_its_spikes_to_the_next_synapse_and_one_read_only_by_an_output_records_them(
+        monkeypatch):
+    """Two wide layers at sparse activity, both event-driven: the first's block spikes feed the
+    second's synapse (written), the second is read only by its Output (its block spikes are not
+    written: the recording alone holds them); both record what matrix products give."""
+    spec = NetSpec(seed=4, n_in=1000, layers=(3000, 2000), batch=2, steps=20, density=0.02, weights="mixed")
+    ir, x = build(spec)
+    with paths.forced(**REFERENCE):
+        ref = run(ir, x, check=False)
+    block_spikes = {}
+    fused = kernels.event_lif_block
+    monkeypatch.setattr(kernels, "event_lif_block",
+                        lambda *args: block_spikes.setdefault(args[4].shape[1], set()).add(args[-5].size > 0)
+                        or fused(*args))  # u: (B, n); S: the block's spikes, or size 0
+    _assert_same(ref, prepare(ir, check=False).run(x), "default")
+    assert block_spikes == {3000: {True}, 2000: {False}}
+    assert ref["layers.0/s"].any() and ref["layers.1/s"].any()
+
+
 @pytest.mark.lava
 @pytest.mark.parametrize("seed", [0, 5])
 def test_the_fast_paths_equal_lava_fixed_pt(seed):

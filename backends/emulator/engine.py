@@ -54,6 +54,9 @@ from toolchain import ir as irm
 from toolchain.ir import passes
 
 BLOCK_BYTES = 4 << 20  # working memory per block of steps: small blocks reuse cached memory
+# ... and per block of a network whose event-fed populations record at most their spikes: those
+# blocks hold spikes only, and longer ones reuse each tile of weights for more steps while it is in cache
+EVENT_BLOCK_BYTES = 16 << 20
 LONG_RUN = 50_000_000  # neuron-steps (B * T * neurons) from which a progress bar is shown
 
 
@@ -145,6 +148,8 @@ class Program:
         self.feeds_in = dict(ir.nodes(irm.Feed))
         self.inputs = {name: list(ir.inputs(name)) for name in ir.graph}
         self.feeds = {name: bool(ir.outputs(name)) for name in ir.graph}
+        self.spikes_read = {name: any(not isinstance(ir.op(o), irm.Output) for o in ir.outputs(name))
+                            for name in ir.graph}  # Output nodes read recordings, not blocks
         self.components = _components(ir)
         self.runs = 0  # runs so far: a second one loads the compiled kernels (`paths.warm_up`)
         self.event_fed = {pop: syn for pop, syn in _event_fed(ir).items()
@@ -169,16 +174,15 @@ class Program:
         for node, field in dict.fromkeys(targets.values()):
             dtype = np.int8 if field == "s" else self.arith.state_dtype
             by_node.setdefault(node, {})[field] = memory.empty((batch, steps, self._size(node)), dtype)
-        uv_unrecorded = all(field == "s" or node not in self.event_fed for node, field in targets.values())
-        per_step = batch * (self.event_step_bytes if uv_unrecorded else self.step_bytes)
-        block = int(max(1, min(steps, BLOCK_BYTES // max(1, per_step))))
-        nodes = self._build(x, batch, block, by_node)
-        with self._progress_bar(progress, batch, steps) as bar, _blas_threads(self.macs * batch * block):
-            for t0 in range(1, steps + 1, block):
-                k = min(block, steps + 1 - t0)
-                for members in self.components:
-                    self._run_component(members, nodes, t0, k)
+        short, long = self._block_lengths(targets, batch, steps)
+        nodes = self._build(x, batch, long, by_node)
+        with self._progress_bar(progress, batch, steps) as bar, _blas_threads(self.macs * batch * short):
+            t0, k = 1, short
+            while t0 <= steps:
+                k = min(k, steps + 1 - t0)
+                products = [self._run_component(members, nodes, t0, k) for members in self.components]
                 bar.update(k)
+                t0, k = t0 + k, short if any(products) else long
         filled = set()  # an array recorded under two names (a node and its Output) is handed out twice
         out = {}
         for key, (node, field) in targets.items():
@@ -207,6 +211,7 @@ class Program:
             lo += op.n
         for name, constants in self.neurons.items():
             nodes[name] = self.populations[name](constants, self.arith, batch, block, record.get(name, {}))
+            nodes[name].spikes_read = self.spikes_read[name]
         for name, spec in self.synapses.items():
             src = nodes[self.inputs[name][0]]
             nodes[name] = Synapse(spec, self.arith, getattr(src, "max_abs", 1.0), batch, block)  # graded sources
@@ -214,10 +219,23 @@ class Program:
             nodes[name] = FeedNode(name, op, self.arith, batch, block)
         return nodes
 
-    def _run_component(self, members: list[str], nodes: dict, t0: int, k: int) -> None:
+    def _block_lengths(self, targets: dict, batch: int, steps: int) -> tuple[int, int]:
+        """Steps per block: (within `BLOCK_BYTES`, within `EVENT_BLOCK_BYTES` when every event-fed
+        population records at most its spikes). A run starts with the short length and takes the
+        long one after a block in which every event-fed population ran event-driven: a block that
+        falls back to products keeps the short one, whose products stay in cache."""
+        uv_unrecorded = all(field == "s" or node not in self.event_fed for node, field in targets.values())
+        per_step = batch * (self.event_step_bytes if uv_unrecorded else self.step_bytes)
+        short = int(max(1, min(steps, BLOCK_BYTES // max(1, per_step))))
+        if not (uv_unrecorded and self.event_fed):
+            return short, short
+        return short, int(max(short, min(steps, EVENT_BLOCK_BYTES // max(1, per_step))))
+
+    def _run_component(self, members: list[str], nodes: dict, t0: int, k: int) -> bool:
+        """Steps ``t0 .. t0+k-1`` of one component; True if an event-fed population ran on products."""
         if len(members) > 1:
             self._run_recurrent(members, nodes, t0, k)
-            return
+            return False
         name = members[0]
         node = nodes.get(name)
         if isinstance(node, Source):
@@ -231,6 +249,8 @@ class Program:
                 node.run_events(block, t0, k)
             else:
                 node.run(_sum([nodes[s].emit(t0, k) for s in self.inputs[name]], out=node.A[:k]), t0, k)
+                return name in self.event_fed
+        return False
 
     def _run_recurrent(self, members: list[str], nodes: dict, t0: int, k: int) -> None:
         """A cycle through synapses: the members advance together, one step at a time.

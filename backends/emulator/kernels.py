@@ -16,7 +16,7 @@ the temporaries and passes of numpy:
   synapse, in integers (`_add_synapse`, `models.fixed_kernel.lif_int`): each output row is used
   where it is computed, never stored.
 * `network_run`: every step of a whole small network in integers
-  (`backends.emulator.network`); `models.fixed_kernel.lif_int` is Lava's LIF rule in int32/int64
+  (`backends.emulator.network`); `models.fixed_kernel.lif_int` is Lava's LIF rule in int32
   with every wrap applied (docs/emulator-paths.md proves it equal).
 
 Which path runs is decided per block from measured activity
@@ -91,10 +91,10 @@ def _event_lif_block(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, R
     where it is used; the LIF step is the whole-network loop's (`models.fixed_kernel.lif_int`, int32 state
     copied in from and back into the float64 ``u``, ``v``). ``wt``: ``W.T`` flat (int8..int64);
     ``cur``, ``volt``: the integer decay factors; ``bias`` int32; ``S`` ``(k, B, n)`` bool: the
-    block's spikes; ``RS``, ``RU``, ``RV``: the whole ``(B, T, n)`` recordings of s (int8), u and
+    block's spikes, or size 0 when nothing reads them; ``RS``, ``RU``, ``RV``: the whole ``(B, T, n)`` recordings of s (int8), u and
     post-reset v (int32), or size 0 (not recorded): block row i goes into ``[:, r0 + i]`` where
     it is computed (while it is in cache, on every thread); the rest as `lif_fixed_block`."""
-    B = S.shape[1]
+    B = u.shape[0]
     parts = min(B, THREADS)  # runs of samples: one per thread (a constant: numba then shares them out)
     for p in numba.prange(parts):
         _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS, RU, RV, r0,
@@ -113,7 +113,7 @@ def _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS,
         _spiking_sources(src, b, sent[b - b_lo], m[b - b_lo])
     width = min(n, EVENT_TILE)
     ub, vb, a = np.empty(width, np.int32), np.empty(width, np.int32), np.empty(width, np.int32)
-    acc_t = np.empty(width, acc.dtype)
+    acc_t, sb = np.empty(width, acc.dtype), np.empty(width, np.bool_)
     no_v = np.empty(0, np.int32)  # the pre-reset v is not kept
     for lo in range(0, n, EVENT_TILE):
         hi = min(n, lo + EVENT_TILE)
@@ -127,9 +127,11 @@ def _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS,
                     vb[:w] = 0
                 a[:w] = 0
                 _add_synapse(sent[b - b_lo, i, :m[b - b_lo, i]], 0, n_in, wt, n, lo, e, acc_t[:w], a[:w])
-                lif_int(ub[:w], vb[:w], a[:w], bias[lo:hi], cur, volt, theta, S[i, b, lo:hi], no_v)
+                lif_int(ub[:w], vb[:w], a[:w], bias[lo:hi], cur, volt, theta, sb[:w], no_v)
+                if S.size > 0:
+                    _copy(S[i, b, lo:hi], sb[:w])
                 if RS.size > 0:
-                    _copy(RS[b, r0 + i, lo:hi], S[i, b, lo:hi])
+                    _copy(RS[b, r0 + i, lo:hi], sb[:w])
                 if RU.size > 0:
                     _copy(RU[b, r0 + i, lo:hi], ub[:w])
                 if RV.size > 0:
@@ -207,17 +209,32 @@ def _add_synapse(sent, slo, shi, wt, row_width, col_lo, e, acc, a):
     ``col_lo .. col_lo + len(acc) - 1`` of one synapse (`fx.shift_by_weight_exp`: ``<< e``, or
     ``>> -e`` flooring, then the int32 wrap). ``sent``: the sources that spiked (ascending);
     ``wt``: ``W.T`` flat, row j (``row_width`` weights) those of source ``slo + j``; ``acc``:
-    the exact sums' scratch; ``a``: those columns' input."""
+    the exact sums' scratch; ``a``: those columns' input (int32, wrapping). The rows are added
+    four at a time (one pass over ``acc`` per four), and ``e = 0`` adds ``acc`` as it is."""
     width = acc.shape[0]
     acc[:] = 0
-    for k in range(sent.shape[0]):
-        j = sent[k]
-        if slo <= j < shi:
-            start = (j - slo) * row_width + col_lo
-            _add_row(acc, wt[start:start + width])
-    for o in range(width):
-        y = np.int64(acc[o])
-        a[o] += wrap32(y << e if e >= 0 else y >> -e)
+    k, end = np.searchsorted(sent, slo), np.searchsorted(sent, shi)  # sources slo..shi-1: one run of sent
+    while k + 4 <= end:
+        _add_rows4(acc, _row(wt, sent[k] - slo, row_width, col_lo, width), _row(wt, sent[k + 1] - slo, row_width,
+                   col_lo, width), _row(wt, sent[k + 2] - slo, row_width, col_lo, width),
+                   _row(wt, sent[k + 3] - slo, row_width, col_lo, width))
+        k += 4
+    for q in range(k, end):
+        _add_row(acc, _row(wt, sent[q] - slo, row_width, col_lo, width))
+    if e == 0:
+        for o in range(width):
+            a[o] += acc[o]
+    else:
+        for o in range(width):
+            y = np.int64(acc[o])
+            a[o] += wrap32(y << e if e >= 0 else y >> -e)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _row(wt, j, row_width, col_lo, width):
+    """Columns ``col_lo .. col_lo + width - 1`` of row j of the flat ``W.T``."""
+    start = j * row_width + col_lo
+    return wt[start:start + width]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -225,6 +242,13 @@ def _add_row(acc, w):
     """``acc += w`` (a loop over two views: LLVM vectorises it, widening narrow weights)."""
     for o in range(acc.shape[0]):
         acc[o] += w[o]
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_rows4(acc, w0, w1, w2, w3):
+    """``acc += w0 + w1 + w2 + w3``: exact in acc's dtype, which holds every partial sum."""
+    for o in range(acc.shape[0]):
+        acc[o] += (w0[o] + w1[o]) + (w2[o] + w3[o])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -281,7 +305,8 @@ def lif_fixed_block(u, v, a, *args):
 
 def event_lif_block(src, wt, weight_exp, acc, u, v, cur, volt, bias, theta, resets, S, RS, RU, RV, r0):
     """`_event_lif_block`, on numba's threads when the block has `PARALLEL_WORK` neuron-steps."""
-    _EVENT_LIF_BLOCK[S.size >= PARALLEL_WORK and S.shape[1] > 1](
+    work = src.shape[0] * u.size  # neuron-steps
+    _EVENT_LIF_BLOCK[work >= PARALLEL_WORK and u.shape[0] > 1](
         src, wt.reshape(-1), weight_exp, acc, u, v, np.int32(cur), np.int32(volt), bias, int(theta), resets, S,
         RS, RU, RV, r0)
 
@@ -375,11 +400,39 @@ def _lif_all_rules(ub, vb, ab, cur, volt, bias, theta, sb):
         ub[j], vb[j], sb[j] = x, 0.0 if s else y, s
 
 
+@numba.njit(cache=True, nogil=True)
+def spike_counts(src):
+    """(spikes in all, most spikes in one row) of ``src`` ``(R, n)`` bool, in one pass."""
+    total = most = 0
+    for r in range(src.shape[0]):
+        m = 0
+        for j in range(src.shape[1]):
+            m += src[r, j]
+        total += m
+        most = max(most, m)
+    return total, most
+
+
 def integer_weights(wt: np.ndarray) -> np.ndarray:
     """``wt`` (exact integers) in the smallest integer dtype that holds it, for `event_sums`."""
     max_w = fx.max_abs(wt)
     wdtype = next(d for d in (np.int8, np.int16, np.int32, np.int64) if max_w <= np.iinfo(d).max)
-    return np.ascontiguousarray(wt, wdtype)  # cast and laid out in one pass (wt may be a transposed view)
+    if not wt.flags.c_contiguous and wt.T.flags.c_contiguous:  # W.T as a view of W (numpy's strided cast is slow)
+        out = np.empty(wt.shape, wdtype)
+        _transpose_into(wt.T, out)
+        return out
+    return np.ascontiguousarray(wt, wdtype)
+
+
+@numba.njit(cache=True, nogil=True)
+def _transpose_into(w, out):
+    """``out[:] = w.T`` (exact integers, cast), in 64 x 64 tiles: both sides stay in cache."""
+    rows, cols = w.shape
+    for i0 in range(0, rows, 64):
+        for j0 in range(0, cols, 64):
+            for i in range(i0, min(rows, i0 + 64)):
+                for j in range(j0, min(cols, j0 + 64)):
+                    out[j, i] = w[i, j]
 
 
 def accumulator_dtype(max_w: float, most_spikes: int):

@@ -135,6 +135,7 @@ class FloatLIF:
 LIF_ARITHMETIC = {"fixed": FixedLIF, "float": FloatLIF}
 _NO_INPUT = np.zeros((0, 0, 0))  # the kernels' "no synaptic input" and "u, v not recorded"
 _NO_SPIKES, _NO_STATE = np.zeros((0, 0, 0), np.int8), np.zeros((0, 0, 0), np.int32)  # the event kernel's "not recorded"
+_NO_BLOCK = np.zeros((0, 0, 0), bool)  # the event kernel's "no synapse reads the block's spikes"
 
 
 @register(irm.LIF)
@@ -217,7 +218,8 @@ class LIFPopulation(Population):
         s, u, v = (self.record.get(var, none) for var, none in (("s", _NO_SPIKES), ("u", _NO_STATE), ("v", _NO_STATE)))
         kernels.event_lif_block(block.src, block.weights, block.weight_exp, block.acc, self.u, self.v,
                                 fx.current_factor(self.p.du), fx.voltage_factor(self.p.dv), self._bias32,
-                                self.p.theta, self._resets(t0, k), self.S[:k], s, u, v, t0 - 1)  # it records too
+                                self.p.theta, self._resets(t0, k), self.S[:k] if self.spikes_read else _NO_BLOCK,
+                                s, u, v, t0 - 1)  # it records too
 
     def _compiled_args(self, t0: int, k: int) -> tuple:
         """The kernels' arguments after the input: decays, bias, threshold, resets, outputs."""

@@ -54,9 +54,12 @@ class Source:
 
     def load(self, t0: int, k: int) -> None:
         """Make steps ``t0 .. t0+k-1`` current: ``spikes`` (bool) and ``values`` sent, ``(k, B, n)``."""
-        block = np.ascontiguousarray(self.x[:, t0 - 1:t0 - 1 + k, self.lo:self.hi].transpose(1, 0, 2))
-        self.spikes = block != 0
-        self.values = block.astype(np.float64) if self.graded else self.spikes
+        part = self.x[:, t0 - 1:t0 - 1 + k, self.lo:self.hi].transpose(1, 0, 2)
+        if self.graded:
+            block = np.ascontiguousarray(part)
+            self.spikes, self.values = block != 0, block.astype(np.float64)
+        else:  # compared where it lies, then laid out: a bool per value moves instead of the input's dtype
+            self.spikes = self.values = np.ascontiguousarray(part != 0)
 
 
 class SynapseSpec:
@@ -187,21 +190,25 @@ class Synapse:
         `emit` gives the block. Only for a synapse whose one target takes the block this way."""
         if self.events is None or len(self.spec.groups) != 1:
             return None
+        from backends.emulator.kernels import spike_counts
+
         lo = t0 - 1 - self.spec.groups[0][0] - self.h0
         src = self.hist[lo:lo + k]
-        spikes = np.count_nonzero(src)
+        spikes, most = spike_counts(src.reshape(-1, self.n_in))
         if spikes and not event_driven(spikes, k * src.shape[1], self.n_in, self.n_out):
             return None
         self._forget(t0, k)
-        src, weights, acc = self._event_args(0, src)[:3]
+        src, weights, acc = self._event_args(0, src, most)[:3]
         return EventBlock(src, weights, acc, self.weight_exp)
 
-    def _event_args(self, g: int, src: np.ndarray) -> tuple:
+    def _event_args(self, g: int, src: np.ndarray, most: Optional[int] = None) -> tuple:
         """(src, integer weights, accumulator, scale, floor, may_wrap) of delay group g for
-        `backends.emulator.kernels.event_sums`; the accumulator's dtype holds the block's sums."""
-        from backends.emulator.kernels import accumulator_dtype
+        `backends.emulator.kernels.event_sums`; the accumulator's dtype holds the block's sums
+        (``most``: the most spikes in one row of ``src``, counted here when not given)."""
+        from backends.emulator.kernels import accumulator_dtype, spike_counts
 
-        most = int(np.count_nonzero(src, axis=-1).max()) if src.size else 0
+        if most is None:
+            most = spike_counts(src.reshape(-1, self.n_in))[1]
         dtype = accumulator_dtype(self.max_w, most)
         if dtype not in self.accumulators:
             self.accumulators[dtype] = np.empty(self.n_out, dtype)

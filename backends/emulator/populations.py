@@ -60,6 +60,7 @@ class Population:
     A: np.ndarray  # (block, B, n) float64: buffer for the block's summed synaptic input
     takes_events = False  # the class implements `run_events` (fixed mode)
     accepts_events = False  # this run's population takes event blocks (`run_events`)
+    spikes_read = True  # a synapse reads S (set by the engine): else `run_events` need not write it
 
     @staticmethod
     def prepare(op: irm.Neuron, arithmetic):

@@ -231,22 +231,35 @@ def check_range(node: str, param: str, values, lo, hi, note: str = "") -> None:
     """Report `out_of_range` naming node, parameter, value and limit if any value is outside [lo, hi].
 
     NaN is outside every range. Raises (`report`) unless violations are being collected.
+    Two passes (min and max, in the array's own dtype: a weight matrix is not copied).
     """
-    arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
-    if not arr.size:
+    low, high = _extremes(values)
+    if low is None:
         return
     limit = f"[{_bound(lo)}, {_bound(hi)}]{note}"
-    if np.isnan(arr).any():
+    if np.isnan(low) or np.isnan(high):  # min and max propagate NaN
         report(out_of_range(node, param, float("nan"), limit))
-    elif arr.min() < lo or arr.max() > hi:
-        bad = arr.min() if arr.min() < lo else arr.max()
-        report(out_of_range(node, param, plain(bad), limit))
+    elif low < lo or high > hi:
+        report(out_of_range(node, param, plain(low if low < lo else high), limit))
+
+
+def _extremes(values) -> tuple:
+    """(min, max) of ``values`` as float64 scalars, or (None, None) when empty."""
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "biuf":
+        arr = arr.astype(np.float64)
+    if not arr.size:
+        return None, None
+    return np.float64(arr.min()), np.float64(arr.max())
 
 
 def check_finite(node: str, param: str, values, note: str = " (float parameters must be finite)") -> None:
     """Report `out_of_range` if any value is NaN or infinite: "node: param=nan is outside (-inf, inf) (...)"."""
+    low, high = _extremes(values)
+    if low is None or (np.isfinite(low) and np.isfinite(high)):  # any NaN or inf shows in min or max
+        return
     arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
     bad = arr[~np.isfinite(arr)]
-    if bad.size:
-        report(out_of_range(node, param, plain(bad[0]), f"(-inf, inf){note}"))
+    report(out_of_range(node, param, plain(bad[0]), f"(-inf, inf){note}"))
+
 
