@@ -30,7 +30,7 @@ from models import fixed_point as fx
 from models import straight_through as ste
 from models.errors import SpikeportError, out_of_range
 from models.lif import LIFTrace, lif_scan
-from models.synapses import FEEDBACK_MODES, make_feedback, synaptic_input
+from models.synapses import FEEDBACK_MODES, make_feedback, spikes_of, synaptic_input
 
 LAYER_DEFAULTS = dict(du=0.2, dv=0.1, vth=1.0, recurrent=False, max_delay=0, bias=True,
                       weight_gain=1.0, train_decays=False, train_threshold=False)
@@ -174,7 +174,7 @@ class Network(nn.Module):
     def forward(self, x: torch.Tensor, mode: str = "float") -> list[LIFTrace]:
         if x.ndim != 3 or x.shape[-1] != self.n_in:
             raise SpikeportError(f"network input: expected shape (B, T, {self.n_in}), got {tuple(x.shape)}")
-        s = (x != 0).to(torch.float64 if mode == "fixed" else x.dtype if x.is_floating_point() else torch.float32)
+        s = spikes_of(x, torch.float64 if mode == "fixed" else x.dtype if x.is_floating_point() else torch.float32)
         traces = []
         for layer in self.layers:
             trace = layer(s, mode=mode, slope=float(self.config["slope"]), binary=True)  # x != 0, then spikes
