@@ -4,7 +4,7 @@ import torch
 
 from models import synapses
 from models.network import Network
-from models.synapses import _exact_in_float32, event_density_limit, input_events, synaptic_input
+from models.synapses import _exact_in_float32, event_density_limit, input_events, spikes_of, synaptic_input
 
 
 def _spikes(shape, density, seed=0, dtype=torch.float32):
@@ -28,6 +28,20 @@ def test_sparse_binary_inputs_without_gradient_take_the_event_path_and_others_do
     assert input_events(sparse, 64) is None  # too few postsynaptic neurons to pay for listing spikes
     assert input_events(sparse.clone().requires_grad_(), 256) is None  # a hidden layer's input needs dL/ds
     assert input_events(sparse.to(torch.int32), 256) is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bool, torch.int8, torch.int64, torch.float16])
+def test_every_nonzero_input_value_is_a_spike_of_one_in_the_compiled_pass_as_in_torch(dtype):
+    """`spikes_of` (one compiled pass on CPU tensors) equals ``(x != 0).to(dtype)``: NaN, negative
+    and large values are spikes of 1; float16 takes torch's path."""
+    x = _spikes((4, 30, 70), 0.1) * 3.0 - (_spikes((4, 30, 70), 0.05, seed=1) * 2.0)
+    if dtype.is_floating_point:
+        x[0, 0, :3] = torch.tensor([float("nan"), float("inf"), -1e30])
+    x = x.to(dtype) if dtype != torch.bool else x != 0
+    for out in (torch.float32, torch.float64):
+        got = spikes_of(x, out)
+        assert got.dtype == out and torch.equal(got, (x != 0).to(out))
+    assert spikes_of(x, torch.float32).sum() > 0
 
 
 def test_the_density_limit_grows_with_the_postsynaptic_population():
