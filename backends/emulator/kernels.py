@@ -125,9 +125,13 @@ def _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS,
                 if resets[i]:
                     ub[:w] = 0
                     vb[:w] = 0
-                a[:w] = 0
-                _add_synapse(sent[b - b_lo, i, :m[b - b_lo, i]], 0, n_in, wt, n, lo, e, acc_t[:w], a[:w])
-                lif_int(ub[:w], vb[:w], a[:w], bias[lo:hi], cur, volt, theta, sb[:w], no_v)
+                _sum_rows(sent[b - b_lo, i, :m[b - b_lo, i]], 0, n_in, wt, n, lo, acc_t[:w])
+                if e == 0:  # the sums are the input (lif_int wraps them into int32)
+                    lif_int(ub[:w], vb[:w], acc_t[:w], bias[lo:hi], cur, volt, theta, sb[:w], no_v)
+                else:
+                    a[:w] = 0
+                    _add_wrapped(acc_t[:w], e, a[:w])
+                    lif_int(ub[:w], vb[:w], a[:w], bias[lo:hi], cur, volt, theta, sb[:w], no_v)
                 if S.size > 0:
                     _copy(S[i, b, lo:hi], sb[:w])
                 if RS.size > 0:
@@ -207,10 +211,18 @@ def _network_run(spikes_in, b_lo, b_hi, synapses, weights, acc_like, pops, bias,
 def _add_synapse(sent, slo, shi, wt, row_width, col_lo, e, acc, a):
     """``a += wrap32(shift(sum of W.T rows of the spiking sources))`` for the output columns
     ``col_lo .. col_lo + len(acc) - 1`` of one synapse (`fx.shift_by_weight_exp`: ``<< e``, or
-    ``>> -e`` flooring, then the int32 wrap). ``sent``: the sources that spiked (ascending);
-    ``wt``: ``W.T`` flat, row j (``row_width`` weights) those of source ``slo + j``; ``acc``:
-    the exact sums' scratch; ``a``: those columns' input (int32, wrapping). The rows are added
-    four at a time (one pass over ``acc`` per four), and ``e = 0`` adds ``acc`` as it is."""
+    ``>> -e`` flooring, then the int32 wrap); arguments as `_sum_rows`, ``a`` those columns'
+    input (int32, wrapping)."""
+    _sum_rows(sent, slo, shi, wt, row_width, col_lo, acc)
+    _add_wrapped(acc, e, a)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum_rows(sent, slo, shi, wt, row_width, col_lo, acc):
+    """``acc = sum of W.T rows of the spiking sources`` for the output columns ``col_lo ..
+    col_lo + len(acc) - 1``. ``sent``: the sources that spiked (ascending); ``wt``: ``W.T`` flat,
+    row j (``row_width`` weights) those of source ``slo + j``; ``acc``: exact for the sums. The
+    rows are added four at a time (one pass over ``acc`` per four)."""
     width = acc.shape[0]
     acc[:] = 0
     k, end = np.searchsorted(sent, slo), np.searchsorted(sent, shi)  # sources slo..shi-1: one run of sent
@@ -221,11 +233,16 @@ def _add_synapse(sent, slo, shi, wt, row_width, col_lo, e, acc, a):
         k += 4
     for q in range(k, end):
         _add_row(acc, _row(wt, sent[q] - slo, row_width, col_lo, width))
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_wrapped(acc, e, a):
+    """``a += wrap32(shift(acc))`` (`fx.shift_by_weight_exp`); ``e = 0`` adds ``acc`` as it is."""
     if e == 0:
-        for o in range(width):
+        for o in range(acc.shape[0]):
             a[o] += acc[o]
     else:
-        for o in range(width):
+        for o in range(acc.shape[0]):
             y = np.int64(acc[o])
             a[o] += wrap32(y << e if e >= 0 else y >> -e)
 
