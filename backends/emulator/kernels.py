@@ -225,7 +225,12 @@ def _sum_rows(sent, slo, shi, wt, row_width, col_lo, acc):
     rows are added four at a time (one pass over ``acc`` per four)."""
     width = acc.shape[0]
     acc[:] = 0
-    k, end = np.searchsorted(sent, slo), np.searchsorted(sent, shi)  # sources slo..shi-1: one run of sent
+    k = 0  # sources slo..shi-1 are one run of sent: sent[k:end]
+    while k < sent.shape[0] and sent[k] < slo:
+        k += 1
+    end = k
+    while end < sent.shape[0] and sent[end] < shi:
+        end += 1
     while k + 4 <= end:
         _add_rows4(acc, _row(wt, sent[k] - slo, row_width, col_lo, width), _row(wt, sent[k + 1] - slo, row_width,
                    col_lo, width), _row(wt, sent[k + 2] - slo, row_width, col_lo, width),
