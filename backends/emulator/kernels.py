@@ -148,11 +148,11 @@ def _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS,
 def _spiking_sources(src, b, sent, m):
     """Sample b's spiking sources at each row of ``src`` ``(k, B, n_in)`` into ``sent[i, :m[i]]``, ascending."""
     for i in range(src.shape[0]):
-        m[i] = 0
+        k = 0  # branch-free, as in `_network_run`
         for j in range(src.shape[2]):
-            if src[i, b, j]:
-                sent[i, m[i]] = j
-                m[i] += 1
+            sent[i, k] = j
+            k += src[i, b, j]
+        m[i] = k
 
 
 def _network_run(spikes_in, b_lo, b_hi, synapses, weights, acc_like, pops, bias, u0, v0, S, U, V):
@@ -196,15 +196,14 @@ def _network_run(spikes_in, b_lo, b_hi, synapses, weights, acc_like, pops, bias,
                 lif_int(u[lo:hi], v[lo:hi], a[lo:hi], bias[lo:hi], np.int32(cur), np.int32(volt), theta,
                         spiked[lo:hi], no_v)
                 _record(pops[p, 7:], ((b * T) + t - 1) * (hi - lo), spiked[lo:hi], u[lo:hi], v[lo:hi], S, U, V)
-            m = 0
+            m = 0  # listed branch-free: every index written, the end advanced by the spike (no mispredicted branch)
+            sending = spikes_in[b, t - 1]
             for j in range(n_in):
-                if spikes_in[b, t - 1, j]:
-                    sent[m] = j
-                    m += 1
+                sent[m] = j
+                m += sending[j]
             for j in range(n):
-                if spiked[j]:
-                    sent[m] = n_in + j
-                    m += 1
+                sent[m] = n_in + j
+                m += spiked[j]
 
 
 @numba.njit(cache=True, nogil=True)
