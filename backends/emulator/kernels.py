@@ -50,7 +50,7 @@ def _wrap_int32(x):
 
 THREADS = numba.config.NUMBA_NUM_THREADS  # numba's thread pool (frozen into the compiled event kernel)
 EVENT_TILE = 1024  # output columns the event-driven LIF block sums and steps at a time: their sums stay in L1,
-# their int8 weights (1,000 sources: 1 MB) in L2 while the block's steps use them
+# their int8 weights (1,000 sources: 1 MB) in a 2 MB L2 while the block's steps use them (512-KB L2s: no faster at 256-512)
 CHUNK = 512  # neurons computed into scratch before they are kept: the scratch stays in L1
 
 
