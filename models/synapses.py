@@ -112,7 +112,7 @@ _COMPILED_SPIKE_SOURCES = (torch.float32, torch.float64, torch.bool, torch.uint8
 def spikes_of(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """``(x != 0)`` as 0 and 1 in ``dtype``: what a binary input sends (any nonzero value is a
     spike). One compiled pass for a CPU tensor without gradient (torch's compare and cast are
-    two, about 5 ms of a 5 ms-per-pass 64 x 100 x 700 train), else torch's."""
+    two passes: 5.5 ms against 2.5 ms on the 64 x 100 x 700 benchmark train), else torch's."""
     if x.requires_grad or x.device.type != "cpu" or x.numel() == 0 or not x.is_contiguous() \
             or dtype not in (torch.float32, torch.float64) or x.dtype not in _COMPILED_SPIKE_SOURCES:
         return (x != 0).to(dtype)
