@@ -36,7 +36,7 @@ def decay_int(x, factor):
     return _I32(x * (factor / 4096.0))
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")  # inlined into each loop: no reference counts on its views
 def lif_int(u, v, a, bias, cur, volt, theta, spiked, v_pre):
     """One step of a LIF population, every rule of `fx.lif_fixed_update` in int32, in place:
     ``a << 6`` and the current sum wrapped into int32, the single +-2**24 correction of u,

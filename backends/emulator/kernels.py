@@ -53,6 +53,9 @@ def _wrap_int32(x):
     return x
 
 
+_inlined = numba.njit(cache=True, nogil=True, inline="always")  # a hot loop's helper: inlined where it is
+# called (numba IR), so the array views it is handed need no reference counts (a call's cost more than a short row)
+
 THREADS = numba.config.NUMBA_NUM_THREADS  # numba's thread pool (frozen into the compiled event kernel)
 EVENT_TILE = 1024  # output columns the event-driven LIF block sums and steps at a time: their sums stay in L1,
 # their int8 weights (1,000 sources: 1 MB) in a 2 MB L2 while the block's steps use them (512-KB L2s: no faster at 256-512)
@@ -211,7 +214,7 @@ def _network_run(spikes_in, b_lo, b_hi, synapses, weights, acc_like, pops, bias,
                 m += spiked[j]
 
 
-@numba.njit(cache=True, nogil=True)
+@_inlined
 def _add_synapse(sent, slo, shi, wt, row_width, col_lo, e, acc, a):
     """``a += wrap32(shift(sum of W.T rows of the spiking sources))`` for the output columns
     ``col_lo .. col_lo + len(acc) - 1`` of one synapse (`fx.shift_by_weight_exp`: ``<< e``, or
@@ -221,7 +224,7 @@ def _add_synapse(sent, slo, shi, wt, row_width, col_lo, e, acc, a):
     _add_wrapped(acc, e, a)
 
 
-@numba.njit(cache=True, nogil=True)
+@_inlined
 def _sum_rows(sent, slo, shi, wt, row_width, col_lo, acc):
     """``acc = sum of W.T rows of the spiking sources`` for the output columns ``col_lo ..
     col_lo + len(acc) - 1``. ``sent``: the sources that spiked (ascending); ``wt``: ``W.T`` flat,
@@ -244,7 +247,7 @@ def _sum_rows(sent, slo, shi, wt, row_width, col_lo, acc):
         _add_row(acc, _row(wt, sent[q] - slo, row_width, col_lo, width))
 
 
-@numba.njit(cache=True, nogil=True)
+@_inlined
 def _add_wrapped(acc, e, a):
     """``a += wrap32(shift(acc))`` (`fx.shift_by_weight_exp`); ``e = 0`` adds ``acc`` as it is."""
     if e == 0:
@@ -263,21 +266,21 @@ def _row(wt, j, row_width, col_lo, width):
     return wt[start:start + width]
 
 
-@numba.njit(cache=True, nogil=True)
+@_inlined
 def _add_row(acc, w):
     """``acc += w`` (a loop over two views: LLVM vectorises it, widening narrow weights)."""
     for o in range(acc.shape[0]):
         acc[o] += w[o]
 
 
-@numba.njit(cache=True, nogil=True)
+@_inlined
 def _add_rows4(acc, w0, w1, w2, w3):
     """``acc += w0 + w1 + w2 + w3``: exact in acc's dtype, which holds every partial sum."""
     for o in range(acc.shape[0]):
         acc[o] += (w0[o] + w1[o]) + (w2[o] + w3[o])
 
 
-@numba.njit(cache=True, nogil=True)
+@_inlined
 def _record(offsets, at, spiked, u, v, S, U, V):
     """One step's s, u, v of a population into the flat recordings whose offset is not -1."""
     width = spiked.shape[0]
@@ -289,7 +292,7 @@ def _record(offsets, at, spiked, u, v, S, U, V):
         _copy(V[offsets[2] + at:offsets[2] + at + width], v)
 
 
-@numba.njit(cache=True, nogil=True)
+@_inlined
 def _copy(dst, src):
     """``dst[:] = src`` (casting) as a loop: numba's slice assignment checks whether the two
     overlap and copies through a temporary, which costs more than a short row itself."""
