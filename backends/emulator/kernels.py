@@ -121,7 +121,7 @@ def _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS,
         _spiking_sources(src, b, sent[b - b_lo], m[b - b_lo])
     width = min(n, EVENT_TILE)
     ub, vb, a = np.empty(width, np.int32), np.empty(width, np.int32), np.empty(width, np.int32)
-    acc_t, sb = np.empty(width, acc.dtype), np.empty(width, np.bool_)
+    acc_t, sb = np.empty(width, acc.dtype), np.empty(width, np.int8)  # int8: as the recording RS
     no_v = np.empty(0, np.int32)  # the pre-reset v is not kept
     for lo in range(0, n, EVENT_TILE):
         hi = min(n, lo + EVENT_TILE)
@@ -134,16 +134,15 @@ def _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS,
                     ub[:w] = 0
                     vb[:w] = 0
                 _sum_rows(sent[b - b_lo, i, :m[b - b_lo, i]], 0, n_in, wt, n, lo, acc_t[:w])
+                spiked = RS[b, r0 + i, lo:hi] if RS.size > 0 else sb[:w]  # recorded: straight into the recording
                 if e == 0:  # the sums are the input (lif_int wraps them into int32)
-                    lif_int(ub[:w], vb[:w], acc_t[:w], bias[lo:hi], cur, volt, theta, sb[:w], no_v)
+                    lif_int(ub[:w], vb[:w], acc_t[:w], bias[lo:hi], cur, volt, theta, spiked, no_v)
                 else:
                     a[:w] = 0
                     _add_wrapped(acc_t[:w], e, a[:w])
-                    lif_int(ub[:w], vb[:w], a[:w], bias[lo:hi], cur, volt, theta, sb[:w], no_v)
+                    lif_int(ub[:w], vb[:w], a[:w], bias[lo:hi], cur, volt, theta, spiked, no_v)
                 if S.size > 0:
-                    _copy(S[i, b, lo:hi], sb[:w])
-                if RS.size > 0:
-                    _copy(RS[b, r0 + i, lo:hi], sb[:w])
+                    _copy(S[i, b, lo:hi], spiked)
                 if RU.size > 0:
                     _copy(RU[b, r0 + i, lo:hi], ub[:w])
                 if RV.size > 0:
@@ -229,7 +228,7 @@ def _sum_rows(sent, slo, shi, wt, row_width, col_lo, acc):
     """``acc = sum of W.T rows of the spiking sources`` for the output columns ``col_lo ..
     col_lo + len(acc) - 1``. ``sent``: the sources that spiked (ascending); ``wt``: ``W.T`` flat,
     row j (``row_width`` weights) those of source ``slo + j``; ``acc``: exact for the sums. The
-    rows are added four at a time (one pass over ``acc`` per four)."""
+    rows are added eight at a time, then four, then one (a pass over ``acc`` per group)."""
     width = acc.shape[0]
     acc[:] = 0
     k = 0  # sources slo..shi-1 are one run of sent: sent[k:end]
@@ -238,6 +237,16 @@ def _sum_rows(sent, slo, shi, wt, row_width, col_lo, acc):
     end = k
     while end < sent.shape[0] and sent[end] < shi:
         end += 1
+    while k + 8 <= end:
+        _add_rows8(acc, _row(wt, sent[k] - slo, row_width, col_lo, width),
+                   _row(wt, sent[k + 1] - slo, row_width, col_lo, width),
+                   _row(wt, sent[k + 2] - slo, row_width, col_lo, width),
+                   _row(wt, sent[k + 3] - slo, row_width, col_lo, width),
+                   _row(wt, sent[k + 4] - slo, row_width, col_lo, width),
+                   _row(wt, sent[k + 5] - slo, row_width, col_lo, width),
+                   _row(wt, sent[k + 6] - slo, row_width, col_lo, width),
+                   _row(wt, sent[k + 7] - slo, row_width, col_lo, width))
+        k += 8
     while k + 4 <= end:
         _add_rows4(acc, _row(wt, sent[k] - slo, row_width, col_lo, width), _row(wt, sent[k + 1] - slo, row_width,
                    col_lo, width), _row(wt, sent[k + 2] - slo, row_width, col_lo, width),
@@ -271,6 +280,13 @@ def _add_row(acc, w):
     """``acc += w`` (a loop over two views: LLVM vectorises it, widening narrow weights)."""
     for o in range(acc.shape[0]):
         acc[o] += w[o]
+
+
+@_inlined
+def _add_rows8(acc, w0, w1, w2, w3, w4, w5, w6, w7):
+    """``acc += w0 + ... + w7``: exact in acc's dtype, which holds every partial sum."""
+    for o in range(acc.shape[0]):
+        acc[o] += ((w0[o] + w1[o]) + (w2[o] + w3[o])) + ((w4[o] + w5[o]) + (w6[o] + w7[o]))
 
 
 @_inlined
