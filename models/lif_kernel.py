@@ -35,7 +35,7 @@ def forward(a, alpha, beta, bias, vth, u0, v0, s, v, u):
             _forward_row(a[b, t], alpha, beta, bias, vth, up, vp, s[b, t], v[b, t], u[b, t])
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")  # inlined: no reference counts on its views
 def _forward_row(a, alpha, beta, bias, vth, up, vp, s, v, u):
     """One step of `forward` for one sample (``up``, ``vp``: u and post-reset v, in place)."""
     one = s.dtype.type(1)
@@ -94,7 +94,7 @@ def backward(v_all, s_all, g_s, g_v, g_u, theta, norm, slope, alpha, beta, gv_al
                 gu_all[b, t, :] = gu
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")  # IEEE division: no zero check, so it vectorises
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")  # IEEE division: no zero check, so it
 def _surrogate_times(v, g, theta, norm, slope, out):
     """``out = sg(v) * g``, the surrogate's expression in `models.lif._surrogate_grad`'s order (one
     branch-free loop per case, so that it vectorises)."""
@@ -109,14 +109,14 @@ def _surrogate_times(v, g, theta, norm, slope, out):
             out[j] = one / (d * d) / norm * g[j]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _add(out, x, accumulate):
     """``out += x``, or ``out = x`` when not ``accumulate``."""
     for j in range(out.shape[0]):
         out[j] = out[j] + x[j] if accumulate else x[j]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _carry(pre, s, alpha, beta, gv, gu, gv_out, gu_out):
     """One step back in time: ``gv = pre + gv (1 - s) beta``, ``gu = gv + alpha gu`` (in place),
     also written to ``gv_out``, ``gu_out``."""
