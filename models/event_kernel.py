@@ -22,22 +22,26 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def events(s, max_events):
-    """The spikes (nonzero entries) of ``s`` (rows, n_in) as ``(row_ptr, inputs, row_values,
-    col_ptr, rows, col_values)``: row r's spiking inputs are ``inputs[row_ptr[r]:row_ptr[r + 1]]``
-    with their values, input i's spiking rows ``rows[col_ptr[i]:col_ptr[i + 1]]``; both ascending.
-    (A spike's value is 1 in a binary train; any other value is kept and multiplied.)
+def events(s, max_events, delay):
+    """The spikes (nonzero entries) of ``s`` (B, T, n_in), delayed by ``delay`` steps, as ``(row_ptr,
+    inputs, row_values, col_ptr, rows, col_values)`` over the output rows r = b T + t, which hold the
+    spikes of ``s[b, t - delay]`` (none for t < delay): row r's spiking inputs are
+    ``inputs[row_ptr[r]:row_ptr[r + 1]]`` with their values, input i's rows ``rows[col_ptr[i]:col_ptr[i + 1]]``;
+    both ascending. (A spike's value is 1 in a binary train; any other value is kept and multiplied.)
+    A product summed over these lists is the delayed one, with no shifted copy of its input or output.
     More than ``max_events`` spikes: the lists are left empty (``row_ptr[-1]`` still counts them).
     Each row's inputs are listed branch-free (every index written, the end advanced by
     ``s != 0``) into a buffer of its own, then copied: at a few % density a branch per entry
     would be mispredicted at every spike."""
-    R, N = s.shape
+    B, T, N = s.shape
+    R = B * T
     row_ptr = np.zeros(R + 1, np.int64)
     for r in numba.prange(R):
-        k = 0
-        for i in range(N):
-            k += s[r, i] != 0
-        row_ptr[r + 1] = k
+        if r % T >= delay:
+            src, k = s[r // T, r % T - delay], 0
+            for i in range(N):
+                k += src[i] != 0
+            row_ptr[r + 1] = k
     row_ptr = np.cumsum(row_ptr)
     nnz = row_ptr[R] if row_ptr[R] <= max_events else 0
     inputs, row_values = np.empty(nnz, np.int32), np.empty(nnz, s.dtype)
@@ -48,14 +52,16 @@ def events(s, max_events):
     for part in numba.prange(_PARTS):
         listed = np.empty(N + 1, np.int32)
         for r in range(part * R // _PARTS, (part + 1) * R // _PARTS):
-            m = 0
+            if r % T < delay:
+                continue
+            src, m = s[r // T, r % T - delay], 0
             for i in range(N):
                 listed[m] = i
-                m += s[r, i] != 0
+                m += src[i] != 0
             k = row_ptr[r]
             for q in range(m):
                 i = listed[q]
-                inputs[k + q], row_values[k + q] = i, s[r, i]
+                inputs[k + q], row_values[k + q] = i, src[i]
     for part in numba.prange(_THREADS):  # by input: each thread its range of inputs, over every spike
         lo, hi = part * N // _THREADS, (part + 1) * N // _THREADS
         for k in range(nnz):

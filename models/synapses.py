@@ -67,7 +67,7 @@ def event_density_limit(n_out: int) -> float:
 
 class _EventProduct(torch.autograd.Function):
     """``s @ W.T`` for a binary ``s`` (…, n_in) that takes no gradient, from its spike lists
-    ``events`` (`models.event_kernel.events` of ``s`` as (rows, n_in)); the gradient goes to W only."""
+    ``events`` (`input_events` of ``s``, delayed or not); the gradient goes to W only."""
 
     @staticmethod
     def forward(ctx, s, weight, events):
@@ -89,19 +89,21 @@ class _EventProduct(torch.autograd.Function):
         return None, g_wt.t(), None
 
 
-def input_events(s: torch.Tensor, n_out: int):
-    """The spike lists of ``s`` for `_EventProduct` when it takes the event path: `EVENT_DRIVEN`,
-    numba installed, a float CPU tensor without gradient, with fewer nonzero entries than
-    `event_density_limit` of ``n_out``. Else None (the dense product)."""
+def input_events(s: torch.Tensor, n_out: int, delay: int = 0):
+    """The spike lists of ``s`` (…, T, n_in), delayed by ``delay`` steps, for `_EventProduct` when it
+    takes the event path (`models.event_kernel.events`): `EVENT_DRIVEN`, numba installed, a float CPU
+    tensor without gradient, with fewer nonzero entries than `event_density_limit` of ``n_out``.
+    Else None (the dense product)."""
     limit = event_density_limit(n_out)
     if not EVENT_DRIVEN or limit <= 0 or s.requires_grad or s.dtype not in (torch.float32, torch.float64) \
-            or s.numel() == 0:
+            or s.numel() == 0 or s.dim() < 2:
         return None
     try:
         from models import event_kernel
     except ImportError:
         return None
-    events = event_kernel.events(s.detach().reshape(-1, s.shape[-1]).numpy(), int(limit * s.numel()))
+    trains = s.detach().reshape(-1, *s.shape[-2:]).numpy()
+    events = event_kernel.events(trains, int(limit * s.numel()), delay)
     return events if len(events[1]) == events[0][-1] else None
 
 
@@ -160,13 +162,16 @@ def synaptic_input(s: torch.Tensor, weight: torch.Tensor, delays: Optional[torch
             else torch.float64
         s, groups = s.to(dtype), [(d, w.to(dtype)) for d, w in groups]
         feedback = None if feedback is None else feedback.to(dtype)
-    events = input_events(s, weight.shape[0])
-    total = 0
+    # one group: its one-step latency is in the spike lists (no shifted copy); delay groups share lists
+    latency = 1 + groups[0][0] if len(groups) == 1 else 0
+    events = input_events(s, weight.shape[0], latency)
+    total = None
     for d, w in groups:
         acc = product(s, w, None if feedback is None else feedback * (w != 0), events).to(dtype)
         if fixed:
-            acc = fx.shift_by_weight_exp(acc, weight_exp)
-        total = total + shift_time(acc, 1 + d)
+            acc = fx.shift_by_weight_exp(acc, weight_exp)  # zero where no spike arrives: commutes with the delay
+        acc = acc if events is not None and latency else shift_time(acc, 1 + d)
+        total = acc if total is None else total + acc
     return total
 
 

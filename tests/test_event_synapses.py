@@ -58,6 +58,41 @@ def test_the_spike_lists_hold_every_spike_by_row_and_by_input_in_ascending_order
     assert (row_values == 1).all() and (col_values == 1).all()
 
 
+def test_delayed_spike_lists_hold_at_step_t_the_spikes_of_step_t_minus_the_delay_and_none_before_it():
+    """The synaptic latency is carried by the lists (`input_events` with a delay): output row
+    (b, t) lists the inputs of ``s[b, t - delay]``, and rows t < delay are empty."""
+    s = _spikes((3, 9, 40), 0.06, seed=9)
+    row_ptr, inputs, _, col_ptr, rows, _ = input_events(s, 1000, delay=2)
+    for b in range(3):
+        for t in range(9):
+            r = b * 9 + t
+            want = s[b, t - 2].nonzero().flatten().tolist() if t >= 2 else []
+            assert inputs[row_ptr[r]:row_ptr[r + 1]].tolist() == want
+    by_input = sorted((b * 9 + t + 2, i) for b, t, i in s[:, :7].nonzero().tolist())
+    assert sorted((int(r), i) for i in range(40) for r in rows[col_ptr[i]:col_ptr[i + 1]]) == by_input
+
+
+@pytest.mark.parametrize("steps", [1, 2, 30])
+def test_a_single_delay_group_summed_from_delayed_lists_equals_the_shifted_dense_product(monkeypatch, steps):
+    """One delay d for every weight: the event sum over lists delayed by 1 + d equals the dense
+    product shifted by 1 + d (zeros when the train is no longer than that), values and dW."""
+    s = _spikes((4, steps, 50), 0.05, seed=10, dtype=torch.float64)
+    w0 = torch.randn(300, 50, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+    g = torch.randn(4, steps, 300, generator=torch.Generator().manual_seed(12), dtype=torch.float64)
+    delays = torch.ones(300, 50, dtype=torch.long)
+
+    def run():
+        w = w0.clone().requires_grad_()
+        a = synaptic_input(s, w, delays)
+        loss = (a * g).sum()  # the dense path's train of zeros (steps <= 1 + d) has no graph: dW = 0
+        return a.detach(), torch.autograd.grad(loss, w)[0] if loss.requires_grad else torch.zeros_like(w)
+
+    (a_event, g_event), (a_dense, g_dense) = _both_paths(monkeypatch, run)
+    torch.testing.assert_close(a_event, a_dense, rtol=1e-12, atol=1e-12)
+    assert (a_event[:, :2] == 0).all()
+    torch.testing.assert_close(g_event, g_dense, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
 def test_the_event_product_equals_the_dense_one_to_rounding_values_and_weight_gradients(monkeypatch, dtype, tol):
     s = _spikes((5, 30, 64), 0.05, seed=1, dtype=dtype)
