@@ -53,8 +53,8 @@ def _wrap_int32(x):
     return x
 
 
-_inlined = numba.njit(cache=True, nogil=True, inline="always")  # a hot loop's helper: inlined where it is
-# called (numba IR), so the array views it is handed need no reference counts (a call's cost more than a short row)
+_inlined = numba.njit(cache=True, nogil=True, inline="always")  # a hot loop's helper, inlined where it is
+# called (numba IR): the views a call is handed cost reference counts, more than a short row's arithmetic
 
 THREADS = numba.config.NUMBA_NUM_THREADS  # numba's thread pool (frozen into the compiled event kernel)
 EVENT_TILE = 1024  # output columns the event-driven LIF block sums and steps at a time: their sums stay in L1,
