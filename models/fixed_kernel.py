@@ -13,6 +13,7 @@ import numba
 import numpy as np
 
 from models import fixed_point as fx
+from models import kernel_cache
 
 _U_MAX, _V_SAT, _SPAN = np.int32(fx.U_MAX), np.int32(fx.V_SAT), np.int32(1 << 24)
 _I32 = np.int32
@@ -60,3 +61,6 @@ def lif_int(u, v, a, bias, cur, volt, theta, spiked, v_pre):
         spiked[j] = s
         if keep_pre:
             v_pre[j] = y
+
+
+kernel_cache.depend_on(globals(), fx.__file__)  # its constants are compiled in

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from models import fixed_kernel, fixed_point, kernel_cache
 from models.fixed_kernel import lif_int
 
 
@@ -125,3 +126,6 @@ def _carry(pre, s, alpha, beta, gv, gu, gv_out, gu_out):
         x = pre[j] + gv[j] * ((one - s[j]) * beta)
         y = x + alpha * gu[j]
         gv[j], gu[j], gv_out[j], gu_out[j] = x, y, x, y
+
+
+kernel_cache.depend_on(globals(), fixed_kernel.__file__, fixed_point.__file__)  # lif_int is inlined

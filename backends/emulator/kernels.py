@@ -38,6 +38,7 @@ import types
 import numba
 import numpy as np
 
+from models import fixed_kernel, kernel_cache
 from models import fixed_point as fx
 from models.fixed_kernel import decay_int, lif_int, wrap32  # noqa: F401  (decay_int: tested here)
 
@@ -485,3 +486,6 @@ def accumulator_dtype(max_w: float, most_spikes: int):
     weights of magnitude <= ``max_w`` exactly (int16 adds twice as many lanes as int32)."""
     bound = max_w * most_spikes
     return next(d for d in (np.int16, np.int32, np.int64) if bound <= np.iinfo(d).max)
+
+
+kernel_cache.depend_on(globals(), fixed_kernel.__file__, fx.__file__)  # lif_int is inlined, fx's constants compiled in
