@@ -61,15 +61,14 @@ def forward_fixed(a, cur, volt, bias, theta, u0, v0, s, v, u):
     B, T, N = a.shape
     for b in numba.prange(B):
         ub, vb = u0.copy(), v0.copy()
-        ab, sb, vpre = np.empty(N, np.int32), np.empty(N, np.bool_), np.empty(N, np.int32)
+        ab = np.empty(N, np.int32)
         for t in range(T):
-            at = a[b, t]
+            at, ut = a[b, t], u[b, t]
             for j in range(N):
                 ab[j] = np.int32(np.int64(at[j]))
-            lif_int(ub, vb, ab, bias, cur, volt, theta, sb, vpre)
-            st, vt, ut = s[b, t], v[b, t], u[b, t]
-            for j in range(N):
-                st[j], vt[j], ut[j] = sb[j], vpre[j], ub[j]
+            lif_int(ub, vb, ab, bias, cur, volt, theta, s[b, t], v[b, t])  # s and pre-reset v written in place
+            for j in range(N):  # (a loop storing s, v, u together from scratch did not vectorise: 3x the scan)
+                ut[j] = ub[j]
 
 
 @numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
