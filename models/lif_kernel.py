@@ -94,7 +94,8 @@ def backward(v_all, s_all, g_s, g_v, g_u, theta, norm, slope, alpha, beta, gv_al
                 gu_all[b, t, :] = gu
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")  # IEEE division: no zero check, so it
+# error_model "numpy": IEEE division, no zero check, so it vectorises; inlined: no reference counts on views
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _surrogate_times(v, g, theta, norm, slope, out):
     """``out = sg(v) * g``, the surrogate's expression in `models.lif._surrogate_grad`'s order (one
     branch-free loop per case, so that it vectorises)."""
