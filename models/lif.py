@@ -95,13 +95,14 @@ class _LIFScan(torch.autograd.Function):
         recurrent = w_rec is not None
         need_vth = ctx.needs_input_grad[4]
         kernel = None if recurrent or need_vth or s_all.dtype not in _KERNEL_DTYPES else _kernel()
-        if kernel is not None:
-            gv_all, gu_all, sg, g_spike = *_fused_adjoints(kernel, ctx, g_s, g_v, g_u, s_all, v_all, theta,
-                                                           alpha, beta), None, None
+        if kernel is not None:  # the kernel writes dL/da = in_scale dL/du itself
+            gv_all, g_a = _fused_adjoints(kernel, ctx, g_s, g_v, g_u, s_all, v_all, theta, alpha, beta, in_scale)
+            sg = g_spike = None
+            gu_all = g_a / in_scale if in_scale != 1.0 and ctx.needs_input_grad[1] else g_a  # read for alpha only
         else:
             gv_all, gu_all, sg, g_spike = _adjoints(ctx, g_s, g_v, g_u, alpha, beta, w_rec, s_all, v_all, theta,
                                                     in_scale * rec_scale)
-        g_a = gu_all if in_scale == 1.0 else gu_all * in_scale
+            g_a = gu_all if in_scale == 1.0 else gu_all * in_scale
         grads = _parameter_grads(ctx, g_a, gu_all, gv_all, g_spike, sg, s_all, v_all, u_all,
                                  u0, v0, w_rec, rec_scale)
         return (g_a, *grads, None, None, None, None, None, None, None)
@@ -188,15 +189,15 @@ def _adjoints(ctx, g_s, g_v, g_u, alpha, beta, w_rec, s_all, v_all, theta, rec_g
     return gv_all, gu_all, sg, g_spike
 
 
-def _fused_adjoints(kernel, ctx, g_s, g_v, g_u, s_all, v_all, theta, alpha, beta):
-    """`_adjoints`' first two for a population without recurrence and threshold gradient, in one
-    compiled pass (`models.lif_kernel.backward`)."""
+def _fused_adjoints(kernel, ctx, g_s, g_v, g_u, s_all, v_all, theta, alpha, beta, in_scale):
+    """``(dL/dv, in_scale dL/du)`` for a population without recurrence and threshold gradient, in
+    one compiled pass (`models.lif_kernel.backward`; ``in_scale`` a power of two: exact)."""
     scalar, empty = _numpy_scalar(s_all), _np(s_all[:0])
     norm = theta.abs() if float(theta.abs()) > 0 else torch.ones_like(theta)
     grads = [empty if g is None else _np(g.expand_as(s_all).contiguous()) for g in (g_s, g_v, g_u)]
     gv_all, gu_all = torch.empty_like(s_all), torch.empty_like(s_all)
     kernel.backward(_np(v_all), _np(s_all), *grads, scalar(theta), scalar(norm), scalar(ctx.slope), scalar(alpha),
-                    scalar(beta), _np(gv_all), _np(gu_all))
+                    scalar(beta), scalar(in_scale), _np(gv_all), _np(gu_all))
     return gv_all, gu_all
 
 

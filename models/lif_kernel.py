@@ -72,12 +72,13 @@ def forward_fixed(a, cur, volt, bias, theta, u0, v0, s, v, u):
 
 
 @numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def backward(v_all, s_all, g_s, g_v, g_u, theta, norm, slope, alpha, beta, gv_all, gu_all):
+def backward(v_all, s_all, g_s, g_v, g_u, theta, norm, slope, alpha, beta, gu_scale, gv_all, gu_all):
     """`models.lif._LIFScan.backward` without recurrence or threshold gradient, fused: per element
     the surrogate ``sg = 1 / (1 + slope |(v - theta) / norm|)^2 / norm`` (`models.lif._surrogate_grad`;
     ``norm`` 1 skips both divisions), ``pre = sg g_s + g_v``, ``keep = (1 - s) beta``, then
     from t = T-1 down ``gv[t] = pre[t] + gv[t+1] keep[t]``, ``gu[t] = gv[t] + alpha gu[t+1]
-    (+ g_u[t])`` into ``gv_all``, ``gu_all`` ``(B, T, N)``. ``g_s``, ``g_v``, ``g_u``: the
+    (+ g_u[t])`` into ``gv_all`` and ``gu_scale * gu`` into ``gu_all`` ``(B, T, N)`` (fixed mode's
+    ``dL/da = 64 dL/du``: a power of two, exact; 1 in float mode). ``g_s``, ``g_v``, ``g_u``: the
     loss's gradients ``(B, T, N)``, or of size 0 where the loss does not use that output."""
     B, T, N = v_all.shape
     has_s, has_v, has_u = g_s.size > 0, g_v.size > 0, g_u.size > 0
@@ -88,10 +89,12 @@ def backward(v_all, s_all, g_s, g_v, g_u, theta, norm, slope, alpha, beta, gv_al
                 _surrogate_times(v_all[b, t], g_s[b, t], theta, norm, slope, pre)
             if has_v:
                 _add(pre, g_v[b, t], has_s)
-            _carry(pre, s_all[b, t], alpha, beta, gv, gu, gv_all[b, t], gu_all[b, t])
+            _carry(pre, s_all[b, t], alpha, beta, gu_scale, gv, gu, gv_all[b, t], gu_all[b, t])
             if has_u:
                 _add(gu, g_u[b, t], True)
-                gu_all[b, t, :] = gu
+                out = gu_all[b, t]
+                for j in range(N):
+                    out[j] = gu[j] * gu_scale
 
 
 # error_model "numpy": IEEE division, no zero check, so it vectorises; inlined: no reference counts on views
@@ -118,14 +121,14 @@ def _add(out, x, accumulate):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _carry(pre, s, alpha, beta, gv, gu, gv_out, gu_out):
+def _carry(pre, s, alpha, beta, gu_scale, gv, gu, gv_out, gu_out):
     """One step back in time: ``gv = pre + gv (1 - s) beta``, ``gu = gv + alpha gu`` (in place),
-    also written to ``gv_out``, ``gu_out``."""
+    also written to ``gv_out`` and, times ``gu_scale``, to ``gu_out``."""
     one = pre.dtype.type(1)
     for j in range(pre.shape[0]):
         x = pre[j] + gv[j] * ((one - s[j]) * beta)
         y = x + alpha * gu[j]
-        gv[j], gu[j], gv_out[j], gu_out[j] = x, y, x, y
+        gv[j], gu[j], gv_out[j], gu_out[j] = x, y, x, y * gu_scale
 
 
 kernel_cache.depend_on(globals(), fixed_kernel.__file__, fixed_point.__file__)  # lif_int is inlined

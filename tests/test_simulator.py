@@ -107,6 +107,33 @@ def test_the_compiled_fixed_scan_equals_the_torch_loop_bit_for_bit_through_every
     assert 0 < ref.s.mean() < 1 and (ref.v.abs() == fx.V_SAT).any()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_compiled_fixed_scan_gives_the_torch_loops_gradients_for_input_bias_and_decays(monkeypatch, dtype):
+    """Fixed mode's straight-through gradients from the fused backward (which writes dL/da = 64 dL/du
+    itself) against the torch loops: input, bias and both decay factors, on a loss using s, v, u."""
+    from models import lif
+
+    g = torch.Generator().manual_seed(11)
+    a0 = torch.randint(-300, 400, (3, 30, 40), generator=g).to(dtype)
+    bias0 = torch.randint(-2000, 2000, (40,), generator=g).to(D)
+    gs, gv, gu = (torch.randn(3, 30, 40, generator=g, dtype=dtype) for _ in range(3))
+    runs = []
+    for compiled in (True, False):
+        monkeypatch.setattr(lif, "COMPILED", compiled)
+        a, bias = a0.clone().requires_grad_(), bias0.clone().requires_grad_()
+        alpha = torch.tensor(fx.current_factor(818) / 4096, dtype=D, requires_grad=True)
+        beta = torch.tensor(fx.voltage_factor(205) / 4096, dtype=D, requires_grad=True)
+        trace = lif_scan(a, alpha=alpha, beta=beta, bias=bias, vth=torch.tensor(1000.0, dtype=D), fixed=True)
+        loss = (trace.s * gs).sum() + (trace.v * gv).sum() + (trace.u * gu).sum()
+        runs.append((trace, torch.autograd.grad(loss, [a, bias, alpha, beta])))
+    (fast, fast_grads), (ref, ref_grads) = runs
+    assert torch.equal(fast.s, ref.s) and 0.02 < ref.s.mean() < 0.8
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    for x, y in zip(fast_grads, ref_grads):
+        assert x.abs().max() > 0
+        torch.testing.assert_close(x.to(y.dtype), y, rtol=tol, atol=tol * y.abs().max().item())
+
+
 def test_surrogate_is_the_derivative_of_the_fast_sigmoid():
     x = torch.linspace(-2, 2, 40, dtype=D)  # avoids the kink at 0
     slope, eps = 10.0, 1e-6
