@@ -46,10 +46,12 @@ def _kernel_of(tmp_path, module: str) -> int:
     return int(out.strip())
 
 
-def test_a_kernel_that_inlines_another_modules_function_recompiles_when_only_that_module_changes(tmp_path):
+def test_a_kernel_that_inlines_another_modules_function_recompiles_when_only_that_module_changes(tmp_path,
+                                                                                               monkeypatch):
     """numba keys a cached kernel on its own file: a kernel whose module calls
     `kernel_cache.depend_on` compiles the new code; the unwatched one keeps running the old inlined
     code (numba 0.68's behaviour, the reason for the module: the day this fails, numba tracks it)."""
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)  # the caches beside the sources, in tmp_path
     _package(tmp_path, increment=1)
     assert _kernel_of(tmp_path, "watched") == 20 and _kernel_of(tmp_path, "unwatched") == 20  # both cached
     _package(tmp_path, increment=2)  # only dep.py changes
@@ -57,7 +59,8 @@ def test_a_kernel_that_inlines_another_modules_function_recompiles_when_only_tha
     assert _kernel_of(tmp_path, "unwatched") == 20  # stale
 
 
-def test_an_unchanged_dependency_keeps_the_compiled_kernels(tmp_path):
+def test_an_unchanged_dependency_keeps_the_compiled_kernels(tmp_path, monkeypatch):
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     _package(tmp_path, increment=1)
     _kernel_of(tmp_path, "watched")
     stamp = next((tmp_path / "pkg" / "__pycache__").glob("pkg.watched.depends"))
