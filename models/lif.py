@@ -98,12 +98,11 @@ class _LIFScan(torch.autograd.Function):
         if kernel is not None:  # the kernel writes dL/da = in_scale dL/du itself
             gv_all, g_a = _fused_adjoints(kernel, ctx, g_s, g_v, g_u, s_all, v_all, theta, alpha, beta, in_scale)
             sg = g_spike = None
-            gu_all = g_a / in_scale if in_scale != 1.0 and ctx.needs_input_grad[1] else g_a  # read for alpha only
         else:
             gv_all, gu_all, sg, g_spike = _adjoints(ctx, g_s, g_v, g_u, alpha, beta, w_rec, s_all, v_all, theta,
                                                     in_scale * rec_scale)
             g_a = gu_all if in_scale == 1.0 else gu_all * in_scale
-        grads = _parameter_grads(ctx, g_a, gu_all, gv_all, g_spike, sg, s_all, v_all, u_all,
+        grads = _parameter_grads(ctx, g_a, in_scale, gv_all, g_spike, sg, s_all, v_all, u_all,
                                  u0, v0, w_rec, rec_scale)
         return (g_a, *grads, None, None, None, None, None, None, None)
 
@@ -275,13 +274,15 @@ def _surrogate_grad(v_all, theta, slope):
     return x if unit else x.div_(norm)
 
 
-def _parameter_grads(ctx, g_a, gu, gv, g_spike, sg, s_all, v_all, u_all, u0, v0, w_rec, rec_scale):
-    """Gradients for (alpha, beta, bias, vth, w_rec) from the per-step adjoints."""
+def _parameter_grads(ctx, g_a, in_scale, gv, g_spike, sg, s_all, v_all, u_all, u0, v0, w_rec, rec_scale):
+    """Gradients for (alpha, beta, bias, vth, w_rec) from the per-step adjoints (``g_a = in_scale
+    dL/du``, ``in_scale`` a power of two: dL/du is ``g_a / in_scale`` exactly)."""
     need = ctx.needs_input_grad
     alpha, beta, vth = ctx.saved_tensors[:3]
     g_alpha = g_beta = g_bias = g_vth = g_w = None
     if need[1]:
         u_prev = torch.cat([u0.expand_as(u_all[:, :1]), u_all[:, :-1]], dim=1)
+        gu = g_a if in_scale == 1.0 else g_a / in_scale
         g_alpha = (gu * u_prev).sum().reshape(alpha.shape)
     if need[2]:
         v_prev = torch.cat([v0.expand_as(v_all[:, :1]), (v_all * (1 - s_all))[:, :-1]], dim=1)

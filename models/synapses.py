@@ -162,15 +162,15 @@ def synaptic_input(s: torch.Tensor, weight: torch.Tensor, delays: Optional[torch
             else torch.float64
         s, groups = s.to(dtype), [(d, w.to(dtype)) for d, w in groups]
         feedback = None if feedback is None else feedback.to(dtype)
-    # one group: its one-step latency is in the spike lists (no shifted copy); delay groups share lists
-    latency = 1 + groups[0][0] if len(groups) == 1 else 0
-    events = input_events(s, weight.shape[0], latency)
+    one_group = len(groups) == 1  # its latency 1 + d goes into the spike lists: no shifted copy
+    events = input_events(s, weight.shape[0], 1 + groups[0][0] if one_group else 0)  # (delay groups share them)
     total = None
     for d, w in groups:
         acc = product(s, w, None if feedback is None else feedback * (w != 0), events).to(dtype)
         if fixed:
             acc = fx.shift_by_weight_exp(acc, weight_exp)  # zero where no spike arrives: commutes with the delay
-        acc = acc if events is not None and latency else shift_time(acc, 1 + d)
+        if events is None or not one_group:  # the lists carry no latency
+            acc = shift_time(acc, 1 + d)
         total = acc if total is None else total + acc
     return total
 
