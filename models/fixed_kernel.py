@@ -37,6 +37,17 @@ def decay_int(x, factor):
     return _I32(x * (factor / 4096.0))
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def lava_weight(w, lo, hi, lsbs, sign):
+    """`fx.lava_weights` of one stored weight, as int32: ``w`` wrapped into int32 (Lava stores
+    int32), clipped to the sign mode's ``[lo, hi]`` (`fx.weight_clip_range`), then ``lsbs``
+    LSBs floored away (`fx.dropped_lsbs`) of ``sign * w``: ``sign`` is -1 for INHIBITORY
+    (Lava floors the magnitude), else 1. An arithmetic right shift floors, as
+    ``floor(w / 2**lsbs)`` does; branch-free, so a loop over weights vectorises."""
+    x = _I32(min(max(_I32(w), _I32(lo)), _I32(hi)) * _I32(sign))
+    return _I32(_I32(_I32(x >> _I32(lsbs)) << _I32(lsbs)) * _I32(sign))
+
+
 @numba.njit(cache=True, nogil=True, inline="always")  # inlined into each loop: no reference counts on its views
 def lif_int(u, v, a, bias, cur, volt, theta, spiked, v_pre):
     """One step of a LIF population, every rule of `fx.lif_fixed_update` in int32, in place:

@@ -136,6 +136,27 @@ def test_event_sums_equal_the_matrix_product_shifted_as_lava_shifts(weight_exp):
     assert (np.abs(spikes.astype(np.float64) @ wt * 2.0 ** weight_exp) > fx.INT32_MAX).any() == (weight_exp == 7)
 
 
+@pytest.mark.parametrize("sign_mode", [None, fx.SignMode.MIXED, fx.SignMode.EXCITATORY, fx.SignMode.INHIBITORY])
+@pytest.mark.parametrize("num_weight_bits", range(1, 9))
+def test_compiled_weight_quantisation_gives_lava_weights_of_the_int32_storage_transposed_and_narrowest(
+        sign_mode, num_weight_bits):
+    """`kernels.lava_weights` is `fx.lava_weights` of the weights stored as int32 (wrapping), for
+    every sign mode and bit count, on values around every clip bound and beyond int32."""
+    rng = np.random.default_rng(num_weight_bits)
+    edges = np.array([0, 1, -1, 127, 128, -128, -129, 254, 255, 256, -255, -256, -257, fx.INT32_MAX,
+                      fx.INT32_MIN, 1 << 31, (1 << 32) + 3, -(1 << 32) - 200, (1 << 40) - 1])
+    w = np.concatenate([edges, rng.integers(-300, 301, 181)]).reshape(20, 10)
+    if sign_mode == fx.SignMode.EXCITATORY:
+        w = np.abs(w)
+    elif sign_mode == fx.SignMode.INHIBITORY:
+        w = -np.abs(w)
+    want = fx.lava_weights(w.astype(np.int32), num_weight_bits, sign_mode)
+    got = kernels.lava_weights(w, num_weight_bits, sign_mode)
+    assert np.array_equal(got, want) and got.T.flags.c_contiguous
+    assert got.dtype == (np.int8 if np.abs(want).max() <= 127 else np.int16)
+    assert kernels.lava_weights(np.array([[-100, 100]]), 8, fx.SignMode.MIXED).dtype == np.int8
+
+
 def test_the_accumulator_is_the_narrowest_dtype_that_holds_every_partial_sum():
     assert kernels.accumulator_dtype(66, 40) is np.int16
     assert kernels.accumulator_dtype(255, 129) is np.int32  # 32895 > int16

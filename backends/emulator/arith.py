@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from backends.emulator import paths
 from models import fixed_point as fx
 from toolchain import ir as irm
 
@@ -41,14 +42,21 @@ class FixedArith:
 
     @staticmethod
     def weights(op: irm.Dense) -> np.ndarray:
-        """The weights Lava's fixed Dense uses: int32 storage, then ``fx.lava_weights`` (int32, a
-        new array: a prepared program is a snapshot of its IR).
+        """The weights Lava's fixed Dense uses: int32 storage, then ``fx.lava_weights`` (a new
+        array: a prepared program is a snapshot of its IR). Once the compiled kernels are loaded
+        (`paths.loaded`), in one compiled pass (`kernels.lava_weights`: int8 or int16, ``W.T``
+        contiguous); before, in numpy (int32), so a one-off small run loads no numba.
 
         ``sign_mode`` 0 (NULL) is falsy, so Lava infers the mode; so does this.
         """
         f = op.fixed
+        bits, mode = int(f.num_weight_bits), int(f.sign_mode) or None
+        if paths.loaded():
+            from backends.emulator import kernels
+
+            return kernels.lava_weights(np.asarray(f.weights), bits, mode)
         stored = np.asarray(f.weights).astype(np.int32)  # as `lava_var` stores them, kept in integers
-        return fx.lava_weights(stored, int(f.num_weight_bits), int(f.sign_mode) or None)
+        return fx.lava_weights(stored, bits, mode)
 
     @staticmethod
     def weight_exp(op: irm.Dense) -> int:

@@ -459,6 +459,36 @@ def spike_counts(src):
     return total, most
 
 
+def lava_weights(w: np.ndarray, num_weight_bits: int, sign_mode) -> np.ndarray:
+    """The weights Lava's fixed Dense uses (`fx.lava_weights` of ``w`` stored as int32), for
+    integer ``w`` ``(n_out, n_in)``: in one compiled pass, laid out as ``W.T`` (``out.T`` is
+    C-contiguous: the rows of the sources the event path adds) and in the narrowest of
+    int8/int16 that holds them (every Lava weight lies within +-256). ``sign_mode`` None
+    (or 0, NULL): inferred from the stored weights, as Lava does."""
+    if sign_mode:
+        mode = fx.SignMode(sign_mode)
+    else:
+        mode = fx.infer_sign_mode(w.astype(np.int32))
+    lo, hi = fx.weight_clip_range(mode)
+    sign = -1 if mode == fx.SignMode.INHIBITORY else 1
+    wt = np.empty(w.shape[::-1], np.int16)
+    _lava_weights_into(w, lo, hi, fx.dropped_lsbs(num_weight_bits, mode), sign, wt)
+    if fx.max_abs(wt) <= np.iinfo(np.int8).max:
+        wt = wt.astype(np.int8)
+    return wt.T
+
+
+@numba.njit(cache=True, nogil=True)
+def _lava_weights_into(w, lo, hi, lsbs, sign, out):
+    """``out[:] = fixed_kernel.lava_weight(w).T``, in tiles of 64 rows of ``w``: each output row's
+    stretch is written contiguously while the tile's rows of ``w`` stay in cache."""
+    rows, cols = w.shape
+    for i0 in range(0, rows, 64):
+        for j in range(cols):
+            for i in range(i0, min(rows, i0 + 64)):
+                out[j, i] = fixed_kernel.lava_weight(w[i, j], lo, hi, lsbs, sign)
+
+
 def integer_weights(wt: np.ndarray) -> np.ndarray:
     """``wt`` (exact integers) in the smallest integer dtype that holds it, for `event_sums`."""
     max_w = fx.max_abs(wt)

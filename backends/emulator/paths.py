@@ -44,10 +44,15 @@ def warm_up(work: int, repeated: bool) -> None:
         __import__(KERNELS)
 
 
+def loaded() -> bool:
+    """Whether the compiled kernels are loaded in this process (then they cost nothing more)."""
+    return KERNELS in sys.modules
+
+
 def fast(kind: str) -> bool:
     """Whether the ``kind`` choice takes its fast path: forced, or free and the kernels loaded."""
     path = PATHS[kind]
-    return path == CHOICES[kind][1] or (path is None and KERNELS in sys.modules)
+    return path == CHOICES[kind][1] or (path is None and loaded())
 
 
 @contextlib.contextmanager
