@@ -199,6 +199,31 @@ def test_recordings_reuse_memory_only_once_every_view_of_them_is_gone():
     assert np.array_equal(third["n/v"], run(ir, xs[2])["n/v"])
 
 
+def test_recordings_larger_than_the_pool_come_from_memory_mapped_while_the_run_is_prepared(monkeypatch):
+    """`run` reserves exactly what it will record and has its pages mapped on another thread
+    (`memory.reserving`); the recordings are the same integers, and the memory goes with them."""
+    import gc
+    import weakref
+
+    rng = np.random.default_rng(3)
+    ir = single(lif(n=300, du=100, vth=40), rng.integers(-200, 255, (300, 20)))
+    x = rng.random((8, 400, 20)) < 0.3
+    want = run(ir, x)  # 1 MB of s and 3.7 MB each of u, v: from the pool or malloc
+    monkeypatch.setattr(memory, "POOL_BYTES", 1 << 20)
+    reserved, reservation_class = [], memory._Reservation
+    monkeypatch.setattr(memory, "_Reservation", lambda n: reserved.append(reservation_class(n)) or reserved[-1])
+    got = run(ir, x)
+    assert sorted(got) == sorted(want) and all(np.array_equal(got[k], want[k]) for k in want)
+    [reservation] = reserved
+    assert reservation.used == reservation.nbytes == memory.reservation_for(a.nbytes for a in got.values())
+    assert [np.shares_memory(a, reservation.buffer) for a in got.values()] == [a.nbytes > 1 << 20 for a in got.values()]
+    mapping = weakref.ref(reservation.buffer.base)
+    del got, reservation
+    reserved.clear()
+    gc.collect()
+    assert mapping() is None
+
+
 def test_an_empty_batch_or_run_gives_empty_arrays():
     ir = single(lif(), [[1]])
     assert run(ir, np.zeros((0, 5, 1)))["n/v"].shape == (0, 5, 1)

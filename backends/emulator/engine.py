@@ -87,7 +87,24 @@ def run(ir: irm.IR, x, record: Optional[Sequence[str]] = None, *, mode: str = "f
     ``check``: see `prepare` (False only for tests that probe Lava's arithmetic outside
     Loihi's ranges; never the CLI).
     """
-    return prepare(ir, mode, check=check).run(x, record, progress=progress)
+    with memory.reserving(_recording_bytes(ir, np.shape(x), record, mode)):  # faulted in meanwhile
+        return prepare(ir, mode, check=check).run(x, record, progress=progress)
+
+
+def _recording_bytes(ir: irm.IR, shape: tuple, record, mode: str) -> int:
+    """What a run on inputs of ``shape`` records (`memory.reservation_for` its arrays), told from the IR
+    before it is checked, for `memory.reserving`; 0 when the request cannot be told (the run's
+    own checks then say why)."""
+    if len(shape) not in (2, 3) or mode not in ar.ARITHMETIC:
+        return 0
+    batch, steps = shape[:2] if len(shape) == 3 else (1, shape[0])
+    try:
+        targets = resolve_record(ir, record)
+    except SpikeportError:
+        return 0
+    state = np.dtype(ar.ARITHMETIC[mode].state_dtype).itemsize
+    return memory.reservation_for(batch * steps * ir.op(node).size * (1 if field == "s" else state)
+                                  for node, field in dict.fromkeys(targets.values()))
 
 
 def prepare(ir: irm.IR, mode: str = "fixed", check: bool = True) -> "Program":
