@@ -33,6 +33,10 @@ block budget plus the recordings.
 A small fixed-point LIF network skips all of this: `Program.run` hands it to
 `backends.emulator.network.CompiledNetwork`, every step of every sample in one
 compiled call (docs/emulator-paths.md; the scheduler is its reference).
+
+One module of about 460 lines: the scheduler, `prepare`/`Program` and the checks of a run's
+request (input, record, mode) are one concept, the run; the runtime nodes, populations,
+arithmetic and memory already live in modules of their own.
 """
 from __future__ import annotations
 
@@ -102,9 +106,14 @@ def _recording_bytes(ir: irm.IR, shape: tuple, record, mode: str) -> int:
         targets = resolve_record(ir, record)
     except SpikeportError:
         return 0
-    state = np.dtype(ar.ARITHMETIC[mode].state_dtype).itemsize
-    return memory.reservation_for(batch * steps * ir.op(node).size * (1 if field == "s" else state)
+    arithmetic = ar.ARITHMETIC[mode]
+    return memory.reservation_for(batch * steps * ir.op(node).size * recorded_dtype(field, arithmetic).itemsize
                                   for node, field in dict.fromkeys(targets.values()))
+
+
+def recorded_dtype(field: str, arithmetic) -> np.dtype:
+    """The dtype a recording of ``field`` (s, u or v) is returned in: int8 spikes, the variant's state dtype."""
+    return np.dtype(np.int8 if field == "s" else arithmetic.state_dtype)
 
 
 def prepare(ir: irm.IR, mode: str = "fixed", check: bool = True) -> "Program":
@@ -189,8 +198,8 @@ class Program:
                 return network.run(x, targets, self.arith.state_dtype, bar)
         by_node = {}
         for node, field in dict.fromkeys(targets.values()):
-            dtype = np.int8 if field == "s" else self.arith.state_dtype
-            by_node.setdefault(node, {})[field] = memory.empty((batch, steps, self._size(node)), dtype)
+            by_node.setdefault(node, {})[field] = memory.empty((batch, steps, self._size(node)),
+                                                               recorded_dtype(field, self.arith))
         short, long = self._block_lengths(targets, batch, steps)
         nodes = self._build(x, batch, long, by_node)
         with self._progress_bar(progress, batch, steps) as bar, _blas_threads(self.macs * batch * short):

@@ -162,8 +162,9 @@ def _populate(start: int, nbytes: int) -> None:
 
 
 def _libc():
-    """libc's mmap and munmap through ctypes, or None where there is no MAP_POPULATE."""
-    if not hasattr(mmap, "MAP_POPULATE"):
+    """libc's mmap, munmap and madvise through ctypes, or None off Linux (where ``MADV_POPULATE_WRITE``
+    is not: a kernel before 5.14 refuses it, and its pages are then faulted by the run as before)."""
+    if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(None, use_errno=True)
