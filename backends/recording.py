@@ -6,13 +6,45 @@ None records every neuron node. A neuron node records its spikes ``s`` and
 each of its op's state variables (`toolchain.ir.ops.Neuron.state_vars`; LIF:
 ``u`` current, ``v`` voltage after reset). Outputs are keyed
 ``"<name>/<var>"``, each (B, T, n).
+
+Spikes may also be recorded packed, eight neurons to a byte (`pack_spikes`): a
+``(B, T, ceil(n / 8))`` uint8 array in which neuron j is bit ``j % 8`` (least
+significant first) of byte ``j // 8``, NumPy's ``packbits(..., bitorder="little")``
+layout; `unpack_spikes` gives back the 0/1 array.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from models.errors import SpikeportError
 from toolchain import ir as irm
 
 SPIKES = "s"
+PACKED = np.dtype(np.uint8)  # the dtype of a packed spike recording (a 0/1 one is int8)
+
+
+def packed_width(n: int) -> int:
+    """Bytes per step of a packed recording of ``n`` neurons."""
+    return -(-n // 8)
+
+
+def pack_spikes(s: np.ndarray) -> np.ndarray:
+    """``(..., n)`` 0/1 (or bool) spikes as ``(..., ceil(n / 8))`` uint8, neuron j in bit ``j % 8`` of byte ``j // 8``."""
+    return np.packbits(np.asarray(s, bool), axis=-1, bitorder="little")
+
+
+def unpack_spikes(packed: np.ndarray, n: int) -> np.ndarray:
+    """The ``(..., n)`` int8 0/1 spikes of a packed recording (`pack_spikes`) of ``n`` neurons."""
+    packed = np.asarray(packed)
+    if packed.dtype != PACKED or packed.shape[-1] != packed_width(n):
+        raise SpikeportError(f"unpack_spikes: a packed recording of {n} neurons is uint8 (..., {packed_width(n)}), "
+                             f"got {packed.dtype} {packed.shape}")
+    return np.unpackbits(packed, axis=-1, count=n, bitorder="little").view(np.int8)
+
+
+def is_packed(recording: np.ndarray) -> bool:
+    """Whether a spike recording is packed (`pack_spikes`) rather than 0/1 int8."""
+    return recording.dtype == PACKED
 
 
 def recorded_vars(op: irm.Neuron) -> tuple[str, ...]:

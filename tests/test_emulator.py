@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from backends import emulator
 from backends.emulator import engine, memory, nodes, run
+from backends.recording import pack_spikes, unpack_spikes
 from models.errors import SpikeportError
 from probes import dense, impulse, lif, single, trace
 from strategies import NetSpec, build, net_specs
@@ -199,9 +200,10 @@ def test_recordings_reuse_memory_only_once_every_view_of_them_is_gone():
     assert np.array_equal(third["n/v"], run(ir, xs[2])["n/v"])
 
 
-def test_recordings_larger_than_the_pool_come_from_memory_mapped_while_the_run_is_prepared(monkeypatch):
-    """`run` reserves exactly what it will record and has its pages mapped on another thread
-    (`memory.reserving`); the recordings are the same integers, and the memory goes with them."""
+def test_large_recordings_come_from_memory_mapped_while_the_run_is_prepared(monkeypatch):
+    """`run` reserves exactly what it will record in arrays of `memory.RESERVED_BYTES` or more and
+    has their pages mapped on another thread (`memory.reserving`); the recordings are the same
+    integers, and the memory goes with them."""
     import gc
     import weakref
 
@@ -209,19 +211,39 @@ def test_recordings_larger_than_the_pool_come_from_memory_mapped_while_the_run_i
     ir = single(lif(n=300, du=100, vth=40), rng.integers(-200, 255, (300, 20)))
     x = rng.random((8, 400, 20)) < 0.3
     want = run(ir, x)  # 1 MB of s and 3.7 MB each of u, v: from the pool or malloc
-    monkeypatch.setattr(memory, "POOL_BYTES", 1 << 20)
+    monkeypatch.setattr(memory, "RESERVED_BYTES", 1 << 20)
     reserved, reservation_class = [], memory._Reservation
     monkeypatch.setattr(memory, "_Reservation", lambda n: reserved.append(reservation_class(n)) or reserved[-1])
     got = run(ir, x)
     assert sorted(got) == sorted(want) and all(np.array_equal(got[k], want[k]) for k in want)
     [reservation] = reserved
     assert reservation.used == reservation.nbytes == memory.reservation_for(a.nbytes for a in got.values())
-    assert [np.shares_memory(a, reservation.buffer) for a in got.values()] == [a.nbytes > 1 << 20 for a in got.values()]
+    assert [np.shares_memory(a, reservation.buffer) for a in got.values()] == [a.nbytes >= 1 << 20 for a in got.values()]
     mapping = weakref.ref(reservation.buffer.base)
     del got, reservation
     reserved.clear()
     gc.collect()
     assert mapping() is None
+
+
+def test_a_packed_recording_holds_neuron_j_in_bit_j_mod_8_of_byte_j_div_8():
+    s = np.zeros((1, 2, 10), np.int8)
+    s[0, 0, [0, 9]] = 1
+    s[0, 1, 3] = 1
+    assert pack_spikes(s).tolist() == [[[1, 2], [8, 0]]]
+    assert unpack_spikes(pack_spikes(s), 10).dtype == np.int8 and np.array_equal(unpack_spikes(pack_spikes(s), 10), s)
+    with pytest.raises(SpikeportError, match=r"a packed recording of 10 neurons is uint8 \(\.\.\., 2\), got int8"):
+        unpack_spikes(s, 10)
+
+
+def test_a_run_records_packed_spikes_in_an_eighth_of_the_bytes():
+    rng = np.random.default_rng(5)
+    ir = single(lif(n=300, du=100, vth=40), rng.integers(-200, 255, (300, 20)))
+    x = rng.random((4, 50, 20)) < 0.3
+    want, got = run(ir, x), run(ir, x, packed=True)
+    assert got["n/s"].dtype == np.uint8 and got["n/s"].shape == (4, 50, 38)
+    assert np.array_equal(unpack_spikes(got["n/s"], 300), want["n/s"]) and want["n/s"].any()
+    assert np.array_equal(got["n/v"], want["n/v"])
 
 
 def test_an_empty_batch_or_run_gives_empty_arrays():

@@ -19,6 +19,7 @@ from backends.emulator import kernels, paths, prepare, run
 from backends.emulator.lif import spike_and_reset
 from backends.emulator.network import CompiledNetwork
 from backends.emulator.nodes import event_driven
+from backends.recording import pack_spikes, unpack_spikes
 from models import fixed_point as fx
 from strategies import NetSpec, build, net_specs, random_spec
 from toolchain import ir as irm
@@ -257,7 +258,7 @@ def test_a_sparse_wide_layer_runs_event_driven_and_equals_the_product_path(monke
     assert CompiledNetwork.of(program) is None  # 3M weights: the block scheduler
     calls = []
     fused = kernels.event_lif_block
-    monkeypatch.setattr(kernels, "event_lif_block", lambda *args: calls.append(args[-6].shape[0]) or fused(*args))  # resets: k
+    monkeypatch.setattr(kernels, "event_lif_block", lambda *args: calls.append(args[-7].shape[0]) or fused(*args))  # resets: k
     _assert_same(ref, program.run(x), "default")
     assert sum(calls) == spec.steps  # every step's block took the event path
     assert ref["layers.0/s"].any()
@@ -275,11 +276,30 @@ def test_an_event_fed_layer_hands_its_spikes_to_the_next_synapse_and_one_read_on
     block_spikes = {}
     fused = kernels.event_lif_block
     monkeypatch.setattr(kernels, "event_lif_block",
-                        lambda *args: block_spikes.setdefault(args[4].shape[1], set()).add(args[-5].size > 0)
+                        lambda *args: block_spikes.setdefault(args[4].shape[1], set()).add(args[-6].size > 0)
                         or fused(*args))  # u: (B, n); S: the block's spikes, or size 0
     _assert_same(ref, prepare(ir, check=False).run(x), "default")
     assert block_spikes == {3000: {True}, 2000: {False}}
     assert ref["layers.0/s"].any() and ref["layers.1/s"].any()
+
+
+@pytest.mark.parametrize("spec", [
+    NetSpec(seed=3, n_in=1000, layers=(1030,), batch=3, steps=25, density=0.02, weights="mixed"),  # event-fed:
+    NetSpec(seed=1, n_in=20, layers=(13, 5), batch=2, steps=30, density=0.2, weights="mixed")],  # a partial tile
+    ids=["wide layer", "small network"])  # and byte; the compiled network, populations of 13 and 5 neurons
+def test_packed_spikes_are_the_recorded_spikes_eight_to_a_byte_on_every_path(spec):
+    """``packed=True`` records each step's spikes as bits (neuron j: bit j % 8 of byte j // 8), the
+    reference's spikes exactly, on every path; u and v are recorded as ever."""
+    ir, x = build(spec)
+    with paths.forced(**REFERENCE):
+        ref = run(ir, x, check=False)
+    want = {key: pack_spikes(a) if key.endswith("/s") else a for key, a in ref.items()}
+    for path in [REFERENCE, *FAST]:
+        with paths.forced(**path):
+            got = run(ir, x, check=False, packed=True)
+        _assert_same(want, got, f"packed, {path}")
+    assert all(got[key].shape[-1] == -(-ref[key].shape[-1] // 8) for key in ref if key.endswith("/s"))
+    assert all(np.array_equal(unpack_spikes(got[k], ref[k].shape[-1]), ref[k]) for k in ref if k.endswith("/s"))
 
 
 @pytest.mark.lava

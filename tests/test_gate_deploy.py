@@ -55,6 +55,15 @@ def test_lava_fixed_pt_is_bit_identical_to_the_emulator_and_carries_graded_paylo
     assert np.abs(sent).max() > 1  # graded: payloads other than 0/1 went through Dense(num_message_bits=8)
 
 
+def test_packed_spikes_are_refused_for_a_population_that_sends_graded_values(pc_model):
+    from backends.emulator import run
+
+    _, ir, _ = deploy.compile_gate(pc_model)
+    x = deploy.encode(_trials(ir, n=1), ir, "fixed")
+    with pytest.raises(SpikeportError, match=r"^rec: packed=True records binary spikes, but this \S+ sends graded"):
+        run(ir, x, record=["rec/s"], packed=True)
+
+
 def test_a_full_passage_in_fixed_point_sends_exactly_two_to_the_payload_bits(pc_model):
     _, ir, _ = deploy.compile_gate(pc_model)
     rec = deploy.deployed("emulator", ir, _trials(ir))["record"]

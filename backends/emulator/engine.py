@@ -41,6 +41,7 @@ arithmetic and memory already live in modules of their own.
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from typing import Optional, Sequence
 
@@ -52,7 +53,7 @@ from backends.emulator import lif  # noqa: F401  (registers the built-in LIF pop
 from backends.emulator import memory, paths
 from backends.emulator.nodes import FeedNode, Source, Synapse, SynapseSpec
 from backends.emulator.populations import Population, implementation_for
-from backends.recording import resolve_record
+from backends.recording import PACKED, SPIKES, packed_width, resolve_record
 from models.errors import SpikeportError
 from toolchain import ir as irm
 from toolchain.ir import passes
@@ -65,7 +66,7 @@ LONG_RUN = 50_000_000  # neuron-steps (B * T * neurons) from which a progress ba
 
 
 def run(ir: irm.IR, x, record: Optional[Sequence[str]] = None, *, mode: str = "fixed",
-        progress: Optional[bool] = None, check: bool = True) -> dict:
+        progress: Optional[bool] = None, check: bool = True, packed: bool = False) -> dict:
     """Run ``ir`` on inputs ``x`` and return the recorded traces: ``prepare(ir, mode, check).run(x, ...)``.
 
     ``x``: ``(B, T, N)`` or ``(T, N)``, N = the Input nodes' channels (in node
@@ -86,16 +87,21 @@ def run(ir: irm.IR, x, record: Optional[Sequence[str]] = None, *, mode: str = "f
     Returns ``{"<node>/s": int8, "<node>/v", "<node>/u": int32 (fixed: the
     dtype of Lava's ``fixed_pt`` u and v) or float64 (float)}``, each ``(B, T, n)``.
 
+    ``packed``: record spikes eight neurons to a byte, ``"<node>/s"`` uint8 ``(B, T,
+    ceil(n / 8))`` (`backends.recording.pack_spikes`; `backends.recording.unpack_spikes`
+    gives the int8 array back): an eighth of the memory, for long runs and large layers.
+    Refused for a population that sends graded values.
+
     ``progress``: show a tqdm bar (default: only for long runs on a terminal).
 
     ``check``: see `prepare` (False only for tests that probe Lava's arithmetic outside
     Loihi's ranges; never the CLI).
     """
-    with memory.reserving(_recording_bytes(ir, np.shape(x), record, mode)):  # faulted in meanwhile
-        return prepare(ir, mode, check=check).run(x, record, progress=progress)
+    with memory.reserving(_recording_bytes(ir, np.shape(x), record, mode, packed)):  # faulted in meanwhile
+        return prepare(ir, mode, check=check).run(x, record, progress=progress, packed=packed)
 
 
-def _recording_bytes(ir: irm.IR, shape: tuple, record, mode: str) -> int:
+def _recording_bytes(ir: irm.IR, shape: tuple, record, mode: str, packed: bool) -> int:
     """What a run on inputs of ``shape`` records (`memory.reservation_for` its arrays), told from the IR
     before it is checked, for `memory.reserving`; 0 when the request cannot be told (the run's
     own checks then say why)."""
@@ -107,13 +113,23 @@ def _recording_bytes(ir: irm.IR, shape: tuple, record, mode: str) -> int:
     except SpikeportError:
         return 0
     arithmetic = ar.ARITHMETIC[mode]
-    return memory.reservation_for(batch * steps * ir.op(node).size * recorded_dtype(field, arithmetic).itemsize
+    return memory.reservation_for(math.prod(recorded_shape(batch, steps, ir.op(node).size, field, packed))
+                                  * recorded_dtype(field, arithmetic, packed).itemsize
                                   for node, field in dict.fromkeys(targets.values()))
 
 
-def recorded_dtype(field: str, arithmetic) -> np.dtype:
-    """The dtype a recording of ``field`` (s, u or v) is returned in: int8 spikes, the variant's state dtype."""
-    return np.dtype(np.int8 if field == "s" else arithmetic.state_dtype)
+def recorded_dtype(field: str, arithmetic, packed: bool = False) -> np.dtype:
+    """The dtype a recording of ``field`` (s, u or v) is returned in: int8 spikes (uint8 ``packed``),
+    the variant's state dtype."""
+    if field == SPIKES:
+        return PACKED if packed else np.dtype(np.int8)
+    return np.dtype(arithmetic.state_dtype)
+
+
+def recorded_shape(batch: int, steps: int, n: int, field: str, packed: bool = False) -> tuple:
+    """The shape of a recording of ``field`` of ``n`` neurons: ``(B, T, n)``, or ``(B, T, ceil(n / 8))``
+    for ``packed`` spikes."""
+    return batch, steps, packed_width(n) if packed and field == SPIKES else n
 
 
 def prepare(ir: irm.IR, mode: str = "fixed", check: bool = True) -> "Program":
@@ -185,21 +201,25 @@ class Program:
         self.macs = sum(op.size for _, op in ir.nodes(irm.Synapse))  # per sample and step
         self.neuron_count = sum(op.n for _, op in ir.nodes(irm.Neuron))
 
-    def run(self, x, record: Optional[Sequence[str]] = None, *, progress: Optional[bool] = None) -> dict:
+    def run(self, x, record: Optional[Sequence[str]] = None, *, progress: Optional[bool] = None,
+            packed: bool = False) -> dict:
         """Run on inputs ``x`` and return the recorded traces (see `run`)."""
         x = _check_input(self.input_ops, x)
         batch, steps = x.shape[:2]
         targets = resolve_record(self.ir, record)
+        if packed:
+            _check_packable(self.ir, targets)
         paths.warm_up(batch * steps * self.neuron_count, repeated=self.runs > 0)
         self.runs += 1
         network = self._compiled_network()
         if network is not None:
             with self._progress_bar(progress, batch, steps, per_sample=True) as bar:
-                return network.run(x, targets, self.arith.state_dtype, bar)
+                return network.run(x, targets, self.arith.state_dtype, bar, packed)
         by_node = {}
         for node, field in dict.fromkeys(targets.values()):
-            by_node.setdefault(node, {})[field] = memory.empty((batch, steps, self._size(node)),
-                                                               recorded_dtype(field, self.arith))
+            by_node.setdefault(node, {})[field] = memory.empty(recorded_shape(batch, steps, self._size(node), field,
+                                                                              packed),
+                                                               recorded_dtype(field, self.arith, packed))
         short, long = self._block_lengths(targets, batch, steps)
         nodes = self._build(x, batch, long, by_node)
         with self._progress_bar(progress, batch, steps) as bar, _blas_threads(self.macs * batch * short):
@@ -350,6 +370,14 @@ def _check_input(input_ops: list, x) -> np.ndarray:
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
         raise SpikeportError(f"input: {int(np.sum(~np.isfinite(x)))} values are NaN or infinite")
     return x
+
+
+def _check_packable(ir: irm.IR, targets: dict) -> None:
+    """Packed recordings hold binary spikes: refuse, naming it, a population that sends graded values."""
+    for key, (node, field) in targets.items():
+        if field == SPIKES and getattr(ir.op(node), "graded", False):
+            raise SpikeportError(f"{node}: packed=True records binary spikes, but this "
+                                 f"{ir.op(node).kind} sends graded values (record {key!r} unpacked)")
 
 
 def _structure(ir: irm.IR) -> irm.IR:

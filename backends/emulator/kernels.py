@@ -93,7 +93,7 @@ def _lif_fixed_block(u, v, a, cur, volt, bias, theta, resets, S, U, V, record_uv
                 _copy(V[i, b], vb)
 
 
-def _event_lif_block(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS, RU, RV, r0):
+def _event_lif_block(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS, RU, RV, r0, packed):
     """`lif_fixed_block` fed by a binary synapse, event-driven and in exact integers: per
     step and sample the synaptic input is the weight rows of the spiking sources of
     ``src`` ``(k, B, n_in)`` summed in ``acc``'s dtype (`accumulator_dtype`; each thread
@@ -103,16 +103,18 @@ def _event_lif_block(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, R
     ``cur``, ``volt``: the integer decay factors; ``bias`` int32; ``S`` ``(k, B, n)`` bool: the
     block's spikes, or size 0 when nothing reads them; ``RS``, ``RU``, ``RV``: the whole ``(B, T, n)`` recordings of s (int8), u and
     post-reset v (int32), or size 0 (not recorded): block row i goes into ``[:, r0 + i]`` where
-    it is computed (while it is in cache, on every thread); the rest as `lif_fixed_block`."""
+    it is computed (while it is in cache, on every thread); ``packed``: ``RS`` is uint8 ``(B, T,
+    ceil(n / 8))``, the spikes eight to a byte (`backends.recording.pack_spikes`; `EVENT_TILE` is a
+    multiple of 8, so a tile's spikes are whole bytes but for the last); the rest as `lif_fixed_block`."""
     B = u.shape[0]
     parts = min(B, THREADS)  # runs of samples: one per thread (a constant: numba then shares them out)
     for p in numba.prange(parts):
-        _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS, RU, RV, r0,
+        _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS, RU, RV, r0, packed,
                        p * B // parts, (p + 1) * B // parts)
 
 
 @numba.njit(cache=True, nogil=True)
-def _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS, RU, RV, r0, b_lo, b_hi):
+def _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS, RU, RV, r0, packed, b_lo, b_hi):
     """Samples ``b_lo .. b_hi-1`` of `_event_lif_block`, one tile of `EVENT_TILE` columns at a
     time: the tile's weights stay in cache through every step of these samples. The scratch
     is made here, once: fresh arrays LLVM knows alias nothing (so the row loops vectorise), and
@@ -123,7 +125,7 @@ def _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS,
         _spiking_sources(src, b, sent[b - b_lo], m[b - b_lo])
     width = min(n, EVENT_TILE)
     ub, vb, a = np.empty(width, np.int32), np.empty(width, np.int32), np.empty(width, np.int32)
-    acc_t, sb = np.empty(width, acc.dtype), np.empty(width, np.int8)  # int8: as the recording RS
+    acc_t, sb = np.empty(width, acc.dtype), np.empty(width, RS.dtype)  # as the recording RS (int8, or uint8 packed)
     no_v = np.empty(0, np.int32)  # the pre-reset v is not kept
     for lo in range(0, n, EVENT_TILE):
         hi = min(n, lo + EVENT_TILE)
@@ -136,13 +138,15 @@ def _event_samples(src, wt, e, acc, u, v, cur, volt, bias, theta, resets, S, RS,
                     ub[:w] = 0
                     vb[:w] = 0
                 _sum_rows(sent[b - b_lo, i, :m[b - b_lo, i]], 0, n_in, wt, n, lo, acc_t[:w])
-                spiked = RS[b, r0 + i, lo:hi] if RS.size > 0 else sb[:w]  # recorded: straight into the recording
+                spiked = RS[b, r0 + i, lo:hi] if RS.size > 0 and not packed else sb[:w]  # straight into the recording
                 if e == 0:  # the sums are the input (lif_int wraps them into int32)
                     lif_int(ub[:w], vb[:w], acc_t[:w], bias[lo:hi], cur, volt, theta, spiked, no_v)
                 else:
                     a[:w] = 0
                     _add_wrapped(acc_t[:w], e, a[:w])
                     lif_int(ub[:w], vb[:w], a[:w], bias[lo:hi], cur, volt, theta, spiked, no_v)
+                if packed:
+                    _pack_bits(spiked, RS[b, r0 + i, lo // 8:lo // 8 + (w + 7) // 8])
                 if S.size > 0:
                     _copy(S[i, b, lo:hi], spiked)
                 if RU.size > 0:
@@ -164,7 +168,7 @@ def _spiking_sources(src, b, sent, m):
         m[i] = k
 
 
-def _network_run(spikes_in, b_lo, b_hi, synapses, weights, acc_like, pops, bias, u0, v0, S, U, V):
+def _network_run(spikes_in, b_lo, b_hi, synapses, weights, acc_like, pops, bias, u0, v0, S, U, V, packed):
     """Samples ``b_lo..b_hi-1``: every step t = 1..T of a whole network, in exact integers
     (`backends.emulator.network.CompiledNetwork`).
 
@@ -177,7 +181,8 @@ def _network_run(spikes_in, b_lo, b_hi, synapses, weights, acc_like, pops, bias,
     factor, voltage factor, vth << 6, offset of s, u, v in S, U, V or -1: not recorded)``
     (interval 0: plain LIF); ``bias``, ``u0``, ``v0`` int32 per neuron. A population of n
     neurons records sample b, step t (1-based), neuron j at ``off + ((b * T) + t - 1) * n + j``
-    of the flat ``S`` (int8), ``U``, ``V`` (int32): its ``(B, T, n)`` array, contiguous.
+    of the flat ``S`` (int8), ``U``, ``V`` (int32): its ``(B, T, n)`` array, contiguous; ``packed``:
+    ``S`` is uint8, each population's spikes ``(B, T, ceil(n / 8))`` eight to a byte (`_pack_bits`).
 
     The synaptic input ``a`` of a neuron is summed in int32, wrapping: the sum enters only
     as ``wrap32(a << 6)``, which depends on ``a`` modulo 2**26 alone, so the wrapped sum
@@ -204,7 +209,7 @@ def _network_run(spikes_in, b_lo, b_hi, synapses, weights, acc_like, pops, bias,
                     v[lo:hi] = 0
                 lif_int(u[lo:hi], v[lo:hi], a[lo:hi], bias[lo:hi], np.int32(cur), np.int32(volt), theta,
                         spiked[lo:hi], no_v)
-                _record(pops[p, 7:], ((b * T) + t - 1) * (hi - lo), spiked[lo:hi], u[lo:hi], v[lo:hi], S, U, V)
+                _record(pops[p, 7:], (b * T) + t - 1, spiked[lo:hi], u[lo:hi], v[lo:hi], S, U, V, packed)
             m = 0  # listed branch-free: every index written, the end advanced by the spike (no mispredicted branch)
             sending = spikes_in[b, t - 1]
             for j in range(n_in):
@@ -299,15 +304,39 @@ def _add_rows4(acc, w0, w1, w2, w3):
 
 
 @_inlined
-def _record(offsets, at, spiked, u, v, S, U, V):
-    """One step's s, u, v of a population into the flat recordings whose offset is not -1."""
+def _record(offsets, row, spiked, u, v, S, U, V, packed):
+    """Row ``row`` (sample b, step t: ``b * T + t - 1``) of a population's s, u, v into the flat
+    recordings whose offset is not -1 (s eight to a byte when ``packed``)."""
     width = spiked.shape[0]
-    if offsets[0] >= 0:
+    at = row * width
+    if offsets[0] >= 0 and packed:
+        nb = (width + 7) // 8
+        _pack_bits(spiked, S[offsets[0] + row * nb:offsets[0] + (row + 1) * nb])
+    elif offsets[0] >= 0:
         _copy(S[offsets[0] + at:offsets[0] + at + width], spiked)
     if offsets[1] >= 0:
         _copy(U[offsets[1] + at:offsets[1] + at + width], u)
     if offsets[2] >= 0:
         _copy(V[offsets[2] + at:offsets[2] + at + width], v)
+
+
+@_inlined
+def _pack_bits(bits, out):
+    """``out[q] = sum of bits[8q + i] << i``: 0/1 ``bits`` packed eight to a byte, least significant
+    first (`backends.recording.pack_spikes`). Eight bits at a time: their bytes as one uint64 (LLVM
+    reads them with one load), times a constant that gathers each byte's low bit into the top byte
+    (no two partial products meet there)."""
+    whole = bits.shape[0] // 8
+    for q in range(whole):
+        word = np.uint64(0)
+        for i in range(8):
+            word |= np.uint64(bits[8 * q + i]) << np.uint64(8 * i)
+        out[q] = (word * np.uint64(0x0102040810204080)) >> np.uint64(56)
+    if out.shape[0] > whole:
+        byte = 0
+        for j in range(8 * whole, bits.shape[0]):
+            byte |= np.int64(bits[j]) << (j - 8 * whole)
+        out[whole] = byte
 
 
 @_inlined
@@ -350,12 +379,12 @@ def lif_fixed_block(u, v, a, *args):
     _LIF_BLOCK[S.size >= PARALLEL_WORK and S.shape[1] > 1](u, v, a, *args)
 
 
-def event_lif_block(src, wt, weight_exp, acc, u, v, cur, volt, bias, theta, resets, S, RS, RU, RV, r0):
+def event_lif_block(src, wt, weight_exp, acc, u, v, cur, volt, bias, theta, resets, S, RS, RU, RV, r0, packed):
     """`_event_lif_block`, on numba's threads when the block has `PARALLEL_WORK` neuron-steps."""
     work = src.shape[0] * u.size  # neuron-steps
     _EVENT_LIF_BLOCK[work >= PARALLEL_WORK and u.shape[0] > 1](
         src, wt.reshape(-1), weight_exp, acc, u, v, np.int32(cur), np.int32(volt), bias, int(theta), resets, S,
-        RS, RU, RV, r0)
+        RS, RU, RV, r0, bool(packed))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -473,21 +502,25 @@ def lava_weights(w: np.ndarray, num_weight_bits: int, sign_mode) -> np.ndarray:
     lo, hi = fx.weight_clip_range(mode)
     sign = -1 if mode == fx.SignMode.INHIBITORY else 1
     wt = np.empty(w.shape[::-1], np.int16)
-    _lava_weights_into(w, lo, hi, fx.dropped_lsbs(num_weight_bits, mode), sign, wt)
+    _LAVA_WEIGHTS_INTO[w.size >= PARALLEL_WORK](w, lo, hi, fx.dropped_lsbs(num_weight_bits, mode), sign, wt)
     if fx.max_abs(wt) <= np.iinfo(np.int8).max:
         wt = wt.astype(np.int8)
     return wt.T
 
 
-@numba.njit(cache=True, nogil=True)
 def _lava_weights_into(w, lo, hi, lsbs, sign, out):
-    """``out[:] = fixed_kernel.lava_weight(w).T``, in tiles of 64 rows of ``w``: each output row's
-    stretch is written contiguously while the tile's rows of ``w`` stay in cache."""
+    """``out[:] = fixed_kernel.lava_weight(w).T``, in tiles of 64 rows of ``w`` (shared out among
+    numba's threads): each output row's stretch is written contiguously while the tile's rows of
+    ``w`` stay in cache."""
     rows, cols = w.shape
-    for i0 in range(0, rows, 64):
+    for tile in numba.prange(-(-rows // 64)):
+        i0 = 64 * tile
         for j in range(cols):
             for i in range(i0, min(rows, i0 + 64)):
                 out[j, i] = fixed_kernel.lava_weight(w[i, j], lo, hi, lsbs, sign)
+
+
+_LAVA_WEIGHTS_INTO = _serial_and_parallel(_lava_weights_into)
 
 
 def integer_weights(wt: np.ndarray) -> np.ndarray:

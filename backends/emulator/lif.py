@@ -27,6 +27,7 @@ import numpy as np
 from backends.emulator import memory, paths
 from backends.emulator.arith import lava_var
 from backends.emulator.populations import Population, record_block, register
+from backends.recording import is_packed
 from models import fixed_point as fx
 from toolchain import ir as irm
 
@@ -219,7 +220,7 @@ class LIFPopulation(Population):
         kernels.event_lif_block(block.src, block.weights, block.weight_exp, block.acc, self.u, self.v,
                                 fx.current_factor(self.p.du), fx.voltage_factor(self.p.dv), self._bias32,
                                 self.p.theta, self._resets(t0, k), self.S[:k] if self.spikes_read else _NO_BLOCK,
-                                s, u, v, t0 - 1)  # it records too
+                                s, u, v, t0 - 1, is_packed(s))  # it records too
 
     def _compiled_args(self, t0: int, k: int) -> tuple:
         """The kernels' arguments after the input: decays, bias, threshold, resets, outputs."""

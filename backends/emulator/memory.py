@@ -9,10 +9,11 @@ only when nothing outside the pool refers to it: every array given out is a
 view of its buffer, and numpy points every view of a view at the buffer
 itself, so the buffer's reference count says whether any is alive (CPython).
 
-A run's recordings are larger than the pool, and their fresh pages (hundreds of MB on a large
-layer) cost as much as a third of the run. `reserving` has them faulted in on another thread
-while the caller prepares the run on one core (the IR's checks, Lava's weights), and `empty`
-hands the recordings out of that memory.
+A large run's recordings are fresh pages (hundreds of MB on a large layer), which cost as much
+as a third of the run, and more in a VM whose host backs a page only when it is first touched.
+`reserving` has them faulted in on another thread while the caller prepares the run on one
+core (the IR's checks, Lava's weights), and `empty` hands every array of `RESERVED_BYTES` or
+more out of that memory.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import numpy as np
 
 POOL_BYTES = 64 << 20  # memory kept for reuse; a larger array is allocated fresh and not kept
 SMALL_BYTES = 64 << 10  # smaller arrays come from malloc, which recycles them by itself
+RESERVED_BYTES = 8 << 20  # arrays from this size come out of a reservation when there is one (`reserving`)
 _pool: list = []  # flat uint8 buffers
 _lock = threading.Lock()
 _local = threading.local()  # the calling thread's `_Reservation`, inside `reserving`
@@ -42,7 +44,7 @@ def empty(shape, dtype) -> np.ndarray:
     """An uninitialised array, on pooled memory that no live array uses when there is such memory."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes > POOL_BYTES and getattr(_local, "reservation", None) is not None:
+    if nbytes >= RESERVED_BYTES and getattr(_local, "reservation", None) is not None:
         memory = _local.reservation.take(nbytes)
         if memory is not None:
             return memory.view(dtype).reshape(shape)
@@ -71,12 +73,12 @@ def _buffer(nbytes: int) -> np.ndarray:
 
 @contextlib.contextmanager
 def reserving(nbytes: int):
-    """Inside the block, `empty` hands out arrays larger than the pool from ``nbytes`` of memory
-    that a thread of its own allocates and faults in meanwhile (front to back, each array
+    """Inside the block, `empty` hands out arrays of `RESERVED_BYTES` or more from ``nbytes`` of
+    memory that a thread of its own allocates and faults in meanwhile (front to back, each array
     aligned to `ALIGN`; arrays that do not fit are allocated as before). Reserve what the
     block's large arrays need: memory handed out stays alive while any of them does.
-    Below `POOL_BYTES` this does nothing."""
-    if nbytes <= POOL_BYTES or getattr(_local, "reservation", None) is not None:
+    Below `RESERVED_BYTES` this does nothing."""
+    if nbytes < RESERVED_BYTES or getattr(_local, "reservation", None) is not None:
         yield
         return
     _local.reservation = _Reservation(nbytes)
@@ -92,8 +94,8 @@ def aligned(nbytes: int) -> int:
 
 
 def reservation_for(sizes) -> int:
-    """The bytes to reserve (`reserving`) for arrays of ``sizes`` bytes: those larger than the pool."""
-    return sum(aligned(n) for n in sizes if n > POOL_BYTES)
+    """The bytes to reserve (`reserving`) for arrays of ``sizes`` bytes: those of `RESERVED_BYTES` or more."""
+    return sum(aligned(n) for n in sizes if n >= RESERVED_BYTES)
 
 
 class _Reservation:

@@ -30,6 +30,7 @@ import numpy as np
 
 from backends.emulator import memory, paths
 from backends.emulator.lif import LIFPopulation
+from backends.recording import PACKED, SPIKES, packed_width
 from models import fixed_point as fx
 from toolchain import ir as irm
 
@@ -91,11 +92,13 @@ class CompiledNetwork:
             yield name, (lo, lo + op.n)
             lo += op.n
 
-    def run(self, x: np.ndarray, targets: dict, state_dtype, bar) -> dict:
+    def run(self, x: np.ndarray, targets: dict, state_dtype, bar, packed: bool = False) -> dict:
         """Run ``x`` (checked ``(B, T, N)``) and return the ``targets`` of `resolve_record`.
 
         Only the recorded arrays are kept: each population's ``(B, T, n)`` s, u or v is one
-        contiguous part of a flat int8 (s) or int32 (u, v) buffer, handed out as a view.
+        contiguous part of a flat int8 (s) or int32 (u, v) buffer, handed out as a view;
+        ``packed`` spikes are a uint8 ``(B, T, ceil(n / 8))`` part, written packed by the kernel
+        (`backends.recording.pack_spikes`).
         ``bar``: a tqdm bar over the samples (samples then run in `PROGRESS_CHUNKS` groups),
         or one whose ``disable`` is True (one call for the whole batch).
         """
@@ -103,8 +106,8 @@ class CompiledNetwork:
 
         batch, steps = x.shape[:2]
         recorded = dict.fromkeys(targets.values())
-        offsets, sizes = self._record_layout(recorded, batch * steps)
-        buffers = {field: memory.empty((size,), np.int8 if field == "s" else state_dtype)
+        offsets, sizes = self._record_layout(recorded, batch * steps, packed)
+        buffers = {field: memory.empty((size,), (PACKED if packed else np.int8) if field == SPIKES else state_dtype)
                    for field, size in sizes.items()}
         pops = np.concatenate([self.pops, offsets], axis=1)
         spikes = np.ascontiguousarray(x != 0)
@@ -112,27 +115,31 @@ class CompiledNetwork:
         for lo in range(0, batch, chunk):
             hi = min(batch, lo + chunk)
             kernels.network_run(spikes, lo, hi, self.synapses, self.weights, self.acc_like, pops, self.bias,
-                                self.u0, self.v0, buffers["s"], buffers["u"], buffers["v"])
+                                self.u0, self.v0, buffers["s"], buffers["u"], buffers["v"], packed)
             bar.update(hi - lo)
         out, filled = {}, set()  # an array recorded under two names (a node and its Output) is handed out twice
         for key, (node, field) in targets.items():
-            i, n = self._index(node), self._size(node)
+            i, n = self._index(node), self._width(node, field, packed)
             at = offsets[i, "suv".index(field)]
             part = buffers[field][at:at + batch * steps * n].reshape(batch, steps, n)
             out[key] = part.copy() if (node, field) in filled else part
             filled.add((node, field))
         return out
 
-    def _record_layout(self, recorded, samples_steps: int):
+    def _record_layout(self, recorded, samples_steps: int, packed: bool):
         """Per population ``(offset of s, u, v)`` in the flat buffers (-1: not recorded), and each
-        buffer's size; a population's array is ``samples_steps * n`` values."""
+        buffer's size; a population's array is ``samples_steps`` rows of `_width` values."""
         offsets = np.full((len(self.pops), 3), -1, dtype=np.int64)
         sizes = dict.fromkeys("suv", 0)
         for node, field in recorded:
             i = self._index(node)
             offsets[i, "suv".index(field)] = sizes[field]
-            sizes[field] += samples_steps * self._size(node)
+            sizes[field] += samples_steps * self._width(node, field, packed)
         return offsets, sizes
+
+    def _width(self, node: str, field: str, packed: bool) -> int:
+        """Values per recorded row: n, or ``ceil(n / 8)`` bytes of packed spikes."""
+        return packed_width(self._size(node)) if packed and field == SPIKES else self._size(node)
 
     def _index(self, node: str) -> int:
         return list(self.lo).index(node)

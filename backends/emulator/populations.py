@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from backends.emulator import memory
+from backends.recording import is_packed, pack_spikes
 from models.errors import SpikeportError
 from toolchain import ir as irm
 
@@ -89,8 +90,13 @@ class Population:
 
 
 def record_block(record: dict, blocks: dict, t0: int, k: int) -> None:
+    """Steps ``t0 .. t0+k-1`` of the time-major ``(block, B, n)`` blocks into the ``(B, T, ...)`` recordings
+    (spikes packed where their recording is: `backends.recording.pack_spikes`)."""
     for var, rec in record.items():
-        rec[:, t0 - 1:t0 - 1 + k] = blocks[var][:k].transpose(1, 0, 2)
+        block = blocks[var][:k]
+        if is_packed(rec):
+            block = pack_spikes(block)
+        rec[:, t0 - 1:t0 - 1 + k] = block.transpose(1, 0, 2)
 
 
 class StepRulePopulation(Population):
