@@ -112,6 +112,7 @@ def _on_every_path(ir, batches) -> None:
             with paths.forced(**forced):
                 run(ir, batch, check=False)
                 run(ir, batch, record=[n for n, _ in ir.nodes(irm.Neuron)], check=False)
+                run(ir, batch, record=[f"{n}/s" for n, _ in ir.nodes(irm.Neuron)], check=False, packed=True)
 
 
 def emulator() -> None:
