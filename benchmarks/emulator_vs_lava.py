@@ -315,18 +315,20 @@ def scale_child(params: str) -> None:
             start = time.perf_counter()
             out = run(ir, x, record=["layer/s"], mode="fixed", progress=False, packed=packed)
             walls.append(time.perf_counter() - start)
-        record_mb, spike_rate = sum(a.nbytes for a in out.values()) / 2**20, spike_fraction(out["layer/s"], packed)
+        record_mb = sum(a.nbytes for a in out.values()) / 2**20
+        spike_rate = spike_fraction(out["layer/s"], p["n"], packed)
         del out
     print(json.dumps(dict(wall=walls[0], wall_again=walls[1], rss_before=before, rss_peak=rss_mb(),
                           input_mb=x.nbytes / 2**20, record_mb=record_mb, spike_rate=spike_rate)))
 
 
-def spike_fraction(s: np.ndarray, packed: bool) -> float:
-    """The fraction of neuron-steps that spiked, of 0/1 spikes or of packed ones (bits counted per byte value)."""
+def spike_fraction(s: np.ndarray, n: int, packed: bool) -> float:
+    """The fraction of neuron-steps that spiked, of ``n`` neurons' 0/1 spikes or packed ones (bits counted per byte value)."""
     if not packed:
         return float(s.mean())
     ones = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1)
-    return float(np.bincount(s.ravel(), minlength=256) @ ones) / (8 * s.size)
+    counts = sum(np.bincount(sample.ravel(), minlength=256) for sample in s)  # a sample at a time: bincount
+    return float(counts @ ones) / (s.shape[0] * s.shape[1] * n)  # takes an int64 copy of what it counts
 
 
 def scale_run(params: dict) -> dict:

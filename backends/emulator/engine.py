@@ -61,7 +61,8 @@ from toolchain.ir import passes
 BLOCK_BYTES = 4 << 20  # working memory per block of steps: small blocks reuse cached memory
 # ... and per block of a network whose event-fed populations record at most their spikes: those
 # blocks hold spikes only, and longer ones reuse each tile of weights for more steps while it is in cache
-EVENT_BLOCK_BYTES = 16 << 20
+# (the scale benchmark's layer: 0.245 s at 16 MB, 0.227-0.231 s at 24-32 MB, 0.239 s at 48 MB; medians of 8)
+EVENT_BLOCK_BYTES = 32 << 20
 LONG_RUN = 50_000_000  # neuron-steps (B * T * neurons) from which a progress bar is shown
 
 
