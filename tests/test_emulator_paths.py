@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from backends.emulator import kernels, paths, prepare, run
 from backends.emulator.lif import spike_and_reset
 from backends.emulator.network import CompiledNetwork
-from backends.emulator.nodes import event_driven
+from backends.emulator.nodes import event_driven, fused_event_driven
 from backends.recording import pack_spikes, unpack_spikes
 from models import fixed_point as fx
 from strategies import NetSpec, build, net_specs, random_spec
@@ -183,6 +183,15 @@ def test_the_event_path_is_chosen_for_sparse_spikes_and_the_product_for_busy_one
         assert event_driven(rows * n_in, rows, n_in, n_out)
     with paths.forced(synapse="dense"):
         assert not event_driven(1, rows, n_in, n_out)
+
+
+def test_a_fused_block_takes_events_at_any_activity_on_a_wide_layer_and_products_on_a_narrow_one():
+    rows, n_in = 32, 1000
+    assert fused_event_driven(rows * n_in, rows, n_in, 10_000)  # every source spikes: still the rows
+    assert fused_event_driven(int(0.02 * rows * n_in), rows, n_in, 10_000)
+    assert not fused_event_driven(int(0.3 * rows * n_in), rows, n_in, 4)  # a row start costs more than 4 products
+    with paths.forced(synapse="dense"):
+        assert not fused_event_driven(1, rows, n_in, 10_000)
 
 
 def test_forced_refuses_an_unknown_path():

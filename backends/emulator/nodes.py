@@ -197,7 +197,7 @@ class Synapse:
         lo = t0 - 1 - self.spec.groups[0][0] - self.h0
         src = self.hist[lo:lo + k]
         spikes, most = spike_counts(src.reshape(-1, self.n_in))
-        if spikes and not event_driven(spikes, k * src.shape[1], self.n_in, self.n_out):
+        if spikes and not fused_event_driven(spikes, k * src.shape[1], self.n_in, self.n_out):
             return None
         self._forget(t0, k)
         src, weights, acc = self._event_args(0, src, most)[:3]
@@ -284,6 +284,27 @@ def event_driven(spikes: int, rows: int, n_in: int, n_out: int) -> bool:
     if forced is not None:
         return forced == "event"
     event = EVENT_SCAN * rows * n_in + EVENT_ADD * spikes * n_out + EVENT_ROW * rows * n_out
+    return event < DENSE_MAC * rows * n_in * n_out
+
+
+# The fused block's cost (ns, `kernels.event_lif_block`, in the units of DENSE_MAC): FUSED_SCAN per
+# source element listed, FUSED_ADD per weight added (int8 rows into int16/int32 sums, eight rows a
+# pass), FUSED_ROW per row start (a spike in a tile of `kernels.EVENT_TILE` columns). Measured on the
+# scale benchmark's 1000 -> 10,000 layer (2 cores, AVX-512): 0.0125 ns per weight added against
+# 0.027 per multiply-add of the product path, at 30 % to 100 % input spikes (docs/emulator-paths.md).
+FUSED_SCAN, FUSED_ADD, FUSED_ROW = 0.5, 0.021, 12.0
+
+
+def fused_event_driven(spikes: int, rows: int, n_in: int, n_out: int) -> bool:
+    """`event_driven` for a block a LIF population computes where it uses it (`Synapse.event_block`):
+    the sums never leave L1 and no output is written, so it pays at any activity on a wide layer."""
+    forced = paths.PATHS["synapse"]
+    if forced is not None:
+        return forced == "event"
+    from backends.emulator.kernels import EVENT_TILE
+
+    tiles = -(-n_out // EVENT_TILE)
+    event = FUSED_SCAN * rows * n_in + spikes * (FUSED_ADD * n_out + FUSED_ROW * tiles)
     return event < DENSE_MAC * rows * n_in * n_out
 
 
