@@ -34,7 +34,7 @@ A small fixed-point LIF network skips all of this: `Program.run` hands it to
 `backends.emulator.network.CompiledNetwork`, every step of every sample in one
 compiled call (docs/emulator-paths.md; the scheduler is its reference).
 
-One module of about 460 lines: the scheduler, `prepare`/`Program` and the checks of a run's
+One module of about 490 lines: the scheduler, `prepare`/`Program` and the checks of a run's
 request (input, record, mode) are one concept, the run; the runtime nodes, populations,
 arithmetic and memory already live in modules of their own.
 """

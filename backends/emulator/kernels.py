@@ -26,8 +26,11 @@ paths bit-identical. This module is imported on first use (numba's import
 costs about 0.4 s).
 Time: steps t = 1..T; block row i is step ``t0 + i``.
 
-One module of about 520 lines, not split by path: the event, block and whole-network kernels
-share their row sums (`_sum_rows`, `_add_wrapped`), copies and recording (`lava_weights`, the
+Spike recordings may be packed eight to a byte (`_pack_bits`, `backends.recording.pack_spikes`):
+the event and whole-network kernels pack each row where they compute it.
+
+One module of about 560 lines, not split by path: the event, block and whole-network kernels
+share their row sums (`_sum_rows`, `_add_wrapped`), copies and recording (`_pack_bits`; `lava_weights`, the
 weights' one compiled pass, sits beside `integer_weights`, which it feeds), and numba keys its
 disk cache on each function's own file, so a kernel in another file would keep stale code when
 a helper here changes (docs/emulator-paths.md, "Compiled once, at install").
