@@ -175,10 +175,11 @@ def test_the_serial_and_parallel_compilations_of_a_kernel_keep_separate_disk_cac
     assert not serial.targetoptions.get("parallel") and parallel.targetoptions.get("parallel")
     assert serial._cache._cache_file._index_path != parallel._cache._cache_file._index_path
 
-def test_the_event_path_is_chosen_for_sparse_spikes_and_the_product_for_busy_ones():
+def test_the_event_path_is_chosen_for_a_wide_layer_and_the_product_for_a_narrow_busy_one():
     rows, n_in, n_out = 32, 1000, 10_000
     assert event_driven(int(0.02 * rows * n_in), rows, n_in, n_out)
-    assert not event_driven(int(0.6 * rows * n_in), rows, n_in, n_out)
+    assert event_driven(int(0.6 * rows * n_in), rows, n_in, n_out)  # adding a row costs less than its products
+    assert not event_driven(int(0.6 * rows * n_in), rows, n_in, 4)  # scanning the sources costs more than 4 outputs
     with paths.forced(synapse="event"):
         assert event_driven(rows * n_in, rows, n_in, n_out)
     with paths.forced(synapse="dense"):
