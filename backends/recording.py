@@ -28,8 +28,21 @@ def packed_width(n: int) -> int:
     return -(-n // 8)
 
 
+def recorded_width(field: str, n: int, packed: bool = False) -> int:
+    """Values per step of a recording of ``field`` of ``n`` neurons: n, or `packed_width` if packed spikes."""
+    return packed_width(n) if packed and field == SPIKES else n
+
+
+def recorded_dtype(field: str, state_dtype, packed: bool = False) -> np.dtype:
+    """The dtype of a recording of ``field``: int8 spikes (`PACKED` uint8 when ``packed``), else ``state_dtype``."""
+    if field == SPIKES:
+        return PACKED if packed else np.dtype(np.int8)
+    return np.dtype(state_dtype)
+
+
 def pack_spikes(s: np.ndarray) -> np.ndarray:
-    """``(..., n)`` 0/1 (or bool) spikes as ``(..., ceil(n / 8))`` uint8, neuron j in bit ``j % 8`` of byte ``j // 8``."""
+    """``(..., n)`` 0/1 (or bool) spikes as ``(..., ceil(n / 8))`` uint8: neuron j is bit ``j % 8`` of
+    byte ``j // 8``."""
     return np.packbits(np.asarray(s, bool), axis=-1, bitorder="little")
 
 

@@ -34,14 +34,13 @@ A small fixed-point LIF network skips all of this: `Program.run` hands it to
 `backends.emulator.network.CompiledNetwork`, every step of every sample in one
 compiled call (docs/emulator-paths.md; the scheduler is its reference).
 
-One module of about 490 lines: the scheduler, `prepare`/`Program` and the checks of a run's
+One module of about 480 lines: the scheduler, `prepare`/`Program` and the checks of a run's
 request (input, record, mode) are one concept, the run; the runtime nodes, populations,
 arithmetic and memory already live in modules of their own.
 """
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 from typing import Optional, Sequence
 
@@ -53,7 +52,7 @@ from backends.emulator import lif  # noqa: F401  (registers the built-in LIF pop
 from backends.emulator import memory, paths
 from backends.emulator.nodes import FeedNode, Source, Synapse, SynapseSpec
 from backends.emulator.populations import Population, implementation_for
-from backends.recording import PACKED, SPIKES, packed_width, resolve_record
+from backends.recording import SPIKES, recorded_dtype, recorded_width, resolve_record
 from models.errors import SpikeportError
 from toolchain import ir as irm
 from toolchain.ir import passes
@@ -114,23 +113,9 @@ def _recording_bytes(ir: irm.IR, shape: tuple, record, mode: str, packed: bool) 
     except SpikeportError:
         return 0
     arithmetic = ar.ARITHMETIC[mode]
-    return memory.reservation_for(math.prod(recorded_shape(batch, steps, ir.op(node).size, field, packed))
-                                  * recorded_dtype(field, arithmetic, packed).itemsize
+    return memory.reservation_for(batch * steps * recorded_width(field, ir.op(node).size, packed)
+                                  * recorded_dtype(field, arithmetic.state_dtype, packed).itemsize
                                   for node, field in dict.fromkeys(targets.values()))
-
-
-def recorded_dtype(field: str, arithmetic, packed: bool = False) -> np.dtype:
-    """The dtype a recording of ``field`` (s, u or v) is returned in: int8 spikes (uint8 ``packed``),
-    the variant's state dtype."""
-    if field == SPIKES:
-        return PACKED if packed else np.dtype(np.int8)
-    return np.dtype(arithmetic.state_dtype)
-
-
-def recorded_shape(batch: int, steps: int, n: int, field: str, packed: bool = False) -> tuple:
-    """The shape of a recording of ``field`` of ``n`` neurons: ``(B, T, n)``, or ``(B, T, ceil(n / 8))``
-    for ``packed`` spikes."""
-    return batch, steps, packed_width(n) if packed and field == SPIKES else n
 
 
 def prepare(ir: irm.IR, mode: str = "fixed", check: bool = True) -> "Program":
@@ -218,9 +203,9 @@ class Program:
                 return network.run(x, targets, self.arith.state_dtype, bar, packed)
         by_node = {}
         for node, field in dict.fromkeys(targets.values()):
-            by_node.setdefault(node, {})[field] = memory.empty(recorded_shape(batch, steps, self._size(node), field,
-                                                                              packed),
-                                                               recorded_dtype(field, self.arith, packed))
+            shape = (batch, steps, recorded_width(field, self._size(node), packed))
+            dtype = recorded_dtype(field, self.arith.state_dtype, packed)
+            by_node.setdefault(node, {})[field] = memory.empty(shape, dtype)
         short, long = self._block_lengths(targets, batch, steps)
         nodes = self._build(x, batch, long, by_node)
         with self._progress_bar(progress, batch, steps) as bar, _blas_threads(self.macs * batch * short):

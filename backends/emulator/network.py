@@ -30,7 +30,7 @@ import numpy as np
 
 from backends.emulator import memory, paths
 from backends.emulator.lif import LIFPopulation
-from backends.recording import PACKED, SPIKES, packed_width
+from backends.recording import recorded_dtype, recorded_width
 from models import fixed_point as fx
 from toolchain import ir as irm
 
@@ -107,7 +107,7 @@ class CompiledNetwork:
         batch, steps = x.shape[:2]
         recorded = dict.fromkeys(targets.values())
         offsets, sizes = self._record_layout(recorded, batch * steps, packed)
-        buffers = {field: memory.empty((size,), (PACKED if packed else np.int8) if field == SPIKES else state_dtype)
+        buffers = {field: memory.empty((size,), recorded_dtype(field, state_dtype, packed))
                    for field, size in sizes.items()}
         pops = np.concatenate([self.pops, offsets], axis=1)
         spikes = np.ascontiguousarray(x != 0)
@@ -119,7 +119,7 @@ class CompiledNetwork:
             bar.update(hi - lo)
         out, filled = {}, set()  # an array recorded under two names (a node and its Output) is handed out twice
         for key, (node, field) in targets.items():
-            i, n = self._index(node), self._width(node, field, packed)
+            i, n = self._index(node), recorded_width(field, self._size(node), packed)
             at = offsets[i, "suv".index(field)]
             part = buffers[field][at:at + batch * steps * n].reshape(batch, steps, n)
             out[key] = part.copy() if (node, field) in filled else part
@@ -128,18 +128,14 @@ class CompiledNetwork:
 
     def _record_layout(self, recorded, samples_steps: int, packed: bool):
         """Per population ``(offset of s, u, v)`` in the flat buffers (-1: not recorded), and each
-        buffer's size; a population's array is ``samples_steps`` rows of `_width` values."""
+        buffer's size; a population's array is ``samples_steps`` rows of `recorded_width` values."""
         offsets = np.full((len(self.pops), 3), -1, dtype=np.int64)
         sizes = dict.fromkeys("suv", 0)
         for node, field in recorded:
             i = self._index(node)
             offsets[i, "suv".index(field)] = sizes[field]
-            sizes[field] += samples_steps * self._width(node, field, packed)
+            sizes[field] += samples_steps * recorded_width(field, self._size(node), packed)
         return offsets, sizes
-
-    def _width(self, node: str, field: str, packed: bool) -> int:
-        """Values per recorded row: n, or ``ceil(n / 8)`` bytes of packed spikes."""
-        return packed_width(self._size(node)) if packed and field == SPIKES else self._size(node)
 
     def _index(self, node: str) -> int:
         return list(self.lo).index(node)

@@ -282,11 +282,8 @@ EVENT_SCAN, EVENT_ADD, EVENT_ROW = 0.5, 0.035, 1.0
 def event_driven(spikes: int, rows: int, n_in: int, n_out: int) -> bool:
     """Whether adding the weight rows of ``spikes`` spiking sources (of ``rows * n_in``)
     costs less than the dense product, unless `backends.emulator.paths` pins a path."""
-    forced = paths.PATHS["synapse"]
-    if forced is not None:
-        return forced == "event"
     event = EVENT_SCAN * rows * n_in + EVENT_ADD * spikes * n_out + EVENT_ROW * rows * n_out
-    return event < DENSE_MAC * rows * n_in * n_out
+    return _events_pay(event, rows, n_in, n_out)
 
 
 # The fused block's cost (ns, `kernels.event_lif_block`, in the units of DENSE_MAC): FUSED_SCAN per
@@ -300,14 +297,20 @@ FUSED_SCAN, FUSED_ADD, FUSED_ROW = 0.5, 0.021, 12.0
 def fused_event_driven(spikes: int, rows: int, n_in: int, n_out: int) -> bool:
     """`event_driven` for a block a LIF population computes where it uses it (`Synapse.event_block`):
     the sums never leave L1 and no output is written, so it pays at any activity on a wide layer."""
-    forced = paths.PATHS["synapse"]
-    if forced is not None:
-        return forced == "event"
     from backends.emulator.kernels import EVENT_TILE
 
     tiles = -(-n_out // EVENT_TILE)
     event = FUSED_SCAN * rows * n_in + spikes * (FUSED_ADD * n_out + FUSED_ROW * tiles)
-    return event < DENSE_MAC * rows * n_in * n_out
+    return _events_pay(event, rows, n_in, n_out)
+
+
+def _events_pay(event_ns: float, rows: int, n_in: int, n_out: int) -> bool:
+    """The pinned synapse path (`backends.emulator.paths`), else whether ``event_ns`` is below the
+    dense product's cost."""
+    forced = paths.PATHS["synapse"]
+    if forced is not None:
+        return forced == "event"
+    return event_ns < DENSE_MAC * rows * n_in * n_out
 
 
 def _product(x: np.ndarray, wt: np.ndarray, x_buf: np.ndarray, out: np.ndarray) -> np.ndarray:
